@@ -1,0 +1,175 @@
+"""Checkpoints in the C2SP tlog-checkpoint form, signed as C2SP signed notes with Ed25519.
+
+A checkpoint body is three lines — origin, decimal tree size, base64 root hash — then any
+extension lines; the note is the body, a blank line, and one or more signature lines
+``— <name> <base64(key hash || signature)>``. The key hash of an Ed25519 key is the first
+four bytes of SHA-256(name || 0x0A || 0x01 || public key) (C2SP signed-note).
+Witnesses add cosignatures as further signature lines; unknown ones are kept, not trusted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from hashlib import sha256
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .errors import CheckpointError
+from .hashing import HASH_SIZE
+from .keys import raw_public
+
+ED25519_ALG = b"\x01"
+SIG_PREFIX = "\u2014 "  # em dash, space
+_NAME = re.compile(r"^[^\s+]+$")
+MAX_NOTE_BYTES = 64 * 1024
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise CheckpointError(f"{what} is not valid base64") from None
+
+
+def key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
+    return sha256(name.encode() + b"\n" + ED25519_ALG + raw_public(public_key)).digest()[:4]
+
+
+@dataclass(frozen=True)
+class NoteVerifier:
+    """A signed-note verifier key: ``<name>+<hex key hash>+<base64(0x01 || public key)>``."""
+
+    name: str
+    public_key: Ed25519PublicKey
+
+    @property
+    def key_hash(self) -> bytes:
+        return key_hash(self.name, self.public_key)
+
+    def encode(self) -> str:
+        return f"{self.name}+{self.key_hash.hex()}+{_b64(ED25519_ALG + raw_public(self.public_key))}"
+
+    @classmethod
+    def parse(cls, text: str) -> NoteVerifier:
+        parts = text.strip().split("+", 2)
+        if len(parts) != 3 or not _NAME.match(parts[0]):
+            raise CheckpointError("a verifier key reads <name>+<hex key hash>+<base64 key>")
+        name, hash_hex, key_b64 = parts
+        raw = _unb64(key_b64, "verifier key")
+        if len(raw) != 33 or raw[:1] != ED25519_ALG:
+            raise CheckpointError("verifier key is not an Ed25519 (type 0x01) key")
+        public_key = Ed25519PublicKey.from_public_bytes(raw[1:])
+        verifier = cls(name, public_key)
+        if verifier.key_hash.hex() != hash_hex.lower():
+            raise CheckpointError("verifier key hash does not match its name and key")
+        return verifier
+
+
+@dataclass(frozen=True)
+class NoteSigner:
+    name: str
+    private_key: Ed25519PrivateKey
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        return NoteVerifier(self.name, self.private_key.public_key())
+
+    def signature_line(self, body: bytes) -> str:
+        sig = self.private_key.sign(body)
+        return f"{SIG_PREFIX}{self.name} {_b64(self.verifier.key_hash + sig)}\n"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root_hash: bytes
+    extensions: tuple[str, ...] = ()
+
+    def body(self) -> bytes:
+        lines = [self.origin, str(self.size), _b64(self.root_hash), *self.extensions]
+        return ("\n".join(lines) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    checkpoint: Checkpoint
+    note: str
+    """The whole signed note, exactly as served and stored."""
+    signatures: tuple[tuple[str, bytes, bytes], ...]
+    """(name, key hash, signature) of every signature line, in order."""
+
+
+def sign_checkpoint(checkpoint: Checkpoint, signer: NoteSigner) -> str:
+    _check_origin(checkpoint.origin)
+    body = checkpoint.body()
+    return body.decode() + "\n" + signer.signature_line(body)
+
+
+def _check_origin(origin: str) -> None:
+    if not origin or "\n" in origin or origin != origin.strip():
+        raise CheckpointError("a checkpoint origin is one non-empty line")
+
+
+def parse_checkpoint(note: str) -> SignedCheckpoint:
+    """Parse a signed checkpoint note (signatures are not checked here)."""
+    if not isinstance(note, str):
+        raise CheckpointError("a checkpoint note is text")
+    if len(note.encode()) > MAX_NOTE_BYTES:
+        raise CheckpointError("checkpoint note is too large")
+    body, sep, sig_block = note.partition("\n\n")
+    if not sep or not sig_block.endswith("\n"):
+        raise CheckpointError("a signed note is a body, a blank line and signature lines")
+    lines = body.split("\n")
+    if len(lines) < 3:
+        raise CheckpointError("a checkpoint body has an origin, a size and a root hash")
+    origin, size_text, root_b64, *extensions = lines
+    _check_origin(origin)
+    if not re.fullmatch(r"0|[1-9][0-9]{0,19}", size_text):
+        raise CheckpointError(f"checkpoint size {size_text!r} is not a decimal number")
+    root_hash = _unb64(root_b64, "root hash")
+    if len(root_hash) != HASH_SIZE:
+        raise CheckpointError("root hash is not 32 bytes")
+    if any(not e for e in extensions):
+        raise CheckpointError("empty line inside a checkpoint body")
+    signatures = []
+    for line in sig_block[:-1].split("\n"):
+        if not line.startswith(SIG_PREFIX):
+            raise CheckpointError("a signature line starts with an em dash and a space")
+        name, _, sig_b64 = line[len(SIG_PREFIX) :].rpartition(" ")
+        if not _NAME.match(name):
+            raise CheckpointError(f"bad signer name {name!r}")
+        raw = _unb64(sig_b64, "signature")
+        if len(raw) < 5:
+            raise CheckpointError("signature line is too short")
+        signatures.append((name, raw[:4], raw[4:]))
+    checkpoint = Checkpoint(origin, int(size_text), root_hash, tuple(extensions))
+    return SignedCheckpoint(checkpoint, note, tuple(signatures))
+
+
+def verify_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
+    """Parse ``note`` and check it carries a valid signature by ``verifier``."""
+    signed = parse_checkpoint(note)
+    body = signed.checkpoint.body()
+    for name, khash, sig in signed.signatures:
+        if name == verifier.name and khash == verifier.key_hash:
+            try:
+                verifier.public_key.verify(sig, body)
+            except InvalidSignature:
+                raise CheckpointError(f"signature by {name} does not verify") from None
+            return signed.checkpoint
+    raise CheckpointError(f"checkpoint carries no signature by {verifier.name}")
+
+
+def add_cosignature(note: str, signer: NoteSigner) -> str:
+    """Append a witness's signature line to a signed note (after checking it parses)."""
+    signed = parse_checkpoint(note)
+    return note + signer.signature_line(signed.checkpoint.body())

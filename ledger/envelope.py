@@ -1,0 +1,277 @@
+"""The record envelope, wire format v1 (DESIGN.md "Record envelope").
+
+``header`` is what is signed and what the ledger commits to; ``body`` carries the payload and
+its salt and may later be erased. ``sig`` is Ed25519 over JCS(header), base64url.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from datetime import UTC, datetime
+from hashlib import sha256
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .canonical import canonical_json
+from .errors import InvalidEnvelope, SignatureError
+from .keys import Ed25519PrivateKey, Ed25519PublicKey, b64url_decode, b64url_encode, key_id
+from .keys import sign as ed25519_sign
+from .keys import verify as ed25519_verify
+
+ENVELOPE_VERSION = 1
+#: Largest wire message a hub or agent accepts (DESIGN: "size limit").
+MAX_RECORD_BYTES = 256 * 1024
+#: Deepest JSON nesting accepted, so hostile input cannot exhaust the parser's stack.
+MAX_JSON_DEPTH = 32
+SALT_BYTES = 16
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_ULID = r"[0-9A-HJKMNP-TV-Z]{26}"
+_RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+
+
+def _utc_timestamp(value: str) -> str:
+    if not _RFC3339_UTC.match(value):
+        raise ValueError("must be an RFC 3339 UTC time such as 2026-05-01T08:30:00Z")
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"not a real time: {exc}") from None
+    return value
+
+
+def _salt(value: str) -> str:
+    try:
+        raw = b64url_decode(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    if len(raw) != SALT_BYTES or b64url_encode(raw) != value:
+        raise ValueError(f"must be {SALT_BYTES} bytes in unpadded base64url")
+    return value
+
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+TypeId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")]
+RecordId = Annotated[str, Field(pattern=rf"^(?:{_UUID}|{_ULID})$")]
+Pseudonym = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,128}$")]
+FhirId = Annotated[str, Field(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+KeyId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+UtcTimestamp = Annotated[str, AfterValidator(_utc_timestamp)]
+HexDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Salt = Annotated[str, AfterValidator(_salt)]
+Signature = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{86}$")]
+
+
+class RecordHeader(BaseModel):
+    """What the source signs and the ledger commits to (the leaf is JCS of this)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    v: Literal[1]
+    id: RecordId
+    pilot: Slug
+    source: Slug
+    seq: Annotated[int, Field(ge=1, le=2**53 - 1)]
+    type: TypeId
+    subject: Pseudonym | None
+    consent: FhirId | None
+    observed_at: UtcTimestamp
+    commitment: HexDigest
+    key: KeyId
+
+    @model_validator(mode="after")
+    def _consent_covers_subject(self) -> RecordHeader:
+        if self.subject is not None and self.consent is None:
+            raise ValueError("a record about a subject must name the consent that covers it")
+        return self
+
+    def canonical(self) -> bytes:
+        return canonical_json(self.model_dump())
+
+
+class RecordBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    payload: dict[str, Any]
+    salt: Salt
+
+
+class SignedRecord(BaseModel):
+    """One wire message: ``{"header": ..., "body": ..., "sig": ...}``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    header: RecordHeader
+    body: RecordBody
+    sig: Signature
+
+    def to_wire(self) -> bytes:
+        return json.dumps(self.model_dump(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def commitment(salt: bytes, payload: Any) -> str:
+    """hex SHA-256(salt || JCS(payload))."""
+    return sha256(salt + canonical_json(payload)).hexdigest()
+
+
+def uuid7() -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version and variant bits, random."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    rand_a, rand_b = (rand >> 62) & 0xFFF, rand & (2**62 - 1)
+    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def seal(
+    *,
+    pilot: str,
+    source: str,
+    seq: int,
+    type: str,
+    payload: dict[str, Any],
+    signing_key: Ed25519PrivateKey,
+    subject: str | None = None,
+    consent: str | None = None,
+    observed_at: str | None = None,
+    record_id: str | None = None,
+    salt: bytes | None = None,
+) -> SignedRecord:
+    """Build, commit to and sign one record. Raises InvalidEnvelope for bad fields."""
+    salt = os.urandom(SALT_BYTES) if salt is None else salt
+    fields = {
+        "v": ENVELOPE_VERSION,
+        "id": record_id or uuid7(),
+        "pilot": pilot,
+        "source": source,
+        "seq": seq,
+        "type": type,
+        "subject": subject,
+        "consent": consent,
+        "observed_at": observed_at or utc_now(),
+        "commitment": commitment(salt, payload),
+        "key": key_id(signing_key.public_key()),
+    }
+    header = _validate(RecordHeader, fields)
+    body = _validate(RecordBody, {"payload": payload, "salt": b64url_encode(salt)})
+    sig = b64url_encode(ed25519_sign(signing_key, header.canonical()))
+    return SignedRecord.model_construct(header=header, body=body, sig=sig)
+
+
+def _validate(model: type[Any], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidEnvelope("invalid_envelope", describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A short, human-readable summary: field path and message of the first few errors."""
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(message)"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _depth(value: Any, limit: int) -> None:
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if d > limit:
+            raise InvalidEnvelope("too_deep", f"JSON nests deeper than {limit} levels")
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
+    """Strict JSON: bounded size and depth, UTF-8, no duplicate keys, no NaN/Infinity."""
+    if len(raw) > max_bytes:
+        raise InvalidEnvelope("oversize", f"{len(raw)} bytes is over the {max_bytes}-byte limit")
+    # Cheap pre-check on bracket depth before the recursive parser sees the input.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _bracket_depth(raw) > MAX_JSON_DEPTH:
+        raise InvalidEnvelope("too_deep", f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(
+            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
+        )
+    except UnicodeDecodeError as exc:
+        raise InvalidEnvelope("malformed_json", f"not UTF-8: {exc.reason}") from None
+    except (ValueError, RecursionError) as exc:
+        raise InvalidEnvelope("malformed_json", str(exc)) from None
+    _depth(value, MAX_JSON_DEPTH)
+    return value
+
+
+def _bracket_depth(raw: bytes) -> int:
+    depth = best = 0
+    in_string = escaped = False
+    for b in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:
+                escaped = True
+            elif b == 0x22:
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b in (0x5B, 0x7B):
+            depth += 1
+            best = max(best, depth)
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return best
+
+
+def parse_record(raw: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> SignedRecord:
+    """Parse one wire message into a SignedRecord, or raise InvalidEnvelope with a reason."""
+    value = parse_json(raw, max_bytes=max_bytes)
+    if not isinstance(value, dict):
+        raise InvalidEnvelope("invalid_envelope", "a record is a JSON object")
+    record: SignedRecord = _validate(SignedRecord, value)
+    return record
+
+
+def check_commitment(record: SignedRecord) -> None:
+    """Raise InvalidEnvelope('commitment_mismatch') unless the body matches the header."""
+    salt = b64url_decode(record.body.salt)
+    if commitment(salt, record.body.payload) != record.header.commitment:
+        raise InvalidEnvelope("commitment_mismatch", "payload and salt do not match commitment")
+
+
+def check_signature(header_bytes: bytes, sig: str, public_key: Ed25519PublicKey) -> None:
+    """Raise SignatureError unless ``sig`` is the key's Ed25519 signature of the header."""
+    try:
+        raw = b64url_decode(sig)
+    except ValueError as exc:
+        raise SignatureError(f"signature is not base64url: {exc}") from None
+    if len(raw) != 64:
+        raise SignatureError("an Ed25519 signature has 64 bytes")
+    ed25519_verify(public_key, raw, header_bytes)

@@ -1,0 +1,37 @@
+"""The ledger's named errors. Every public function raises one of these for bad input."""
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger core raises."""
+
+
+class InvalidEnvelope(LedgerError):
+    """A record envelope is malformed, oversize, or inconsistent.
+
+    `reason` is a short machine-readable code used in `rejected` receipts.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class SignatureError(LedgerError):
+    """A signature does not verify, or cannot be decoded."""
+
+
+class KeyFileError(LedgerError):
+    """A key file or key string cannot be read or is of the wrong kind."""
+
+
+class ProofError(LedgerError):
+    """A proof is malformed, or does not verify against the given root."""
+
+
+class CheckpointError(LedgerError):
+    """A checkpoint note cannot be parsed or its signature does not verify."""
+
+
+class StoreError(LedgerError):
+    """The store cannot do what was asked (bad range, missing entry, corrupt file)."""

@@ -1,0 +1,140 @@
+"""Ed25519 keys: generation, PEM key files (private ones 0600), raw encodings and key ids."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from hashlib import sha256
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .errors import KeyFileError, SignatureError
+
+__all__ = [
+    "Ed25519PrivateKey",
+    "Ed25519PublicKey",
+    "b64url_decode",
+    "b64url_encode",
+    "generate_key",
+    "key_id",
+    "load_private_key",
+    "load_public_key",
+    "public_key_from_b64",
+    "public_key_b64",
+    "sign",
+    "verify",
+    "write_key_pair",
+]
+
+
+def b64url_encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode unpadded base64url strictly (no stray characters)."""
+    if not isinstance(text, str) or not text.isascii():
+        raise ValueError("not base64url text")
+    try:
+        return base64.b64decode(
+            text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
+        )
+    except binascii.Error as exc:
+        raise ValueError(f"not base64url: {exc}") from None
+
+
+def generate_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def public_key_b64(key: Ed25519PublicKey) -> str:
+    return b64url_encode(raw_public(key))
+
+
+def public_key_from_b64(text: str) -> Ed25519PublicKey:
+    try:
+        raw = b64url_decode(text)
+    except ValueError as exc:
+        raise KeyFileError(f"public key is not base64url: {exc}") from None
+    if len(raw) != 32:
+        raise KeyFileError(f"an Ed25519 public key has 32 bytes, not {len(raw)}")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """A record key's id: the first 8 bytes of SHA-256(raw public key), in hex."""
+    return sha256(raw_public(key)).hexdigest()[:16]
+
+
+def sign(key: Ed25519PrivateKey, message: bytes) -> bytes:
+    return key.sign(message)
+
+
+def verify(key: Ed25519PublicKey, signature: bytes, message: bytes) -> None:
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        raise SignatureError("signature does not verify") from None
+
+
+def write_key_pair(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
+    """Write ``path`` (PKCS#8 PEM, mode 0600) and ``path.pub`` (SPKI PEM); return the key."""
+    path = Path(path)
+    pub_path = path.with_name(path.name + ".pub")
+    if not overwrite and (path.exists() or pub_path.exists()):
+        raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
+    key = generate_key()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        fd = os.open(path, flags, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+        os.chmod(path, 0o600)
+        pub_path.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    except OSError as exc:
+        raise KeyFileError(f"cannot write key {path}: {exc.strerror}") from None
+    return key
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key {path}: {exc.strerror}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"{path} is not an unencrypted PEM private key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key {path}: {exc.strerror}") from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise KeyFileError(f"{path} is not a PEM public key: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
+    return key

@@ -1,0 +1,8 @@
+"""`swiftchain edge` verbs."""
+
+import click
+
+
+@click.group()
+def edge() -> None:
+    """Placeholder; see the edge issue."""

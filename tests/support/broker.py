@@ -1,0 +1,70 @@
+"""A real Mosquitto on a free loopback port, for tests that must crash or restart a broker."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Mosquitto:
+    """One mosquitto process; ``stop``/``start`` keep the same port and persistence file."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    extra_config: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.workdir}/\n"
+            "max_queued_messages 100000\n"
+            "max_inflight_messages 1000\n"
+            f"{self.extra_config}\n"
+        )
+        self.proc = subprocess.Popen(
+            [binary, "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "mosquitto.log", "ab"),  # noqa: SIM115
+        )
+        wait_for_port(self.port)
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc = None
