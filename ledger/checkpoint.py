@@ -55,7 +55,9 @@ class NoteVerifier:
         return key_hash(self.name, self.public_key)
 
     def encode(self) -> str:
-        return f"{self.name}+{self.key_hash.hex()}+{_b64(ED25519_ALG + raw_public(self.public_key))}"
+        return (
+            f"{self.name}+{self.key_hash.hex()}+{_b64(ED25519_ALG + raw_public(self.public_key))}"
+        )
 
     @classmethod
     def parse(cls, text: str) -> NoteVerifier:

@@ -111,7 +111,9 @@ def nodes_for_ranges(ranges: Iterable[Range]) -> list[list[Node]]:
     return [range_nodes(s, e) for s, e in ranges]
 
 
-def hashes_for_ranges(ranges: Sequence[Range], lookup: Callable[[list[Node]], Mapping[Node, bytes]]) -> list[bytes]:
+def hashes_for_ranges(
+    ranges: Sequence[Range], lookup: Callable[[list[Node]], Mapping[Node, bytes]]
+) -> list[bytes]:
     """MTH of each range, fetching every needed node in one ``lookup`` call."""
     per_range = nodes_for_ranges(ranges)
     wanted = sorted({n for nodes in per_range for n in nodes})
@@ -134,27 +136,32 @@ class Frontier:
     hashes: list[bytes] = field(default_factory=list)
 
     @classmethod
-    def from_nodes(cls, size: int, lookup: Callable[[list[Node]], Mapping[Node, bytes]]) -> Frontier:
+    def from_nodes(
+        cls, size: int, lookup: Callable[[list[Node]], Mapping[Node, bytes]]
+    ) -> Frontier:
         if size == 0:
             return cls()
         nodes = range_nodes(0, size)
         found = lookup(nodes)
         return cls(size, [found[n] for n in nodes])
 
-    def append(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
-        """Add one leaf; return the nodes (level, index, hash) it completes, leaf included."""
+    def append(self, leaf_hash: bytes) -> list[bytes]:
+        """Add one leaf; return the hashes of the subtrees it completes, level 1 upwards.
+
+        The node at level L in the result is ``(L, index >> L)`` for the new leaf's index.
+        """
         index = self.size
-        created = [(0, index, leaf_hash)]
+        closed = []
         acc = leaf_hash
-        level = 0
+        hashes = self.hashes
         # Each trailing 1 bit of the old size is a complete sibling to merge with.
-        while (index >> level) & 1:
-            acc = node_hash(self.hashes.pop(), acc)
-            level += 1
-            created.append((level, index >> level, acc))
-        self.hashes.append(acc)
+        while index & 1:
+            acc = node_hash(hashes.pop(), acc)
+            closed.append(acc)
+            index >>= 1
+        hashes.append(acc)
         self.size += 1
-        return created
+        return closed
 
     def root(self) -> bytes:
         return fold_right(self.hashes)

@@ -1,0 +1,87 @@
+"""Leaf formats of the log's entry kinds other than ``record`` (DESIGN.md "Ledger").
+
+A record's leaf is JCS(header) exactly; every other kind's leaf is JCS of one of these
+models, which carry a ``kind`` field, so the kind of any leaf is known from its bytes alone.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .canonical import canonical_json
+from .envelope import FhirId, HexDigest, KeyId, Pseudonym, Slug, TypeId, UtcTimestamp
+
+EntryKind = Literal["record", "consent", "access", "registry", "erasure"]
+ENTRY_KINDS: tuple[str, ...] = ("record", "consent", "access", "registry", "erasure")
+
+Text = Annotated[str, Field(max_length=512)]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def leaf(self) -> bytes:
+        return canonical_json(self.model_dump(exclude_none=True))
+
+
+class RegistryEntry(_Entry):
+    """A change to who may publish: organisations, sources, keys, rotations, revocations."""
+
+    kind: Literal["registry"] = "registry"
+    action: Literal["org.add", "org.update", "source.add", "source.revoke", "key.add", "key.revoke"]
+    at: UtcTimestamp
+    actor: Text
+    org: Slug | None = None
+    pilot: Slug | None = None
+    source: Slug | None = None
+    key_id: KeyId | None = None
+    public_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")] | None = None
+    valid_from: UtcTimestamp | None = None
+    valid_until: UtcTimestamp | None = None
+    detail: dict[str, Any] | None = None
+
+
+class ConsentEntry(_Entry):
+    """A consent grant, update or withdrawal: the hash of the FHIR Consent and the decision."""
+
+    kind: Literal["consent"] = "consent"
+    action: Literal["grant", "update", "withdraw"]
+    at: UtcTimestamp
+    actor: Text
+    pilot: Slug
+    consent: FhirId
+    subject: Pseudonym
+    status: Text
+    resource_hash: HexDigest
+    erase: bool = False
+
+
+class AccessEntry(_Entry):
+    """One access decision, allowed or denied, written before any data leaves the hub."""
+
+    kind: Literal["access"] = "access"
+    at: UtcTimestamp
+    client: Text
+    org: Slug | None
+    pilot: Slug | None
+    purpose: Text | None
+    type: TypeId | None
+    subject: Pseudonym | None
+    decision: Literal["allow", "deny"]
+    reason: Text
+    break_glass: bool = False
+    request: Text | None = None
+    count: int | None = None
+
+
+class ErasureEntry(_Entry):
+    """A record's body was deleted: which, why and by whom. Its header and leaf remain."""
+
+    kind: Literal["erasure"] = "erasure"
+    at: UtcTimestamp
+    actor: Text
+    index: Annotated[int, Field(ge=0)]
+    record: Annotated[str, Field(max_length=64)]
+    reason: Literal["consent-withdrawn", "retention", "erasure-request"]

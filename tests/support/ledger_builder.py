@@ -1,0 +1,102 @@
+"""Build real ledger files the way the hub does: registry entries, signed records with
+bodies, signed checkpoints, erasures. Used by ledger tests and bench/ledger.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledger.canonical import canonical_json
+from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.entries import ErasureEntry, RegistryEntry
+from ledger.envelope import SignedRecord, seal, utc_now
+from ledger.keys import Ed25519PrivateKey, generate_key, key_id, public_key_b64
+from ledger.store import LedgerWriter, NewEntry, RecordColumns
+
+ORIGIN = "swiftchain.test/log"
+
+
+def record_entry(record: SignedRecord) -> NewEntry:
+    h = record.header
+    return NewEntry(
+        kind="record",
+        leaf=h.canonical(),
+        sig=record.sig,
+        record=RecordColumns(
+            h.id, h.pilot, h.source, h.seq, h.type, h.subject, h.consent, h.observed_at, h.key
+        ),
+        payload=canonical_json(record.body.payload),
+        salt=record.body.salt,
+    )
+
+
+@dataclass
+class LedgerBuilder:
+    path: Path
+    hub_key: Ed25519PrivateKey = field(default_factory=generate_key)
+    source_key: Ed25519PrivateKey = field(default_factory=generate_key)
+    pilot: str = "air-quality"
+    source: str = "station-1"
+    seq: int = 0
+
+    def __post_init__(self) -> None:
+        self.writer = LedgerWriter(self.path, origin=ORIGIN)
+        self.signer = NoteSigner(ORIGIN, self.hub_key)
+        self.writer.set_meta("log_key", self.signer.verifier.encode())
+
+    def register_source(self) -> None:
+        pub = self.source_key.public_key()
+        entry = RegistryEntry(
+            action="key.add",
+            at=utc_now(),
+            actor="test",
+            pilot=self.pilot,
+            source=self.source,
+            key_id=key_id(pub),
+            public_key=public_key_b64(pub),
+            valid_from="2020-01-01T00:00:00Z",
+        )
+        self.writer.append([NewEntry("registry", entry.leaf())])
+
+    def records(self, n: int) -> Iterator[SignedRecord]:
+        for _ in range(n):
+            self.seq += 1
+            yield seal(
+                pilot=self.pilot,
+                source=self.source,
+                seq=self.seq,
+                type="city.air-quality",
+                payload={"station": self.source, "pm25": 10 + self.seq % 40, "no2": 21.5},
+                signing_key=self.source_key,
+            )
+
+    def append_records(self, n: int, batch: int = 1000) -> None:
+        pending: list[NewEntry] = []
+        for r in self.records(n):
+            pending.append(record_entry(r))
+            if len(pending) == batch:
+                self.writer.append(pending)
+                self.checkpoint()
+                pending = []
+        if pending:
+            self.writer.append(pending)
+            self.checkpoint()
+
+    def checkpoint(self) -> str:
+        size = self.writer.size()
+        root = self.writer.current_root()
+        note = sign_checkpoint(Checkpoint(ORIGIN, size, root), self.signer)
+        self.writer.add_checkpoint(size, root, note)
+        return note
+
+    def erase(self, index: int) -> None:
+        entry = self.writer.entry(index)
+        leaf = ErasureEntry(
+            at=utc_now(), actor="test", index=index, record=str(entry.index), reason="retention"
+        )
+        self.writer.append([NewEntry("erasure", leaf.leaf())], erase=[index])
+        self.checkpoint()
+
+    def close(self) -> None:
+        self.writer.close()
