@@ -55,7 +55,7 @@ class Mosquitto:
         self.proc = subprocess.Popen(
             [binary, "-c", str(conf)],
             stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "mosquitto.log", "ab"),  # noqa: SIM115
+            stderr=open(self.workdir / "mosquitto.log", "ab"),
         )
         wait_for_port(self.port)
 
