@@ -1,0 +1,89 @@
+"""Hub-issued access tokens: short-lived Ed25519-signed JWTs (RFC 9068 ``at+jwt``).
+
+The algorithm is named ``Ed25519`` (RFC 9864, which deprecates the polymorphic ``EdDSA``).
+
+Self-contained tokens let more than one hub worker check them with the same public key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+
+from .errors import InvalidToken, OAuthError
+from .scopes import Scope, parse_scopes
+
+#: DESIGN/issue: access tokens live at most 300 s.
+ACCESS_TOKEN_LIFETIME = 300
+TOKEN_TYPE = "at+jwt"
+MAX_TOKEN_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    client_id: str
+    org: str
+    pilot: str
+    scopes: tuple[Scope, ...]
+    expires_at: int
+    jti: str
+
+
+def issue_access_token(
+    *,
+    key: OKPKey,
+    issuer: str,
+    client_id: str,
+    org: str,
+    pilot: str,
+    scopes: list[Scope],
+    now: int,
+    lifetime: int = ACCESS_TOKEN_LIFETIME,
+) -> tuple[str, AccessToken]:
+    lifetime = min(lifetime, ACCESS_TOKEN_LIFETIME)
+    jti = os.urandom(16).hex()
+    scope_text = " ".join(str(s) for s in scopes)
+    claims = {
+        "iss": issuer,
+        "sub": client_id,
+        "client_id": client_id,
+        "aud": issuer,
+        "org": org,
+        "pilot": pilot,
+        "scope": scope_text,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": jti,
+    }
+    header = {"alg": "Ed25519", "typ": TOKEN_TYPE, "kid": key.thumbprint()}
+    token = jwt.encode(header, claims, key, algorithms=["Ed25519"])
+    return token, AccessToken(client_id, org, pilot, tuple(scopes), now + lifetime, jti)
+
+
+def check_access_token(token: str, *, key: OKPKey, issuer: str, now: int) -> AccessToken:
+    """Verify a bearer token this hub issued; raise InvalidToken with the reason."""
+    if not token or len(token) > MAX_TOKEN_BYTES:
+        raise InvalidToken("missing or oversize bearer token")
+    try:
+        decoded = jwt.decode(token, key, algorithms=["Ed25519"])
+    except (JoseError, ValueError, TypeError):
+        raise InvalidToken("the access token's signature does not verify") from None
+    if decoded.header.get("typ") != TOKEN_TYPE:
+        raise InvalidToken("not an access token")
+    c = decoded.claims
+    if c.get("iss") != issuer or c.get("aud") != issuer:
+        raise InvalidToken("the access token was issued by another server")
+    exp = c.get("exp")
+    if not isinstance(exp, int) or exp <= now:
+        raise InvalidToken("the access token has expired")
+    try:
+        scopes = parse_scopes(str(c.get("scope", "")))
+        return AccessToken(
+            str(c["client_id"]), str(c["org"]), str(c["pilot"]), tuple(scopes), exp, str(c["jti"])
+        )
+    except (KeyError, OAuthError) as exc:
+        raise InvalidToken(f"the access token's claims are malformed: {exc}") from None
