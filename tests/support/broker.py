@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -34,6 +35,8 @@ class Mosquitto:
     workdir: Path
     port: int = field(default_factory=free_port)
     extra_config: str = ""
+    config_text: str | None = None
+    """A whole configuration to use instead of the default anonymous one."""
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,7 +46,10 @@ class Mosquitto:
     def start(self) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
+        # Run as root (CI, these machines), Mosquitto would drop to the `mosquitto` user, who
+        # cannot read pytest's private temporary folders.
+        as_user = "user root\n" if os.geteuid() == 0 else ""
+        default = (
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"
@@ -52,6 +58,7 @@ class Mosquitto:
             "max_inflight_messages 1000\n"
             f"{self.extra_config}\n"
         )
+        conf.write_text(as_user + (self.config_text or default))
         self.proc = subprocess.Popen(
             [binary, "-c", str(conf)],
             stdout=subprocess.DEVNULL,
