@@ -9,13 +9,14 @@ from typing import ParamSpec, TypeVar
 
 import click
 
+from gateway.errors import HubError
 from ledger.errors import LedgerError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Exception types each package registers as "user-facing": shown as a message, exit 2.
-USER_ERRORS: tuple[type[Exception], ...] = (LedgerError,)
+USER_ERRORS: tuple[type[Exception], ...] = (LedgerError, HubError)
 
 
 @contextmanager

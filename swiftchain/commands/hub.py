@@ -1,8 +1,32 @@
-"""`swiftchain hub` verbs."""
+"""`swiftchain hub`: run the ledger hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
+from gateway.runner import run_hub
+from gateway.settings import load_settings
 
-@click.group()
-def hub() -> None:
-    """Placeholder; see the hub issue."""
+from .errors import friendly
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Hub settings (TOML); SWIFTCHAIN_HUB_* environment variables override it.",
+)
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING...")
+@friendly
+def hub(config: Path | None, log_level: str) -> None:
+    """Run the ledger hub: MQTT ingest, sequencer, receipts and the HTTP API.
+
+    Stops cleanly on Ctrl-C or SIGTERM, committing and answering what is in flight.
+
+    Example: swiftchain hub --config hub.toml
+    """
+    run_hub(load_settings(config), log_level=log_level)

@@ -1,0 +1,1 @@
+"""The hub's HTTP surface, one ``RouteTableDef`` per resource."""

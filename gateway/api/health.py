@@ -1,0 +1,40 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..appkeys import hub_of
+from ..metrics import CONTENT_TYPE_LATEST
+from .models import Health
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up and serving HTTP."""
+    return web.json_response(Health(status="ok").model_dump(exclude_none=True))
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to ingest: ledger open, last commit good, broker connected, not draining."""
+    hub = hub_of(request)
+    why = hub.not_ready_because()
+    if why is not None:
+        return web.json_response({"error": "not_ready", "detail": why}, status=503)
+    head = hub.ledger.checkpoints.latest
+    body = Health(
+        status="ready",
+        log_size=hub.ledger.writer.size(),
+        checkpoint_size=head.size if head else None,
+    )
+    return web.json_response(body.model_dump(exclude_none=True))
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    resp = web.Response(body=hub_of(request).metrics.exposition())
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp

@@ -1,0 +1,234 @@
+"""``GET /api/v1/openapi.json``: the spec of the HTTP surface. A test checks that its
+paths and methods are exactly the application's routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from ..checks import REASONS
+from ..receipts import Receipt
+from . import models as m
+
+routes = web.RouteTableDef()
+
+JSON = "application/json"
+TEXT = "text/plain"
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": _ref(model)}}}
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {TEXT: {"schema": {"type": "string"}}}}
+
+
+ERRORS = {
+    "400": _json(m.ErrorBody, "Bad parameter"),
+    "503": _json(m.ErrorBody, "Not ready"),
+}
+ADMIN_ERRORS = {
+    "400": _json(m.ErrorBody, "Bad request body"),
+    "401": _json(m.ErrorBody, "Missing or wrong admin token"),
+    "403": _json(m.ErrorBody, "Admin API disabled"),
+    "404": _json(m.ErrorBody, "Unknown org, source or key"),
+    "409": _json(m.ErrorBody, "Conflicts with the registry"),
+}
+
+
+def _int(name: str, required: bool, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+
+
+def _str(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def _admin_post(summary: str, body: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "tags": ["admin"],
+            "security": [{"adminToken": []}],
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
+            "responses": {
+                "201": _json(m.RegistryChange, "Committed registry entries"),
+                **ADMIN_ERRORS,
+            },
+        }
+    }
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/healthz": {
+        "get": {"summary": "Liveness", "tags": ["ops"], "responses": {"200": _json(m.Health, "Up")}}
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness (ledger open, broker connected)",
+            "tags": ["ops"],
+            "responses": {"200": _json(m.Health, "Ready"), "503": _json(m.ErrorBody, "Not ready")},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics",
+            "tags": ["ops"],
+            "responses": {"200": _text("Prometheus text exposition")},
+        }
+    },
+    "/api/v1/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "tags": ["ops"],
+            "responses": {"200": {"description": "OpenAPI 3.1"}},
+        }
+    },
+    "/api/v1/ledger/checkpoint": {
+        "get": {
+            "summary": "Latest signed checkpoint (C2SP signed note)",
+            "tags": ["ledger"],
+            "responses": {"200": _text("Signed note"), "503": ERRORS["503"]},
+        }
+    },
+    "/api/v1/ledger/key": {
+        "get": {
+            "summary": "The hub's signed-note verifier key",
+            "tags": ["ledger"],
+            "responses": {"200": _text("<name>+<key hash>+<base64 key>")},
+        }
+    },
+    "/api/v1/ledger/entries": {
+        "get": {
+            "summary": "Entries with their exact leaf bytes (base64); at most 1000 a page",
+            "tags": ["ledger"],
+            "parameters": [
+                _int("start", False, "First index (default 0)"),
+                _int("end", False, "One past the last index (default start+100)"),
+            ],
+            "responses": {"200": _json(m.EntriesPage, "A page of entries"), "400": ERRORS["400"]},
+        }
+    },
+    "/api/v1/ledger/proof/inclusion": {
+        "get": {
+            "summary": "RFC 9162 inclusion proof of an entry in a tree of a given size",
+            "tags": ["ledger"],
+            "parameters": [_int("index", True, "Entry index"), _int("size", True, "Tree size")],
+            "responses": {"200": _json(m.InclusionProof, "Proof"), "400": ERRORS["400"]},
+        }
+    },
+    "/api/v1/ledger/proof/consistency": {
+        "get": {
+            "summary": "RFC 9162 consistency proof between two tree sizes",
+            "tags": ["ledger"],
+            "parameters": [_int("first", True, "Older size"), _int("second", True, "Newer size")],
+            "responses": {"200": _json(m.ConsistencyProof, "Proof"), "400": ERRORS["400"]},
+        }
+    },
+    "/api/v1/registry/orgs": {
+        "get": {
+            "summary": "Registered organisations",
+            "tags": ["registry"],
+            "responses": {"200": _json(m.OrgList, "Organisations")},
+        }
+    },
+    "/api/v1/registry/sources": {
+        "get": {
+            "summary": "Registered sources and the data types each may publish",
+            "tags": ["registry"],
+            "parameters": [_str("pilot", "Only this pilot")],
+            "responses": {"200": _json(m.SourceList, "Sources")},
+        }
+    },
+    "/api/v1/registry/keys": {
+        "get": {
+            "summary": "Source public keys with validity periods",
+            "tags": ["registry"],
+            "parameters": [_str("pilot", "Only this pilot"), _str("source", "Only this source")],
+            "responses": {"200": _json(m.KeyList, "Keys")},
+        }
+    },
+    "/api/v1/admin/registry/orgs": _admin_post("Add an organisation", m.OrgAdd),
+    "/api/v1/admin/registry/sources": _admin_post("Add a source with its first key", m.SourceAdd),
+    "/api/v1/admin/registry/sources/revoke": _admin_post("Revoke a source", m.SourceRevoke),
+    "/api/v1/admin/registry/keys/rotate": _admin_post("Rotate a source's key", m.KeyRotate),
+    "/api/v1/admin/registry/keys/revoke": _admin_post("Revoke a key from a time", m.KeyRevoke),
+    "/api/v1/admin/dead-letters": {
+        "get": {
+            "summary": "Latest rejected messages",
+            "tags": ["admin"],
+            "security": [{"adminToken": []}],
+            "parameters": [_int("limit", False, "How many (default 100, at most 1000)")],
+            "responses": {"200": _json(m.DeadLetterList, "Dead letters"), **ADMIN_ERRORS},
+        }
+    },
+}
+
+SCHEMAS: tuple[type[BaseModel], ...] = (
+    m.ErrorBody,
+    m.Health,
+    m.LedgerEntry,
+    m.EntriesPage,
+    m.InclusionProof,
+    m.ConsistencyProof,
+    m.OrgList,
+    m.SourceList,
+    m.KeyList,
+    m.OrgAdd,
+    m.SourceAdd,
+    m.SourceRevoke,
+    m.KeyRotate,
+    m.KeyRevoke,
+    m.CommittedEntry,
+    m.RegistryChange,
+    m.DeadLetterList,
+    Receipt,
+)
+
+
+def build_spec() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in SCHEMAS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    schemas["Receipt"]["description"] = (
+        "MQTT receipt on swiftchain/v1/{pilot}/{source}/receipts; rejection reasons: "
+        + ", ".join(REASONS)
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Swiftchain ledger hub", "version": "1"},
+        "paths": PATHS,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+_SPEC = build_spec()
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(_SPEC)

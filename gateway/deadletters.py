@@ -1,0 +1,107 @@
+"""The dead-letter table: rejected messages kept for operators, bounded, in a file of its
+own so that rejections never write to (or slow down) the ledger file."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import StoreError
+
+#: Bytes of a rejected message kept for inspection.
+MAX_KEPT_BYTES = 16 * 1024
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    topic TEXT NOT NULL,
+    record_id TEXT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    message BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str
+    record_id: str | None
+    reason: str
+    detail: str
+    message: bytes
+    at: float
+
+
+class DeadLetters:
+    """Collects rejections in memory; ``flush`` (from a worker thread) writes them."""
+
+    def __init__(self, path: Path, max_rows: int) -> None:
+        self.path = path
+        self.max_rows = max_rows
+        self._pending: list[DeadLetter] = []
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # Losing the last few dead letters in a power cut is acceptable; they are a
+            # diagnostic, and every sender already got its rejected receipt.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open dead-letter table {path}: {exc}") from None
+
+    def add(self, topic: str, record_id: str | None, reason: str, detail: str, raw: bytes) -> None:
+        self._pending.append(
+            DeadLetter(topic, record_id, reason, detail, raw[:MAX_KEPT_BYTES], time.time())
+        )
+        # Keep memory bounded even if flushing stalls.
+        if len(self._pending) > self.max_rows:
+            del self._pending[: len(self._pending) - self.max_rows]
+
+    def take(self) -> list[DeadLetter]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    def write(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        rows = [
+            (d.at, d.topic, d.record_id, d.reason, d.detail, len(d.message), d.message)
+            for d in letters
+        ]
+        with self._lock:
+            self._insert(rows)
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        c = self._conn
+        c.execute("BEGIN")
+        c.executemany(
+            "INSERT INTO dead_letters (at, topic, record_id, reason, detail, size, message)"
+            " VALUES (?,?,?,?,?,?,?)",
+            rows,
+        )
+        c.execute(
+            "DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?",
+            (self.max_rows,),
+        )
+        c.execute("COMMIT")
+
+    def latest(self, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, at, topic, record_id, reason, detail, size FROM dead_letters"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        keys = ("id", "at", "topic", "record_id", "reason", "detail", "size")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,112 @@
+"""The hub's named errors, and the one middleware that turns them into JSON responses.
+
+Errors map to HTTP here, to ``rejected`` receipts in ``checks`` (reasons), and to a CLI
+message in ``swiftchain.commands.errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ledger.errors import LedgerError
+
+log = logging.getLogger("swiftchain.hub")
+
+
+class HubError(Exception):
+    """Base of every error the hub raises on purpose."""
+
+
+class ConfigError(HubError):
+    """The hub's settings or files cannot be used."""
+
+
+class HubRunningError(HubError):
+    """Another process holds the ledger file as its writer."""
+
+
+class RegistryError(HubError):
+    """A registry change is not allowed (unknown org, duplicate source, unknown key...)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class ApiError(HubError):
+    """An HTTP error with a status, a machine-readable code and a human detail."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class BadParameter(ApiError):
+    status = 400
+    code = "bad_parameter"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+class NotReady(ApiError):
+    status = 503
+    code = "not_ready"
+
+
+def error_body(code: str, detail: str) -> dict[str, str]:
+    return {"error": code, "detail": detail}
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as ``{"error", "detail"}`` JSON with its status; never a trace."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return web.json_response(error_body(exc.code, exc.detail), status=exc.status)
+    except RegistryError as exc:
+        status = 404 if exc.code.startswith("unknown_") else 409
+        return web.json_response(error_body(exc.code, exc.detail), status=status)
+    except LedgerError as exc:
+        # Reader errors are about the request (a range outside the log, a bad index).
+        return web.json_response(error_body("out_of_range", str(exc)), status=400)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return web.json_response(
+            error_body(code, exc.text or exc.reason), status=exc.status, headers=_allow(exc)
+        )
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return web.json_response(error_body("internal", "internal error; see hub log"), status=500)
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str] | None:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else None

@@ -1,0 +1,69 @@
+"""Prometheus metrics of one hub, on a registry of its own (several hubs can share a
+process in tests without colliding)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "HubMetrics"]
+
+
+class HubMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.accepted = Counter(
+            "swiftchain_records_accepted", "Records committed to the log.", registry=r
+        )
+        self.duplicates = Counter(
+            "swiftchain_records_duplicate", "Records already on the log (by id).", registry=r
+        )
+        self.rejected = Counter(
+            "swiftchain_records_rejected", "Records refused, by reason.", ["reason"], registry=r
+        )
+        self.batch_size = Histogram(
+            "swiftchain_batch_size",
+            "Entries per committed batch.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "swiftchain_commit_seconds",
+            "Time to append one batch durably.",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2),
+            registry=r,
+        )
+        self.commit_failures = Counter(
+            "swiftchain_commit_failures", "Batches that failed to commit.", registry=r
+        )
+        self.log_size = Gauge("swiftchain_log_size", "Entries in the log.", registry=r)
+        self.checkpoint_size = Gauge(
+            "swiftchain_checkpoint_size", "Tree size of the latest signed checkpoint.", registry=r
+        )
+        self.receipts = Counter(
+            "swiftchain_receipts_published",
+            "Receipts handed to MQTT, by status.",
+            ["status"],
+            registry=r,
+        )
+        self.receipts_dropped = Counter(
+            "swiftchain_receipts_dropped",
+            "Receipts not sent because MQTT was down (the agent resends and gets 'duplicate').",
+            registry=r,
+        )
+        self.mqtt_connected = Gauge(
+            "swiftchain_mqtt_connected", "1 while connected to the broker.", registry=r
+        )
+        self.mqtt_connects = Counter(
+            "swiftchain_mqtt_connects", "Successful broker connections.", registry=r
+        )
+        self.mqtt_errors = Counter(
+            "swiftchain_mqtt_errors", "Broker connections lost or refused.", registry=r
+        )
+        self.registry_changes = Counter(
+            "swiftchain_registry_changes", "Registry entries appended.", registry=r
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,149 @@
+"""The hub's settings: a TOML file plus ``SWIFTCHAIN_HUB_*`` environment variables.
+
+Environment variables win over the file, so one file can serve several deployments.
+Relative paths in the file are relative to the file's own directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ledger.envelope import MAX_RECORD_BYTES, describe_validation_error
+
+from .errors import ConfigError
+
+ENV_PREFIX = "SWIFTCHAIN_HUB_"
+_PATH_FIELDS = ("db_path", "signing_key", "dead_letter_path")
+
+
+class HubSettings(BaseSettings):
+    """Everything a hub needs to run; every timeout and limit is a setting."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # -- the log -------------------------------------------------------------------------
+    origin: Annotated[str, Field(pattern=r"^[^\s+]{1,128}$")] = "swiftchain.local/ledger"
+    """Checkpoint origin line and signed-note key name (C2SP: no spaces or '+')."""
+    db_path: Path = Path("ledger.db")
+    signing_key: Path = Path("hub.key")
+    """The hub's Ed25519 private key (PEM) that signs checkpoints."""
+    pilots: list[str] = []
+    """Pilots this hub serves; empty means: any pilot with a registered source."""
+
+    # -- HTTP ------------------------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    admin_token: SecretStr | None = None
+    """Bearer token for the admin API; the admin API is off without one."""
+
+    # -- MQTT ------------------------------------------------------------------------------
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_client_id: Annotated[str, Field(min_length=1, max_length=64)] = "swiftchain-hub"
+    mqtt_protocol: Literal["v5", "v311"] = "v5"
+    mqtt_shared_subscription: bool = True
+    """Subscribe through ``$share/<group>/...`` (off for brokers without shared subs)."""
+    mqtt_share_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "hub"
+    mqtt_session_expiry_s: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
+    mqtt_keepalive_s: Annotated[int, Field(ge=5)] = 30
+    mqtt_reconnect_initial_s: Annotated[float, Field(gt=0)] = 0.2
+    mqtt_reconnect_max_s: Annotated[float, Field(gt=0)] = 15.0
+    mqtt_max_inflight: Annotated[int, Field(ge=1)] = 1000
+
+    # -- ingest and sequencing -----------------------------------------------------------
+    max_record_bytes: Annotated[int, Field(ge=1024)] = MAX_RECORD_BYTES
+    verify_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    verify_chunk: Annotated[int, Field(ge=1, le=4096)] = 128
+    batch_max_records: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    batch_max_ms: Annotated[float, Field(ge=0)] = 5.0
+    checkpoint_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    dead_letter_path: Path | None = None
+    """Defaults to ``<db_path>.deadletter``; a separate file so rejections never touch the log."""
+    dead_letter_max: Annotated[int, Field(ge=1)] = 10_000
+    drain_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    use_uvloop: bool = True
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:port")
+        return value
+
+    @property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_port(self) -> int:
+        return urlsplit(self.mqtt_url).port or 1883
+
+    @property
+    def dead_letters(self) -> Path:
+        if self.dead_letter_path is not None:
+            return self.dead_letter_path
+        return self.db_path.with_name(self.db_path.name + ".deadletter")
+
+    @property
+    def records_subscription(self) -> str:
+        topic = "swiftchain/v1/+/+/records"
+        if self.mqtt_shared_subscription:
+            return f"$share/{self.mqtt_share_group}/{topic}"
+        return topic
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments, then the environment, then the TOML file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> HubSettings:
+    """Read ``config`` (TOML) under the environment; raise ConfigError if anything is off."""
+    if config is not None and not config.is_file():
+        raise ConfigError(f"no hub config at {config}; write one (see docs) or pass --config")
+    cls: type[HubSettings] = HubSettings
+    if config is not None:
+        cls = type(
+            "HubSettingsFromFile",
+            (HubSettings,),
+            {
+                "model_config": SettingsConfigDict(
+                    **{**HubSettings.model_config, "toml_file": config}
+                )
+            },
+        )
+    try:
+        settings = cls(**overrides)
+    except ValidationError as exc:
+        where = f" in {config}" if config else ""
+        raise ConfigError(f"bad hub settings{where}: {describe_validation_error(exc)}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read hub config {config}: {exc}") from None
+    if config is not None:
+        base = config.resolve().parent
+        fixed = {
+            name: base / value
+            for name in _PATH_FIELDS
+            if isinstance(value := getattr(settings, name), Path) and not value.is_absolute()
+        }
+        settings = HubSettings.model_validate({**settings.model_dump(), **fixed})
+    return settings

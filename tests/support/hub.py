@@ -1,0 +1,414 @@
+"""A real hub for tests: config and keys in ``tmp_path``, run in a thread of its own (so sync
+and async tests alike can call it) or as a ``swiftchain hub`` subprocess (to kill -9 it).
+
+Registration goes through the hub's admin HTTP API, exactly as an operator's would::
+
+    hub = running_hub                       # fixture
+    key_path, key_id = hub.register_source("city-air", "station-1", ["city.air-quality"])
+    # publish to hub.mqtt_url on swiftchain/v1/city-air/station-1/records,
+    # read receipts on .../receipts, audit over hub.http_url; hub.log_key verifies notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.keys import key_id as key_id_of
+from ledger.keys import public_key_b64, write_key_pair
+
+from .broker import free_port, wait_for_port
+
+ADMIN_TOKEN = "test-admin-token"
+#: The console script installed next to this interpreter.
+SWIFTCHAIN = str(Path(sys.executable).with_name("swiftchain"))
+DEFAULT_ORG = "test-org"
+
+
+def write_hub_config(
+    directory: Path,
+    *,
+    mqtt_url: str,
+    http_port: int | None = None,
+    origin: str = "test.swiftchain/ledger",
+    **settings: Any,
+) -> Path:
+    """Write ``hub.toml`` and the hub's signing key ``hub.key`` into ``directory``.
+
+    Extra keyword arguments become settings (``batch_max_ms=2``, ``mqtt_protocol="v311"``).
+    The MQTT client id and shared-subscription group are unique, so hubs of different
+    tests never share a session or split a subscription.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    key_path = directory / "hub.key"
+    if not key_path.exists():
+        write_key_pair(key_path)
+    tag = uuid.uuid4().hex[:10]
+    values: dict[str, Any] = {
+        "origin": origin,
+        "db_path": "ledger.db",
+        "signing_key": "hub.key",
+        "http_host": "127.0.0.1",
+        "http_port": http_port if http_port is not None else free_port(),
+        "admin_token": ADMIN_TOKEN,
+        "mqtt_url": mqtt_url,
+        "mqtt_client_id": f"hub-{tag}",
+        "mqtt_share_group": f"hub{tag}",
+        "mqtt_session_expiry_s": 300,
+        "mqtt_reconnect_initial_s": 0.1,
+        "mqtt_reconnect_max_s": 1.0,
+        "drain_timeout_s": 5.0,
+        **settings,
+    }
+    lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    path = directory / "hub.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class HubHandle:
+    """What a test needs of a running hub: its URLs, its log key, and registration."""
+
+    config_path: Path
+    http_url: str
+    mqtt_url: str
+    keys_dir: Path
+    admin_token: str = ADMIN_TOKEN
+    _orgs: set[str] = field(default_factory=set)
+
+    @property
+    def db_path(self) -> Path:
+        return self.config_path.parent / "ledger.db"
+
+    @property
+    def log_key(self) -> str:
+        return self.get_text("/api/v1/ledger/key").strip()
+
+    # -- HTTP helpers (blocking; the hub runs in another thread or process) --------------
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.http_url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.admin_token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw, status, ctype = resp.read(), resp.status, resp.headers.get_content_type()
+        except urllib.error.HTTPError as exc:
+            raw, status, ctype = exc.read(), exc.code, exc.headers.get_content_type()
+        return status, (json.loads(raw) if ctype == "application/json" else raw.decode())
+
+    def get_json(self, path: str) -> Any:
+        status, body = self.request("GET", path)
+        assert status == 200, (path, status, body)
+        return body
+
+    def get_text(self, path: str) -> str:
+        status, body = self.request("GET", path)
+        assert status == 200, (path, status, body)
+        assert isinstance(body, str)
+        return body
+
+    def admin(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        status, answer = self.request("POST", "/api/v1/admin/registry/" + path, body)
+        assert status == 201, (path, status, answer)
+        assert isinstance(answer, dict)
+        return answer
+
+    # -- registry --------------------------------------------------------------------------
+    def add_org(self, org: str = DEFAULT_ORG, name: str | None = None) -> None:
+        if org in self._orgs:
+            return
+        status, answer = self.request(
+            "POST", "/api/v1/admin/registry/orgs", {"org": org, "name": name or org}
+        )
+        assert status == 201 or (status == 409 and answer["error"] == "org_exists"), answer
+        self._orgs.add(org)
+
+    def new_key(self, name: str) -> tuple[Path, str, str]:
+        """A fresh key pair in the keys dir: (private key path, key id, public key b64)."""
+        path = self.keys_dir / f"{name}-{uuid.uuid4().hex[:6]}.key"
+        key = write_key_pair(path)
+        return path, key_id_of(key.public_key()), public_key_b64(key.public_key())
+
+    def register_source(
+        self,
+        pilot: str,
+        source: str,
+        types: list[str],
+        *,
+        org: str = DEFAULT_ORG,
+        valid_from: str | None = None,
+        valid_until: str | None = None,
+    ) -> tuple[Path, str]:
+        """Register ``pilot/source`` (and its org) with a new key; return (key path, key id)."""
+        self.add_org(org)
+        path, kid, public = self.new_key(f"{pilot}-{source}")
+        body: dict[str, Any] = {
+            "pilot": pilot,
+            "source": source,
+            "org": org,
+            "types": types,
+            "public_key": public,
+        }
+        if valid_from:
+            body["valid_from"] = valid_from
+        if valid_until:
+            body["valid_until"] = valid_until
+        self.admin("sources", body)
+        return path, kid
+
+    def rotate_key(self, pilot: str, source: str) -> tuple[Path, str]:
+        path, kid, public = self.new_key(f"{pilot}-{source}")
+        self.admin("keys/rotate", {"pilot": pilot, "source": source, "public_key": public})
+        return path, kid
+
+    def revoke_key(self, key_id: str, at: str | None = None) -> None:
+        body = {"key_id": key_id} | ({"at": at} if at else {})
+        self.admin("keys/revoke", body)
+
+    def revoke_source(self, pilot: str, source: str) -> None:
+        self.admin("sources/revoke", {"pilot": pilot, "source": source})
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                status, last = self.request("GET", "/readyz")
+                if status == 200:
+                    return
+            except (urllib.error.URLError, ConnectionError, OSError) as exc:
+                last = exc
+            time.sleep(0.05)
+        raise TimeoutError(f"hub at {self.http_url} not ready after {timeout}s: {last}")
+
+
+class ThreadHub(HubHandle):
+    """A hub on an event loop in a thread of its own, serving real HTTP on 127.0.0.1."""
+
+    _thread: threading.Thread | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _stop: asyncio.Event | None = None
+    app: Any = None
+
+    def start(self) -> None:
+        from aiohttp import web
+
+        from gateway.app import create_app
+        from gateway.settings import load_settings
+
+        settings = load_settings(self.config_path)
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve() -> None:
+            self._stop = asyncio.Event()
+            self.app = create_app(settings)
+            runner = web.AppRunner(self.app, access_log=None)
+            try:
+                await runner.setup()
+                site = web.TCPSite(runner, settings.http_host, settings.http_port)
+                await site.start()
+            except BaseException as exc:
+                failure.append(exc)
+                started.set()
+                await runner.cleanup()
+                return
+            started.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await runner.cleanup()
+
+        def main() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(serve())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=main, name="test-hub", daemon=True)
+        self._thread.start()
+        started.wait(30)
+        if failure:
+            raise failure[0]
+        self.wait_ready()
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None or self._stop is None:
+            return
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+        self._thread = None
+
+    @property
+    def hub(self) -> Any:
+        """The in-process ``gateway.hub.Hub`` (for white-box assertions)."""
+        from gateway.app import HUB
+
+        return self.app[HUB]
+
+
+class ProcessHub(HubHandle):
+    """``swiftchain hub --config ...`` as a child process."""
+
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> None:
+        log = open(self.config_path.parent / "hub.log", "ab")
+        self.proc = subprocess.Popen(
+            [SWIFTCHAIN, "hub", "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        if wait:
+            port = int(self.http_url.rsplit(":", 1)[1])
+            wait_for_port(port, timeout=30)
+            self.wait_ready()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+        self.proc = None
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        code = self.proc.wait(timeout)
+        self.proc = None
+        return code
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def log_text(self) -> str:
+        return (self.config_path.parent / "hub.log").read_text(errors="replace")
+
+
+def _handle(cls: type[HubHandle], directory: Path, mqtt_url: str, **settings: Any) -> Any:
+    port = free_port()
+    config = write_hub_config(directory, mqtt_url=mqtt_url, http_port=port, **settings)
+    keys = directory / "keys"
+    keys.mkdir(exist_ok=True)
+    return cls(config, f"http://127.0.0.1:{port}", mqtt_url, keys)
+
+
+@contextmanager
+def thread_hub(directory: Path, mqtt_url: str, **settings: Any) -> Iterator[ThreadHub]:
+    hub: ThreadHub = _handle(ThreadHub, directory, mqtt_url, **settings)
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+def process_hub(directory: Path, mqtt_url: str, **settings: Any) -> ProcessHub:
+    hub: ProcessHub = _handle(ProcessHub, directory, mqtt_url, **settings)
+    return hub
+
+
+def records_topic(pilot: str, source: str) -> str:
+    return f"swiftchain/v1/{pilot}/{source}/records"
+
+
+class MqttPeer:
+    """A test-side agent: publishes records (or any bytes) and collects every receipt.
+
+    ``async with MqttPeer(hub.mqtt_url) as peer: receipt = await peer.send(record)``
+    """
+
+    def __init__(self, mqtt_url: str, receipts: str = "swiftchain/v1/+/+/receipts") -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(mqtt_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
+        self.receipts_filter = receipts
+        self.receipts: list[tuple[str, dict[str, Any]]] = []
+        self.by_id: dict[str | None, list[dict[str, Any]]] = {}
+        self._changed: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._client: Any = None
+
+    async def __aenter__(self) -> MqttPeer:
+        import aiomqtt
+
+        self._changed = asyncio.Event()
+        self._client = aiomqtt.Client(
+            self.host,
+            self.port,
+            identifier=f"peer-{uuid.uuid4().hex[:8]}",
+            max_inflight_messages=1000,
+        )
+        await self._client.__aenter__()
+        await self._client.subscribe(self.receipts_filter, qos=1)
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        try:
+            await self._client.__aexit__(None, None, None)
+        except Exception:
+            pass
+
+    async def _read(self) -> None:
+        assert self._changed is not None
+        async for message in self._client.messages:
+            receipt = json.loads(message.payload)
+            self.receipts.append((message.topic.value, receipt))
+            self.by_id.setdefault(receipt.get("id"), []).append(receipt)
+            self._changed.set()
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        await self._client.publish(topic, payload, qos=1)
+
+    async def send(
+        self, record: Any, topic: str | None = None, wait_s: float = 10
+    ) -> dict[str, Any]:
+        """Publish a SignedRecord and wait for its next receipt."""
+        h = record.header
+        seen = len(self.by_id.get(h.id, []))
+        await self.publish(topic or records_topic(h.pilot, h.source), record.to_wire())
+        return await self.receipt(h.id, wait_s, after=seen)
+
+    async def receipt(
+        self, record_id: str | None, wait_s: float = 10, after: int = 0
+    ) -> dict[str, Any]:
+        assert self._changed is not None
+        async with asyncio.timeout(wait_s):
+            while len(self.by_id.get(record_id, [])) <= after:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.by_id[record_id][after]
+
+    async def wait_for(self, count: int, wait_s: float = 30) -> None:
+        """Until at least ``count`` receipts have arrived."""
+        assert self._changed is not None
+        async with asyncio.timeout(wait_s):
+            while len(self.receipts) < count:
+                self._changed.clear()
+                await self._changed.wait()
