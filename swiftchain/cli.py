@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .commands import edge, hub, keys, ledger
+from .commands import edge, hub, keys, ledger, registry
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +26,7 @@ cli.add_command(keys.keys)
 cli.add_command(ledger.ledger)
 cli.add_command(hub.hub)
 cli.add_command(edge.edge)
+cli.add_command(registry.registry)
 
 
 def main() -> None:

@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from pydantic import BaseModel
 
-from ledger.store import Entry
-
-from .. import registry as reg
 from ..appkeys import hub_of
-from .models import (
-    CommittedEntry,
-    DeadLetterList,
-    KeyRevoke,
-    KeyRotate,
-    OrgAdd,
-    RegistryChange,
-    SourceAdd,
-    SourceRevoke,
-)
+from ..registry_admin import CHANGES, plan
+from .models import CommittedEntry, DeadLetterList, RegistryChange
 from .params import int_param, json_body, require_admin
 
 routes = web.RouteTableDef()
@@ -34,86 +25,26 @@ def _admin(request: web.Request) -> None:
     require_admin(request, token.get_secret_value() if token else None)
 
 
-def _committed(entries: list[Entry]) -> web.Response:
-    body = RegistryChange(
-        entries=[
-            CommittedEntry(
-                index=e.index, leaf_hash=bytes(e.leaf_hash).hex(), entry=json.loads(e.leaf)
-            )
-            for e in entries
-        ]
-    )
-    return web.json_response(text=body.model_dump_json(), status=201)
-
-
-@routes.post("/api/v1/admin/registry/orgs")
-async def org_add(request: web.Request) -> web.Response:
-    _admin(request)
-    body = await json_body(request, OrgAdd)
-    done = await hub_of(request).change_registry(
-        lambda r: reg.plan_org_add(r, body.org, name=body.name, actor=ACTOR)
-    )
-    return _committed(done)
-
-
-@routes.post("/api/v1/admin/registry/sources")
-async def source_add(request: web.Request) -> web.Response:
-    _admin(request)
-    b = await json_body(request, SourceAdd)
-    done = await hub_of(request).change_registry(
-        lambda r: reg.plan_source_add(
-            r,
-            pilot=b.pilot,
-            source=b.source,
-            org=b.org,
-            types=b.types,
-            public_key=b.public_key,
-            actor=ACTOR,
-            valid_from=b.valid_from,
-            valid_until=b.valid_until,
+def _change_handler(model: type[BaseModel]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        _admin(request)
+        change = await json_body(request, model)
+        done = await hub_of(request).change_registry(lambda r: plan(change, r, ACTOR))
+        body = RegistryChange(
+            entries=[
+                CommittedEntry(
+                    index=e.index, leaf_hash=bytes(e.leaf_hash).hex(), entry=json.loads(e.leaf)
+                )
+                for e in done
+            ]
         )
-    )
-    return _committed(done)
+        return web.json_response(text=body.model_dump_json(), status=201)
+
+    return handler
 
 
-@routes.post("/api/v1/admin/registry/sources/revoke")
-async def source_revoke(request: web.Request) -> web.Response:
-    _admin(request)
-    b = await json_body(request, SourceRevoke)
-    done = await hub_of(request).change_registry(
-        lambda r: reg.plan_source_revoke(
-            r, pilot=b.pilot, source=b.source, actor=ACTOR, reason=b.reason
-        )
-    )
-    return _committed(done)
-
-
-@routes.post("/api/v1/admin/registry/keys/rotate")
-async def key_rotate(request: web.Request) -> web.Response:
-    _admin(request)
-    b = await json_body(request, KeyRotate)
-    done = await hub_of(request).change_registry(
-        lambda r: reg.plan_key_rotate(
-            r,
-            pilot=b.pilot,
-            source=b.source,
-            public_key=b.public_key,
-            actor=ACTOR,
-            valid_from=b.valid_from,
-            valid_until=b.valid_until,
-        )
-    )
-    return _committed(done)
-
-
-@routes.post("/api/v1/admin/registry/keys/revoke")
-async def key_revoke(request: web.Request) -> web.Response:
-    _admin(request)
-    b = await json_body(request, KeyRevoke)
-    done = await hub_of(request).change_registry(
-        lambda r: reg.plan_key_revoke(r, key=b.key_id, actor=ACTOR, at=b.at, reason=b.reason)
-    )
-    return _committed(done)
+for _path, _model in CHANGES.items():
+    routes.post(f"/api/v1/admin/registry/{_path}")(_change_handler(_model))
 
 
 @routes.get("/api/v1/admin/dead-letters")
