@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 import click
 
+from edge.errors import EdgeError
 from gateway.errors import HubError
 from ledger.errors import LedgerError
 
@@ -16,7 +17,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Exception types each package registers as "user-facing": shown as a message, exit 2.
-USER_ERRORS: tuple[type[Exception], ...] = (LedgerError, HubError)
+USER_ERRORS: tuple[type[Exception], ...] = (LedgerError, HubError, EdgeError)
 
 
 @contextmanager

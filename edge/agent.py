@@ -1,0 +1,248 @@
+"""The agent: the outbox, the intake, the sources, the MQTT link and the receipt checks,
+wired together and run as one TaskGroup until cancelled (SIGINT/SIGTERM in the CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from ledger.checkpoint import NoteVerifier
+from ledger.errors import CheckpointError
+
+from .backoff import backoff_delay
+from .datatypes import TypeRegistry
+from .errors import ConfigError, HubUnavailable
+from .hub import HubClient
+from .intake import Intake
+from .link import Link
+from .logs import log
+from .outbox import AsyncOutbox, Outbox
+from .pseudonym import Pseudonymiser, load_pseudonym_key
+from .receipts import ProofPolicy, ReceiptJudge
+from .settings import BrokerSettings, EdgeSettings
+from .settling import InclusionChecker, Settler
+from .signer import Signer
+from .sources.directory import DirectorySource
+from .sources.http import create_app
+from .sources.sensors import SensorSource
+from .sources.stream import StreamSource, file_lines, stdin_lines
+
+logger = logging.getLogger("edge.agent")
+
+HUB_KEY_META = "hub_verifier_key"
+
+
+def configured_verifier(settings: EdgeSettings) -> NoteVerifier | None:
+    """The hub key pinned in the settings (string or file), if any."""
+    text = settings.hub.verifier_key
+    if text is None and settings.hub.verifier_key_file is not None:
+        try:
+            text = settings.hub.verifier_key_file.read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read hub key {settings.hub.verifier_key_file}: {exc.strerror}"
+            ) from None
+    if text is None:
+        return None
+    try:
+        return NoteVerifier.parse(text)
+    except CheckpointError as exc:
+        raise ConfigError(f"the hub verifier key in the settings is not one: {exc}") from None
+
+
+async def pin_verifier(settings: EdgeSettings, outbox: AsyncOutbox, hub: HubClient) -> NoteVerifier:
+    """The hub's verifier key: from the settings, else pinned earlier, else fetched from the
+    hub now (trust on first use, logged) and pinned in the outbox. Waits for the hub."""
+    configured = configured_verifier(settings)
+    if configured is not None:
+        return configured
+    stored = await outbox.call(Outbox.meta, HUB_KEY_META)
+    if stored is not None:
+        return NoteVerifier.parse(stored)
+    attempt = 0
+    while True:
+        try:
+            text = await hub.verifier_key()
+            verifier = NoteVerifier.parse(text)
+            break
+        except (HubUnavailable, CheckpointError) as exc:
+            delay = backoff_delay(
+                attempt, initial=settings.backoff.initial, maximum=settings.backoff.maximum
+            )
+            attempt += 1
+            log(
+                logger,
+                logging.WARNING,
+                "hub.key_unavailable",
+                error=str(exc),
+                retry_in=round(delay, 3),
+            )
+            await asyncio.sleep(delay)
+    await outbox.call(Outbox.set_meta, HUB_KEY_META, verifier.encode())
+    log(
+        logger,
+        logging.WARNING,
+        "hub.key_pinned_on_first_use",
+        key=verifier.encode(),
+        hint="pin it in [hub] verifier_key to stop trusting the network for it",
+    )
+    return verifier
+
+
+@dataclass
+class Agent:
+    """A running agent's parts (tests and the bench reach in through these)."""
+
+    settings: EdgeSettings
+    outbox: AsyncOutbox
+    intake: Intake
+    hub: HubClient
+    receipts: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    link: Link | None = None
+    settler: Settler | None = None
+    checker: InclusionChecker | None = None
+    stream: StreamSource | None = None
+    directory: DirectorySource | None = None
+    sensors: SensorSource | None = None
+    http_port: int | None = None
+    verifier: NoteVerifier | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        """Run every part until cancelled."""
+        s = self.settings
+        async with AsyncExitStack() as stack, asyncio.TaskGroup() as tg:
+            tg.create_task(self.intake.run(), name="intake")
+            if s.http.enabled:
+                self.http_port = await stack.enter_async_context(_http_site(self.intake, s))
+            if s.directory.enabled:
+                self.directory = DirectorySource(
+                    self.intake,
+                    s.directory.path,
+                    done=s.directory.done,
+                    failed=s.directory.failed,
+                    poll_interval=s.directory.poll_interval,
+                    settle=s.directory.settle,
+                    max_file_bytes=s.directory.max_file_bytes,
+                    default_type=s.directory.default_type,
+                )
+                tg.create_task(self.directory.run(), name="directory")
+            if s.stream.enabled:
+                self.stream = StreamSource(
+                    self.intake,
+                    default_type=s.stream.default_type,
+                    acks=sys.stdout if s.stream.acks else None,
+                    batch=s.stream.batch,
+                )
+                lines = stdin_lines() if s.stream.path == "-" else file_lines(Path(s.stream.path))
+                tg.create_task(self.stream.run(lines), name="stream")
+            if s.sensors.enabled:
+                self.sensors = SensorSource(
+                    self.intake,
+                    broker=_sensor_broker(s),
+                    client_id=f"{s.client_id}-sensors",
+                    topics=s.sensors.topics,
+                    error_topic=s.sensors.error_topic,
+                    backoff=s.backoff,
+                    batch=s.sensors.batch,
+                )
+                tg.create_task(self.sensors.run(), name="sensors")
+            self.ready.set()
+            log(logger, logging.INFO, "agent.started", pilot=s.pilot, source=s.source)
+            # Receipts can be checked only with the hub's key; until it is known, records
+            # wait in the outbox.
+            self.verifier = await pin_verifier(s, self.outbox, self.hub)
+            policy = ProofPolicy(s.hub.proof_check, s.hub.proof_sample_rate)
+            self.link = Link(
+                broker=s.broker,
+                client_id=s.client_id,
+                records_topic=s.records_topic,
+                receipts_topic=s.receipts_topic,
+                outbox=self.outbox,
+                stored=self.intake.stored,
+                receipts=self.receipts,
+                publish=s.publish,
+                backoff=s.backoff,
+            )
+            self.settler = Settler(
+                self.outbox, ReceiptJudge(self.verifier, policy), self.receipts, self.link
+            )
+            self.checker = InclusionChecker(self.outbox, self.hub, self.verifier)
+            tg.create_task(self.link.run(), name="link")
+            tg.create_task(self.settler.run(), name="settler")
+            tg.create_task(self.checker.run(), name="inclusion")
+
+
+def _sensor_broker(s: EdgeSettings) -> BrokerSettings:
+    if s.sensors.url is None:
+        return s.broker
+    return s.broker.model_copy(
+        update={
+            "url": s.sensors.url,
+            "username": s.sensors.username,
+            "password": s.sensors.password,
+        }
+    )
+
+
+@asynccontextmanager
+async def _http_site(intake: Intake, s: EdgeSettings) -> AsyncIterator[int]:
+    runner = web.AppRunner(
+        create_app(intake, max_body_bytes=s.http.max_body_bytes), access_log=None
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, s.http.host, s.http.port)
+        await site.start()
+        port = _bound_port(runner)
+        log(logger, logging.INFO, "http.listening", host=s.http.host, port=port)
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    raise ConfigError("the HTTP source is not listening on a TCP port")
+
+
+@asynccontextmanager
+async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
+    """Load keys and types, open the outbox and the hub client; close them on exit."""
+    signer = Signer.from_key_file(settings.pilot, settings.source, settings.key_file)
+    registry = TypeRegistry.from_settings(settings.types, settings.type_models)
+    pseudonymiser = None
+    if settings.pseudonym_key_file is not None:
+        pseudonymiser = Pseudonymiser(
+            load_pseudonym_key(settings.pseudonym_key_file), settings.pilot
+        )
+    configured_verifier(settings)  # fail early on a bad pinned key
+    outbox = await AsyncOutbox.open(settings.outbox_path)
+    try:
+        async with HubClient(settings.hub.url, timeout=settings.hub.request_timeout) as hub:
+            intake = Intake(
+                outbox,
+                signer,
+                registry,
+                pseudonymiser,
+                default_consent=settings.default_consent,
+                max_batch=max(settings.publish.window, 1000),
+            )
+            yield Agent(settings, outbox, intake, hub)
+    finally:
+        await outbox.close()
+
+
+async def run_agent(settings: EdgeSettings) -> None:
+    """Run the agent the settings describe until cancelled."""
+    async with open_agent(settings) as agent:
+        await agent.run()

@@ -1,0 +1,242 @@
+"""The agent's MQTT link to the hub: publishes outbox records with a bounded in-flight
+window, republishes those that get no receipt in time, and feeds receipts to the settler.
+
+Records are read from the outbox in seq order, a page at a time, so memory stays flat
+however deep the outbox is. A record is *in flight* from its publish until a receipt
+settles it; at most ``window`` are. On any broker trouble the connection is dropped and
+made again after an exponential, jittered delay, and every pending record is published
+again from the start (the hub answers ``duplicate`` for those it already has).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+
+import aiomqtt
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+
+from .backoff import backoff_delay, republish_after
+from .logs import log
+from .outbox import AsyncOutbox, Outbox, Pending
+from .settings import BackoffSettings, BrokerSettings, PublishSettings
+
+logger = logging.getLogger("edge.link")
+
+PAGE = 500
+#: How often in-flight records are checked against their receipt deadline.
+TIMER_INTERVAL = 0.5
+
+
+def mqtt_client(
+    broker: BrokerSettings, client_id: str, *, persistent: bool, max_inflight: int = 100
+) -> aiomqtt.Client:
+    """An aiomqtt client for ``broker``; ``persistent`` keeps the session (and the messages
+    queued for it) on the broker while the client is away."""
+    protocol = (
+        aiomqtt.ProtocolVersion.V5 if broker.protocol == "5" else aiomqtt.ProtocolVersion.V311
+    )
+    properties = None
+    if protocol is aiomqtt.ProtocolVersion.V5 and persistent:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = 7 * 24 * 3600
+    return aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=broker.username,
+        password=broker.password.get_secret_value() if broker.password else None,
+        identifier=client_id,
+        protocol=protocol,
+        clean_session=None if protocol is aiomqtt.ProtocolVersion.V5 else not persistent,
+        clean_start=MQTT_CLEAN_START_FIRST_ONLY if not persistent else False,
+        properties=properties,
+        keepalive=broker.keepalive,
+        timeout=broker.connect_timeout,
+        max_inflight_messages=max_inflight,
+        tls_context=tls_context(broker),
+        tls_insecure=broker.tls.insecure if broker.tls else None,
+    )
+
+
+def tls_context(broker: BrokerSettings) -> ssl.SSLContext | None:
+    if not broker.uses_tls:
+        return None
+    tls = broker.tls
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls and tls.ca_file else None)
+    if tls and tls.cert_file:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    if tls and tls.insecure:
+        context.check_hostname = False
+    return context
+
+
+@dataclass
+class InFlight:
+    seq: int
+    attempts: int
+    deadline: float
+
+
+class Link:
+    def __init__(
+        self,
+        *,
+        broker: BrokerSettings,
+        client_id: str,
+        records_topic: str,
+        receipts_topic: str,
+        outbox: AsyncOutbox,
+        stored: asyncio.Event,
+        receipts: asyncio.Queue[bytes],
+        publish: PublishSettings,
+        backoff: BackoffSettings,
+    ) -> None:
+        self.broker = broker
+        self.client_id = client_id
+        self.records_topic = records_topic
+        self.receipts_topic = receipts_topic
+        self.outbox = outbox
+        self.stored = stored
+        self.receipts = receipts
+        self.settings = publish
+        self.backoff = backoff
+        self.inflight: dict[str, InFlight] = {}
+        self._room = asyncio.Event()
+        self.connected = asyncio.Event()
+        self.published_total = 0
+        self.republished_total = 0
+        self.connects = 0
+
+    def settled(self, record_ids: list[str]) -> None:
+        """The settler calls this for records that left the outbox (delivered or dead)."""
+        for rid in record_ids:
+            self.inflight.pop(rid, None)
+        self._room.set()
+
+    async def run(self) -> None:
+        """Stay connected until cancelled."""
+        attempt = 0
+        while True:
+            error: BaseException | None = None
+            try:
+                client = mqtt_client(
+                    self.broker,
+                    self.client_id,
+                    persistent=True,
+                    max_inflight=min(self.settings.window, 1000),
+                )
+                async with client:
+                    client.pending_calls_threshold = self.settings.window + 100
+                    await client.subscribe(self.receipts_topic, qos=1)
+                    self.connects += 1
+                    self.connected.set()
+                    attempt = 0
+                    log(
+                        logger,
+                        logging.INFO,
+                        "mqtt.connected",
+                        broker=self.broker.url,
+                        client=self.client_id,
+                    )
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._receive(client))
+                        tg.create_task(self._publish(client, tg))
+                        tg.create_task(self._republish(client, tg))
+            except* aiomqtt.MqttError as group:
+                error = group.exceptions[0]
+            self.connected.clear()
+            self.inflight.clear()
+            delay = backoff_delay(
+                attempt,
+                initial=self.backoff.initial,
+                maximum=self.backoff.maximum,
+                multiplier=self.backoff.multiplier,
+            )
+            attempt += 1
+            log(
+                logger,
+                logging.WARNING,
+                "mqtt.disconnected",
+                error=str(error),
+                retry_in=round(delay, 3),
+                attempt=attempt,
+            )
+            await asyncio.sleep(delay)
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            if isinstance(message.payload, bytes):
+                await self.receipts.put(message.payload)
+
+    async def _send(self, client: aiomqtt.Client, record: Pending) -> None:
+        await client.publish(
+            self.records_topic, record.wire, qos=1, timeout=self.settings.publish_timeout
+        )
+
+    async def _publish(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
+        """Publish pending records in seq order while the window has room."""
+        cursor = 0
+        while True:
+            room = self.settings.window - len(self.inflight)
+            if room <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            self.stored.clear()
+            page = await self.outbox.call(Outbox.pending_after, cursor, min(room, PAGE))
+            if not page:
+                await _wait_any(self.stored, self._room, within=1.0)
+                continue
+            now = time.monotonic()
+            first = self.settings.republish_after
+            for record in page:
+                cursor = record.seq
+                if record.id in self.inflight:
+                    continue
+                self.inflight[record.id] = InFlight(record.seq, 1, now + first)
+                tg.create_task(self._send(client, record))
+            self.published_total += len(page)
+
+    async def _republish(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
+        """Publish again the in-flight records whose receipt is overdue."""
+        while True:
+            await asyncio.sleep(TIMER_INTERVAL)
+            now = time.monotonic()
+            overdue = {rid: f for rid, f in self.inflight.items() if f.deadline <= now}
+            if not overdue:
+                continue
+            records = await self.outbox.call(
+                Outbox.pending_by_seq, [f.seq for f in overdue.values()]
+            )
+            for record in records:
+                flight = self.inflight.get(record.id)
+                if flight is None:
+                    continue
+                flight.attempts += 1
+                flight.deadline = now + republish_after(
+                    flight.attempts,
+                    first=self.settings.republish_after,
+                    maximum=self.settings.republish_max,
+                )
+                tg.create_task(self._send(client, record))
+            # Overdue records no longer in the outbox were settled meanwhile.
+            present = {r.id for r in records}
+            for rid in overdue.keys() - present:
+                self.inflight.pop(rid, None)
+            self.republished_total += len(records)
+            log(logger, logging.INFO, "records.republished", records=len(records))
+
+
+async def _wait_any(*events: asyncio.Event, within: float) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,0 +1,193 @@
+"""Receipts from the hub and what the agent makes of each (pure decisions).
+
+DESIGN "MQTT": the edge deletes a record from its outbox only on ``accepted`` or
+``duplicate``; ``rejected`` moves it to the dead letters with its reason. Before trusting an
+``accepted`` receipt the agent checks the checkpoint's signature with the pinned hub key and
+that the receipt's leaf hash is the one it computed; a receipt that fails is ignored, so the
+record stays in the outbox and is published again.
+"""
+
+from __future__ import annotations
+
+import hmac
+import random
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ledger.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
+from ledger.envelope import HexDigest, RecordId, describe_validation_error, parse_json
+from ledger.errors import CheckpointError, InvalidEnvelope
+
+from .errors import ReceiptError
+
+MAX_RECEIPT_BYTES = 128 * 1024
+
+
+class Receipt(BaseModel):
+    """``{id, status, index?, leaf_hash?, checkpoint?, reason?, detail?}`` from the hub.
+
+    Unknown fields are ignored rather than refused: receipts are only read, never stored or
+    signed, and a hub that adds a field must not make every agent drop its receipts.
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    id: RecordId
+    status: Literal["accepted", "duplicate", "rejected"]
+    index: Annotated[int, Field(ge=0)] | None = None
+    leaf_hash: HexDigest | None = None
+    checkpoint: Annotated[str, Field(max_length=64 * 1024)] | None = None
+    reason: Annotated[str, Field(max_length=128)] | None = None
+    detail: Annotated[str, Field(max_length=4096)] | None = None
+
+
+def parse_receipt(raw: bytes) -> Receipt:
+    """A receipt from an MQTT message; ReceiptError if it is not one."""
+    try:
+        return Receipt.model_validate(parse_json(raw, max_bytes=MAX_RECEIPT_BYTES))
+    except InvalidEnvelope as exc:
+        raise ReceiptError("malformed_receipt", exc.detail) from None
+    except ValidationError as exc:
+        raise ReceiptError("malformed_receipt", describe_validation_error(exc)) from None
+
+
+@dataclass(frozen=True)
+class ProofCheck:
+    """An inclusion proof to fetch and check: the record's leaf at ``index`` under the
+    checkpoint of ``size`` and ``root`` (both None: under whatever checkpoint is newest)."""
+
+    record_id: str
+    seq: int
+    index: int
+    leaf_hash: bytes
+    size: int | None
+    root: bytes | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with the record a receipt is about."""
+
+    action: Literal["deliver", "dead_letter", "ignore"]
+    reason: str = ""
+    detail: str = ""
+    proof_check: ProofCheck | None = None
+    checkpoint: Checkpoint | None = None
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the agent knows of the record a receipt names (from its outbox)."""
+
+    seq: int
+    leaf_hash: bytes
+
+
+class ProofPolicy:
+    """Whether to check an accepted record's inclusion proof: always, never, or sampled."""
+
+    def __init__(
+        self,
+        mode: Literal["always", "sampled", "never"],
+        rate: float = 0.05,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.mode = mode
+        self.rate = rate
+        # The hub must not guess which records get checked: a system RNG by default.
+        self._rng = rng or random.SystemRandom()
+
+    def wants_proof(self) -> bool:
+        if self.mode == "always":
+            return True
+        if self.mode == "never":
+            return False
+        return self._rng.random() < self.rate
+
+
+class ReceiptJudge:
+    """Decides each receipt; remembers recently verified checkpoint notes (the hub signs one
+    per batch, so most receipts of a batch carry the same note)."""
+
+    def __init__(self, verifier: NoteVerifier, policy: ProofPolicy, cache_size: int = 64) -> None:
+        self.verifier = verifier
+        self.policy = policy
+        self._verified: OrderedDict[str, Checkpoint] = OrderedDict()
+        self._cache_size = cache_size
+
+    def checkpoint(self, note: str) -> Checkpoint:
+        """The checkpoint of ``note`` if the pinned hub key signed it; ReceiptError if not."""
+        found = self._verified.get(note)
+        if found is not None:
+            self._verified.move_to_end(note)
+            return found
+        try:
+            found = verify_checkpoint(note, self.verifier)
+        except CheckpointError as exc:
+            raise ReceiptError("bad_checkpoint", str(exc)) from None
+        self._verified[note] = found
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return found
+
+    def judge(self, receipt: Receipt, expected: Expected | None) -> Verdict:
+        if expected is None:
+            return Verdict("ignore", "unknown_record", "no such record in the outbox")
+        if receipt.status == "rejected":
+            return Verdict(
+                "dead_letter", receipt.reason or "rejected", receipt.detail or "rejected by hub"
+            )
+        if receipt.leaf_hash is not None and not hmac.compare_digest(
+            bytes.fromhex(receipt.leaf_hash), expected.leaf_hash
+        ):
+            if receipt.status == "duplicate":
+                # The ledger holds a different record under this one's id or seq: deleting
+                # ours would lose it, so keep it where an operator sees it.
+                return Verdict(
+                    "dead_letter",
+                    "duplicate_mismatch",
+                    "the hub reports a duplicate whose leaf hash is not this record's",
+                )
+            return Verdict("ignore", "leaf_hash_mismatch", "receipt leaf hash is not ours")
+        if receipt.status == "duplicate":
+            return self._duplicate(receipt, expected)
+        return self._accepted(receipt, expected)
+
+    def _accepted(self, receipt: Receipt, expected: Expected) -> Verdict:
+        if receipt.index is None or receipt.checkpoint is None:
+            return Verdict("ignore", "incomplete_receipt", "accepted without index or checkpoint")
+        try:
+            cp = self.checkpoint(receipt.checkpoint)
+        except ReceiptError as exc:
+            return Verdict("ignore", exc.reason, exc.detail)
+        return Verdict("deliver", proof_check=self._proof(receipt, expected, cp), checkpoint=cp)
+
+    def _duplicate(self, receipt: Receipt, expected: Expected) -> Verdict:
+        cp = None
+        if receipt.checkpoint is not None:
+            try:
+                cp = self.checkpoint(receipt.checkpoint)
+            except ReceiptError as exc:
+                return Verdict("ignore", exc.reason, exc.detail)
+        check = self._proof(receipt, expected, cp) if receipt.index is not None else None
+        return Verdict("deliver", proof_check=check, checkpoint=cp)
+
+    def _proof(
+        self, receipt: Receipt, expected: Expected, cp: Checkpoint | None
+    ) -> ProofCheck | None:
+        assert receipt.index is not None
+        covers = cp is not None and cp.size > receipt.index
+        # A checkpoint that does not cover the record gets it checked whatever the policy.
+        if covers and not self.policy.wants_proof():
+            return None
+        return ProofCheck(
+            receipt.id,
+            expected.seq,
+            receipt.index,
+            expected.leaf_hash,
+            cp.size if covers and cp is not None else None,
+            cp.root_hash if covers and cp is not None else None,
+        )

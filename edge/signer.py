@@ -1,0 +1,66 @@
+"""Sealing prepared records: salted commitment, header, Ed25519 signature, wire bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.envelope import MAX_RECORD_BYTES, seal
+from ledger.errors import InvalidEnvelope
+from ledger.hashing import leaf_hash
+from ledger.keys import Ed25519PrivateKey, key_id, load_private_key
+
+from .drafts import Prepared
+from .errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A signed record as the outbox keeps it."""
+
+    seq: int
+    id: str
+    type_id: str
+    leaf_hash: bytes
+    wire: bytes
+
+
+class Signer:
+    """The source's signing key and identity; seals records with given seq numbers."""
+
+    def __init__(self, pilot: str, source: str, signing_key: Ed25519PrivateKey) -> None:
+        self.pilot = pilot
+        self.source = source
+        self._key = signing_key
+        self.key_id = key_id(signing_key.public_key())
+
+    @classmethod
+    def from_key_file(cls, pilot: str, source: str, path: Path) -> Signer:
+        return cls(pilot, source, load_private_key(path))
+
+    def seal(self, record: Prepared, seq: int) -> Sealed:
+        """Seal one record; InvalidInput if its fields cannot make a valid envelope."""
+        try:
+            signed = seal(
+                pilot=self.pilot,
+                source=self.source,
+                seq=seq,
+                type=record.type_id,
+                payload=record.payload,
+                signing_key=self._key,
+                subject=record.subject,
+                consent=record.consent,
+                observed_at=record.observed_at,
+            )
+        except InvalidEnvelope as exc:
+            raise InvalidInput(exc.reason, exc.detail) from None
+        wire = signed.to_wire()
+        if len(wire) > MAX_RECORD_BYTES:
+            raise InvalidInput(
+                "oversize",
+                f"the sealed record is {len(wire)} bytes, over the {MAX_RECORD_BYTES}-byte limit",
+                status=413,
+            )
+        return Sealed(
+            seq, signed.header.id, record.type_id, leaf_hash(signed.header.canonical()), wire
+        )

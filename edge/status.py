@@ -1,0 +1,151 @@
+"""``swiftchain edge status``: what the outbox says, read on a connection of its own."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import OutboxError
+from .outbox import connect
+
+MAX_DEAD_LETTERS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    seq: int
+    id: str
+    type: str
+    reason: str
+    detail: str
+    dead_at: float
+
+
+@dataclass(frozen=True)
+class Status:
+    outbox_path: str
+    depth: int
+    oldest_pending_age: float | None
+    last_seq: int
+    delivered_total: int
+    dead_letters_total: int
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    last_receipt: dict[str, Any] | None = None
+    last_checkpoint: dict[str, Any] | None = None
+    proofs_verified: int = 0
+    proof_checks_pending: int = 0
+    proof_checks_failed: int = 0
+    hub_key_pinned: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def read_status(path: Path, now: float | None = None) -> Status:
+    """The outbox's state; OutboxError if there is no outbox at ``path``."""
+    if not Path(path).is_file():
+        raise OutboxError(f"no outbox at {path}; has the agent run with this config?")
+    now = time.time() if now is None else now
+    conn = connect(Path(path), readonly=True)
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        depth, oldest = conn.execute("SELECT count(*), min(created_at) FROM outbox").fetchone()
+        dead_total = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+        dead = [
+            DeadLetter(*row)
+            for row in conn.execute(
+                "SELECT seq, id, type, reason, detail, dead_at FROM dead_letters"
+                " ORDER BY dead_at DESC LIMIT ?",
+                (MAX_DEAD_LETTERS_SHOWN,),
+            )
+        ]
+        pending, failed = conn.execute(
+            "SELECT count(*) FILTER (WHERE failed IS NULL),"
+            " count(*) FILTER (WHERE failed IS NOT NULL) FROM proof_checks"
+        ).fetchone()
+        max_seq = conn.execute(
+            "SELECT max(s) FROM (SELECT max(seq) AS s FROM outbox"
+            " UNION ALL SELECT max(seq) FROM dead_letters)"
+        ).fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise OutboxError(f"{path} is not a readable outbox: {exc}") from None
+    finally:
+        conn.close()
+    return Status(
+        outbox_path=str(path),
+        depth=int(depth),
+        oldest_pending_age=None if oldest is None else max(0.0, now - float(oldest)),
+        last_seq=max(int(meta.get("last_seq", 0)), int(max_seq or 0)),
+        delivered_total=int(meta.get("delivered_total", 0)),
+        dead_letters_total=int(dead_total),
+        dead_letters=dead,
+        last_receipt=json.loads(meta["last_receipt"]) if "last_receipt" in meta else None,
+        last_checkpoint=json.loads(meta["last_checkpoint"]) if "last_checkpoint" in meta else None,
+        proofs_verified=int(meta.get("proofs_verified", 0)),
+        proof_checks_pending=int(pending),
+        proof_checks_failed=int(failed),
+        hub_key_pinned=meta.get("hub_verifier_key"),
+    )
+
+
+def _ago(at: float, now: float) -> str:
+    return f"{_duration(now - at)} ago"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def render_status(status: Status, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    lines = [
+        f"outbox          {status.outbox_path}",
+        f"pending         {status.depth}",
+        "oldest pending  "
+        + ("-" if status.oldest_pending_age is None else _duration(status.oldest_pending_age)),
+        f"last seq        {status.last_seq}",
+        f"delivered       {status.delivered_total}",
+    ]
+    r = status.last_receipt
+    lines.append(
+        "last receipt    "
+        + (
+            "-"
+            if r is None
+            else f"{r['status']} {r['id']}"
+            + (f" index {r['index']}" if r.get("index") is not None else "")
+            + (f" ({r['reason']})" if r.get("reason") else "")
+            + f", {_ago(r['at'], now)}"
+        )
+    )
+    c = status.last_checkpoint
+    lines.append(
+        "last verified checkpoint  "
+        + (
+            "-"
+            if c is None
+            else f"{c['origin']} size {c['size']} root {c['root'][:16]}…, {_ago(c['at'], now)}"
+        )
+    )
+    proofs = f"inclusion proofs  {status.proofs_verified} verified, "
+    proofs += f"{status.proof_checks_pending} pending"
+    if status.proof_checks_failed:
+        proofs += f", {status.proof_checks_failed} FAILED"
+    lines.append(proofs)
+    lines.append(f"dead letters    {status.dead_letters_total}")
+    for d in status.dead_letters:
+        lines.append(
+            f"  seq {d.seq} {d.id} {d.type}: {d.reason}: {d.detail} ({_ago(d.dead_at, now)})"
+        )
+    if status.dead_letters_total > len(status.dead_letters):
+        lines.append(f"  ... and {status.dead_letters_total - len(status.dead_letters)} more")
+    return "\n".join(lines)
