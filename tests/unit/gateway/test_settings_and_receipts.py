@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import ConfigError
+from gateway.receipts import Receipt, rejected
+from gateway.settings import load_settings
+
+
+def test_toml_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        'db_path = "data/ledger.db"\nbatch_max_records = 50\nmqtt_url = "mqtt://127.0.0.1:1999"\n'
+    )
+    monkeypatch.setenv("SWIFTCHAIN_HUB_BATCH_MAX_RECORDS", "70")
+    s = load_settings(config)
+    assert s.batch_max_records == 70
+    assert s.db_path == tmp_path / "data" / "ledger.db"
+    assert s.dead_letters == tmp_path / "data" / "ledger.db.deadletter"
+    assert (s.mqtt_host, s.mqtt_port) == ("127.0.0.1", 1999)
+    assert s.records_subscription == "$share/hub/swiftchain/v1/+/+/records"
+
+
+def test_plain_subscription_for_brokers_without_shared_subs(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text("mqtt_shared_subscription = false\n")
+    assert load_settings(config).records_subscription == "swiftchain/v1/+/+/records"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'batch_max_records = "many"\n',
+        "unknown_setting = 1\n",
+        'mqtt_url = "http://x"\n',
+        "not toml [",
+    ],
+)
+def test_bad_config_is_a_config_error(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError):
+        load_settings(config)
+
+
+def test_missing_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no hub config"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_receipt_wire_shapes() -> None:
+    unparseable = json.loads(rejected(None, "malformed_json", "bad").wire())
+    assert unparseable == {
+        "id": None,
+        "status": "rejected",
+        "reason": "malformed_json",
+        "detail": "bad",
+    }
+    accepted = json.loads(
+        Receipt(
+            id="r1", status="accepted", index=3, leaf_hash="ab" * 32, checkpoint="note\n"
+        ).wire()
+    )
+    assert accepted == {
+        "id": "r1",
+        "status": "accepted",
+        "index": 3,
+        "leaf_hash": "ab" * 32,
+        "checkpoint": "note\n",
+    }
