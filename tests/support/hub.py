@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -407,8 +407,15 @@ class MqttPeer:
 
     async def wait_for(self, count: int, wait_s: float = 30) -> None:
         """Until at least ``count`` receipts have arrived."""
+        await self.wait_until(lambda: len(self.receipts) >= count, wait_s)
+
+    async def wait_until(self, done: Callable[[], bool], wait_s: float = 30) -> None:
+        """Until ``done()`` holds, checked after every receipt."""
         assert self._changed is not None
         async with asyncio.timeout(wait_s):
-            while len(self.receipts) < count:
+            while not done():
                 self._changed.clear()
                 await self._changed.wait()
+
+    def accepted(self) -> int:
+        return sum(1 for _, r in self.receipts if r["status"] == "accepted")

@@ -77,9 +77,7 @@ async def test_kill_9_mid_stream_loses_no_accepted_record(
         records = stream(key_path, 1500)
         async with MqttPeer(hub.mqtt_url) as peer:
             sender = asyncio.create_task(publish_paced(peer, records))
-            async with asyncio.timeout(30):
-                while sum(1 for _, r in peer.receipts if r["status"] == "accepted") < 300:
-                    await asyncio.sleep(0.01)
+            await peer.wait_until(lambda: peer.accepted() >= 300)
             hub.kill()
             accepted_before = {r["id"] for _, r in peer.receipts if r["status"] == "accepted"}
             await sender
@@ -103,9 +101,7 @@ async def test_sigterm_drains_in_flight_records(tmp_path: Path, hub_broker: Mosq
         records = stream(key_path, 2000)
         async with MqttPeer(hub.mqtt_url) as peer:
             sender = asyncio.create_task(publish_paced(peer, records, per_ms=0))
-            async with asyncio.timeout(30):
-                while len(peer.receipts) < 200:
-                    await asyncio.sleep(0.005)
+            await peer.wait_for(200)
             assert hub.proc is not None
             hub.proc.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(hub.proc.wait, 30)

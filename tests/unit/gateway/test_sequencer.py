@@ -31,9 +31,11 @@ class Harness:
         self.ledger = ledger
         self.sequencer = sequencer
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.arrived = asyncio.Event()
 
     def publish(self, topic: str, payload: bytes) -> bool:
         self.sent.append((topic, json.loads(payload)))
+        self.arrived.set()
         return True
 
     def submit(self, seq: int, record_id: str | None = None) -> str:
@@ -54,7 +56,8 @@ class Harness:
     async def settle(self, count: int) -> None:
         async with asyncio.timeout(5):
             while len(self.sent) < count:
-                await asyncio.sleep(0.005)
+                self.arrived.clear()
+                await self.arrived.wait()
 
 
 @pytest.fixture
@@ -95,7 +98,7 @@ async def test_one_batch_one_commit_then_receipts(harness: Harness) -> None:
     assert {r["status"] for _, r in harness.sent} == {"accepted"}
     indexes = [r["index"] for _, r in harness.sent]
     assert indexes == list(range(3, 53))
-    assert harness.sequencer.metrics.batch_size._sum.get() == 3 + 50  # noqa: SLF001
+    assert harness.sequencer.metrics.batch_size._sum.get() == 3 + 50
     note = harness.sent[-1][1]["checkpoint"]
     cp = verify_checkpoint(note, harness.ledger.signer.verifier)
     assert cp.size == 53
