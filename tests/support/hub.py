@@ -383,6 +383,11 @@ class MqttPeer:
             self.by_id.setdefault(receipt.get("id"), []).append(receipt)
             self._changed.set()
 
+    @property
+    def paho(self) -> Any:
+        """The underlying paho client, for publishing without awaiting each PUBACK."""
+        return self._client._client
+
     async def publish(self, topic: str, payload: bytes) -> None:
         await self._client.publish(topic, payload, qos=1)
 
