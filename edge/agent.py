@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from aiohttp import web
+from typing import Any
 
 from ledger.checkpoint import NoteVerifier
 from ledger.errors import CheckpointError
@@ -30,7 +29,6 @@ from .settings import BrokerSettings, EdgeSettings
 from .settling import InclusionChecker, Settler
 from .signer import Signer
 from .sources.directory import DirectorySource
-from .sources.http import create_app
 from .sources.sensors import SensorSource
 from .sources.stream import StreamSource, file_lines, stdin_lines
 
@@ -194,6 +192,10 @@ def _sensor_broker(s: EdgeSettings) -> BrokerSettings:
 
 @asynccontextmanager
 async def _http_site(intake: Intake, s: EdgeSettings) -> AsyncIterator[int]:
+    from aiohttp import web
+
+    from .sources.http import create_app  # the aiohttp server only when it is used
+
     runner = web.AppRunner(
         create_app(intake, max_body_bytes=s.http.max_body_bytes), access_log=None
     )
@@ -208,7 +210,7 @@ async def _http_site(intake: Intake, s: EdgeSettings) -> AsyncIterator[int]:
         await runner.cleanup()
 
 
-def _bound_port(runner: web.AppRunner) -> int:
+def _bound_port(runner: Any) -> int:
     for address in runner.addresses:
         if isinstance(address, tuple):
             return int(address[1])
@@ -240,6 +242,31 @@ async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
             yield Agent(settings, outbox, intake, hub)
     finally:
         await outbox.close()
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas (one per thread by default): the outbox and sealing threads
+    would otherwise each hold a mostly empty arena, tens of MB of RSS on a small gateway."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
+def install_uvloop() -> bool:
+    """Make asyncio use uvloop, if installed; return whether it does."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
 
 
 async def run_agent(settings: EdgeSettings) -> None:

@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from fhir.resources.R4B import get_fhir_model_class
-from fhir.resources.R4B.operationoutcome import OperationOutcome, OperationOutcomeIssue
 from pydantic import BaseModel, ValidationError
 
 from ledger.envelope import describe_validation_error
@@ -51,6 +49,9 @@ def fhir_model(resource_type: str) -> type[BaseModel] | None:
     """The R4B model class of ``resource_type``, or None if FHIR R4B has no such resource."""
     if not _RESOURCE_TYPE.match(resource_type):
         return None
+    # Imported here: an agent with only sensor types never loads the FHIR models (~5 MB).
+    from fhir.resources.R4B import get_fhir_model_class
+
     try:
         model: type[BaseModel] = get_fhir_model_class(resource_type)
     except (ValueError, KeyError, ImportError):
@@ -222,6 +223,8 @@ class Issue:
 
 def operation_outcome(issues: list[Issue]) -> bytes:
     """An R4B OperationOutcome as JSON bytes."""
+    from fhir.resources.R4B.operationoutcome import OperationOutcome, OperationOutcomeIssue
+
     outcome = OperationOutcome(
         issue=[
             OperationOutcomeIssue(

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 import aiomqtt
-from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY, MQTT_ERR_SUCCESS
 
 from .backoff import backoff_delay, republish_after
 from .logs import log
@@ -32,10 +32,12 @@ TIMER_INTERVAL = 0.5
 
 
 def mqtt_client(
-    broker: BrokerSettings, client_id: str, *, persistent: bool, max_inflight: int = 100
+    broker: BrokerSettings, client_id: str, *, persistent: bool, max_inflight: int = 0
 ) -> aiomqtt.Client:
     """An aiomqtt client for ``broker``; ``persistent`` keeps the session (and the messages
-    queued for it) on the broker while the client is away."""
+    queued for it) on the broker while the client is away. ``max_inflight`` 0 leaves the
+    bound to the agent's own window (paho rescans its whole queue on every PUBACK when it
+    keeps one itself)."""
     protocol = (
         aiomqtt.ProtocolVersion.V5 if broker.protocol == "5" else aiomqtt.ProtocolVersion.V311
     )
@@ -54,7 +56,8 @@ def mqtt_client(
         identifier=client_id,
         protocol=protocol,
         clean_session=None if protocol is aiomqtt.ProtocolVersion.V5 else not persistent,
-        clean_start=MQTT_CLEAN_START_FIRST_ONLY if not persistent else False,
+        # paho refuses a clean-start flag on 3.1.1 unless it is the default.
+        clean_start=False if properties is not None else MQTT_CLEAN_START_FIRST_ONLY,
         properties=properties,
         keepalive=broker.keepalive,
         timeout=broker.connect_timeout,
@@ -125,12 +128,7 @@ class Link:
         while True:
             error: BaseException | None = None
             try:
-                client = mqtt_client(
-                    self.broker,
-                    self.client_id,
-                    persistent=True,
-                    max_inflight=min(self.settings.window, 1000),
-                )
+                client = mqtt_client(self.broker, self.client_id, persistent=True)
                 async with client:
                     client.pending_calls_threshold = self.settings.window + 100
                     await client.subscribe(self.receipts_topic, qos=1)
@@ -146,8 +144,8 @@ class Link:
                     )
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._receive(client))
-                        tg.create_task(self._publish(client, tg))
-                        tg.create_task(self._republish(client, tg))
+                        tg.create_task(self._publish(client))
+                        tg.create_task(self._republish(client))
             except* aiomqtt.MqttError as group:
                 error = group.exceptions[0]
             self.connected.clear()
@@ -174,12 +172,19 @@ class Link:
             if isinstance(message.payload, bytes):
                 await self.receipts.put(message.payload)
 
-    async def _send(self, client: aiomqtt.Client, record: Pending) -> None:
-        await client.publish(
-            self.records_topic, record.wire, qos=1, timeout=self.settings.publish_timeout
-        )
+    def _send(self, client: aiomqtt.Client, record: Pending) -> None:
+        """Hand one record to the MQTT client without awaiting its PUBACK.
 
-    async def _publish(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
+        The receipt, not the PUBACK, is what settles a record, so waiting for each PUBACK
+        would only cost a task, an event and a timer per record (aiomqtt's ``publish``
+        does that, and checks its pending calls in O(n)): this goes to paho directly. A
+        broken connection shows up in the receiving loop, which then reconnects.
+        """
+        info = client._client.publish(self.records_topic, record.wire, qos=1)
+        if info.rc != MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "could not publish a record")
+
+    async def _publish(self, client: aiomqtt.Client) -> None:
         """Publish pending records in seq order while the window has room."""
         cursor = 0
         while True:
@@ -200,10 +205,10 @@ class Link:
                 if record.id in self.inflight:
                     continue
                 self.inflight[record.id] = InFlight(record.seq, 1, now + first)
-                tg.create_task(self._send(client, record))
+                self._send(client, record)
             self.published_total += len(page)
 
-    async def _republish(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
+    async def _republish(self, client: aiomqtt.Client) -> None:
         """Publish again the in-flight records whose receipt is overdue."""
         while True:
             await asyncio.sleep(TIMER_INTERVAL)
@@ -224,7 +229,7 @@ class Link:
                     first=self.settings.republish_after,
                     maximum=self.settings.republish_max,
                 )
-                tg.create_task(self._send(client, record))
+                self._send(client, record)
             # Overdue records no longer in the outbox were settled meanwhile.
             present = {r.id for r in records}
             for rid in overdue.keys() - present:

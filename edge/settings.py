@@ -120,8 +120,6 @@ class PublishSettings(_Section):
     #: as long, and so on up to ``republish_max``.
     republish_after: Seconds = 30.0
     republish_max: Seconds = 600.0
-    #: How long PUBACK may take before the connection is treated as broken.
-    publish_timeout: Seconds = 30.0
 
 
 class BackoffSettings(_Section):
@@ -222,6 +220,8 @@ class EdgeSettings(BaseSettings):
     stream: StreamSourceSettings = Field(default_factory=StreamSourceSettings)
     sensors: SensorSourceSettings = Field(default_factory=SensorSourceSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    #: Run on uvloop when it is installed (about a third more records a second).
+    use_uvloop: bool = True
 
     @classmethod
     def settings_customise_sources(

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from edge.agent import run_agent
+from edge.agent import install_uvloop, limit_malloc_arenas, run_agent
 from edge.logs import configure_logging
 from edge.settings import load_settings
 from edge.status import read_status, render_status
@@ -48,8 +48,11 @@ def run(config: Path) -> None:
 
     Example: swiftchain edge run --config edge.toml
     """
+    limit_malloc_arenas()
     settings = load_settings(config)
     configure_logging(settings.log.level, settings.log.format)
+    if settings.use_uvloop:
+        install_uvloop()
     asyncio.run(_until_signalled(run_agent(settings)))
 
 
