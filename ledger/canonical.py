@@ -11,5 +11,5 @@ def canonical_json(value: Any) -> bytes:
     """JCS(value). Raises InvalidEnvelope for values JSON cannot carry exactly."""
     try:
         return rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise InvalidEnvelope("not_canonicalizable", str(exc)) from None

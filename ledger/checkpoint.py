@@ -61,6 +61,8 @@ class NoteVerifier:
 
     @classmethod
     def parse(cls, text: str) -> NoteVerifier:
+        if not isinstance(text, str):
+            raise CheckpointError("a verifier key is text")
         parts = text.strip().split("+", 2)
         if len(parts) != 3 or not _NAME.match(parts[0]):
             raise CheckpointError("a verifier key reads <name>+<hex key hash>+<base64 key>")
@@ -111,21 +113,54 @@ class SignedCheckpoint:
 
 
 def sign_checkpoint(checkpoint: Checkpoint, signer: NoteSigner) -> str:
-    _check_origin(checkpoint.origin)
+    """The signed note for ``checkpoint``; CheckpointError for anything ``parse_checkpoint``
+    would not read back (so a hub can never publish a note nobody can parse)."""
+    _check_checkpoint(checkpoint)
+    _check_signer(signer)
     body = checkpoint.body()
     return body.decode() + "\n" + signer.signature_line(body)
 
 
 def _check_origin(origin: str) -> None:
-    if not origin or "\n" in origin or origin != origin.strip():
+    if not isinstance(origin, str) or not origin or "\n" in origin or origin != origin.strip():
         raise CheckpointError("a checkpoint origin is one non-empty line")
+
+
+def _check_checkpoint(checkpoint: Checkpoint) -> None:
+    if not isinstance(checkpoint, Checkpoint):
+        raise CheckpointError("only a Checkpoint can be signed")
+    _check_origin(checkpoint.origin)
+    size = checkpoint.size
+    if type(size) is not int or not 0 <= size < 10**20:
+        raise CheckpointError(f"checkpoint size {size!r} is not a tree size")
+    if not isinstance(checkpoint.root_hash, bytes) or len(checkpoint.root_hash) != HASH_SIZE:
+        raise CheckpointError("root hash is not 32 bytes")
+    for ext in checkpoint.extensions:
+        if not isinstance(ext, str) or not ext or "\n" in ext:
+            raise CheckpointError("a checkpoint extension is one non-empty line")
+    try:
+        checkpoint.origin.encode()
+        "".join(checkpoint.extensions).encode()
+    except UnicodeEncodeError:
+        raise CheckpointError("a checkpoint is UTF-8 text") from None
+
+
+def _check_signer(signer: NoteSigner) -> None:
+    if not isinstance(signer, NoteSigner) or not isinstance(signer.private_key, Ed25519PrivateKey):
+        raise CheckpointError("a checkpoint is signed by a NoteSigner with an Ed25519 key")
+    if not isinstance(signer.name, str) or not _NAME.match(signer.name):
+        raise CheckpointError(f"bad signer name {signer.name!r}")
 
 
 def parse_checkpoint(note: str) -> SignedCheckpoint:
     """Parse a signed checkpoint note (signatures are not checked here)."""
     if not isinstance(note, str):
         raise CheckpointError("a checkpoint note is text")
-    if len(note.encode()) > MAX_NOTE_BYTES:
+    try:
+        encoded = note.encode()
+    except UnicodeEncodeError:
+        raise CheckpointError("a checkpoint note is UTF-8 text") from None
+    if len(encoded) > MAX_NOTE_BYTES:
         raise CheckpointError("checkpoint note is too large")
     body, sep, sig_block = note.partition("\n\n")
     if not sep or not sig_block.endswith("\n"):
@@ -159,6 +194,8 @@ def parse_checkpoint(note: str) -> SignedCheckpoint:
 
 def verify_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
     """Parse ``note`` and check it carries a valid signature by ``verifier``."""
+    if not isinstance(verifier, NoteVerifier):
+        raise CheckpointError("a checkpoint is verified against a NoteVerifier")
     signed = parse_checkpoint(note)
     body = signed.checkpoint.body()
     for name, khash, sig in signed.signatures:
@@ -173,5 +210,6 @@ def verify_checkpoint(note: str, verifier: NoteVerifier) -> Checkpoint:
 
 def add_cosignature(note: str, signer: NoteSigner) -> str:
     """Append a witness's signature line to a signed note (after checking it parses)."""
+    _check_signer(signer)
     signed = parse_checkpoint(note)
     return note + signer.signature_line(signed.checkpoint.body())

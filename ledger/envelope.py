@@ -14,7 +14,15 @@ from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from .canonical import canonical_json
 from .errors import InvalidEnvelope, SignatureError
@@ -41,6 +49,13 @@ def _utc_timestamp(value: str) -> str:
         datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise ValueError(f"not a real time: {exc}") from None
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    # Literal[1] compares by equality, so True (== 1) would pass and sign as "v":true.
+    if isinstance(value, bool):
+        raise ValueError("must be the integer 1, not a boolean")
     return value
 
 
@@ -71,7 +86,7 @@ class RecordHeader(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    v: Literal[1]
+    v: Annotated[Literal[1], BeforeValidator(_not_bool)]
     id: RecordId
     pilot: Slug
     source: Slug
@@ -148,6 +163,10 @@ def seal(
 ) -> SignedRecord:
     """Build, commit to and sign one record. Raises InvalidEnvelope for bad fields."""
     salt = os.urandom(SALT_BYTES) if salt is None else salt
+    if not isinstance(salt, bytes) or len(salt) != SALT_BYTES:
+        raise InvalidEnvelope("invalid_envelope", f"salt: must be {SALT_BYTES} bytes")
+    if not isinstance(signing_key, Ed25519PrivateKey):
+        raise InvalidEnvelope("invalid_envelope", "signing_key: must be an Ed25519 private key")
     fields = {
         "v": ENVELOPE_VERSION,
         "id": record_id or uuid7(),
@@ -193,7 +212,10 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _depth(value: Any, limit: int) -> None:
+def _depth(value: Any, limit: int, check_text: bool = False) -> None:
+    """Bound the nesting; with ``check_text``, also refuse strings that are not Unicode
+    scalar values (a ``\\ud800`` escape decodes to a lone surrogate, which no UTF-8 encoder,
+    JCS included, accepts)."""
     stack = [(value, 1)]
     while stack:
         v, d = stack.pop()
@@ -201,8 +223,15 @@ def _depth(value: Any, limit: int) -> None:
             raise InvalidEnvelope("too_deep", f"JSON nests deeper than {limit} levels")
         if isinstance(v, dict):
             stack.extend((x, d + 1) for x in v.values())
+            if check_text:
+                stack.extend((k, d) for k in v)
         elif isinstance(v, list):
             stack.extend((x, d + 1) for x in v)
+        elif check_text and isinstance(v, str):
+            try:
+                v.encode()
+            except UnicodeEncodeError:
+                raise InvalidEnvelope("malformed_json", "lone surrogate in a string") from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -211,6 +240,8 @@ def _reject_constant(name: str) -> Any:
 
 def parse_json(raw: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
     """Strict JSON: bounded size and depth, UTF-8, no duplicate keys, no NaN/Infinity."""
+    if not isinstance(raw, bytes | bytearray):
+        raise InvalidEnvelope("malformed_json", f"a message is bytes, not {type(raw).__name__}")
     if len(raw) > max_bytes:
         raise InvalidEnvelope("oversize", f"{len(raw)} bytes is over the {max_bytes}-byte limit")
     # Cheap pre-check on bracket depth before the recursive parser sees the input.
@@ -225,7 +256,8 @@ def parse_json(raw: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
         raise InvalidEnvelope("malformed_json", f"not UTF-8: {exc.reason}") from None
     except (ValueError, RecursionError) as exc:
         raise InvalidEnvelope("malformed_json", str(exc)) from None
-    _depth(value, MAX_JSON_DEPTH)
+    # Only escapes can produce lone surrogates (raw UTF-8 cannot): skip the walk without them.
+    _depth(value, MAX_JSON_DEPTH, check_text=b"\\ud" in raw.lower())
     return value
 
 
@@ -261,6 +293,8 @@ def parse_record(raw: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> SignedReco
 
 def check_commitment(record: SignedRecord) -> None:
     """Raise InvalidEnvelope('commitment_mismatch') unless the body matches the header."""
+    if not isinstance(record, SignedRecord):
+        raise InvalidEnvelope("invalid_envelope", "only a SignedRecord has a commitment")
     salt = b64url_decode(record.body.salt)
     if commitment(salt, record.body.payload) != record.header.commitment:
         raise InvalidEnvelope("commitment_mismatch", "payload and salt do not match commitment")

@@ -17,6 +17,11 @@ class InvalidEnvelope(LedgerError):
         self.detail = detail
 
 
+class EncodingError(LedgerError, ValueError):
+    """Text is not the encoding it should be (base64url, hex). Also a ValueError, so callers
+    written against the plain ValueError keep working."""
+
+
 class SignatureError(LedgerError):
     """A signature does not verify, or cannot be decoded."""
 

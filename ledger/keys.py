@@ -10,11 +10,11 @@ from pathlib import Path
 
 import nacl.exceptions
 import nacl.signing
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .errors import KeyFileError, SignatureError
+from .errors import EncodingError, KeyFileError, SignatureError
 
 __all__ = [
     "Ed25519PrivateKey",
@@ -39,15 +39,18 @@ def b64url_encode(raw: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    """Decode unpadded base64url strictly (no stray characters)."""
+    """Decode unpadded base64url strictly (no stray characters); EncodingError if it is not."""
     if not isinstance(text, str) or not text.isascii():
-        raise ValueError("not base64url text")
+        raise EncodingError("not base64url text")
+    # The standard alphabet's "+" and "/" and padding would otherwise slip through below.
+    if "+" in text or "/" in text or "=" in text:
+        raise EncodingError("not unpadded base64url: '+', '/' or '=' in it")
     try:
         return base64.b64decode(
             text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
         )
     except binascii.Error as exc:
-        raise ValueError(f"not base64url: {exc}") from None
+        raise EncodingError(f"not base64url: {exc}") from None
 
 
 def generate_key() -> Ed25519PrivateKey:
@@ -55,7 +58,13 @@ def generate_key() -> Ed25519PrivateKey:
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return _public(key).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _public(key: object) -> Ed25519PublicKey:
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"expected an Ed25519 public key, got {type(key).__name__}")
+    return key
 
 
 def public_key_b64(key: Ed25519PublicKey) -> str:
@@ -78,13 +87,18 @@ def key_id(key: Ed25519PublicKey) -> str:
 
 
 def sign(key: Ed25519PrivateKey, message: bytes) -> bytes:
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"expected an Ed25519 private key, got {type(key).__name__}")
+    if not isinstance(message, bytes):
+        raise SignatureError("only bytes can be signed")
     return key.sign(message)
 
 
 def verify(key: Ed25519PublicKey, signature: bytes, message: bytes) -> None:
+    _public(key)
     try:
         key.verify(signature, message)
-    except InvalidSignature:
+    except (InvalidSignature, TypeError):
         raise SignatureError("signature does not verify") from None
 
 
@@ -119,6 +133,8 @@ class FastVerifier:
 
 def write_key_pair(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
     """Write ``path`` (PKCS#8 PEM, mode 0600) and ``path.pub`` (SPKI PEM); return the key."""
+    if not isinstance(path, str | os.PathLike):
+        raise KeyFileError(f"{path!r} is not a path")
     path = Path(path)
     pub_path = path.with_name(path.name + ".pub")
     if not overwrite and (path.exists() or pub_path.exists()):
@@ -144,14 +160,20 @@ def write_key_pair(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
     return key
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
+def _read_key_file(path: Path) -> bytes:
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
+    except TypeError:
+        raise KeyFileError(f"{path!r} is not a path") from None
     except OSError as exc:
         raise KeyFileError(f"cannot read key {path}: {exc.strerror}") from None
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    data = _read_key_file(path)
     try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise KeyFileError(f"{path} is not an unencrypted PEM private key: {exc}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
@@ -159,13 +181,10 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key {path}: {exc.strerror}") from None
+    data = _read_key_file(path)
     try:
         key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyFileError(f"{path} is not a PEM public key: {exc}") from None
     if not isinstance(key, Ed25519PublicKey):
         raise KeyFileError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")

@@ -12,6 +12,20 @@ from collections.abc import Sequence
 from .errors import ProofError
 from .hashing import HASH_SIZE, node_hash
 
+#: Tree sizes and indexes are uint64 in RFC 9162; anything else is not a proof parameter.
+MAX_TREE_SIZE = 2**64 - 1
+
+
+def _check_int(value: object, what: str) -> None:
+    # bool is an int subclass; True is not an index.
+    if type(value) is not int or not 0 <= value <= MAX_TREE_SIZE:
+        raise ProofError(f"{what} must be an integer in 0..2^64-1, not {value!r}")
+
+
+def _check_proof(proof: object) -> None:
+    if isinstance(proof, str | bytes) or not isinstance(proof, Sequence):
+        raise ProofError("a proof is a sequence of 32-byte hashes")
+
 
 def _check_hashes(proof: Sequence[bytes]) -> None:
     for i, h in enumerate(proof):
@@ -23,6 +37,9 @@ def root_from_inclusion_proof(
     leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]
 ) -> bytes:
     """The root that ``proof`` implies for ``leaf_hash`` at ``index`` (RFC 9162 2.1.3.2)."""
+    _check_int(index, "index")
+    _check_int(size, "size")
+    _check_proof(proof)
     if not 0 <= index < size:
         raise ProofError(f"index {index} is outside a tree of size {size}")
     _check_hashes([leaf_hash, *proof])
@@ -51,6 +68,7 @@ def verify_inclusion(
 ) -> None:
     """Raise ProofError unless ``proof`` shows ``leaf_hash`` at ``index`` under ``root``."""
     computed = root_from_inclusion_proof(leaf_hash, index, size, proof)
+    _check_hashes([root])
     if not hmac.compare_digest(computed, root):
         raise ProofError("inclusion proof does not lead to the expected root")
 
@@ -59,6 +77,9 @@ def verify_consistency(
     first: int, second: int, proof: Sequence[bytes], first_root: bytes, second_root: bytes
 ) -> None:
     """Raise ProofError unless ``proof`` shows tree ``first`` is a prefix of ``second``."""
+    _check_int(first, "first size")
+    _check_int(second, "second size")
+    _check_proof(proof)
     if not 0 <= first <= second:
         raise ProofError(f"sizes {first} and {second} are not in order")
     _check_hashes([first_root, second_root, *proof])

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .errors import StoreError
+from .errors import LedgerError, StoreError
 from .hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash
 from .tree import (
     Frontier,
@@ -137,6 +137,17 @@ class StoredCheckpoint:
     created_at: float
 
 
+#: SQLite INTEGER is a signed 64-bit number; no index or size can be larger.
+_MAX_INDEX = 2**63 - 1
+
+
+def _check_int(value: object, what: str) -> int:
+    # bool is an int subclass; True is not an index.
+    if type(value) is not int or not -_MAX_INDEX <= value <= _MAX_INDEX:
+        raise StoreError(f"{what} must be an integer, not {value!r}")
+    return value
+
+
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     try:
         if readonly:
@@ -209,6 +220,7 @@ class LedgerReader:
         return found
 
     def _check_size(self, size: int, what: str = "size") -> None:
+        _check_int(size, what)
         current = self.size()
         if not 0 <= size <= current:
             raise StoreError(f"{what} {size} is outside the log (0..{current})")
@@ -224,18 +236,22 @@ class LedgerReader:
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         self._check_size(size)
+        _check_int(index, "index")
         if not 0 <= index < size:
             raise StoreError(f"index {index} is outside a tree of size {size}")
         return hashes_for_ranges(inclusion_ranges(index, size), self.nodes)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         self._check_size(second, "second")
+        _check_int(first, "first")
         if not 0 < first <= second:
             raise StoreError(f"no consistency proof from size {first} to size {second}")
         return hashes_for_ranges(consistency_ranges(first, second), self.nodes)
 
     # -- entries ---------------------------------------------------------------------------
     def entries(self, start: int, end: int) -> list[Entry]:
+        _check_int(start, "start")
+        _check_int(end, "end")
         if not 0 <= start <= end or end - start > MAX_ENTRIES_PAGE:
             raise StoreError(f"entries range [{start}, {end}) is empty, reversed or too long")
         rows = self.conn.execute(
@@ -246,7 +262,8 @@ class LedgerReader:
         return [Entry(*row) for row in rows]
 
     def entry(self, index: int) -> Entry:
-        rows = self.entries(index, index + 1) if index >= 0 else []
+        _check_int(index, "index")
+        rows = self.entries(index, index + 1) if 0 <= index < _MAX_INDEX else []
         if not rows:
             raise StoreError(f"no entry at index {index}")
         return rows[0]
@@ -281,6 +298,7 @@ class LedgerReader:
 
     def body(self, index: int) -> dict[str, Any] | None:
         """``{"payload": ..., "salt": ...}`` of a record, or None once erased."""
+        _check_int(index, "index")
         row = self.conn.execute(
             "SELECT payload, salt FROM bodies WHERE idx = ?", (index,)
         ).fetchone()
@@ -366,6 +384,15 @@ class LedgerWriter(LedgerReader):
         Returns the stored entries with their indexes. On any failure nothing is written and
         the in-memory tree is unchanged.
         """
+        try:
+            return self._append(batch, erase)
+        except (TypeError, AttributeError, ValueError, OverflowError, LedgerError) as exc:
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"append of a malformed batch: {exc}") from None
+
+    def _append(self, batch: Sequence[NewEntry], erase: Sequence[int]) -> list[Entry]:
+        erase = [_check_int(i, "erased index") for i in erase]
         frontier = self.frontier.copy()
         now = time.time()
         entry_rows, record_rows, body_rows, out = [], [], [], []
@@ -412,6 +439,7 @@ class LedgerWriter(LedgerReader):
         return out
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        _check_int(size, "checkpoint size")
         with self._lock:
             try:
                 self.conn.execute(

@@ -26,6 +26,12 @@ Range = tuple[int, int]
 """[start, end) of leaf indexes."""
 
 
+def _check_ints(*values: object) -> None:
+    # bool is an int subclass; True is not an index.
+    if any(type(v) is not int for v in values):
+        raise ProofError(f"tree sizes and indexes are integers, not {values!r}")
+
+
 def largest_power_of_two_below(n: int) -> int:
     """k such that k < n <= 2k (RFC 9162 section 2.1.1); n must be > 1."""
     return 1 << ((n - 1).bit_length() - 1)
@@ -37,6 +43,7 @@ def range_nodes(start: int, end: int) -> list[Node]:
     Valid for the ranges RFC 9162 recursion produces: ``start`` is a multiple of a power of
     two at least as large as the range, so the pieces shrink from left to right.
     """
+    _check_ints(start, end)
     if not 0 <= start < end:
         raise ProofError(f"empty or negative range [{start}, {end})")
     nodes: list[Node] = []
@@ -62,6 +69,7 @@ def fold_right(hashes: Sequence[bytes]) -> bytes:
 
 def inclusion_ranges(index: int, size: int) -> list[Range]:
     """The leaf ranges whose MTH form PATH(index, D[0:size]), in proof order (leaf upwards)."""
+    _check_ints(index, size)
     if not 0 <= index < size:
         raise ProofError(f"index {index} is outside a tree of size {size}")
     out: list[Range] = []
@@ -80,6 +88,7 @@ def inclusion_ranges(index: int, size: int) -> list[Range]:
 
 def consistency_ranges(first: int, second: int) -> list[Range]:
     """The leaf ranges whose MTH form PROOF(first, D[0:second]) (RFC 9162 2.1.4.1)."""
+    _check_ints(first, second)
     if not 0 < first <= second:
         raise ProofError(f"no consistency proof from size {first} to size {second}")
     if first == second:

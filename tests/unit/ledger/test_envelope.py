@@ -1,0 +1,356 @@
+"""The record envelope: seal/parse round trip, strict parsing, commitments and signatures."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.canonical import canonical_json
+from ledger.envelope import (
+    MAX_JSON_DEPTH,
+    MAX_RECORD_BYTES,
+    SignedRecord,
+    check_commitment,
+    check_signature,
+    commitment,
+    parse_record,
+    seal,
+)
+from ledger.errors import InvalidEnvelope, KeyFileError, SignatureError
+from ledger.keys import b64url_encode, generate_key, key_id
+
+KEY = generate_key()
+OTHER_KEY = generate_key()
+SALT = bytes(range(16))
+
+
+def sealed(**overrides: Any) -> SignedRecord:
+    fields: dict[str, Any] = {
+        "pilot": "air-quality",
+        "source": "station-1",
+        "seq": 7,
+        "type": "city.air-quality",
+        "payload": {"pm25": 12, "station": "station-1", "note": "naïve ✓"},
+        "signing_key": KEY,
+        "observed_at": "2026-05-01T08:30:00Z",
+        "record_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        "salt": SALT,
+    }
+    fields.update(overrides)
+    return seal(**fields)
+
+
+def wire(**overrides: Any) -> dict[str, Any]:
+    return json.loads(sealed().to_wire())  # type: ignore[no-any-return]
+
+
+def raw(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode()
+
+
+def reason_of(data: bytes) -> str:
+    with pytest.raises(InvalidEnvelope) as exc:
+        parse_record(data)
+    return exc.value.reason
+
+
+# -- round trip ------------------------------------------------------------------------------
+def test_seal_parse_round_trip() -> None:
+    record = sealed()
+    parsed = parse_record(record.to_wire())
+    assert parsed == record
+    assert parsed.header.canonical() == record.header.canonical()
+    check_commitment(parsed)
+    check_signature(parsed.header.canonical(), parsed.sig, KEY.public_key())
+    assert parsed.header.key == key_id(KEY.public_key())
+    assert parsed.header.commitment == commitment(SALT, record.body.payload)
+
+
+def test_leaf_is_jcs_of_header() -> None:
+    record = sealed()
+    assert record.header.canonical() == canonical_json(record.header.model_dump())
+    assert record.header.canonical().startswith(b'{"commitment":')
+
+
+def test_seal_defaults_make_fresh_ids_salts_and_times() -> None:
+    a = seal(pilot="p", source="s", seq=1, type="t", payload={}, signing_key=KEY)
+    b = seal(pilot="p", source="s", seq=1, type="t", payload={}, signing_key=KEY)
+    assert a.header.id != b.header.id and a.body.salt != b.body.salt
+    parse_record(a.to_wire())
+
+
+def test_subject_with_consent_round_trips() -> None:
+    record = sealed(subject="pseudo-12345678", consent="consent-1")
+    assert parse_record(record.to_wire()).header.subject == "pseudo-12345678"
+
+
+# -- strictness ------------------------------------------------------------------------------
+def _with(path: tuple[str, ...], value: Any, drop: bool = False) -> bytes:
+    msg = wire()
+    target = msg
+    for p in path[:-1]:
+        target = target[p]
+    if drop:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return raw(msg)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("extra",), 1),
+        (("header", "extra"), 1),
+        (("body", "extra"), "x"),
+        (("header", "v"), 2),
+        (("header", "seq"), "7"),
+        (("header", "seq"), True),
+        (("header", "seq"), 7.0),
+        (("header", "seq"), 0),
+        (("header", "seq"), 2**53),
+        (("header", "v"), True),
+        (("header", "pilot"), "Air Quality"),
+        (("header", "pilot"), "a" * 65),
+        (("header", "source"), None),
+        (("header", "type"), "x" * 65),
+        (("header", "id"), "not-an-id"),
+        (("header", "subject"), "pseudo-12345678"),
+        (("header", "subject"), "short"),
+        (("header", "consent"), "bad consent id"),
+        (("header", "observed_at"), "2026-05-01 08:30:00"),
+        (("header", "observed_at"), "2026-05-01T08:30:00+02:00"),
+        (("header", "observed_at"), "2026-02-30T08:30:00Z"),
+        (("header", "observed_at"), "2026-05-01T25:30:00Z"),
+        (("header", "observed_at"), 1714552200),
+        (("header", "commitment"), "ab" * 31),
+        (("header", "commitment"), "AB" * 32),
+        (("header", "key"), ""),
+        (("body", "payload"), [1, 2]),
+        (("body", "payload"), "text"),
+        (("body", "salt"), "AAAA"),
+        (("body", "salt"), b64url_encode(SALT) + "="),
+        (("body", "salt"), 5),
+        (("sig",), "x" * 85),
+        (("sig",), "!" * 86),
+        (("sig",), None),
+        (("header",), []),
+    ],
+)
+def test_wrong_fields_are_invalid_envelopes(path: tuple[str, ...], value: Any) -> None:
+    assert reason_of(_with(path, value)) == "invalid_envelope"
+
+
+@pytest.mark.parametrize(
+    "path", [("header", "seq"), ("header", "subject"), ("body",), ("sig",), ("header", "key")]
+)
+def test_missing_fields_are_invalid_envelopes(path: tuple[str, ...]) -> None:
+    assert reason_of(_with(path, None, drop=True)) == "invalid_envelope"
+
+
+def test_subject_without_consent_is_refused_by_seal_and_parse() -> None:
+    with pytest.raises(InvalidEnvelope, match="consent"):
+        sealed(subject="pseudo-12345678")
+    assert reason_of(_with(("header", "subject"), "pseudo-12345678")) == "invalid_envelope"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "malformed_json"),
+        (b"{", "malformed_json"),
+        (b"[]", "invalid_envelope"),
+        (b"null", "invalid_envelope"),
+        (b'"record"', "invalid_envelope"),
+        (b"\xff\xfe{}", "malformed_json"),
+        (b'{"sig": "\xc3\x28"}', "malformed_json"),
+        (b'{"a": NaN}', "malformed_json"),
+        (b'{"a": Infinity}', "malformed_json"),
+        (b'{"a": -Infinity}', "malformed_json"),
+        (b'{"a": 1, "a": 2}', "malformed_json"),
+        (b'{"a": "\\ud800"}', "malformed_json"),
+        (b'{"a": ["\\uDFFF"]}', "malformed_json"),
+        (b'{"\\ud800": 1}', "malformed_json"),
+        (b'{"a": 1' + b"1" * 5000 + b"}", "malformed_json"),
+        (b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1), "too_deep"),
+        (b"[" * 100_000, "too_deep"),
+        (b'{"a":' * 40 + b"1" + b"}" * 40, "too_deep"),
+        (b" " * (MAX_RECORD_BYTES + 1), "oversize"),
+    ],
+)
+def test_malformed_messages(data: bytes, reason: str) -> None:
+    assert reason_of(data) == reason
+
+
+def test_duplicate_key_inside_header_is_refused() -> None:
+    good = sealed().to_wire()
+    dup = good.replace(b'"seq":7', b'"seq":7,"seq":8')
+    assert dup != good
+    assert reason_of(dup) == "malformed_json"
+
+
+def test_valid_surrogate_pair_is_text_not_an_error() -> None:
+    msg = wire()
+    msg["body"]["payload"]["emoji"] = "\U0001f600"
+    data = json.dumps(msg).encode()  # ensure_ascii: written as a \\ud83d\\ude00 pair
+    assert b"\\ud83d" in data
+    assert parse_record(data).body.payload["emoji"] == "\U0001f600"
+
+
+def test_oversize_limit_is_a_parameter() -> None:
+    data = sealed().to_wire()
+    with pytest.raises(InvalidEnvelope) as exc:
+        parse_record(data, max_bytes=len(data) - 1)
+    assert exc.value.reason == "oversize"
+
+
+@pytest.mark.parametrize("value", ["{}", None, 5, ["x"], {"a": 1}])
+def test_parse_record_wants_bytes(value: Any) -> None:
+    with pytest.raises(InvalidEnvelope):
+        parse_record(value)
+
+
+def test_seal_refuses_bad_fields() -> None:
+    with pytest.raises(InvalidEnvelope):
+        sealed(payload={"x": float("nan")})
+    with pytest.raises(InvalidEnvelope):
+        sealed(payload={"x": "\ud800"})
+    with pytest.raises(InvalidEnvelope):
+        sealed(seq=True)
+    with pytest.raises(InvalidEnvelope):
+        sealed(salt=b"short")
+    with pytest.raises(InvalidEnvelope):
+        sealed(salt="0123456789abcdef")
+    with pytest.raises(InvalidEnvelope):
+        sealed(signing_key=None)
+    with pytest.raises(InvalidEnvelope):
+        sealed(observed_at="yesterday")
+    with pytest.raises(InvalidEnvelope):
+        sealed(payload={"big": 2**60})
+
+
+# -- commitments and signatures -----------------------------------------------------------------
+def test_changed_payload_or_salt_breaks_the_commitment() -> None:
+    msg = wire()
+    msg["body"]["payload"]["pm25"] = 13
+    with pytest.raises(InvalidEnvelope) as exc:
+        check_commitment(parse_record(raw(msg)))
+    assert exc.value.reason == "commitment_mismatch"
+    msg = wire()
+    msg["body"]["salt"] = b64url_encode(bytes(16))
+    with pytest.raises(InvalidEnvelope, match="commitment"):
+        check_commitment(parse_record(raw(msg)))
+
+
+def test_commitment_ignores_key_order_of_the_payload() -> None:
+    msg = wire()
+    msg["body"]["payload"] = dict(reversed(list(msg["body"]["payload"].items())))
+    check_commitment(parse_record(raw(msg)))
+
+
+def test_signature_checks() -> None:
+    record = sealed()
+    header = record.header.canonical()
+    check_signature(header, record.sig, KEY.public_key())
+    with pytest.raises(SignatureError):
+        check_signature(header, record.sig, OTHER_KEY.public_key())
+    with pytest.raises(SignatureError):
+        check_signature(header.replace(b'"seq":7', b'"seq":8'), record.sig, KEY.public_key())
+    flipped = ("B" if record.sig[0] == "A" else "A") + record.sig[1:]
+    with pytest.raises(SignatureError):
+        check_signature(header, flipped, KEY.public_key())
+    for bad_sig in ("", "***", "AAAA", record.sig + "AA"):
+        with pytest.raises(SignatureError):
+            check_signature(header, bad_sig, KEY.public_key())
+
+
+def test_signature_check_bad_arguments_are_named_errors() -> None:
+    record = sealed()
+    with pytest.raises(SignatureError):
+        check_signature("text", record.sig, KEY.public_key())  # type: ignore[arg-type]
+    with pytest.raises(SignatureError):
+        check_signature(record.header.canonical(), None, KEY.public_key())  # type: ignore[arg-type]
+    with pytest.raises(KeyFileError):
+        check_signature(record.header.canonical(), record.sig, None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidEnvelope):
+        check_commitment(None)  # type: ignore[arg-type]
+
+
+# -- fuzzing: only InvalidEnvelope ever escapes ---------------------------------------------
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.binary(max_size=300))
+def test_fuzz_parse_record_bytes(data: bytes) -> None:
+    try:
+        parse_record(data)
+    except InvalidEnvelope:
+        pass
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(json_values)
+def test_fuzz_parse_record_json(value: Any) -> None:
+    try:
+        parse_record(json.dumps(value).encode())
+    except InvalidEnvelope:
+        pass
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.data())
+def test_fuzz_mutated_real_records(data: st.DataObject) -> None:
+    good = bytearray(sealed().to_wire())
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(good) - 1))
+        op = data.draw(st.sampled_from(["flip", "delete", "insert"]))
+        if op == "flip":
+            good[at] ^= data.draw(st.integers(1, 255))
+        elif op == "delete":
+            del good[at]
+        else:
+            good.insert(at, data.draw(st.integers(0, 255)))
+    try:
+        record = parse_record(bytes(good))
+    except InvalidEnvelope:
+        return
+    # Whatever still parses must still be checkable with named errors only.
+    try:
+        check_commitment(record)
+        check_signature(record.header.canonical(), record.sig, KEY.public_key())
+    except (InvalidEnvelope, SignatureError):
+        pass
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.fixed_dictionaries(
+        {
+            "header": st.fixed_dictionaries(
+                {},
+                optional={
+                    "v": json_values,
+                    "seq": json_values,
+                    "subject": json_values,
+                    "observed_at": st.text(max_size=30),
+                },
+            ),
+            "body": json_values,
+            "sig": json_values,
+        }
+    )
+)
+def test_fuzz_envelope_shapes(value: dict[str, Any]) -> None:
+    with pytest.raises(InvalidEnvelope):
+        parse_record(json.dumps(value).encode())
