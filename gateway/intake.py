@@ -115,6 +115,10 @@ class Intake:
                         self.sequencer.submit(result)
                     else:
                         self.reject(topic, raw, result)
+            except Exception:
+                # A bug must not stop ingest: these records get no receipt, so their
+                # senders resend them; the log records the failure for the operator.
+                log.exception("verifying a chunk of %d records failed", len(items))
             finally:
                 self._busy -= 1
 
