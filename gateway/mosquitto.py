@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import re
 from collections.abc import Iterable
@@ -31,8 +32,32 @@ def password_hash(password: str, *, salt: bytes | None = None, iterations: int =
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
-def new_password() -> str:
-    return base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+def new_secret() -> bytes:
+    return os.urandom(32)
+
+
+def derive_password(secret: bytes, username: str) -> str:
+    """A broker account's password: HMAC-SHA256(broker secret, username), base64url.
+
+    Deriving it means the hub stores no per-source passwords: the operator keeps one secret,
+    regenerates the password file whenever the registry changes, and hands each agent its
+    own password (``swiftchain broker-config password``).
+    """
+    if len(secret) < 16:
+        raise ValueError("the broker secret must be at least 16 bytes")
+    mac = hmac.new(secret, username.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def accounts_for(
+    sources: Iterable[tuple[str, str]], secret: bytes, hub_username: str = "hub"
+) -> list[BrokerAccount]:
+    """The hub's account and one per (pilot, source), passwords derived from ``secret``."""
+    accounts = [hub_account(hub_username, password_hash(derive_password(secret, hub_username)))]
+    for pilot, source in sorted(sources):
+        name = source_username(pilot, source)
+        accounts.append(source_account(pilot, source, password_hash(derive_password(secret, name))))
+    return accounts
 
 
 @dataclass(frozen=True)
