@@ -10,6 +10,7 @@ from pathlib import Path
 import aiomqtt
 from click.testing import CliRunner
 
+from gateway.mosquitto import derive_password
 from swiftchain.cli import cli
 from tests.support.broker import Mosquitto, free_port
 from tests.support.hub import write_hub_config
@@ -63,11 +64,8 @@ async def test_generated_config_runs_on_mosquitto_and_fences_each_source(tmp_pat
     broker = Mosquitto(tmp_path, port=port, config_text=(out_dir / "mosquitto.conf").read_text())
     broker.start()
     try:
-        hub_user, hub_pw = password_of(secret, "x", "x")[0], ""
-        from gateway.mosquitto import derive_password
-
-        hub_pw = derive_password(bytes.fromhex(secret.read_text().strip()), "hub")
-        hub_user = "hub"
+        # The hub's own password is derived like every source's.
+        hub_user, hub_pw = "hub", derive_password(bytes.fromhex(secret.read_text().strip()), "hub")
         s1_user, s1_pw = password_of(secret, "air-quality", "aq-station-01")
         async with aiomqtt.Client("127.0.0.1", port, username=hub_user, password=hub_pw) as hub:
             await hub.subscribe("swiftchain/v1/+/+/records", qos=1)
