@@ -27,12 +27,11 @@ class Problem:
     @property
     def where(self) -> str:
         dotted = ".".join(f"[{p}]" if isinstance(p, int) else p for p in self.path)
-        dotted = dotted.replace(".[", "[") or "(document)"
-        if self.file is None:
-            return dotted
-        if self.line is None:
-            return f"{self.file}: {dotted}"
-        return f"{self.file}:{self.line}:{self.column}: {dotted}"
+        dotted = dotted.replace(".[", "[")
+        place = self.file or ""
+        if self.file is not None and self.line is not None:
+            place = f"{self.file}:{self.line}:{self.column}"
+        return ": ".join(part for part in (place, dotted) if part) or "(document)"
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"

@@ -87,7 +87,8 @@ def _load(raw: bytes, file: str) -> Pilot:
     try:
         return Pilot.model_validate(document)
     except ValidationError as exc:
-        problems = [_from_pydantic(e) for e in exc.errors(include_url=False)]
+        errors = exc.errors(include_url=False)
+        problems = [_from_pydantic(e) for e in errors if not _echo(e, errors)]
     except PilotDefinitionError as exc:
         problems = list(exc.problems)
     raise PilotDefinitionError(_placed(problems, positions, file)) from None
@@ -102,7 +103,7 @@ def _compose(text: str, file: str, positions: _Positions, problems: list[Problem
         return _build(loader, node, (), positions, problems)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = " ".join(s for s in (exc.context, exc.problem) if s) or "not valid YAML"
+        message = "; ".join(s for s in (exc.context, exc.problem) if s) or "not valid YAML"
         problems.append(
             Problem(
                 (),
@@ -164,16 +165,54 @@ def _build(
     return loader.construct_object(node, deep=True)
 
 
+#: What the id patterns of models.py mean, for people.
+_PATTERNS = {
+    "^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$": (
+        "is not a slug: lowercase letters, digits and inner hyphens, at most 64"
+    ),
+    "^[a-z][a-z0-9]{0,15}\\.[A-Za-z][A-Za-z0-9-]{0,62}$": (
+        "is not a data type id <namespace>.<name> (city.air-quality, fhir.Observation)"
+    ),
+}
+_SHOW_INPUT = {
+    "literal_error",
+    "string_type",
+    "int_type",
+    "bool_type",
+    "tuple_type",
+    "model_type",
+    "dict_type",
+    "string_too_long",
+    "string_too_short",
+}
+
+
+def _echo(error: Any, errors: list[Any]) -> bool:
+    """A list's "too short after validation" that only repeats its items' own errors."""
+    if error["type"] != "too_short":
+        return False
+    loc = tuple(error["loc"])
+    return any(len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors)
+
+
 def _from_pydantic(error: Any) -> Problem:
     loc: DocPath = tuple(error["loc"])
     kind = error["type"]
     message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
     if kind == "extra_forbidden" and loc:
         message = _unknown_key_message(loc)
     elif kind == "missing":
-        message = "required key missing"
-    elif kind in {"string_type", "int_type", "bool_type"} and "input" in error:
-        message = f"{message}, not {type(error['input']).__name__} {error['input']!r}"
+        message = f"required key {loc[-1]!r} missing" if loc else "required key missing"
+    elif kind == "string_pattern_mismatch":
+        pattern = str(error.get("ctx", {}).get("pattern", ""))
+        message = f"{value!r} {_PATTERNS.get(pattern, message)}"
+    elif kind == "too_short" and isinstance(value, tuple | list) and not value:
+        message = "must not be empty"
+    elif kind in _SHOW_INPUT and isinstance(value, str | int | float | bool | None):
+        message = f"{message}; got {value!r}"
+    elif kind in _SHOW_INPUT:
+        message = f"{message}; got a {type(value).__name__}"
     return Problem(loc, message)
 
 

@@ -9,6 +9,7 @@ loader turns into file:line:column.
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal, TypeVar
@@ -59,10 +60,13 @@ MemberKind = Literal[
 
 def _purpose(code: str) -> str:
     if code not in PURPOSES_OF_USE:
-        raise ValueError(
-            f"{code!r} is not an HL7 v3 PurposeOfUse code "
-            "(examples: TREAT, ETREAT, CAREMGT, PUBHLTH, HRESCH, HOPERAT, HPAYMT, PATRQT)"
+        close = difflib.get_close_matches(code.upper(), PURPOSES_OF_USE, n=1)
+        hint = (
+            f"did you mean {close[0]}?"
+            if close
+            else ("examples: TREAT, CAREMGT, PUBHLTH, HRESCH, HOPERAT, HPAYMT, PATRQT")
         )
+        raise ValueError(f"{code!r} is not an HL7 v3 PurposeOfUse code ({hint})")
     return code
 
 

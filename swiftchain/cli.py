@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .commands import broker, edge, hub, keys, ledger, registry, simulate
+from .commands import broker, edge, hub, keys, ledger, pilot, registry, simulate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +27,7 @@ cli.add_command(ledger.ledger)
 cli.add_command(hub.hub)
 cli.add_command(edge.edge)
 cli.add_command(registry.registry)
+cli.add_command(pilot.pilot)
 cli.add_command(simulate.simulate)
 cli.add_command(broker.broker_config)
 

@@ -12,12 +12,13 @@ import click
 from edge.errors import EdgeError
 from gateway.errors import HubError
 from ledger.errors import LedgerError
+from pilots.errors import PilotError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Exception types each package registers as "user-facing": shown as a message, exit 2.
-USER_ERRORS: tuple[type[Exception], ...] = (LedgerError, HubError, EdgeError)
+USER_ERRORS: tuple[type[Exception], ...] = (LedgerError, HubError, EdgeError, PilotError)
 
 
 @contextmanager
