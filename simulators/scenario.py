@@ -324,7 +324,7 @@ def _events(
     stream: Any, name: str, header: Header
 ) -> Iterator[RecordEvent | ConsentEvent | QueryEvent]:
     number = 1
-    previous: datetime | None = None
+    previous: tuple[datetime, str] | None = None
     with stream:
         for raw in stream:
             number += 1
@@ -334,11 +334,14 @@ def _events(
             except ValidationError as exc:
                 raise ScenarioError(name, number, describe_validation_error(exc)) from None
             moment = datetime.fromisoformat(event.t.replace("Z", "+00:00"))
-            if previous is not None and moment < previous:
+            if previous is not None and moment < previous[0]:
                 raise ScenarioError(
-                    name, number, f"events are out of time order: {event.t} comes after a later one"
+                    name,
+                    number,
+                    f"events are out of time order: {event.t} is before the line above's "
+                    f"{previous[1]}",
                 )
-            previous = moment
+            previous = (moment, event.t)
             yield event
     if number - 1 != header.counts.total:
         raise ScenarioError(
