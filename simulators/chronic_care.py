@@ -94,7 +94,7 @@ def _readings(
                 if patient.hypertension and rng.random() < patient.adherence:
                     surge = 6.0 if morning else 0.0
                     sys = patient.systolic + patient.systolic_per_day * days + surge
-                    sys += rng.gauss(0, 7)
+                    sys += rng.gauss(0, 6)
                     dia = patient.diastolic + 0.5 * patient.systolic_per_day * days + surge / 2
                     dia = min(dia + rng.gauss(0, 5), sys - 25)
                     out.append((when, blood_pressure(patient, rng, when, round(sys), round(dia))))

@@ -78,6 +78,7 @@ def _patient(
     *,
     conditions: tuple[bool, bool] | None = None,
     trend: Trend | None = None,
+    adherence: float | None = None,
 ) -> Patient:
     if conditions is None:
         roll = rng.random()
@@ -86,7 +87,7 @@ def _patient(
     if trend is None:
         roll = rng.random()
         trend = "worsening" if roll < 0.3 else "improving" if roll < 0.45 else "stable"
-    slope = {"stable": 0.0, "worsening": 1.0, "improving": -0.6}[trend]
+    slope = {"stable": 0.0, "worsening": 1.3, "improving": -0.7}[trend]
     systolic = rng.gauss(142, 9) if hypertension else rng.gauss(124, 7)
     glucose = rng.gauss(150, 18) if diabetes else rng.gauss(95, 6)
     letter = "A" if hospital == HOSPITAL_A else "B"
@@ -97,10 +98,10 @@ def _patient(
         hypertension=hypertension,
         diabetes=diabetes,
         trend=trend,
-        adherence=rng.uniform(0.72, 0.97),
+        adherence=rng.uniform(0.72, 0.97) if adherence is None else adherence,
         systolic=systolic,
         diastolic=systolic * rng.uniform(0.58, 0.66),
-        systolic_per_day=slope * rng.uniform(0.7, 1.3) + rng.gauss(0, 0.05),
+        systolic_per_day=slope * rng.uniform(0.8, 1.25) + rng.gauss(0, 0.05),
         glucose=glucose,
         glucose_per_day=(slope * rng.uniform(1.6, 3.0) if diabetes else 0.0) + rng.gauss(0, 0.05),
     )
@@ -111,7 +112,14 @@ def roster(seed: int, count: int) -> list[Patient]:
     rng = rng_for(seed, "patients")
     numbers = rng.sample(range(1, 1_000_000), max(count, 3))
     out = [
-        _patient(rng, numbers[0], HOSPITAL_A, conditions=(True, False), trend="worsening"),
+        _patient(
+            rng,
+            numbers[0],
+            HOSPITAL_A,
+            conditions=(True, False),
+            trend="worsening",
+            adherence=0.93,
+        ),
         _patient(rng, numbers[1], HOSPITAL_A),
         _patient(rng, numbers[2], HOSPITAL_B, conditions=(True, True)),
     ]
