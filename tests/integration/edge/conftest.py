@@ -27,6 +27,7 @@ PSEUDONYM_KEY_HEX = "5a" * 32
 
 def write_edge_config(
     directory: Path,
+    /,
     *,
     pilot: str,
     source: str,
@@ -108,22 +109,22 @@ def outbox_depth(path: Path) -> int:
 
 
 async def wait_until(
-    condition: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05
+    condition: Callable[[], bool], within: float = 30.0, interval: float = 0.05
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout}s")
+            raise TimeoutError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
 
 
-async def drained(agent: Agent, timeout: float = 60.0) -> None:
+async def drained(agent: Agent, within: float = 60.0) -> None:
     """Until the agent's outbox is empty."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while await agent.outbox.call(Outbox.depth):
         if time.monotonic() > deadline:
             depth = await agent.outbox.call(Outbox.depth)
-            raise TimeoutError(f"outbox still holds {depth} records after {timeout}s")
+            raise TimeoutError(f"outbox still holds {depth} records after {within}s")
         await asyncio.sleep(0.1)
 
 
