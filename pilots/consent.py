@@ -88,8 +88,6 @@ class _Request:
 class _Outcome:
     permit: bool
     path: str
-    #: Whether the deciding provision lists the request's purpose by name.
-    names_purpose: bool = False
 
 
 def decide_consent(
@@ -133,21 +131,49 @@ def denies_by_name(
     codes: Collection[str] | None = None,
     observed_at: datetime | None = None,
 ) -> bool:
-    """Whether ``consent`` denies this access through a deny provision that lists
-    ``purpose`` by name (a patient's explicit "not for ETREAT", say), rather than by a
-    general refusal or by not permitting it."""
-    _, outcome = _decide(
-        consent,
+    """Whether an active ``consent`` of ``subject`` holds a deny provision that names
+    ``purpose`` and applies to this request (its own criteria hold), wherever it is nested.
+
+    This is the patient's explicit refusal ("not even in an emergency"), which holds even
+    where the grant never covered that purpose and so never reached the exception.
+    """
+    at = _aware("at", at)
+    if consent is None or consent.status != "active" or consent.provision is None:
+        return False
+    patient = consent.patient.reference if consent.patient is not None else None
+    if not _names(patient, "Patient", subject):
+        return False
+    request = _request(org, purpose, data_type, at, codes, observed_at, "access")
+    root = consent.provision
+    stack: list[tuple[Any, str]] = [(root, str(root.type) if root.type else "permit")]
+    while stack:
+        provision, kind = stack.pop()
+        named = {c.code for c in provision.purpose or () if c.system == ACT_REASON_SYSTEM}
+        if kind == "deny" and purpose in named and _mismatch(provision, request, deny=True) is None:
+            return True
+        stack.extend((c, str(c.type) if c.type else "deny") for c in provision.provision or ())
+    return False
+
+
+def _request(
+    org: str,
+    purpose: str,
+    data_type: str,
+    at: datetime,
+    codes: Collection[str] | None,
+    observed_at: datetime | None,
+    action: str,
+) -> _Request:
+    return _Request(
         org=org,
         purpose=purpose,
         data_type=data_type,
+        resource_type=data_type.removeprefix("fhir.") if data_type.startswith("fhir.") else None,
         at=at,
-        subject=subject,
-        codes=codes,
-        observed_at=observed_at,
-        action="access",
+        codes=frozenset(codes) if codes is not None else None,
+        observed_at=_aware("observed_at", observed_at) if observed_at is not None else None,
+        action=action,
     )
-    return outcome is not None and not outcome.permit and outcome.names_purpose
 
 
 def _decide(
@@ -190,16 +216,7 @@ def _decide(
         return Decision.deny(
             Reason.CONSENT_NO_PROVISION, f"consent {consent.id} states no provision"
         ), None
-    request = _Request(
-        org=org,
-        purpose=purpose,
-        data_type=data_type,
-        resource_type=data_type.removeprefix("fhir.") if data_type.startswith("fhir.") else None,
-        at=at,
-        codes=frozenset(codes) if codes is not None else None,
-        observed_at=_aware("observed_at", observed_at) if observed_at is not None else None,
-        action=action,
-    )
+    request = _request(org, purpose, data_type, at, codes, observed_at, action)
     root_type = str(root.type) if root.type is not None else "permit"
     miss = _mismatch(root, request, deny=root_type == "deny")
     if miss is not None and root_type == "permit":
@@ -232,8 +249,7 @@ def _evaluate(provision: Any, request: _Request, path: str, kind: str) -> _Outco
             return outcome
     if applying:
         return applying[0]
-    named = {c.code for c in provision.purpose or () if c.system == ACT_REASON_SYSTEM}
-    return _Outcome(permit=kind == "permit", path=path, names_purpose=request.purpose in named)
+    return _Outcome(permit=kind == "permit", path=path)
 
 
 def _mismatch(provision: Any, request: _Request, *, deny: bool) -> tuple[Reason, str] | None:
