@@ -54,6 +54,8 @@ class LabTest:
         if self.code == "4548-4":  # HbA1c: high for diabetic patients
             centre = 7.8 if patient.diabetes else 5.3
             spread = 0.9 if patient.diabetes else 0.3
+        elif self.code == "2345-7" and patient.diabetes:
+            centre, spread = 165.0, 35.0
         else:
             centre, spread = (self.low + self.high) / 2, (self.high - self.low) / 3
         return round(max(rng.gauss(centre, spread), 0.1), self.decimals)
@@ -64,7 +66,9 @@ LAB_TESTS = (
     LabTest("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", 0.6, 1.2, 2),
     LabTest("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L", 3.5, 5.1, 1),
     LabTest("2951-2", "Sodium [Moles/volume] in Serum or Plasma", "mmol/L", 136, 145, 0),
-    LabTest("2093-3", "Cholesterol [Mass/volume] in Serum or Plasma", "mg/dL", 125, 200, 0),
+    LabTest("2345-7", "Glucose [Mass/volume] in Serum or Plasma", "mg/dL", 70, 99, 0),
+    LabTest("6690-2", "Leukocytes [#/volume] in Blood", "10*3/uL", 4.0, 11.0, 1),
+    LabTest("777-3", "Platelets [#/volume] in Blood", "10*3/uL", 150, 400, 0),
     LabTest("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL", 12.0, 17.5, 1),
 )
 

@@ -12,8 +12,18 @@ Format ``swiftchain-scenario`` version 1 — NDJSON, UTF-8, ``\\n`` line ends:
      "clients":[{"client":"hospital-a-ehr","org":"hospital-a"},...],
      "counts":{"total":5123,"by_kind":{...},"by_pilot":{...},"by_type":{...}}}
 
-  ``sources`` are the edge sources replay needs (one agent each); ``clients`` the
+  ``sources`` lists every ``(pilot, source)`` that emits records or consents, with the
+  operating organisation and the types it emits: replay registers each and runs one edge
+  agent per source with records. A hospital EHR's ``fhir.Consent`` events go to the hub's
+  consent API instead (as the pilot's consent administrator). ``clients`` are the
   organisations' API clients that the ``query`` events use.
+
+  Replaying is a loop over the events: wait until ``t`` (scaled by the speed), then submit
+  ``record`` events to their source's agent (:meth:`RecordEvent.submission` is exactly what
+  the agent's intake takes: it pseudonymises ``patient`` and strips it from the payload),
+  send consent events to the consent API (pseudonymising ``Consent.patient`` with the same
+  pilot key first), and run ``query`` events as the named client, comparing the decision
+  with ``payload.expect``.
 
 * **Every further line, one event**, sorted by ``t`` (non-decreasing; ties keep the order
   the generators made them in). Every event has the same eight keys in this order::

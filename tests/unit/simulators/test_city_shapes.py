@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from itertools import pairwise
 from statistics import mean
 
 from edge.city import CITY_MODELS
@@ -122,7 +123,7 @@ def test_parking_turns_over_within_capacity(demo: Scenario, weekend: Scenario) -
     assert mean(_hours(mall, "occupied", 14, 17)) > 3 * mean(_hours(mall, "occupied", 3, 6))
     for events in by_park.values():
         values = [e.payload["occupied"] for e in events]
-        changes = sum(a != b for a, b in zip(values, values[1:], strict=False))
+        changes = sum(a != b for a, b in pairwise(values))
         assert changes > len(values) // 2  # it moves through the day
     weekend_office = [e for e in _records(weekend, "city.parking") if e.source == "parking-01"]
     assert mean(_hours(weekend_office, "occupied", 10, 15)) < 0.5 * mean(
