@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the decision table is kept one request per line, to be read as a table)
 """The access decision table: role x data type x purpose x consent state -> allow/deny and
 why. Read it as the specification of DESIGN.md "Access control" for the packaged pilots.
 
