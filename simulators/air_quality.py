@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .clock import Window, bump, hour_of_day, rfc3339, traffic_index
-from .params import CITY_ENV_BUREAU, Scale, clamp, rng_for
+from .params import AIR_QUALITY, CITY_ENV_BUREAU, Scale, clamp, rng_for
 from .scenario import RecordEvent
 
 VERSION = "1"
-PILOT = "air-quality"
+PILOT = AIR_QUALITY
 TYPE = "city.air-quality"
 ORG = CITY_ENV_BUREAU
 #: A fictional city centre (lat, lon) that the stations are spread around.

@@ -31,11 +31,11 @@ DEFAULT_START = "2026-05-04T00:00:00Z"
 DEFAULT_HOURS = 24.0
 
 GENERATORS = {
-    "air-quality": air_quality.VERSION,
-    "traffic": traffic.VERSION,
-    "parking": parking.VERSION,
-    "chronic-care": chronic_care.VERSION,
-    "referral": referral.VERSION,
+    air_quality.PILOT: air_quality.VERSION,
+    traffic.PILOT: traffic.VERSION,
+    parking.PILOT: parking.VERSION,
+    chronic_care.PILOT: chronic_care.VERSION,
+    referral.PILOT: referral.VERSION,
     "consents": consents.VERSION,
     "story": story.VERSION,
 }
@@ -46,8 +46,8 @@ _SOURCE_ORGS = (
     ("parking-", parking.ORG),
     ("home-bp-gw-01", HOSPITAL_A),
     ("home-bp-gw-02", HOSPITAL_B),
-    ("hospital-a-", HOSPITAL_A),
-    ("hospital-b-", HOSPITAL_B),
+    (f"{HOSPITAL_A}-", HOSPITAL_A),
+    (f"{HOSPITAL_B}-", HOSPITAL_B),
 )
 
 AnyEvent = RecordEvent | ConsentEvent | QueryEvent
@@ -109,26 +109,26 @@ def build_scenario(
     episode = air_quality.plan_episode(seed, window)
 
     groups: list[Sequence[AnyEvent]] = []
-    plans = (chronic_plans if "chronic-care" in chosen else []) + (
-        referral_plans if "referral" in chosen else []
+    plans = (chronic_plans if chronic_care.PILOT in chosen else []) + (
+        referral_plans if referral.PILOT in chosen else []
     )
     groups.append(consents.generate(plans, window.end))
-    if "air-quality" in chosen:
+    if air_quality.PILOT in chosen:
         groups.append(air_quality.generate(seed, window, scale))
-    if "traffic" in chosen:
+    if traffic.PILOT in chosen:
         groups.append(traffic.generate(seed, window, scale))
-    if "parking" in chosen:
+    if parking.PILOT in chosen:
         groups.append(parking.generate(seed, window, scale))
-    if "chronic-care" in chosen:
+    if chronic_care.PILOT in chosen:
         groups.append(chronic_care.generate(seed, window, scale, chronic_plans))
-    if "referral" in chosen:
+    if referral.PILOT in chosen:
         groups.append(referral.generate(seed, window, scale, referral_plans))
     groups.append(
         story.generate(
             window,
-            chronic_plans[0] if "chronic-care" in chosen else None,
-            episode if "air-quality" in chosen else None,
-            referrals if "referral" in chosen else [],
+            chronic_plans[0] if chronic_care.PILOT in chosen else None,
+            episode if air_quality.PILOT in chosen else None,
+            referrals if referral.PILOT in chosen else [],
         )
     )
     # Stable: events at the same second keep generator order (consents first, queries last).

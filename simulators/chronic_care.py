@@ -22,12 +22,12 @@ from fhir.resources.R4B.reference import Reference
 
 from .clock import Window, rfc3339
 from .fhir_models import OBSERVATION_CATEGORY, as_payload, concept, loinc, patient_ref, quantity
-from .params import HOSPITAL_A, Scale, new_id, rng_for
+from .params import CHRONIC_CARE, HOSPITAL_A, Scale, new_id, rng_for
 from .patients import ConsentPlan, Patient
 from .scenario import RecordEvent
 
 VERSION = "1"
-PILOT = "chronic-care"
+PILOT = CHRONIC_CARE
 TYPE = "fhir.Observation"
 #: mg/dL per mmol/L of glucose.
 GLUCOSE_MG_PER_MMOL = 18.016

@@ -5,8 +5,15 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+# Pilot and organisation ids: the only place they are spelled, so that aligning them with
+# the pilot definitions is a change here.
+AIR_QUALITY = "air-quality"
+TRAFFIC = "traffic"
+PARKING = "parking"
+CHRONIC_CARE = "chronic-care"
+REFERRAL = "referral"
 #: Pilot ids, in the order their events are generated (ties in time keep this order).
-PILOTS = ("air-quality", "traffic", "parking", "chronic-care", "referral")
+PILOTS = (AIR_QUALITY, TRAFFIC, PARKING, CHRONIC_CARE, REFERRAL)
 
 CITY_ENV_BUREAU = "city-env-bureau"
 CITY_TRANSPORT_BUREAU = "city-transport-bureau"

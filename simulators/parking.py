@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .clock import Window, bump, hour_of_day, is_weekend, rfc3339
-from .params import PARKCO, Scale, clamp, rng_for
+from .params import PARKCO, PARKING, Scale, clamp, rng_for
 from .scenario import RecordEvent
 
 VERSION = "1"
-PILOT = "parking"
+PILOT = PARKING
 TYPE = "city.parking"
 ORG = PARKCO
 

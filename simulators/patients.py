@@ -19,9 +19,11 @@ from typing import Literal
 
 from .clock import Window
 from .params import (
+    CHRONIC_CARE,
     HOSPITAL_A,
     HOSPITAL_B,
     PUBLIC_HEALTH_BUREAU,
+    REFERRAL,
     RESEARCH_INSTITUTE,
     new_id,
     rng_for,
@@ -201,7 +203,7 @@ def plan_consents(
             ConsentPlan(
                 id=new_id(rng, "cns"),
                 patient=patient,
-                pilot="chronic-care",
+                pilot=CHRONIC_CARE,
                 decision=decision,
                 purposes=purposes,
                 actors=actors,
@@ -228,7 +230,7 @@ def plan_referral_consents(
         ConsentPlan(
             id=new_id(rng, "cns"),
             patient=p.patient,
-            pilot="referral",
+            pilot=REFERRAL,
             decision="permit",
             purposes=("TREAT",),
             actors=(HOSPITAL_A, HOSPITAL_B),

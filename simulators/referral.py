@@ -31,12 +31,12 @@ from .fhir_models import (
     patient_ref,
     quantity,
 )
-from .params import HOSPITAL_A, HOSPITAL_B, Scale, new_id, rng_for
+from .params import HOSPITAL_A, HOSPITAL_B, REFERRAL, Scale, new_id, rng_for
 from .patients import ConsentPlan, Patient
 from .scenario import RecordEvent
 
 VERSION = "1"
-PILOT = "referral"
+PILOT = REFERRAL
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
 

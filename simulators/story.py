@@ -14,15 +14,22 @@ from datetime import datetime, timedelta
 
 from .air_quality import Episode
 from .clock import Window, rfc3339
-from .params import HOSPITAL_A, PUBLIC_HEALTH_BUREAU, RESEARCH_INSTITUTE
+from .params import (
+    AIR_QUALITY,
+    HOSPITAL_A,
+    HOSPITAL_B,
+    PUBLIC_HEALTH_BUREAU,
+    REFERRAL,
+    RESEARCH_INSTITUTE,
+)
 from .patients import ConsentPlan
 from .referral import Referral
 from .scenario import PurposeOfUse, QueryEvent
 
 VERSION = "1"
 CLIENTS = {
-    HOSPITAL_A: "hospital-a-ehr",
-    "hospital-b": "hospital-b-ehr",
+    HOSPITAL_A: f"{HOSPITAL_A}-ehr",
+    HOSPITAL_B: f"{HOSPITAL_B}-ehr",
     RESEARCH_INSTITUTE: "research-institute-portal",
     PUBLIC_HEALTH_BUREAU: "public-health-bureau-portal",
 }
@@ -114,7 +121,7 @@ def generate(
         out.append(
             _query(
                 moment,
-                "air-quality",
+                AIR_QUALITY,
                 PUBLIC_HEALTH_BUREAU,
                 "city.air-quality",
                 None,
@@ -131,7 +138,7 @@ def generate(
         out.append(
             _query(
                 moment,
-                "referral",
+                REFERRAL,
                 first.receiver,
                 "fhir.DiagnosticReport",
                 first.plan.patient.local_id,

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .clock import Window, rfc3339, traffic_index
-from .params import CITY_TRANSPORT_BUREAU, Scale, clamp, rng_for
+from .params import CITY_TRANSPORT_BUREAU, TRAFFIC, Scale, clamp, rng_for
 from .scenario import RecordEvent
 
 VERSION = "1"
-PILOT = "traffic"
+PILOT = TRAFFIC
 TYPE = "city.traffic-flow"
 ORG = CITY_TRANSPORT_BUREAU
 #: Effective vehicle length over a loop detector (km), for occupancy = flow x length / speed.

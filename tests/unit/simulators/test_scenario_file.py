@@ -161,3 +161,23 @@ def test_personal_record_needs_its_consent() -> None:
                 "payload": {"resourceType": "Observation"},
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"null", "JSON object"),
+        (b'{"t":"yesterday","kind":"record"}', "t"),
+        (b"[" * 10 + b"]" * 10, "JSON object"),
+    ],
+)
+def test_garbage_lines_are_scenario_errors(
+    tmp_path: Path, small: Scenario, bad: bytes, words: str
+) -> None:
+    lines = [line.encode() for line in _lines(small)]
+    lines[2] = bad
+    path = tmp_path / "g.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    err = _error(path)
+    assert err.line == 3 and words in err.detail
