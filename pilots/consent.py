@@ -28,10 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fhir.resources.R4B.consent import Consent
@@ -42,6 +41,7 @@ from ledger.canonical import canonical_json
 from .consent_build import ConsentStatus, ProvisionRule, make_consent, with_status
 from .decision import Decision, Reason
 from .errors import ConsentError
+from .periods import aware, lower, upper
 from .terminology import (
     ACT_REASON_SYSTEM,
     CONSENT_ACTION_SYSTEM,
@@ -106,18 +106,52 @@ def decide_consent(
     ``at``? ``data_type`` is the pilot's id (``fhir.Observation``); ``codes`` are the LOINC
     codes of the record (when deciding for one record); ``observed_at`` its time.
     """
-    decision, _ = _decide(
-        consent,
-        org=org,
-        purpose=purpose,
-        data_type=data_type,
-        at=at,
-        subject=subject,
-        codes=codes,
-        observed_at=observed_at,
-        action=action,
+    at = aware("at", at)
+    if consent is None:
+        return Decision.deny(Reason.CONSENT_MISSING, f"no consent on file for {subject!r}")
+    status = str(consent.status) if consent.status is not None else None
+    if status != "active":
+        if status in _STATUS_DENIALS:
+            reason, text = _STATUS_DENIALS[status]
+            return Decision.deny(reason, f"consent {consent.id}: {text}")
+        return Decision.deny(
+            Reason.CONSENT_STATUS_UNKNOWN, f"consent {consent.id} has status {status!r}"
+        )
+    patient = consent.patient.reference if consent.patient is not None else None
+    if not _names(patient, "Patient", subject):
+        return Decision.deny(
+            Reason.CONSENT_SUBJECT_MISMATCH,
+            f"consent {consent.id} is about {patient or 'nobody'}, not Patient/{subject}",
+        )
+    scopes = {c.code for c in _codings([consent.scope], CONSENT_SCOPE_SYSTEM)}
+    if not scopes & _PRIVACY_SCOPES:
+        return Decision.deny(
+            Reason.CONSENT_WRONG_SCOPE,
+            f"consent {consent.id} is not a privacy consent (scope {sorted(scopes) or 'none'})",
+        )
+    root = consent.provision
+    if root is None:
+        return Decision.deny(
+            Reason.CONSENT_NO_PROVISION, f"consent {consent.id} states no provision"
+        )
+    request = _request(org, purpose, data_type, at, codes, observed_at, action)
+    root_type = str(root.type) if root.type is not None else "permit"
+    miss = _mismatch(root, request, deny=root_type == "deny")
+    if miss is not None and root_type == "permit":
+        reason, text = miss
+        return Decision.deny(reason, f"consent {consent.id}: {text}")
+    outcome = _evaluate(root, request, "provision", root_type) if miss is None else None
+    if outcome is not None and outcome.permit:
+        return Decision.allow(
+            Reason.CONSENT_PERMITS,
+            f"consent {consent.id} ({outcome.path}) permits {org!r} to access {data_type!r} "
+            f"for {purpose}",
+        )
+    where = outcome.path if outcome is not None else "provision"
+    return Decision.deny(
+        Reason.CONSENT_DENIED,
+        f"consent {consent.id} ({where}) denies {org!r} access to {data_type!r} for {purpose}",
     )
-    return decision
 
 
 def denies_by_name(
@@ -137,7 +171,7 @@ def denies_by_name(
     This is the patient's explicit refusal ("not even in an emergency"), which holds even
     where the grant never covered that purpose and so never reached the exception.
     """
-    at = _aware("at", at)
+    at = aware("at", at)
     if consent is None or consent.status != "active" or consent.provision is None:
         return False
     patient = consent.patient.reference if consent.patient is not None else None
@@ -171,69 +205,9 @@ def _request(
         resource_type=data_type.removeprefix("fhir.") if data_type.startswith("fhir.") else None,
         at=at,
         codes=frozenset(codes) if codes is not None else None,
-        observed_at=_aware("observed_at", observed_at) if observed_at is not None else None,
+        observed_at=aware("observed_at", observed_at) if observed_at is not None else None,
         action=action,
     )
-
-
-def _decide(
-    consent: Consent | None,
-    *,
-    org: str,
-    purpose: str,
-    data_type: str,
-    at: datetime,
-    subject: str,
-    codes: Collection[str] | None,
-    observed_at: datetime | None,
-    action: str,
-) -> tuple[Decision, _Outcome | None]:
-    at = _aware("at", at)
-    if consent is None:
-        return Decision.deny(Reason.CONSENT_MISSING, f"no consent on file for {subject!r}"), None
-    status = str(consent.status) if consent.status is not None else None
-    if status != "active":
-        if status in _STATUS_DENIALS:
-            reason, text = _STATUS_DENIALS[status]
-            return Decision.deny(reason, f"consent {consent.id}: {text}"), None
-        return Decision.deny(
-            Reason.CONSENT_STATUS_UNKNOWN, f"consent {consent.id} has status {status!r}"
-        ), None
-    patient = consent.patient.reference if consent.patient is not None else None
-    if not _names(patient, "Patient", subject):
-        return Decision.deny(
-            Reason.CONSENT_SUBJECT_MISMATCH,
-            f"consent {consent.id} is about {patient or 'nobody'}, not Patient/{subject}",
-        ), None
-    scopes = {c.code for c in _codings([consent.scope], CONSENT_SCOPE_SYSTEM)}
-    if not scopes & _PRIVACY_SCOPES:
-        return Decision.deny(
-            Reason.CONSENT_WRONG_SCOPE,
-            f"consent {consent.id} is not a privacy consent (scope {sorted(scopes) or 'none'})",
-        ), None
-    root = consent.provision
-    if root is None:
-        return Decision.deny(
-            Reason.CONSENT_NO_PROVISION, f"consent {consent.id} states no provision"
-        ), None
-    request = _request(org, purpose, data_type, at, codes, observed_at, action)
-    root_type = str(root.type) if root.type is not None else "permit"
-    miss = _mismatch(root, request, deny=root_type == "deny")
-    if miss is not None and root_type == "permit":
-        reason, text = miss
-        return Decision.deny(reason, f"consent {consent.id}: {text}"), None
-    outcome = _evaluate(root, request, "provision", root_type) if miss is None else None
-    if outcome is not None and outcome.permit:
-        return Decision.allow(
-            Reason.CONSENT_PERMITS,
-            f"consent {consent.id} ({outcome.path}) permits {org!r} to access {data_type!r} "
-            f"for {purpose}",
-        ), outcome
-    where = outcome.path if outcome is not None else "provision"
-    return Decision.deny(
-        Reason.CONSENT_DENIED,
-        f"consent {consent.id} ({where}) denies {org!r} access to {data_type!r} for {purpose}",
-    ), outcome
 
 
 def _evaluate(provision: Any, request: _Request, path: str, kind: str) -> _Outcome:
@@ -259,9 +233,9 @@ def _mismatch(provision: Any, request: _Request, *, deny: bool) -> tuple[Reason,
     """
     period = provision.period
     if period is not None:
-        if period.start is not None and request.at < _lower(period.start):
+        if period.start is not None and request.at < lower(period.start):
             return Reason.CONSENT_NOT_YET_VALID, f"in force only from {period.start}"
-        if period.end is not None and request.at >= _upper(period.end):
+        if period.end is not None and request.at >= upper(period.end):
             return Reason.CONSENT_EXPIRED, f"expired at the end of {period.end}"
     actors = [a.reference.reference for a in provision.actor or () if a.reference is not None]
     if provision.actor and not any(_names(ref, "Organization", request.org) for ref in actors):
@@ -305,8 +279,8 @@ def _mismatch(provision: Any, request: _Request, *, deny: bool) -> tuple[Reason,
         if observed is None:
             if not deny:
                 return Reason.CONSENT_DATA_PERIOD, "the record's time is not known"
-        elif (data_period.start is not None and observed < _lower(data_period.start)) or (
-            data_period.end is not None and observed >= _upper(data_period.end)
+        elif (data_period.start is not None and observed < lower(data_period.start)) or (
+            data_period.end is not None and observed >= upper(data_period.end)
         ):
             return Reason.CONSENT_DATA_PERIOD, f"data observed at {observed.isoformat()}"
     return None
@@ -330,50 +304,6 @@ def _names(reference: object, resource_type: str, ident: str) -> bool:
         return False
     target = f"{resource_type}/{ident}"
     return reference == target or reference.endswith("/" + target)
-
-
-# -- FHIR date/dateTime bounds --------------------------------------------------------------
-
-_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
-
-
-def _aware(name: str, value: datetime) -> datetime:
-    if not isinstance(value, datetime):
-        raise ConsentError(f"{name} must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ConsentError(f"{name} must be timezone-aware (UTC): {value.isoformat()}")
-    return value
-
-
-def _span(value: object) -> tuple[datetime, datetime]:
-    """[first instant, first instant after] covered by a FHIR date, dateTime or instant."""
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        # A dateTime covers its own precision: 10:00:00 ends after 10:00:00.999999.
-        step = timedelta(seconds=1) if moment.microsecond == 0 else timedelta(microseconds=1)
-        return moment, moment + step
-    if isinstance(value, date):
-        start = datetime(value.year, value.month, value.day, tzinfo=UTC)
-        return start, start + timedelta(days=1)
-    m = _PARTIAL.match(str(value))
-    if m is None:
-        return _span(datetime.fromisoformat(str(value)))
-    year, month, day = int(m[1]), m[2], m[3]
-    if day is not None:
-        return _span(date(year, int(month), int(day)))
-    if month is not None:
-        start = datetime(year, int(month), 1, tzinfo=UTC)
-        nxt = datetime(year + int(month) // 12, int(month) % 12 + 1, 1, tzinfo=UTC)
-        return start, nxt
-    return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
-
-
-def _lower(value: object) -> datetime:
-    return _span(value)[0]
-
-
-def _upper(value: object) -> datetime:
-    return _span(value)[1]
 
 
 # -- parsing and hashing ---------------------------------------------------------------------

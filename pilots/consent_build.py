@@ -20,6 +20,7 @@ from fhir.resources.R4B.period import Period
 from fhir.resources.R4B.reference import Reference
 
 from .errors import ConsentError
+from .periods import aware
 from .terminology import (
     ACT_CODE_SYSTEM,
     ACT_REASON_SYSTEM,
@@ -87,7 +88,7 @@ def make_consent(
         raise ConsentError(f"subject {subject!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})")
     if status not in STATUSES:
         raise ConsentError(f"status {status!r} is not one of {', '.join(STATUSES)}")
-    _aware("recorded_at", recorded_at)
+    aware("recorded_at", recorded_at)
     root = _provision(
         ProvisionRule(
             type="permit",
@@ -141,8 +142,8 @@ def _provision(rule: ProvisionRule, *, root: bool = False) -> ConsentProvision:
     period = None
     if rule.start is not None or rule.end is not None:
         period = Period(
-            start=_aware("start", rule.start) if rule.start is not None else None,
-            end=_aware("end", rule.end) if rule.end is not None else None,
+            start=aware("start", rule.start) if rule.start is not None else None,
+            end=aware("end", rule.end) if rule.end is not None else None,
         )
     classes: list[Coding] = []
     for type_id in rule.data_types:
@@ -187,9 +188,3 @@ def _organization(org: str) -> Reference:
     if not _ORG_ID.match(org):
         raise ConsentError(f"organisation id {org!r} is not a slug (a-z, 0-9, -)")
     return Reference(reference=f"Organization/{org}")
-
-
-def _aware(name: str, value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ConsentError(f"{name} must be timezone-aware (UTC): {value.isoformat()}")
-    return value

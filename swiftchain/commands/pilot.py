@@ -49,10 +49,15 @@ def check(files: tuple[Path, ...], as_json: bool) -> None:
     else:
         for r in results:
             if r.pilot is not None:
-                click.echo(
-                    f"ok       {r.file}: pilot {r.pilot.id} ({len(r.pilot.members)} members, "
-                    f"{len(r.pilot.data_types)} data types, {len(r.pilot.read)} read rules)"
+                counts = ", ".join(
+                    _plural(n, what)
+                    for n, what in (
+                        (len(r.pilot.members), "member"),
+                        (len(r.pilot.data_types), "data type"),
+                        (len(r.pilot.read), "read rule"),
+                    )
                 )
+                click.echo(f"ok       {r.file}: pilot {r.pilot.id} ({counts})")
                 continue
             click.echo(f"INVALID  {r.file}", err=True)
             for line in r.problems:
@@ -144,3 +149,7 @@ def _counts(p: Pilot) -> dict[str, object]:
         "read_rules": len(p.read),
         "publish_rules": len(p.publish),
     }
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
