@@ -46,11 +46,15 @@ def b64url_decode(text: str) -> bytes:
     if "+" in text or "/" in text or "=" in text:
         raise EncodingError("not unpadded base64url: '+', '/' or '=' in it")
     try:
-        return base64.b64decode(
+        raw = base64.b64decode(
             text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
         )
     except binascii.Error as exc:
         raise EncodingError(f"not base64url: {exc}") from None
+    # The spare low bits of the last character must be zero: one value, one spelling.
+    if b64url_encode(raw) != text:
+        raise EncodingError("not canonical base64url (spare bits set)")
+    return raw
 
 
 def generate_key() -> Ed25519PrivateKey:

@@ -9,25 +9,31 @@ anything differs from what the bytes imply. Erased bodies are expected and not a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import sqlite3
+from bisect import bisect_right
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from hashlib import sha256
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from .checkpoint import NoteVerifier, parse_checkpoint, verify_checkpoint
 from .entries import ENTRY_KINDS
 from .errors import CheckpointError, KeyFileError, LedgerError, StoreError
-from .hashing import HASH_SIZE, leaf_hash
-from .keys import FastVerifier, b64url_decode, public_key_from_b64
-from .store import Entry, LedgerReader
+from .hashing import HASH_SIZE, LEAF_PREFIX
+from .keys import b64url_decode, public_key_from_b64, raw_public
+from .sigcheck import PendingSig, SignatureChecks
+from .store import LedgerReader, StoredCheckpoint
 from .tree import Frontier
 
 #: Problems listed in full; past this only their count grows.
 MAX_LISTED_PROBLEMS = 50
-#: Record signatures verified per thread-pool task (Ed25519 releases the GIL).
+#: Record signatures verified per worker task.
 SIGNATURE_CHUNK = 2048
+#: Logs at least this long check signatures in helper processes rather than threads.
+PROCESS_POOL_FROM = 20_000
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class VerifyReport:
     last_bad: int = -1
     erasures: dict[int, int] = field(default_factory=dict, repr=False)
     """Erased record index -> index of its erasure entry."""
+    bad_indexes: set[int] = field(default_factory=set, repr=False)
+    """Every index a problem was reported at (``problems`` lists only the first few)."""
 
     @property
     def ok(self) -> bool:
@@ -61,10 +69,17 @@ class VerifyReport:
 
     @property
     def first_bad_index(self) -> int | None:
-        return min((p.index for p in self.problems), default=None)
+        return min(self.bad_indexes, default=None)
+
+    def bad_between(self, first: int, last: int) -> bool:
+        """Was a problem already reported at an index in [first, last]?"""
+        if last - first < len(self.bad_indexes):
+            return any(i in self.bad_indexes for i in range(first, last + 1))
+        return any(first <= i <= last for i in self.bad_indexes)
 
     def add(self, index: int, what: str) -> None:
         self.problem_count += 1
+        self.bad_indexes.add(index)
         self.last_bad = max(self.last_bad, index)
         if len(self.problems) < MAX_LISTED_PROBLEMS:
             self.problems.append(Problem(index, what))
@@ -74,44 +89,36 @@ class VerifyReport:
 class _Key:
     pilot: str | None
     source: str | None
-    verifier: FastVerifier
+    raw: bytes
 
 
-@dataclass
-class _PendingSig:
-    index: int
-    message: bytes
-    sig: bytes
-    key: FastVerifier
-
-
-def _check_sigs(batch: list[_PendingSig]) -> list[int]:
-    return [p.index for p in batch if not p.key.is_valid(p.sig, p.message)]
-
-
-def _merge(rows: Iterator[tuple[Any, ...]]) -> Callable[[int], tuple[Any, ...] | None]:
-    """Walk a cursor ordered by idx alongside the entries: ``take(i)``, called with rising
-    ``i``, returns the row for index i or None; rows for other indexes are passed over (the
-    orphan checks at the end report those)."""
-    pending: list[tuple[Any, ...]] = []
-
-    def take(index: int) -> tuple[Any, ...] | None:
-        while True:
-            if not pending:
-                nxt = next(rows, None)
-                if nxt is None:
-                    return None
-                pending.append(nxt)
-            row = pending[0]
-            if row[0] < index:
-                pending.pop()
-                continue
-            if row[0] == index:
-                pending.pop()
-                return row
-            return None
-
-    return take
+#: Each entry with its record row and body, if any, in one ordered pass.
+_ROWS = (
+    # CASTs: a tampered column of the wrong type must read as bytes, not crash.
+    "SELECT e.idx, e.kind, CAST(e.leaf AS BLOB), CAST(e.leaf_hash AS BLOB), e.sig,"
+    " CAST(e.nodes AS BLOB),"
+    " r.id, r.pilot, r.source, r.seq, r.type, r.subject, r.consent, r.observed_at, r.key,"
+    " CAST(b.payload AS BLOB), b.salt"
+    " FROM entries e"
+    " LEFT JOIN records r ON r.idx = e.idx"
+    " LEFT JOIN bodies b ON b.idx = e.idx"
+    " WHERE e.idx >= 0 ORDER BY e.idx"
+)
+_RECORD_FIELDS = (
+    "id",
+    "pilot",
+    "source",
+    "seq",
+    "type",
+    "subject",
+    "consent",
+    "observed_at",
+    "key",
+)
+_record_fields = itemgetter(*_RECORD_FIELDS)
+_row_record = itemgetter(6, 7, 8, 9, 10, 11, 12, 13, 14)
+#: Rows fetched from SQLite at a time.
+_FETCH = 4096
 
 
 def verify_ledger(
@@ -124,233 +131,250 @@ def verify_ledger(
     """Verify the ledger file at ``path``; raise StoreError only if it cannot be read."""
     report = VerifyReport(str(path))
     with LedgerReader(path) as reader:
-        report.origin = reader.meta("origin")
-        if log_key is None and (stored := reader.meta("log_key")):
-            try:
-                log_key = NoteVerifier.parse(stored)
-                report.key_source = "the file itself (pass --key to pin the hub's key)"
-            except CheckpointError as exc:
-                report.add(0, f"stored log key is unreadable: {exc}")
-        elif log_key is not None:
-            report.key_source = "given"
-        total = reader.size()
-        checkpoints = {c.size: c for c in reader.checkpoints()}
-        bodies = _merge(
-            iter(reader.conn.execute("SELECT idx, payload, salt FROM bodies ORDER BY idx"))
-        )
-        records = _merge(
-            iter(
-                reader.conn.execute(
-                    "SELECT idx, id, pilot, source, seq, type, subject, consent, observed_at, key"
-                    " FROM records ORDER BY idx"
-                )
-            )
-        )
         try:
-            _walk(reader, report, checkpoints, bodies, records, log_key, progress, total, workers)
-        except StoreError:
-            raise
-        except Exception as exc:  # a corrupt file must give a report, not a traceback
-            if isinstance(exc, LedgerError | ValueError | KeyError | TypeError):
-                report.add(report.size, f"unreadable data after index {report.size}: {exc}")
-            else:
-                raise
-        _orphans(reader, report)
+            report.origin = reader.meta("origin")
+            if log_key is None and (stored := reader.meta("log_key")):
+                try:
+                    log_key = NoteVerifier.parse(stored)
+                    report.key_source = "the file itself (pass --key to pin the hub's key)"
+                except CheckpointError as exc:
+                    report.add(0, f"stored log key is unreadable: {exc}")
+            elif log_key is not None:
+                report.key_source = "given"
+            _Walk(reader, report, log_key, progress, workers).run()
+            _orphans(reader, report)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} cannot be read to the end: {exc}") from None
     return report
 
 
-def _walk(
-    reader: LedgerReader,
-    report: VerifyReport,
-    checkpoints: dict[int, Any],
-    bodies: Callable[[int], tuple[Any, ...] | None],
-    records: Callable[[int], tuple[Any, ...] | None],
-    log_key: NoteVerifier | None,
-    progress: Callable[[int, int], None] | None,
-    total: int,
-    workers: int,
-) -> None:
-    frontier = Frontier()
-    keys: dict[str, _Key] = {}
-    pending: list[_PendingSig] = []
-    futures = []
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    try:
-        rows = reader.conn.execute(
-            # CASTs: a tampered column of the wrong type must read as bytes, not crash.
-            "SELECT idx, kind, CAST(leaf AS BLOB), CAST(leaf_hash AS BLOB), sig,"
-            " CAST(nodes AS BLOB) FROM entries WHERE idx >= 0 ORDER BY idx"
-        )
-        for idx, kind, leaf, stored_leaf_hash, sig, stored_nodes in rows:
-            entry = Entry(idx, kind, leaf, stored_leaf_hash, sig)
-            index = frontier.size
-            if entry.index != index:
-                report.add(index, f"entry {index} is missing (next stored index is {entry.index})")
-                break
-            _check_entry(entry, report, keys, pending, bodies, records)
-            lh = leaf_hash(entry.leaf)
-            closed = frontier.append(lh)
-            if b"".join(closed) != stored_nodes:
-                for level, h in enumerate(closed, start=1):
-                    if stored_nodes[(level - 1) * HASH_SIZE : level * HASH_SIZE] != h:
-                        first = index - (1 << level) + 1
-                        # A node over an entry already found bad is a consequence, not news.
-                        if report.last_bad < first:
-                            report.add(first, f"stored node over entries {first}..{index} differs")
-                        break
-                else:
-                    report.add(index, "stored node hashes have the wrong length")
-            if (cp := checkpoints.get(frontier.size)) is not None:
-                _check_checkpoint(cp, frontier.root(), report, log_key)
-            if len(pending) >= SIGNATURE_CHUNK:
-                futures.append(pool.submit(_check_sigs, pending))
-                pending = []
-            if progress and frontier.size % 10_000 == 0:
-                progress(frontier.size, total)
-        if pending:
-            futures.append(pool.submit(_check_sigs, pending))
-        for fut in futures:
-            for bad in fut.result():
-                report.add(bad, f"record signature at index {bad} does not verify")
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    report.size = frontier.size
-    report.root = frontier.root()
-    report.checkpoints = sum(1 for s in checkpoints if s <= frontier.size)
-    for size in sorted(checkpoints):
-        if size > frontier.size:
-            report.add(
-                frontier.size, f"checkpoint at size {size} but the log ends at {frontier.size}"
-            )
-            break
-    if progress:
-        progress(frontier.size, total)
+class _Walk:
+    """One pass over the entries in index order, recomputing the tree as it goes."""
 
+    def __init__(
+        self,
+        reader: LedgerReader,
+        report: VerifyReport,
+        log_key: NoteVerifier | None,
+        progress: Callable[[int, int], None] | None,
+        workers: int,
+    ) -> None:
+        self.reader = reader
+        self.report = report
+        self.log_key = log_key
+        self.progress = progress
+        self.workers = max(1, workers)
+        self.keys: dict[str, _Key] = {}
+        self.checkpoints = {c.size: c for c in reader.checkpoints()}
+        self.frontier = Frontier()
+        #: Records without a body, by index (each needs an erasure entry).
+        self.bodiless: list[int] = []
+        #: Sizes of checkpoints whose signed root the entries give.
+        self.good_checkpoints: list[int] = []
+        #: (first, last, level) of stored nodes that differ from the recomputed ones.
+        self.node_faults: list[tuple[int, int, int]] = []
+        #: (first, last, size) of checkpoints whose signed root the entries do not give.
+        self.root_faults: list[tuple[int, int, int]] = []
+        self.stopped = False
+        self.since = 0
+        """Entries before this are covered by a good checkpoint (or there is none yet)."""
 
-def _check_entry(
-    entry: Entry,
-    report: VerifyReport,
-    keys: dict[str, _Key],
-    pending: list[_PendingSig],
-    bodies: Callable[[int], tuple[Any, ...] | None],
-    records: Callable[[int], tuple[Any, ...] | None],
-) -> None:
-    index = entry.index
-    if leaf_hash(entry.leaf) != entry.leaf_hash:
-        report.add(index, "leaf bytes do not match the stored leaf hash")
-    try:
-        leaf = json.loads(entry.leaf)
-    except (ValueError, UnicodeDecodeError):
-        report.add(index, "leaf is not JSON")
-        return
-    if not isinstance(leaf, dict):
-        report.add(index, "leaf is not a JSON object")
-        return
-    kind = leaf.get("kind", "record")
-    if kind != entry.kind or kind not in ENTRY_KINDS:
-        report.add(index, f"entry kind {entry.kind!r} does not match its leaf ({kind!r})")
-        return
-    if kind == "registry":
-        report.registry += 1
-        _apply_registry(leaf, keys, report, index)
-    elif kind == "record":
-        report.records += 1
-        _check_record(entry, leaf, report, keys, pending, bodies, records)
-    elif kind == "erasure":
-        report.erasures[int(leaf.get("index", -1))] = index
-
-
-def _apply_registry(
-    leaf: dict[str, Any], keys: dict[str, _Key], report: VerifyReport, i: int
-) -> None:
-    action = leaf.get("action")
-    if action == "key.add":
+    def run(self) -> None:
+        report, frontier = self.report, self.frontier
+        total = self.reader.size()
+        pending: list[PendingSig] = []
+        futures: list[Future[list[int]]] = []
+        pool = SignatureChecks(self.workers, processes=total >= PROCESS_POOL_FROM)
         try:
-            public_key = public_key_from_b64(str(leaf.get("public_key")))
-        except KeyFileError as exc:
-            report.add(i, f"registry key is unreadable: {exc}")
+            cursor = self.reader.conn.execute(_ROWS)
+            while rows := cursor.fetchmany(_FETCH):
+                for row in rows:
+                    index = frontier.size
+                    if row[0] != index:
+                        report.add(
+                            index, f"entry {index} is missing (next stored index is {row[0]})"
+                        )
+                        raise _Stop
+                    try:
+                        self._entry(row, pending)
+                    except (LedgerError, ValueError, KeyError, TypeError) as exc:
+                        report.add(index, f"entry {index} is unreadable: {exc}")
+                        # Keep the tree going on the bytes as stored, for later checks.
+                        if frontier.size == index:
+                            frontier.append(sha256(LEAF_PREFIX + bytes(row[2] or b"")).digest())
+                    if frontier.size in self.checkpoints:
+                        self._checkpoint(self.checkpoints[frontier.size])
+                if len(pending) >= SIGNATURE_CHUNK:
+                    futures.append(pool.check(pending))
+                    pending = []
+                if self.progress:
+                    self.progress(frontier.size, total)
+        except _Stop:
+            self.stopped = True
+        finally:
+            if pending:
+                futures.append(pool.check(pending))
+            try:
+                for fut in futures:
+                    for bad in fut.result():
+                        report.add(bad, f"record signature at index {bad} does not verify")
+            finally:
+                pool.close()
+        self._finish()
+
+    def _entry(self, row: tuple[Any, ...], pending: list[PendingSig]) -> None:
+        report, frontier = self.report, self.frontier
+        index, kind, leaf, stored_leaf_hash, sig, stored_nodes = row[:6]
+        lh = sha256(LEAF_PREFIX + leaf).digest()
+        if lh != stored_leaf_hash:
+            report.add(index, "leaf bytes do not match the stored leaf hash")
+        closed = frontier.append(lh)
+        if b"".join(closed) != stored_nodes:
+            self._node_fault(index, closed, stored_nodes)
+        try:
+            value = json.loads(leaf)
+        except (ValueError, UnicodeDecodeError):
+            report.add(index, "leaf is not JSON")
             return
-        keys[str(leaf.get("key_id"))] = _Key(
-            leaf.get("pilot"), leaf.get("source"), FastVerifier(public_key)
-        )
+        if not isinstance(value, dict):
+            report.add(index, "leaf is not a JSON object")
+            return
+        leaf_kind = value.get("kind", "record")
+        if leaf_kind != kind or leaf_kind not in ENTRY_KINDS:
+            report.add(index, f"entry kind {kind!r} does not match its leaf ({leaf_kind!r})")
+        elif leaf_kind == "record":
+            report.records += 1
+            self._record(index, leaf, value, sig, row, pending)
+        elif leaf_kind == "registry":
+            report.registry += 1
+            self._registry(index, value)
+        elif leaf_kind == "erasure":
+            report.erasures[int(value.get("index", -1))] = index
 
+    def _node_fault(self, index: int, closed: list[bytes], stored: bytes) -> None:
+        for level, h in enumerate(closed, start=1):
+            if stored[(level - 1) * HASH_SIZE : level * HASH_SIZE] != h:
+                self.node_faults.append((index - (1 << level) + 1, index, level))
+                return
+        self.report.add(index, "stored node hashes have the wrong length")
 
-def _check_record(
-    entry: Entry,
-    header: dict[str, Any],
-    report: VerifyReport,
-    keys: dict[str, _Key],
-    pending: list[_PendingSig],
-    bodies: Callable[[int], tuple[Any, ...] | None],
-    records: Callable[[int], tuple[Any, ...] | None],
-) -> None:
-    index = entry.index
-    key = keys.get(str(header.get("key")))
-    if key is None:
-        report.add(
-            index, f"record is signed by key {header.get('key')!r}, not registered before it"
-        )
-    elif (key.pilot, key.source) != (header.get("pilot"), header.get("source")):
-        report.add(index, "record's key belongs to another source")
-    else:
-        try:
-            sig = b64url_decode(entry.sig or "")
-        except ValueError:
-            sig = b""
-        if len(sig) != 64:
+    def _record(
+        self,
+        index: int,
+        leaf: bytes,
+        header: dict[str, Any],
+        sig: Any,
+        row: tuple[Any, ...],
+        pending: list[PendingSig],
+    ) -> None:
+        report = self.report
+        key = self.keys.get(str(header.get("key")))
+        if key is None:
+            report.add(
+                index, f"record is signed by key {header.get('key')!r}, not registered before it"
+            )
+        elif key.pilot != header.get("pilot") or key.source != header.get("source"):
+            report.add(index, "record's key belongs to another source")
+        elif not isinstance(sig, str) or len(sig) != 86:
             report.add(index, "record signature is missing or malformed")
         else:
             report.signatures += 1
             # The leaf is JCS(header), exactly the bytes the source signed.
-            pending.append(_PendingSig(index, entry.leaf, sig, key.verifier))
-    row = records(index)
-    expected = tuple(
-        header.get(k)
-        for k in (
-            "id",
-            "pilot",
-            "source",
-            "seq",
-            "type",
-            "subject",
-            "consent",
-            "observed_at",
-            "key",
+            pending.append((index, leaf, sig, key.raw))
+        try:
+            expected = _record_fields(header)
+        except KeyError:
+            expected = None
+        if row[6] is None or _row_record(row) != expected:
+            report.add(index, "record index row does not match the signed header")
+        payload, salt = row[15], row[16]
+        if payload is None:
+            report.erased += 1
+            self.bodiless.append(index)
+            return
+        report.bodies += 1
+        try:
+            salt_bytes = b64url_decode(salt)
+        except ValueError:
+            salt_bytes = b""
+        if sha256(salt_bytes + payload).hexdigest() != header.get("commitment"):
+            report.add(index, "stored body does not match the record's commitment")
+
+    def _registry(self, index: int, leaf: dict[str, Any]) -> None:
+        if leaf.get("action") != "key.add":
+            return
+        try:
+            public_key = public_key_from_b64(str(leaf.get("public_key")))
+        except KeyFileError as exc:
+            self.report.add(index, f"registry key is unreadable: {exc}")
+            return
+        self.keys[str(leaf.get("key_id"))] = _Key(
+            leaf.get("pilot"), leaf.get("source"), raw_public(public_key)
         )
-    )
-    if row is None or tuple(row[1:]) != expected:
-        report.add(index, "record index row does not match the signed header")
-    body = bodies(index)
-    if body is None:
-        report.erased += 1
-        return
-    report.bodies += 1
-    try:
-        salt = b64url_decode(str(body[2]))
-    except ValueError:
-        salt = b""
-    if sha256(salt + bytes(body[1])).hexdigest() != header.get("commitment"):
-        report.add(index, "stored body does not match the record's commitment")
+
+    def _checkpoint(self, cp: StoredCheckpoint) -> None:
+        report, last = self.report, cp.size - 1
+        try:
+            parsed = (
+                verify_checkpoint(cp.note, self.log_key)
+                if self.log_key
+                else parse_checkpoint(cp.note).checkpoint
+            )
+        except CheckpointError as exc:
+            report.add(last, f"checkpoint at size {cp.size}: {exc}")
+            return
+        if parsed.size != cp.size or parsed.root_hash != bytes(cp.root):
+            report.add(last, f"checkpoint row at size {cp.size} does not match its signed note")
+        elif report.origin is not None and parsed.origin != report.origin:
+            report.add(last, f"checkpoint at size {cp.size} names origin {parsed.origin!r}")
+        elif parsed.root_hash != self.frontier.root():
+            # The note is authentic, so some entry since the last good checkpoint changed.
+            self.root_faults.append((self.since, last, cp.size))
+        else:
+            self.good_checkpoints.append(cp.size)
+            self.since = cp.size
+
+    def _finish(self) -> None:
+        report, frontier = self.report, self.frontier
+        report.size = frontier.size
+        report.root = frontier.root()
+        report.checkpoints = sum(1 for s in self.checkpoints if s <= frontier.size)
+        truncated = self.stopped
+        for size in sorted(self.checkpoints):
+            if size > frontier.size:
+                report.add(
+                    frontier.size, f"checkpoint at size {size} but the log ends at {frontier.size}"
+                )
+                truncated = True
+                break
+        # Deferred until every leaf-level problem (signatures included) is known, so that a
+        # consequence of one is not reported as news, and the changed row is the one named.
+        for first, last, level in self.node_faults:
+            good = self.good_checkpoints
+            covered = bisect_right(good, last)
+            if covered < len(good):
+                # A signed root over these entries matches them: the leaves are authentic and
+                # the stored node on row ``last`` is what changed.
+                report.add(last, f"stored level-{level} node over entries {first}..{last} differs")
+            elif not report.bad_between(first, last):
+                report.add(first, f"stored node over entries {first}..{last} differs")
+        for first, last, size in self.root_faults:
+            if not report.bad_between(first, last):
+                report.add(
+                    first, f"entries {first}..{last} do not give the root signed at size {size}"
+                )
+        # (When the log was cut short, the missing erasure entries may be in the lost part;
+        # the cut is what is reported.)
+        for index in [] if truncated else self.bodiless:
+            at = report.erasures.get(index)
+            if at is None or at < index:
+                report.add(index, "record body is gone but no erasure entry records it")
+        if self.progress:
+            self.progress(frontier.size, frontier.size)
 
 
-def _check_checkpoint(
-    cp: Any, root: bytes, report: VerifyReport, log_key: NoteVerifier | None
-) -> None:
-    last = cp.size - 1
-    if bytes(cp.root) != root:
-        report.add(last, f"checkpoint at size {cp.size} has a root the entries do not give")
-        return
-    try:
-        parsed = (
-            verify_checkpoint(cp.note, log_key) if log_key else parse_checkpoint(cp.note).checkpoint
-        )
-    except CheckpointError as exc:
-        report.add(last, f"checkpoint at size {cp.size}: {exc}")
-        return
-    if parsed.size != cp.size or parsed.root_hash != root:
-        report.add(last, f"checkpoint note at size {cp.size} does not match the log")
-    elif report.origin is not None and parsed.origin != report.origin:
-        report.add(last, f"checkpoint at size {cp.size} names origin {parsed.origin!r}")
+class _Stop(Exception):
+    """The walk cannot go on (an entry is missing)."""
 
 
 def _orphans(reader: LedgerReader, report: VerifyReport) -> None:

@@ -141,6 +141,10 @@ def test_base64url() -> None:
     for bad in ("a", "a===", "ab+/", "YQ==", "ab cd", "é", None, 5):
         with pytest.raises(EncodingError):
             b64url_decode(bad)  # type: ignore[arg-type]
+    # One value, one spelling: "AB" and "AA" would both decode to b"\x00" without this.
+    assert b64url_decode("AA") == b"\x00"
+    with pytest.raises(EncodingError, match="canonical"):
+        b64url_decode("AB")
     # Still a ValueError, for callers written against that.
     with pytest.raises(ValueError):
         b64url_decode("*")

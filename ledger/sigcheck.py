@@ -1,0 +1,125 @@
+"""Bulk Ed25519 checks of record signatures, for the offline verifier.
+
+Signature checks are most of a full verify's CPU. libsodium releases the GIL while it
+verifies, but each check needs the GIL back afterwards, and a main thread busy recomputing
+the tree hands it over only once per switch interval (5 ms): worker *threads* then crawl.
+Large logs therefore check signatures in helper processes (``python -m ledger.sigcheck``,
+fed batches through pipes: no fork of a threaded parent, no re-import of its ``__main__``);
+small ones, where a process start is not worth it, use threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import pickle
+import subprocess
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from queue import SimpleQueue
+from typing import IO
+
+import nacl.exceptions
+import nacl.signing
+
+#: (index, leaf, signature text, raw public key) of one record signature to check.
+PendingSig = tuple[int, bytes, str, bytes]
+
+_verify_keys: dict[bytes, nacl.signing.VerifyKey] = {}
+
+
+def check_signatures(batch: list[PendingSig]) -> list[int]:
+    """Indexes whose signature is not the canonical unpadded base64url of a valid Ed25519
+    signature of the leaf by the key."""
+    bad = []
+    for index, message, text, raw_key in batch:
+        try:
+            key = _verify_keys.get(raw_key)
+            if key is None:
+                key = _verify_keys.setdefault(raw_key, nacl.signing.VerifyKey(raw_key))
+            raw = base64.urlsafe_b64decode(text + "==")
+            # Canonical only: the 4 spare bits of the last character must be zero, so no two
+            # stored strings stand for one signature.
+            if len(raw) != 64 or base64.urlsafe_b64encode(raw).rstrip(b"=") != text.encode():
+                bad.append(index)
+                continue
+            key.verify(message, raw)
+        except (nacl.exceptions.BadSignatureError, binascii.Error, ValueError, TypeError):
+            bad.append(index)
+    return bad
+
+
+class SignatureChecks:
+    """``check(batch)`` -> Future of the bad indexes, on ``workers`` processes or threads."""
+
+    def __init__(self, workers: int, *, processes: bool) -> None:
+        workers = max(1, workers)
+        self._threads = ThreadPoolExecutor(max_workers=workers)
+        self._idle: SimpleQueue[subprocess.Popen[bytes]] = SimpleQueue()
+        self._procs: list[subprocess.Popen[bytes]] = []
+        if processes:
+            env = dict(os.environ)
+            # The helper must import this very package, wherever it was loaded from.
+            root = str(Path(__file__).resolve().parent.parent)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+            for _ in range(workers):
+                try:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "ledger.sigcheck"],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        env=env,
+                    )
+                except OSError:
+                    break  # threads do the work instead
+                self._procs.append(proc)
+                self._idle.put(proc)
+
+    def check(self, batch: list[PendingSig]) -> Future[list[int]]:
+        return self._threads.submit(self._run, batch)
+
+    def _run(self, batch: list[PendingSig]) -> list[int]:
+        if not self._procs:
+            return check_signatures(batch)
+        proc = self._idle.get()
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            pickle.dump(batch, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            proc.stdin.flush()
+            result: list[int] = pickle.load(proc.stdout)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            # A helper that died is not a verdict on the log: check here instead.
+            return check_signatures(batch)
+        finally:
+            self._idle.put(proc)
+        return result
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True, cancel_futures=True)
+        for proc in self._procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    while True:
+        try:
+            batch = pickle.load(stdin)
+        except EOFError:
+            return
+        pickle.dump(check_signatures(batch), stdout, protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    _serve(sys.stdin.buffer, sys.stdout.buffer)
