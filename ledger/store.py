@@ -169,6 +169,8 @@ class LedgerReader:
         self.path = Path(path)
         if _conn is None and not self.path.exists():
             raise StoreError(f"no ledger at {self.path}")
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a ledger file")
         self.conn = _conn or _connect(self.path, readonly=True)
         self.db = sqlite_utils.Database(self.conn)
         if _conn is None:

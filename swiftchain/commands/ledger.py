@@ -7,15 +7,15 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ledger.checkpoint import NoteVerifier
+from ledger.errors import KeyFileError, LedgerError
 from ledger.verify import VerifyReport, verify_ledger
-
-from .errors import friendly
 
 
 @click.group()
@@ -27,12 +27,21 @@ def _read_key(value: str | None) -> NoteVerifier | None:
     if value is None:
         return None
     path = Path(value)
-    text = path.read_text().strip() if path.is_file() else value
+    try:
+        text = path.read_text(encoding="utf-8").strip() if path.is_file() else value
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read the verifier key in {value}: {exc}") from None
     return NoteVerifier.parse(text)
 
 
+def _cannot_verify(exc: LedgerError) -> NoReturn:
+    # Exit 2, not 1: "could not check" must not read as "checked and found tampered".
+    click.echo(f"Error: {type(exc).__name__}: {exc}", err=True)
+    sys.exit(2)
+
+
 @ledger.command("verify")
-@click.argument("db", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("db", type=click.Path(path_type=Path))
 @click.option(
     "--key",
     "key",
@@ -42,14 +51,20 @@ def _read_key(value: str | None) -> NoteVerifier | None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@friendly
 def verify(db: Path, key: str | None, as_json: bool, quiet: bool) -> None:
     """Recompute every leaf, node, root, checkpoint signature, record signature and body
     commitment of DB from the file alone; exit 1 naming the first bad index if anything
-    was changed.
+    was changed, 2 if DB or the key cannot be read at all.
 
     Example: swiftchain ledger verify data/ledger.db --key hub.vkey
     """
+    try:
+        _verify(db, key, as_json, quiet)
+    except LedgerError as exc:
+        _cannot_verify(exc)
+
+
+def _verify(db: Path, key: str | None, as_json: bool, quiet: bool) -> None:
     verifier = _read_key(key)
     started = time.perf_counter()
     console = Console(stderr=True)
