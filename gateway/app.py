@@ -22,6 +22,7 @@ from aiohttp import web
 from .api import admin, health, ledger, openapi, registry
 from .appkeys import HUB, SETTINGS
 from .checks import ConsentCheck, no_consent_check
+from .dashboard import setup_dashboard
 from .errors import error_middleware
 from .hub import Hub
 from .settings import HubSettings
@@ -40,6 +41,7 @@ def create_app(
     app.cleanup_ctx.extend([_store, _broker_link, _sequencer, _intake])
     for module in (health, ledger, registry, admin, openapi):
         app.add_routes(module.routes)
+    setup_dashboard(app)
     return app
 
 

@@ -78,6 +78,64 @@ def _admin_post(summary: str, body: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def _page(summary: str, media: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "tags": ["dashboard"],
+            "responses": {"200": {"description": summary, "content": {media: {}}}},
+        }
+    }
+
+
+DASHBOARD_PATHS: dict[str, dict[str, Any]] = {
+    "/": {
+        "get": {
+            "summary": "Redirect to the dashboard",
+            "tags": ["dashboard"],
+            "responses": {"302": {"description": "To /dashboard"}},
+        }
+    },
+    "/dashboard": _page("The control-room dashboard page", "text/html"),
+    "/dashboard/static/{name}": {
+        "get": {
+            "summary": "The dashboard's script, style sheet and icon",
+            "tags": ["dashboard"],
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "The file"},
+                "404": _json(m.ErrorBody, "No such file"),
+            },
+        }
+    },
+    "/api/v1/dashboard/summary": {
+        "get": {
+            "summary": "Snapshot of the network: ledger, checkpoint, verification, rates,"
+            " ingest counters, broker, city charts, consents, recent access decisions",
+            "tags": ["dashboard"],
+            "responses": {
+                "200": {
+                    "description": "Snapshot",
+                    "content": {JSON: {"schema": {"type": "object"}}},
+                },
+                "503": ERRORS["503"],
+            },
+        }
+    },
+    "/api/v1/dashboard/stream": {
+        "get": {
+            "summary": "Server-Sent Events: one 'summary' event (the snapshot) a second",
+            "tags": ["dashboard"],
+            "responses": {
+                "200": {"description": "Event stream", "content": {"text/event-stream": {}}},
+                "503": _json(m.ErrorBody, "Too many streams, or shutting down"),
+            },
+        }
+    },
+}
+
 PATHS: dict[str, dict[str, Any]] = {
     "/healthz": {
         "get": {"summary": "Liveness", "tags": ["ops"], "responses": {"200": _json(m.Health, "Up")}}
@@ -181,6 +239,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {"200": _json(m.DeadLetterList, "Dead letters"), **ADMIN_ERRORS},
         }
     },
+    **DASHBOARD_PATHS,
 }
 
 SCHEMAS: tuple[type[BaseModel], ...] = (

@@ -1,0 +1,202 @@
+"""The dashboard's one background task: once a second it samples the hub's counters, reads
+the entries the newest checkpoint covers that it has not seen yet, folds them into the tally,
+re-verifies them, and publishes a fresh snapshot for the summary endpoint and every stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from ledger.store import LedgerReader
+
+from ..hub import Hub
+from .queries import stored_checkpoint_within, tail
+from .summary import COUNTER_WINDOW_S, HubSample, build_summary
+from .tally import LogTally, fold
+from .verification import IncrementalVerifier
+
+log = logging.getLogger("swiftchain.hub.dashboard")
+
+#: Entries read per query, and the time one tick may spend catching up on a long log.
+CHUNK = 5000
+CATCH_UP_BUDGET_S = 0.3
+
+
+class DashboardMonitor:
+    def __init__(self, hub: Hub, *, interval_s: float = 1.0, max_streams: int = 32) -> None:
+        self.hub = hub
+        self.interval_s = interval_s
+        self.max_streams = max_streams
+        self.streams = 0
+        self.tally = LogTally()
+        self.verifier: IncrementalVerifier | None = None
+        self.samples: deque[HubSample] = deque(maxlen=math.ceil(COUNTER_WINDOW_S / interval_s) + 5)
+        self.snapshot: dict[str, Any] | None = None
+        self.event: bytes = b""
+        """The snapshot as one Server-Sent Event, encoded once for every stream."""
+        self.version = 0
+        self.stopping = False
+        self._ticked = asyncio.Event()
+        self._head_size: int | None = None
+        self._head_since: float | None = None
+        self._reader: LedgerReader | None = None
+        # SQLite reads and leaf hashing block: one thread of our own, off the event loop,
+        # and never the sequencer's.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="dashboard")
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def open(self) -> None:
+        ledger = self.hub.ledger
+        self._reader = LedgerReader(self.hub.settings.db_path)
+        self.verifier = IncrementalVerifier(ledger.signer.verifier, self.hub.settings.origin)
+        stored = self._reader.latest_checkpoint()
+        head = ledger.checkpoints.latest
+        if stored is not None and head is not None and stored.size == head.size:
+            self._head_size, self._head_since = head.size, stored.created_at
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("dashboard tick failed; retrying next second")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def end_streams(self) -> None:
+        """Let every open stream finish (on shutdown, so the server need not wait)."""
+        self.stopping = True
+        self._wake()
+
+    # -- one tick --------------------------------------------------------------------------
+    async def tick(self) -> None:
+        head = self.hub.ledger.checkpoints.latest
+        now = time.time()
+        if head is not None and head.size != self._head_size:
+            self._head_size, self._head_since = head.size, now
+        if head is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._advance, head.size, head.note)
+        self.samples.append(self._sample(time.time()))
+        assert self.verifier is not None
+        self.snapshot = build_summary(
+            origin=self.hub.settings.origin,
+            samples=self.samples,
+            tally=self.tally,
+            verifier=self.verifier,
+            head_since=self._head_since,
+        )
+        self.version += 1
+        data = json.dumps(self.snapshot, separators=(",", ":"))
+        self.event = f"id: {self.version}\nevent: summary\ndata: {data}\n\n".encode()
+        self._wake()
+
+    async def next_tick(self) -> None:
+        """Wait for the next snapshot (or shutdown; at most two intervals)."""
+        ticked = self._ticked
+        try:
+            async with asyncio.timeout(2 * self.interval_s):
+                await ticked.wait()
+        except TimeoutError:
+            pass
+
+    def _wake(self) -> None:
+        self._ticked.set()
+        self._ticked = asyncio.Event()
+
+    def _advance(self, head_size: int, head_note: str) -> None:
+        """Fold and verify entries up to the newest checkpoint (in the executor)."""
+        assert self._reader is not None and self.verifier is not None
+        conn = self._reader.conn
+        deadline = time.monotonic() + CATCH_UP_BUDGET_S
+        while self.tally.size < head_size and time.monotonic() < deadline:
+            start = self.tally.size
+            end = head_size
+            note: str | None = head_note
+            if end - start > CHUNK:
+                end, note = start + CHUNK, None
+                stored = stored_checkpoint_within(conn, start, end)
+                if stored is not None:
+                    end, note = stored.size, stored.note
+            rows = tail(conn, start, end)
+            if not rows:
+                return
+            fold(self.tally, rows)
+            self.verifier.feed(rows)
+            if note is not None and self.verifier.size == end:
+                self.verifier.check(note)
+
+    def _sample(self, at: float) -> HubSample:
+        hub, m = self.hub, self.hub.metrics
+        head = hub.ledger.checkpoints.latest
+        buckets, commit_sum, commit_count = _histogram(m.commit_seconds)
+        return HubSample(
+            at=at,
+            log_size=hub.ledger.writer.size(),
+            head_size=None if head is None else head.size,
+            head_root=None if head is None else head.root,
+            persisted_size=max(hub.ledger.checkpoints.persisted_size, 0),
+            connected=hub.link.connected.is_set(),
+            healthy=hub.sequencer.healthy,
+            draining=hub.draining,
+            commit_queue=hub.sequencer.in_flight,
+            receipt_queue=len(hub.receipts),
+            receipts_dropped=_total(m.receipts_dropped),
+            accepted=_total(m.accepted),
+            duplicates=_total(m.duplicates),
+            rejected=_by_label(m.rejected, "reason"),
+            commit_failures=_total(m.commit_failures),
+            commit_buckets=buckets,
+            commit_sum=commit_sum,
+            commit_count=commit_count,
+            mqtt_errors=_total(m.mqtt_errors),
+            mqtt_connects=_total(m.mqtt_connects),
+        )
+
+
+# -- reading prometheus-client metrics back ----------------------------------------------------
+
+
+def _total(counter: Counter) -> float:
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                return float(sample.value)
+    return 0.0
+
+
+def _by_label(counter: Counter, label: str) -> dict[str, float]:
+    return {
+        sample.labels[label]: float(sample.value)
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def _histogram(histogram: Histogram) -> tuple[tuple[tuple[float, float], ...], float, float]:
+    buckets: list[tuple[float, float]] = []
+    total = count = 0.0
+    for metric in histogram.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_bucket"):
+                buckets.append((float(sample.labels["le"]), float(sample.value)))
+            elif sample.name.endswith("_sum"):
+                total = float(sample.value)
+            elif sample.name.endswith("_count"):
+                count = float(sample.value)
+    return tuple(sorted(buckets)), total, count

@@ -1,0 +1,275 @@
+"""What the dashboard keeps from the log: one fold over new entries only.
+
+The monitor reads the entries a new checkpoint covers (``queries.tail``) and folds them into a
+``LogTally``: counts by kind and pilot, records per commit second, consent states, the latest
+access decisions (already redacted) and the city readings the charts draw. ``fold`` is the
+one function here that changes state; it does no I/O and reads no clock, so a test feeds it
+rows and reads the tally back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+AIR_QUALITY = "city.air-quality"
+TRAFFIC_FLOW = "city.traffic-flow"
+PARKING = "city.parking"
+#: The non-personal data types whose bodies the charts read (never a personal body).
+CITY_TYPES: tuple[str, ...] = (AIR_QUALITY, TRAFFIC_FLOW, PARKING)
+
+#: Seconds of per-pilot commit counts kept (the rate chart's span and a little more).
+RATE_HISTORY_S = 180
+#: Access decisions kept for the "recent" table.
+RECENT_ACCESS = 40
+#: Readings kept per station or road segment (hours of data at one-minute intervals).
+POINTS_PER_SERIES = 1500
+#: Characters of a pseudonym (or any long opaque token) the page ever sees.
+SHOWN_PREFIX = 6
+
+P = TypeVar("P")
+
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,}")
+
+
+@dataclass(frozen=True)
+class TailRow:
+    """One log entry as the tail query returns it; ``payload`` only for non-personal city
+    records (the query never reads another body)."""
+
+    index: int
+    kind: str
+    leaf: bytes
+    leaf_hash: bytes
+    created_at: float
+    pilot: str | None = None
+    source: str | None = None
+    type: str | None = None
+    observed_at: str | None = None
+    payload: bytes | None = None
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    """An ``access`` entry as the page may show it: no subject in full, no request text."""
+
+    index: int
+    at: str
+    client: str
+    org: str | None
+    pilot: str | None
+    purpose: str | None
+    type: str | None
+    subject: str | None
+    decision: str
+    reason: str
+    break_glass: bool
+
+
+@dataclass(frozen=True)
+class AirPoint:
+    t: float
+    pm25: float | None
+    no2: float | None
+    pm10: float | None = None
+    o3: float | None = None
+
+
+@dataclass(frozen=True)
+class TrafficPoint:
+    t: float
+    vehicles_per_hour: float | None
+    speed_kmh: float | None
+    occupancy: float | None = None
+
+
+@dataclass(frozen=True)
+class ParkingPoint:
+    t: float
+    occupied: int
+    capacity: int
+
+
+@dataclass
+class LogTally:
+    size: int = 0
+    """Entries folded so far (the next index expected)."""
+    kinds: Counter[str] = field(default_factory=Counter)
+    records_by_pilot: Counter[str] = field(default_factory=Counter)
+    per_second: dict[int, Counter[str]] = field(default_factory=dict)
+    """Commit second (Unix time) -> records committed in it, by pilot."""
+    consents: dict[str, str] = field(default_factory=dict)
+    """Consent id -> ``active``, ``withdrawn`` or ``other`` (its latest entry decides)."""
+    access: deque[AccessDecision] = field(default_factory=lambda: deque(maxlen=RECENT_ACCESS))
+    access_counts: Counter[str] = field(default_factory=Counter)
+    air: dict[str, deque[AirPoint]] = field(default_factory=dict)
+    traffic: dict[str, deque[TrafficPoint]] = field(default_factory=dict)
+    parking: dict[str, ParkingPoint] = field(default_factory=dict)
+    last_commit_at: float | None = None
+    """Commit time of the newest entry folded (the sequencer signs right after a commit)."""
+    unreadable: int = 0
+    """Leaves or bodies that were not the JSON their kind promises (shown, never fatal)."""
+
+
+# -- small tolerant readers ------------------------------------------------------------------
+
+
+def redact(text: str | None) -> str | None:
+    """Cut every long opaque token (a pseudonym, a consent hash) to a short prefix."""
+    if text is None:
+        return None
+    return _LONG_TOKEN.sub(lambda m: m.group(0)[:SHOWN_PREFIX] + "…", text)
+
+
+def shorten(pseudonym: str | None) -> str | None:
+    """A pseudonym as the page shows it: its first few characters only, whatever its length."""
+    if not pseudonym:
+        return None
+    return pseudonym[:SHOWN_PREFIX] + "…"
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, or None for anything else (bools, text, NaN, missing)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _text(value: Any, limit: int = 128) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
+
+
+def epoch(text: str | None) -> float | None:
+    """RFC 3339 text as Unix seconds; None when it is not a time with an offset."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return None if moment.tzinfo is None else moment.timestamp()
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# -- the fold ----------------------------------------------------------------------------------
+
+
+def fold(tally: LogTally, rows: list[TailRow]) -> None:
+    """Add ``rows`` (consecutive, in index order) to ``tally``."""
+    for row in rows:
+        tally.size = row.index + 1
+        tally.kinds[row.kind] += 1
+        tally.last_commit_at = row.created_at
+        if row.kind == "record":
+            _record(tally, row)
+        elif row.kind == "consent":
+            _consent(tally, row)
+        elif row.kind == "access":
+            _access(tally, row)
+    if tally.per_second:
+        oldest = max(tally.per_second) - RATE_HISTORY_S
+        for second in [s for s in tally.per_second if s < oldest]:
+            del tally.per_second[second]
+
+
+def _record(tally: LogTally, row: TailRow) -> None:
+    pilot = row.pilot or "?"
+    tally.records_by_pilot[pilot] += 1
+    tally.per_second.setdefault(int(row.created_at), Counter())[pilot] += 1
+    if row.payload is None or row.type not in CITY_TYPES:
+        return
+    payload = _json_object(row.payload)
+    t = epoch(row.observed_at) or (epoch(payload.get("observed_at")) if payload else None)
+    if payload is None or t is None:
+        tally.unreadable += 1
+        return
+    if row.type == AIR_QUALITY:
+        station = _text(payload.get("station")) or row.source or "?"
+        point = AirPoint(
+            t,
+            _number(payload.get("pm25")),
+            _number(payload.get("no2")),
+            _number(payload.get("pm10")),
+            _number(payload.get("o3")),
+        )
+        if point.pm25 is not None or point.no2 is not None:
+            _series(tally.air, station).append(point)
+    elif row.type == TRAFFIC_FLOW:
+        segment = _text(payload.get("detector")) or row.source or "?"
+        vehicles = _number(payload.get("vehicles"))
+        interval = _number(payload.get("interval_s"))
+        vph = vehicles * 3600 / interval if vehicles is not None and interval else None
+        speed = _number(payload.get("mean_speed_kmh"))
+        if vph is not None or speed is not None:
+            occupancy = _number(payload.get("occupancy"))
+            _series(tally.traffic, segment).append(TrafficPoint(t, vph, speed, occupancy))
+    else:
+        facility = _text(payload.get("facility")) or row.source or "?"
+        occupied, capacity = _number(payload.get("occupied")), _number(payload.get("capacity"))
+        if occupied is None or capacity is None or capacity <= 0:
+            return
+        latest = tally.parking.get(facility)
+        if latest is None or t >= latest.t:
+            tally.parking[facility] = ParkingPoint(t, int(occupied), int(capacity))
+
+
+def _series(table: dict[str, deque[P]], key: str) -> deque[P]:
+    series = table.get(key)
+    if series is None:
+        series = table[key] = deque(maxlen=POINTS_PER_SERIES)
+    return series
+
+
+def _consent(tally: LogTally, row: TailRow) -> None:
+    leaf = _json_object(row.leaf)
+    consent = _text(leaf.get("consent")) if leaf else None
+    if leaf is None or consent is None:
+        tally.unreadable += 1
+        return
+    if leaf.get("action") == "withdraw" or leaf.get("status") in ("inactive", "withdrawn"):
+        state = "withdrawn"
+    elif leaf.get("status") == "active":
+        state = "active"
+    else:
+        state = "other"  # refused, proposed, entered in error
+    tally.consents[consent] = state
+
+
+def _access(tally: LogTally, row: TailRow) -> None:
+    leaf = _json_object(row.leaf)
+    if leaf is None:
+        tally.unreadable += 1
+        return
+    decision = "allow" if leaf.get("decision") == "allow" else "deny"
+    break_glass = leaf.get("break_glass") is True
+    tally.access_counts[decision] += 1
+    if break_glass:
+        tally.access_counts["break_glass"] += 1
+    tally.access.append(
+        AccessDecision(
+            index=row.index,
+            at=_text(leaf.get("at"), 40) or "",
+            client=redact(_text(leaf.get("client"), 64)) or "?",
+            org=_text(leaf.get("org"), 64),
+            pilot=_text(leaf.get("pilot"), 64),
+            purpose=_text(leaf.get("purpose"), 32),
+            type=_text(leaf.get("type"), 64),
+            subject=shorten(_text(leaf.get("subject"))),
+            decision=decision,
+            reason=redact(_text(leaf.get("reason"), 120)) or "",
+            break_glass=break_glass,
+        )
+    )
