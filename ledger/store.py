@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from .errors import LedgerError, StoreError
-from .hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash
+from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX
 from .tree import (
     Frontier,
     Node,
@@ -395,50 +396,59 @@ class LedgerWriter(LedgerReader):
 
     def _append(self, batch: Sequence[NewEntry], erase: Sequence[int]) -> list[Entry]:
         erase = [_check_int(i, "erased index") for i in erase]
-        frontier = self.frontier.copy()
         now = time.time()
-        entry_rows, record_rows, body_rows, out = [], [], [], []
-        for e in batch:
-            index = frontier.size
-            lh = leaf_hash(e.leaf)
-            closed = b"".join(frontier.append(lh))
-            entry_rows.append((index, e.kind, e.leaf, lh, closed, e.sig, now))
-            if e.record is not None:
-                r = e.record
-                record_rows.append(
-                    (
-                        index,
-                        r.id,
-                        r.pilot,
-                        r.source,
-                        r.seq,
-                        r.type,
-                        r.subject,
-                        r.consent,
-                        r.observed_at,
-                        r.key,
-                    )
-                )
-            if e.payload is not None:
-                body_rows.append((index, e.payload, e.salt))
-            out.append(Entry(index, e.kind, e.leaf, lh, e.sig))
+        # The hot path (DESIGN: group commit): hash the batch in one comprehension, extend
+        # the tree in one call, and build rows without per-entry helper calls.
+        leaf_hashes = [sha256(LEAF_PREFIX + e.leaf).digest() for e in batch]
+        # Under the lock from the frontier copy to the commit, so that two callers cannot
+        # number their entries from the same size.
         with self._lock:
+            frontier = self.frontier.copy()
+            start = frontier.size
+            closed = frontier.extend(leaf_hashes)
+            entry_rows = [
+                (index, e.kind, e.leaf, lh, nodes, e.sig, now)
+                for index, e, lh, nodes in zip(
+                    range(start, frontier.size), batch, leaf_hashes, closed, strict=True
+                )
+            ]
+            record_rows = [
+                (
+                    start + i,
+                    r.id,
+                    r.pilot,
+                    r.source,
+                    r.seq,
+                    r.type,
+                    r.subject,
+                    r.consent,
+                    r.observed_at,
+                    r.key,
+                )
+                for i, e in enumerate(batch)
+                if (r := e.record) is not None
+            ]
+            body_rows = [
+                (start + i, e.payload, e.salt) for i, e in enumerate(batch) if e.payload is not None
+            ]
+            c = self.conn
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                c = self.conn
+                c.execute("BEGIN IMMEDIATE")
                 c.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?)", entry_rows)
-                c.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?)", record_rows)
-                c.executemany("INSERT INTO bodies VALUES (?,?,?)", body_rows)
+                if record_rows:
+                    c.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?)", record_rows)
+                if body_rows:
+                    c.executemany("INSERT INTO bodies VALUES (?,?,?)", body_rows)
                 if erase:
                     c.executemany("DELETE FROM bodies WHERE idx = ?", [(i,) for i in erase])
                 c.execute("COMMIT")
             except sqlite3.Error as exc:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
                 raise StoreError(f"append of {len(batch)} entries failed: {exc}") from None
-        self.frontier = frontier
-        self._size = frontier.size
-        return out
+            self.frontier = frontier
+            self._size = frontier.size
+        return [Entry(row[0], row[1], row[2], row[3], row[5]) for row in entry_rows]
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
         _check_int(size, "checkpoint size")
