@@ -1,0 +1,103 @@
+"""The SQLite store: batch appends, the incremental tree, reopening, erasure, one writer."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.errors import StoreError
+from ledger.hashing import leaf_hash
+from ledger.store import LedgerReader, LedgerWriter, NewEntry
+from ledger.tree import Frontier, root_of
+from tests.support.ledger_builder import LedgerBuilder, record_entry
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(st.integers(0, 300), st.lists(st.binary(max_size=40), max_size=300))
+def test_extend_is_append_repeated(start: int, leaves: list[bytes]) -> None:
+    hashes = [leaf_hash(i.to_bytes(2, "big")) for i in range(start)]
+    by_append, by_extend = Frontier(), Frontier()
+    for h in hashes:
+        by_append.append(h)
+        by_extend.append(h)
+    new = [leaf_hash(x) for x in leaves]
+    expected = [b"".join(by_append.append(h)) for h in new]
+    assert by_extend.extend(new) == expected
+    assert (by_extend.size, by_extend.hashes) == (by_append.size, by_append.hashes)
+    assert by_extend.root() == root_of(hashes + new)
+
+
+def test_appends_commit_batches_and_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    writer = LedgerWriter(path, origin="swiftchain.test/log")
+    leaves = [b'{"kind":"access","n":%d}' % i for i in range(2500)]
+    stored = writer.append([NewEntry("access", leaf) for leaf in leaves[:1000]])
+    assert [e.index for e in stored] == list(range(1000))
+    assert stored[7].leaf_hash == leaf_hash(leaves[7])
+    writer.append([NewEntry("access", leaf) for leaf in leaves[1000:]])
+    root = writer.current_root()
+    assert root == root_of(leaf_hash(x) for x in leaves)
+    writer.close()
+    # A new writer picks the tree up from the stored nodes, not by rehashing the leaves.
+    again = LedgerWriter(path, origin="swiftchain.test/log")
+    assert again.size() == 2500 and again.current_root() == root
+    again.append([NewEntry("access", b"{}")])
+    assert again.current_root() == root_of(leaf_hash(x) for x in [*leaves, b"{}"])
+    with LedgerReader(path) as reader:
+        assert reader.size() == 2501 and reader.root(2500) == root
+        assert [e.leaf for e in reader.entries(998, 1002)] == leaves[998:1002]
+    again.close()
+
+
+def test_records_bodies_and_erasure(tmp_path: Path) -> None:
+    builder = LedgerBuilder(tmp_path / "l.db")
+    builder.register_source()
+    builder.append_records(5)
+    body = builder.writer.body(3)
+    assert body is not None and set(body) == {"payload", "salt"}
+    builder.erase(3)
+    assert builder.writer.body(3) is None
+    assert builder.writer.entry(3).kind == "record"  # the leaf stays
+    assert builder.writer.last_seq("air-quality", "station-1") == 5
+    builder.close()
+
+
+def test_a_failed_batch_writes_nothing(tmp_path: Path) -> None:
+    builder = LedgerBuilder(tmp_path / "l.db")
+    builder.register_source()
+    (record,) = builder.records(1)
+    builder.writer.append([record_entry(record)])
+    size, root = builder.writer.size(), builder.writer.current_root()
+    with pytest.raises(StoreError, match="UNIQUE"):
+        builder.writer.append([NewEntry("access", b"{}"), record_entry(record)])
+    assert (builder.writer.size(), builder.writer.current_root()) == (size, root)
+    with LedgerReader(builder.path) as reader:
+        assert reader.size() == size
+    builder.close()
+
+
+def test_two_threads_appending_never_share_an_index(tmp_path: Path) -> None:
+    writer = LedgerWriter(tmp_path / "l.db")
+    errors: list[BaseException] = []
+
+    def work(tag: int) -> None:
+        try:
+            for i in range(20):
+                writer.append([NewEntry("access", b'{"t":%d,"i":%d}' % (tag, i))] * 5)
+        except BaseException as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert writer.size() == 200
+    with LedgerReader(writer.path) as reader:
+        assert reader.root(200) == writer.current_root()
+    writer.close()
