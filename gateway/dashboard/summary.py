@@ -334,14 +334,16 @@ def checkpoint_state(sample: HubSample, head_since: float | None) -> dict[str, A
     age = None if head_since is None else max(sample.at - head_since, 0.0)
     behind = sample.log_size - (sample.head_size or 0)
     unpersisted = (sample.head_size or 0) > sample.persisted_size
+    old = age is not None and age > CHECKPOINT_MAX_AGE_S
     return {
         "size": sample.head_size,
         "root": None if sample.head_root is None else sample.head_root.hex(),
         "age_s": None if age is None else round(age, 1),
         "persisted_size": sample.persisted_size,
         "behind": behind,
-        "idle": behind == 0 and not unpersisted,
-        "stale": age is not None and age > CHECKPOINT_MAX_AGE_S and (behind > 0 or unpersisted),
+        # Old but covering the whole log: nothing new to sign, not a fault.
+        "idle": old and behind == 0 and not unpersisted,
+        "stale": old and (behind > 0 or unpersisted),
     }
 
 
