@@ -176,15 +176,16 @@ class Frontier:
     def extend(self, leaf_hashes: Iterable[bytes]) -> list[bytes]:
         """``append`` for many leaves: for each, the hashes it closes, concatenated (level 1
         first; empty for a leaf at an even index). One call per batch keeps the store's
-        append path free of per-leaf method calls."""
+        append path free of per-leaf method calls. On error the frontier is unchanged."""
         out = []
-        hashes = self.hashes
+        hashes = list(self.hashes)
         pop, push = hashes.pop, hashes.append
         index = self.size
         try:
             for acc in leaf_hashes:
                 closed = b""
                 n = index
+                # Each trailing 1 bit of the index is a complete sibling to merge with.
                 while n & 1:
                     acc = sha256(NODE_PREFIX + pop() + acc).digest()
                     closed += acc
@@ -194,8 +195,7 @@ class Frontier:
                 index += 1
         except TypeError:
             raise ProofError("leaf hashes are bytes") from None
-        finally:
-            self.size = index
+        self.hashes, self.size = hashes, index
         return out
 
     def root(self) -> bytes:

@@ -3,7 +3,8 @@
 Every leaf hash, every stored node, every checkpoint root and signature, every record
 signature (against the keys that ``registry`` entries put on the log before the record) and
 every remaining body's commitment is recomputed; the report names the first index at which
-anything differs from what the bytes imply. Erased bodies are expected and not a fault.
+anything differs from what the bytes imply. A body erased the supported way (an ``erasure``
+entry on the log) is expected and not a fault; a body missing without one is.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import StoreError
+from ledger.errors import ProofError, StoreError
 from ledger.hashing import leaf_hash
 from ledger.store import LedgerReader, LedgerWriter, NewEntry
 from ledger.tree import Frontier, root_of
@@ -101,3 +101,12 @@ def test_two_threads_appending_never_share_an_index(tmp_path: Path) -> None:
     with LedgerReader(writer.path) as reader:
         assert reader.root(200) == writer.current_root()
     writer.close()
+
+
+def test_extend_with_a_bad_hash_leaves_the_frontier_unchanged() -> None:
+    f = Frontier()
+    f.extend([leaf_hash(b"a"), leaf_hash(b"b"), leaf_hash(b"c")])
+    before = (f.size, list(f.hashes))
+    with pytest.raises(ProofError):
+        f.extend([leaf_hash(b"d"), "not bytes"])  # type: ignore[list-item]
+    assert (f.size, f.hashes) == before
