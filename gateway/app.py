@@ -19,11 +19,15 @@ from typing import Any
 
 from aiohttp import web
 
-from .api import admin, health, ledger, openapi, registry
-from .appkeys import HUB, SETTINGS
+from . import auth, retention
+from .access import AccessControl
+from .api import admin, audit, clients, health, ledger, openapi, records, registry
+from .appkeys import ACCESS, HUB, SETTINGS
 from .checks import ConsentCheck, no_consent_check
 from .dashboard import setup_dashboard
 from .errors import error_middleware
+from .fhir import consent, metadata, search
+from .fhir.outcome import fhir_errors
 from .hub import Hub
 from .settings import HubSettings
 
@@ -33,13 +37,22 @@ __all__ = ["HUB", "SETTINGS", "create_app"]
 
 
 def create_app(
-    settings: HubSettings, consent_check: ConsentCheck = no_consent_check
+    settings: HubSettings,
+    consent_check: ConsentCheck = no_consent_check,
+    *,
+    enforce_consent: bool = False,
 ) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    """``enforce_consent``: records needing consent are checked against the consent book at
+    ingest (``swiftchain hub`` always does; ``consent_check`` is then ignored)."""
+    app = web.Application(middlewares=[error_middleware, fhir_errors], client_max_size=64 * 1024)
     app[SETTINGS] = settings
-    app[HUB] = Hub(settings, consent_check)
-    app.cleanup_ctx.extend([_store, _broker_link, _sequencer, _intake])
+    access = AccessControl(settings)
+    app[ACCESS] = access
+    app[HUB] = Hub(settings, access.consent_check if enforce_consent else consent_check)
+    app.cleanup_ctx.extend([_store, _access, _broker_link, _sequencer, _intake])
     for module in (health, ledger, registry, admin, openapi):
+        app.add_routes(module.routes)
+    for module in (auth, clients, records, audit, metadata, search, consent):
         app.add_routes(module.routes)
     setup_dashboard(app)
     return app
@@ -69,6 +82,19 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         hub.close()
+
+
+async def _access(app: web.Application) -> AsyncIterator[None]:
+    """Consents, clients and the token key; the retention sweep (after the store opened,
+    before the intake takes records that the consent check needs the book for)."""
+    hub, access = app[HUB], app[ACCESS]
+    access.open(hub)
+    task = _spawn(retention.run(hub, access), "retention")
+    try:
+        yield
+    finally:
+        await _stop(task)
+        access.close()
 
 
 async def _broker_link(app: web.Application) -> AsyncIterator[None]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .access import AccessControl
 from .hub import Hub
 from .settings import HubSettings
 
 SETTINGS = web.AppKey("settings", HubSettings)
 HUB = web.AppKey("hub", Hub)
+ACCESS = web.AppKey("access", AccessControl)
 
 
 def hub_of(request: web.Request) -> Hub:

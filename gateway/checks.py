@@ -48,6 +48,7 @@ REASONS: Final = (
     "type_not_allowed",
     "seq_reused",
     "consent_required",
+    "consent_not_active",
 )
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ledger.entries import RegistryEntry
@@ -41,9 +42,21 @@ class _RegistryJob:
 
 
 @dataclass
+class _EntryJob:
+    """Hub-made entries (consent, access, erasure), the bodies they erase, and what to do
+    on the event loop right after the commit, before anyone awaiting them resumes."""
+
+    entries: list[NewEntry]
+    erase: list[int]
+    done: asyncio.Future[list[Entry]]
+    committed: Callable[[list[Entry]], None] | None = None
+
+
+@dataclass
 class _Batch:
     records: list[Verified] = field(default_factory=list)
     jobs: list[_RegistryJob] = field(default_factory=list)
+    entry_jobs: list[_EntryJob] = field(default_factory=list)
 
 
 class Sequencer:
@@ -110,6 +123,25 @@ class Sequencer:
         self._arrived()
         return await job.done
 
+    async def append(
+        self,
+        entries: Sequence[NewEntry],
+        *,
+        erase: Sequence[int] = (),
+        committed: Callable[[list[Entry]], None] | None = None,
+    ) -> list[Entry]:
+        """Append hub-made entries (and erase bodies) in the next group commit; returns
+        them once durable. ``committed`` runs on the event loop straight after the commit,
+        so state derived from the log (consents) never lags what the log says."""
+        if self._closing:
+            raise StoreError("the hub is shutting down")
+        job = _EntryJob(
+            list(entries), list(erase), asyncio.get_running_loop().create_future(), committed
+        )
+        self._batch.entry_jobs.append(job)
+        self._arrived()
+        return await job.done
+
     def _arrived(self) -> None:
         if self._oldest is None:
             self._oldest = time.monotonic()
@@ -125,7 +157,7 @@ class Sequencer:
     async def run(self) -> None:
         """Commit batches until ``close`` is called and nothing is left."""
         while True:
-            if not self._batch.records and not self._batch.jobs:
+            if not self._batch.records and not self._batch.jobs and not self._batch.entry_jobs:
                 if self._closing:
                     return
                 self._wake.clear()
@@ -154,16 +186,26 @@ class Sequencer:
         self._batch = _Batch(batch.records[self.max_records :], [])
         self._oldest = time.monotonic() if self._batch.records else None
         jobs = batch.jobs
+        entry_jobs = batch.entry_jobs
         entries: list[NewEntry] = [
             NewEntry("registry", e.leaf()) for job in jobs for e in job.entries
         ]
         entries.extend(_record_entry(v) for v in records)
+        n_records = len(entries)
+        for ej in entry_jobs:
+            entries.extend(ej.entries)
+        erase = [i for ej in entry_jobs for i in ej.erase]
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            stored = await loop.run_in_executor(self.executor, self.ledger.writer.append, entries)
+            stored = await loop.run_in_executor(
+                self.executor, partial(self.ledger.writer.append, entries, erase=erase)
+            )
         except StoreError as exc:
             self._failed(records, jobs, exc)
+            for ej in entry_jobs:
+                if not ej.done.done():
+                    ej.done.set_exception(exc)
             await asyncio.sleep(COMMIT_RETRY_S)
             return
         self.healthy = True
@@ -184,7 +226,18 @@ class Sequencer:
                 self.metrics.registry_changes.inc()
             if not job.done.done():
                 job.done.set_result(done)
-        self._receipts(records, stored[position:], head)
+        self._receipts(records, stored[position:n_records], head)
+        position = n_records
+        for ej in entry_jobs:
+            done = stored[position : position + len(ej.entries)]
+            position += len(ej.entries)
+            if ej.committed is not None:
+                try:
+                    ej.committed(done)
+                except Exception:
+                    log.exception("applying committed hub entries failed")
+            if not ej.done.done():
+                ej.done.set_result(done)
         if self.on_committed is not None:
             self.on_committed()
 

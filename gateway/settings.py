@@ -23,7 +23,14 @@ from ledger.envelope import MAX_RECORD_BYTES, describe_validation_error
 from .errors import ConfigError
 
 ENV_PREFIX = "SWIFTCHAIN_HUB_"
-_PATH_FIELDS = ("db_path", "signing_key", "dead_letter_path")
+_PATH_FIELDS = (
+    "db_path",
+    "signing_key",
+    "dead_letter_path",
+    "token_key",
+    "access_db_path",
+    "pilot_definitions",
+)
 
 
 class HubSettings(BaseSettings):
@@ -74,6 +81,23 @@ class HubSettings(BaseSettings):
     drain_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     use_uvloop: bool = True
 
+    # -- access: hospital auth, consents, data API (issue 5) --------------------------------
+    token_key: Path | None = None
+    """The hub's Ed25519 JWK that signs access tokens; separate from the log key, and made
+    on first start if absent."""
+    public_url: str | None = None
+    """The hub's external base URL (token issuer and the assertion audience); defaults to
+    the URL the request came in on."""
+    access_db_path: Path | None = None
+    """Registered clients and Consent resources; defaults to ``<db_path>.access``."""
+    pilot_definitions: Path | None = None
+    """A directory of pilot YAML files; the packaged demonstration-zone pilots if unset."""
+    access_token_lifetime_s: Annotated[int, Field(ge=10, le=300)] = 300
+    retention_interval_s: Annotated[float, Field(gt=0)] = 3600.0
+    """How often bodies past their pilot's retention are erased."""
+    search_max_matches: Annotated[int, Field(ge=10)] = 5000
+    """Most records one search may have to filter (narrow by date beyond that)."""
+
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt_url(cls, value: str) -> str:
@@ -95,6 +119,19 @@ class HubSettings(BaseSettings):
         if self.dead_letter_path is not None:
             return self.dead_letter_path
         return self.db_path.with_name(self.db_path.name + ".deadletter")
+
+    @property
+    def access_db(self) -> Path:
+        if self.access_db_path is not None:
+            return self.access_db_path
+        return self.db_path.with_name(self.db_path.name + ".access")
+
+    @property
+    def token_key_path(self) -> Path:
+        """Defaults to ``<db_path>.token.jwk``."""
+        if self.token_key is not None:
+            return self.token_key
+        return self.db_path.with_name(self.db_path.name + ".token.jwk")
 
     @property
     def records_subscription(self) -> str:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from ..checks import REASONS
 from ..receipts import Receipt
 from . import models as m
+from .openapi_access import ACCESS_PATHS, ACCESS_SCHEMAS, SECURITY_SCHEMES
 
 routes = web.RouteTableDef()
 
@@ -240,6 +241,7 @@ PATHS: dict[str, dict[str, Any]] = {
         }
     },
     **DASHBOARD_PATHS,
+    **ACCESS_PATHS,
 }
 
 SCHEMAS: tuple[type[BaseModel], ...] = (
@@ -261,6 +263,7 @@ SCHEMAS: tuple[type[BaseModel], ...] = (
     m.RegistryChange,
     m.DeadLetterList,
     Receipt,
+    *ACCESS_SCHEMAS,
 )
 
 
@@ -280,7 +283,10 @@ def build_spec() -> dict[str, Any]:
         "paths": PATHS,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer"},
+                **SECURITY_SCHEMES,
+            },
         },
     }
 

@@ -1,6 +1,7 @@
 """SMART v2 system scopes: ``system/<ResourceType or *>.<cruds>`` (SMART App Launch 2.0 3.0.x).
 
-Swiftchain serves reads and searches, so only ``r`` and ``s`` are ever granted. v1-style
+Swiftchain serves reads and searches, so only ``r`` and ``s`` are granted, except on
+``Consent``, which consent administrators also create and update (``c``, ``u``). v1-style
 ``.read`` is accepted on request and means ``rs``.
 """
 
@@ -13,6 +14,9 @@ from .errors import OAuthError
 
 _SCOPE = re.compile(r"^system/(\*|[A-Z][A-Za-z]{1,63})\.(read|[cruds]{1,5})$")
 GRANTABLE = frozenset("rs")
+#: Consents are also created and updated through the hub (by a pilot's consent
+#: administrators: whether a client's organisation is one is asked per request).
+GRANTABLE_FOR: dict[str, frozenset[str]] = {"Consent": frozenset("crus")}
 MAX_SCOPES = 32
 
 
@@ -55,7 +59,8 @@ def grant(requested: list[Scope], allowed: list[Scope]) -> list[Scope]:
         perms: set[str] = set()
         for a in allowed:
             if a.resource in ("*", r.resource):
-                perms |= r.permissions & a.permissions & GRANTABLE
+                served = GRANTABLE_FOR.get(r.resource, GRANTABLE)
+                perms |= r.permissions & a.permissions & served
         if perms:
             granted.append(Scope(r.resource, frozenset(perms)))
     if not granted:

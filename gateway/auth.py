@@ -1,0 +1,194 @@
+"""Hospital authentication, SMART Backend Services style: the token endpoint
+(``client_credentials`` with a signed JWT client assertion, RFC 7523 2.2), the discovery
+document, and the bearer check the data routes call.
+
+Errors at the token endpoint are RFC 6749 5.2 JSON (``{error, error_description}``); the
+bearer check raises ``Unauthorized`` (RFC 6750 3.1), which each route family renders in its
+own error shape (JSON or OperationOutcome).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from .access import AccessControl, Caller
+from .appkeys import ACCESS, hub_of
+from .errors import Unauthorized
+from .smart.assertion import (
+    ASSERTION_ALGORITHMS,
+    ASSERTION_TYPE,
+    check_client_assertion,
+    unverified_client_id,
+)
+from .smart.errors import InvalidToken, OAuthError
+from .smart.scopes import grant, parse_scopes
+from .smart.tokens import AccessToken, check_access_token, issue_access_token
+
+routes = web.RouteTableDef()
+
+TOKEN_PATH = "/oauth/token"
+MAX_FORM_BYTES = 16 * 1024
+#: Scopes this hub can grant (SMART v2), advertised in the discovery document.
+SUPPORTED_SCOPES = (
+    "system/Observation.rs",
+    "system/DiagnosticReport.rs",
+    "system/Composition.rs",
+    "system/Consent.cruds",
+    "system/*.rs",
+)
+
+
+def access_of(request: web.Request) -> AccessControl:
+    return request.app[ACCESS]
+
+
+def issuer(request: web.Request) -> str:
+    """The hub's base URL: configured, or the one the request came in on."""
+    configured = hub_of(request).settings.public_url
+    if configured:
+        return configured.rstrip("/")
+    return f"{request.scheme}://{request.host}"
+
+
+def _oauth_error(exc: OAuthError) -> web.Response:
+    return web.json_response(
+        {"error": exc.error, "error_description": exc.description},
+        status=exc.status,
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+@routes.post(TOKEN_PATH)
+async def token(request: web.Request) -> web.Response:
+    """RFC 6749 4.4 with RFC 7523 client authentication (SMART Backend Services)."""
+    try:
+        return await _token(request)
+    except OAuthError as exc:
+        return _oauth_error(exc)
+
+
+async def _token(request: web.Request) -> web.Response:
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "send the form as application/x-www-form-urlencoded")
+    if (request.content_length or 0) > MAX_FORM_BYTES:
+        raise OAuthError("invalid_request", "the request body is too large")
+    try:
+        form = await request.post()
+    except (ValueError, UnicodeDecodeError):
+        raise OAuthError("invalid_request", "the body is not a valid form") from None
+
+    def field(name: str, required: bool = True) -> str | None:
+        values = form.getall(name, [])
+        if len(values) > 1:
+            raise OAuthError("invalid_request", f"{name} is given more than once")
+        value = values[0] if values else None
+        if not isinstance(value, str) or value == "":
+            if required:
+                raise OAuthError("invalid_request", f"{name} is required")
+            return None
+        return value
+
+    grant_type = field("grant_type")
+    if grant_type != "client_credentials":
+        raise OAuthError(
+            "unsupported_grant_type", "only grant_type=client_credentials is supported"
+        )
+    if field("client_assertion_type") != ASSERTION_TYPE:
+        raise OAuthError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}")
+    assertion = field("client_assertion")
+    scope_text = field("scope")
+    assert assertion is not None and scope_text is not None
+    requested = parse_scopes(scope_text)
+    access = access_of(request)
+    client_id = unverified_client_id(assertion)
+    loop = asyncio.get_running_loop()
+    # A client lookup is a SQLite read on the access file; signature checks take ~0.1 ms.
+    client = await loop.run_in_executor(None, access.db.client, client_id)
+    base = issuer(request)
+    checked = check_client_assertion(
+        assertion,
+        client=client,
+        token_url=base + TOKEN_PATH,
+        now=int(time.time()),
+        jti_memory=access.jti_memory,
+        client_id=field("client_id", required=False),
+    )
+    registered = checked.client
+    allowed = parse_scopes(" ".join(registered.scopes))
+    scopes = grant(requested, allowed)
+    lifetime = hub_of(request).settings.access_token_lifetime_s
+    raw, claims = issue_access_token(
+        key=access.key.key,
+        issuer=base,
+        client_id=registered.client_id,
+        org=registered.org,
+        pilot=registered.pilot,
+        scopes=scopes,
+        now=int(time.time()),
+        lifetime=lifetime,
+    )
+    return web.json_response(
+        {
+            "access_token": raw,
+            "token_type": "bearer",
+            "expires_in": claims.expires_at - int(time.time()),
+            "scope": " ".join(str(s) for s in scopes),
+        },
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+@routes.get("/.well-known/smart-configuration")
+async def smart_configuration(request: web.Request) -> web.Response:
+    base = issuer(request)
+    return web.json_response(
+        {
+            "issuer": base,
+            "token_endpoint": base + TOKEN_PATH,
+            "jwks_uri": base + "/oauth/jwks",
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+            "scopes_supported": list(SUPPORTED_SCOPES),
+            "capabilities": ["client-confidential-asymmetric", "permission-v2"],
+        }
+    )
+
+
+@routes.get("/oauth/jwks")
+async def jwks(request: web.Request) -> web.Response:
+    """The public key that verifies this hub's access tokens (RFC 7517)."""
+    return web.json_response(access_of(request).key.public_jwks())
+
+
+def authenticate(request: web.Request) -> Caller:
+    """The caller of a data route, from ``Authorization: Bearer <access token>``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise Unauthorized(
+            "send Authorization: Bearer <access token> (get one at /oauth/token)",
+            code="missing_token",
+        )
+    raw = raw.strip()
+    access = access_of(request)
+    now = int(time.time())
+    base = issuer(request)
+    claims = access.token_cache.get((base, raw))
+    if claims is None or claims.expires_at <= now:
+        claims = _verify(access, raw, base, now)
+    return Caller(claims.client_id, claims.org, claims.pilot, claims)
+
+
+def _verify(access: AccessControl, raw: str, base: str, now: int) -> AccessToken:
+    try:
+        claims = check_access_token(raw, key=access.key.key, issuer=base, now=now)
+    except InvalidToken as exc:
+        raise Unauthorized(exc.description, code="invalid_token") from None
+    if len(access.token_cache) > 10_000:
+        access.token_cache = {t: c for t, c in access.token_cache.items() if c.expires_at > now}
+    access.token_cache[(base, raw)] = claims
+    return claims

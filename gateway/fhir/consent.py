@@ -1,0 +1,218 @@
+"""FHIR R4B Consent through the hub, by the pilot's consent administrators: create, read,
+update, and ``$withdraw`` (optionally erasing the bodies the consent covered). Each change
+is a ``consent`` entry (the hash of the Consent's JCS, the action and the status) committed
+through the sequencer; the book changes in the same commit callback."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from aiohttp import web
+from fhir.resources.R4B.consent import Consent
+
+from ledger.entries import ConsentEntry, ErasureEntry
+from ledger.envelope import utc_now
+from ledger.store import Entry, NewEntry
+from pilots import Pilot, can_audit, can_manage_consent, parse_consent, with_status
+from pilots.errors import ConsentError
+from pilots.ingest import consent_subject
+
+from ..access import AccessControl, Caller
+from ..appkeys import ACCESS, hub_of
+from ..auth import authenticate
+from ..consents import consent_bytes
+from ..errors import BadParameter, Forbidden, NotFound
+from ..queries import bodies_of_consent
+from ..smart.scopes import allows
+from .outcome import FHIR_JSON
+
+routes = web.RouteTableDef()
+
+MAX_CONSENT_BYTES = 64 * 1024
+_PSEUDONYM_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _admin(request: web.Request, permission: str) -> tuple[Caller, Pilot, AccessControl]:
+    caller = authenticate(request)
+    access = request.app[ACCESS]
+    if not allows(list(caller.token.scopes), "Consent", permission):
+        raise Forbidden(
+            f"the access token has no Consent.{permission} scope", code="insufficient_scope"
+        )
+    pilot = access.pilots.get(caller.pilot)
+    if pilot is None:
+        raise Forbidden(f"this hub has no definition of pilot {caller.pilot!r}", code="no_pilot")
+    decision = can_manage_consent(pilot, caller.org)
+    if permission == "r" and not decision.allowed:
+        decision = can_audit(pilot, caller.org)
+    if not decision.allowed:
+        raise Forbidden(decision.detail, code=decision.reason.value)
+    return caller, pilot, access
+
+
+async def _body(request: web.Request) -> Consent:
+    if (request.content_length or 0) > MAX_CONSENT_BYTES:
+        raise BadParameter("the Consent is too large", code="too_large")
+    raw = await request.read()
+    if len(raw) > MAX_CONSENT_BYTES:
+        raise BadParameter("the Consent is too large", code="too_large")
+    try:
+        return parse_consent(raw)
+    except ConsentError as exc:
+        raise BadParameter(str(exc), code="invalid_consent") from None
+
+
+def _subject(consent: Consent) -> str:
+    subject = consent_subject(consent)
+    if subject is None or not 8 <= len(subject) <= 128 or set(subject) - _PSEUDONYM_OK:
+        raise BadParameter(
+            "Consent.patient must reference Patient/<pseudonym> (8-128 of A-Z a-z 0-9 _ -)",
+            code="invalid_consent",
+        )
+    return subject
+
+
+def _response(consent: Consent, entry: Entry, status: int, base: str) -> web.Response:
+    headers = {"X-Ledger-Index": str(entry.index), "ETag": f'W/"{entry.index}"'}
+    if status == 201:
+        headers["Location"] = f"{base}/fhir/Consent/{consent.id}"
+    return web.Response(
+        text=consent.model_dump_json(), status=status, content_type=FHIR_JSON, headers=headers
+    )
+
+
+async def commit_consent(
+    request: web.Request,
+    caller: Caller,
+    pilot: Pilot,
+    consent: Consent,
+    action: str,
+    *,
+    erase: bool = False,
+) -> tuple[Entry, int]:
+    """Store the version, commit its ``consent`` entry (with erasures), update the book."""
+    access = request.app[ACCESS]
+    hub = hub_of(request)
+    subject = _subject(consent)
+    assert consent.id is not None
+    digest, stored = consent_bytes(consent)
+    loop = asyncio.get_running_loop()
+    # The access file commits with an fsync: off the event loop.
+    await loop.run_in_executor(None, access.db.put_consent, digest, consent.id, pilot.id, stored)
+    now = utc_now()
+    entry = ConsentEntry(
+        action=action,
+        at=now,
+        actor=caller.client_id,
+        pilot=pilot.id,
+        consent=consent.id,
+        subject=subject,
+        status=str(consent.status),
+        resource_hash=digest,
+        erase=erase,
+    )
+    erased: list[tuple[int, str]] = []
+    if erase:
+        erased = bodies_of_consent(hub.ledger.reader.conn, pilot.id, subject, consent.id)
+    entries = [NewEntry("consent", entry.leaf())]
+    entries.extend(
+        NewEntry(
+            "erasure",
+            ErasureEntry(
+                at=now, actor=caller.client_id, index=i, record=rid, reason="consent-withdrawn"
+            ).leaf(),
+        )
+        for i, rid in erased
+    )
+
+    def committed(done: list[Entry]) -> None:
+        access.book.apply(done[0].index, entry, consent)
+
+    stored_entries = await hub.sequencer.append(
+        entries, erase=[i for i, _ in erased], committed=committed
+    )
+    return stored_entries[0], len(erased)
+
+
+@routes.post("/fhir/Consent")
+async def create(request: web.Request) -> web.Response:
+    caller, pilot, access = _admin(request, "c")
+    consent = await _body(request)
+    if consent.id is None:
+        consent = Consent.model_validate({**consent.model_dump(mode="json"), "id": _new_id()})
+    assert consent.id is not None
+    if access.book.get(pilot.id, consent.id) is not None:
+        raise web.HTTPConflict(reason=f"Consent/{consent.id} exists; update it with PUT")
+    entry, _ = await commit_consent(request, caller, pilot, consent, "grant")
+    return _response(consent, entry, 201, _base(request))
+
+
+@routes.get("/fhir/Consent/{id}")
+async def read(request: web.Request) -> web.Response:
+    _, pilot, access = _admin(request, "r")
+    state = access.book.get(pilot.id, request.match_info["id"])
+    if state is None:
+        raise NotFound(f"no Consent/{request.match_info['id'][:64]} in pilot {pilot.id}")
+    if state.consent is None:
+        raise web.HTTPGone(reason="this Consent's resource was erased; its hash is on the log")
+    headers = {"X-Ledger-Index": str(state.index), "ETag": f'W/"{state.index}"'}
+    return web.Response(
+        text=state.consent.model_dump_json(), content_type=FHIR_JSON, headers=headers
+    )
+
+
+@routes.put("/fhir/Consent/{id}")
+async def update(request: web.Request) -> web.Response:
+    caller, pilot, access = _admin(request, "u")
+    consent_id = request.match_info["id"]
+    state = access.book.get(pilot.id, consent_id)
+    if state is None:
+        raise NotFound(f"no Consent/{consent_id[:64]} in pilot {pilot.id}; create it with POST")
+    consent = await _body(request)
+    if consent.id != consent_id:
+        raise BadParameter("the Consent's id must be the id in the URL", code="id_mismatch")
+    if _subject(consent) != state.subject:
+        raise BadParameter("a Consent's patient cannot change", code="subject_changed")
+    withdrawn = state.status == "active" and consent.status != "active"
+    entry, _ = await commit_consent(
+        request, caller, pilot, consent, "withdraw" if withdrawn else "update"
+    )
+    return _response(consent, entry, 200, _base(request))
+
+
+@routes.post("/fhir/Consent/{id}/$withdraw")
+async def withdraw(request: web.Request) -> web.Response:
+    caller, pilot, access = _admin(request, "u")
+    consent_id = request.match_info["id"]
+    erase_text = request.query.get("erase", "false")
+    if erase_text not in ("true", "false"):
+        raise BadParameter("erase must be true or false")
+    state = access.book.get(pilot.id, consent_id)
+    if state is None:
+        raise NotFound(f"no Consent/{consent_id[:64]} in pilot {pilot.id}")
+    if state.consent is None:
+        raise web.HTTPGone(reason="this Consent's resource was erased")
+    consent = with_status(state.consent, "inactive")
+    entry, erased = await commit_consent(
+        request, caller, pilot, consent, "withdraw", erase=erase_text == "true"
+    )
+    response = _response(consent, entry, 200, _base(request))
+    response.headers["X-Erased-Bodies"] = str(erased)
+    return response
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _base(request: web.Request) -> str:
+    from ..auth import issuer
+
+    return issuer(request)
+
+
+def consent_json(consent: Consent) -> dict[str, Any]:
+    document: dict[str, Any] = consent.model_dump(mode="json")
+    return document

@@ -1,0 +1,72 @@
+"""OperationOutcome for every error under ``/fhir/`` (FHIR R4B 3.1.0.8: the body of an
+error response), with the issue code FHIR's IssueType value set gives each status."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.coding import Coding
+from fhir.resources.R4B.operationoutcome import OperationOutcome, OperationOutcomeIssue
+
+from ..errors import ApiError, RegistryError
+
+log = logging.getLogger("swiftchain.hub.fhir")
+
+FHIR_JSON = "application/fhir+json"
+REASON_SYSTEM = "urn:swiftchain:reason"
+
+#: HTTP status -> FHIR IssueType (http://hl7.org/fhir/issue-type).
+ISSUE_TYPES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    406: "not-supported",
+    409: "conflict",
+    410: "deleted",
+    412: "conflict",
+    413: "too-costly",
+    415: "not-supported",
+    422: "processing",
+    500: "exception",
+    503: "transient",
+}
+
+
+def outcome(status: int, code: str, detail: str) -> web.Response:
+    issue = OperationOutcomeIssue(
+        severity="error" if status < 500 else "fatal",
+        code=ISSUE_TYPES.get(status, "processing"),
+        details=CodeableConcept(coding=[Coding(system=REASON_SYSTEM, code=code)], text=detail),
+        diagnostics=detail,
+    )
+    body = OperationOutcome(issue=[issue]).model_dump_json()
+    headers = {"WWW-Authenticate": 'Bearer realm="fhir"'} if status == 401 else None
+    return web.Response(text=body, status=status, content_type=FHIR_JSON, headers=headers)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def fhir_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Inside ``error_middleware``: errors of ``/fhir/`` routes leave as OperationOutcome."""
+    if not request.path.startswith("/fhir"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return outcome(exc.status, exc.code, exc.detail)
+    except RegistryError as exc:
+        return outcome(409, exc.code, exc.detail)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return outcome(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return outcome(500, "internal", "internal error; see the hub log")
