@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 
 from .errors import ProofError
-from .hashing import EMPTY_ROOT, NODE_PREFIX, node_hash
+from .hashing import EMPTY_ROOT, HASH_SIZE, NODE_PREFIX, node_hash
 
 Node = tuple[int, int]
 """(level, index) of a complete subtree."""
@@ -183,6 +183,8 @@ class Frontier:
         index = self.size
         try:
             for acc in leaf_hashes:
+                if type(acc) is not bytes or len(acc) != HASH_SIZE:
+                    raise TypeError
                 closed = b""
                 n = index
                 # Each trailing 1 bit of the index is a complete sibling to merge with.
@@ -194,7 +196,7 @@ class Frontier:
                 out.append(closed)
                 index += 1
         except TypeError:
-            raise ProofError("leaf hashes are bytes") from None
+            raise ProofError(f"leaf hashes are {HASH_SIZE} bytes each") from None
         self.hashes, self.size = hashes, index
         return out
 
