@@ -28,7 +28,7 @@ PURPOSE = {
     "is an access entry on the log.",
     "schema": {"type": "string", "maxLength": 120},
 }
-BEARER = [{"smartBearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"smartBearer": []}]
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:

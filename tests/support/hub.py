@@ -205,6 +205,8 @@ class ThreadHub(HubHandle):
     _loop: asyncio.AbstractEventLoop | None = None
     _stop: asyncio.Event | None = None
     app: Any = None
+    #: Check records needing consent at ingest, as ``swiftchain hub`` does.
+    enforce_consent: bool = False
 
     def start(self) -> None:
         from aiohttp import web
@@ -218,7 +220,7 @@ class ThreadHub(HubHandle):
 
         async def serve() -> None:
             self._stop = asyncio.Event()
-            self.app = create_app(settings)
+            self.app = create_app(settings, enforce_consent=self.enforce_consent)
             runner = web.AppRunner(self.app, access_log=None)
             try:
                 await runner.setup()

@@ -1,0 +1,84 @@
+"""The whole story over real HTTP and real MQTT: a hospital gets a token with a signed
+assertion, records a patient's consent, the patient's device readings come in through the
+broker, the hospital reads them; the consent is withdrawn with erasure, the same query is
+denied, the audit shows both decisions, the bodies are gone and the ledger verifies."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ledger.verify import verify_ledger
+from tests.support.access import Device, HospitalClient, consent_document
+from tests.support.hub import ThreadHub
+
+SUBJECT = "pt-7f3a9c21"
+
+
+def test_consent_withdrawal_story(
+    access_hub: ThreadHub, hospital: HospitalClient, auditor: HospitalClient
+) -> None:
+    device = Device(access_hub)
+    token = hospital.token()
+    # Before any consent, a record about the patient is refused at ingest.
+    (refused,) = asyncio.run(device.publish(SUBJECT, "c-bp-1"))
+    assert refused["status"] == "rejected" and refused["reason"] == "consent_required"
+
+    status, headers, body = hospital.call(
+        "POST", "/fhir/Consent", token, body=consent_document("c-bp-1", SUBJECT)
+    )
+    assert status == 201, body
+    assert int(headers["X-Ledger-Index"]) >= 0
+
+    receipts = asyncio.run(device.publish(SUBJECT, "c-bp-1", 3))
+    assert [r["status"] for r in receipts] == ["accepted"] * 3
+
+    query = f"/fhir/Observation?subject=Patient/{SUBJECT}&date=ge2020-01-01&_count=2"
+    status, _, bundle = hospital.call("GET", query, token)
+    assert status == 200, bundle
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "searchset"
+    assert bundle["total"] == 3 and len(bundle["entry"]) == 2
+    assert {link["relation"] for link in bundle["link"]} == {"self", "next"}
+    next_url = next(link["url"] for link in bundle["link"] if link["relation"] == "next")
+    status, _, page2 = hospital.call("GET", next_url.split(access_hub.http_url, 1)[1], token)
+    assert status == 200 and len(page2["entry"]) == 1
+    assert page2["entry"][0]["resource"]["subject"]["reference"] == f"Patient/{SUBJECT}"
+
+    # Withdrawn with erasure: the very next request is denied.
+    status, headers, withdrawn = hospital.call(
+        "POST", "/fhir/Consent/c-bp-1/$withdraw?erase=true", token
+    )
+    assert status == 200, withdrawn
+    assert withdrawn["status"] == "inactive" and headers["X-Erased-Bodies"] == "3"
+    status, _, outcome = hospital.call("GET", query, token)
+    assert status == 403
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "forbidden"
+
+    # The audit shows every decision, each with its log index and an inclusion proof.
+    audit_token = auditor.token("system/*.rs")
+    status, _, audit = auditor.call("GET", f"/api/v1/audit?subject={SUBJECT}", audit_token)
+    assert status == 200, audit
+    decisions = [(e["decision"], e["client"], e["purpose"]) for e in audit["entries"]]
+    assert decisions == [
+        ("allow", "php-ehr", "TREAT"),
+        ("allow", "php-ehr", "TREAT"),
+        ("deny", "php-ehr", "TREAT"),
+    ]
+    assert audit["entries"][-1]["reason"] == "consent_inactive"
+    last = audit["entries"][-1]
+    proof = access_hub.get_json(
+        f"/api/v1/ledger/proof/inclusion?index={last['index']}&size={audit['log_size']}"
+    )
+    assert proof["leaf_hash"] == last["leaf_hash"]
+
+    # New records naming the withdrawn consent are refused at ingest.
+    (late,) = asyncio.run(device.publish(SUBJECT, "c-bp-1"))
+    assert late["status"] == "rejected" and late["reason"] == "consent_not_active"
+
+    # The bodies are gone, their hashes stay, and the ledger verifies.
+    reader = access_hub.hub.ledger.reader
+    assert all(reader.body(r["index"]) is None for r in receipts)
+    assert all(reader.entry(r["index"]).leaf_hash.hex() == r["leaf_hash"] for r in receipts)
+    access_hub.stop()
+    report = verify_ledger(access_hub.db_path)
+    assert report.ok, report
