@@ -146,8 +146,10 @@ class Link:
                         tg.create_task(self._receive(client))
                         tg.create_task(self._publish(client))
                         tg.create_task(self._republish(client))
+                        await watch_cancellation()
             except* aiomqtt.MqttError as group:
                 error = group.exceptions[0]
+            stop_if_cancelled()
             self.connected.clear()
             self.inflight.clear()
             delay = backoff_delay(
@@ -236,6 +238,31 @@ class Link:
                 self.inflight.pop(rid, None)
             self.republished_total += len(records)
             log(logger, logging.INFO, "records.republished", records=len(records))
+
+
+def stop_if_cancelled() -> None:
+    """Re-raise a cancellation that an MQTT error replaced.
+
+    When the agent is stopped mid-connection, aiomqtt's disconnect on the way out can fail
+    with an MqttError that takes the CancelledError's place; without this the reconnect
+    loop would carry on and the agent would never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def watch_cancellation(interval: float = 0.5) -> None:
+    """Wait until cancelled, even if the cancellation itself got lost on the way.
+
+    On Python 3.11 ``asyncio.wait_for`` (used by aiomqtt for every call) swallows a
+    cancellation that arrives just as its inner future completes (CPython gh-86296), which
+    leaves the task marked as cancelling but running on, and a TaskGroup waiting forever for
+    children nobody cancels. Checking the mark now and then turns that back into a stop.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        stop_if_cancelled()
 
 
 async def _wait_any(*events: asyncio.Event, within: float) -> None:

@@ -23,7 +23,7 @@ from ..backoff import backoff_delay
 from ..drafts import drafts_from_json
 from ..errors import InvalidInput
 from ..intake import Intake
-from ..link import mqtt_client
+from ..link import mqtt_client, stop_if_cancelled, watch_cancellation
 from ..logs import log
 from ..settings import BackoffSettings, BrokerSettings, SensorTopic
 
@@ -80,21 +80,27 @@ class SensorSource:
                     attempt = 0
                     self.connected.set()
                     log(logger, logging.INFO, "sensors.connected", topics=len(self.types.topics))
-                    await self._consume(client)
-            except aiomqtt.MqttError as exc:
-                self.connected.clear()
-                delay = backoff_delay(
-                    attempt, initial=self.backoff.initial, maximum=self.backoff.maximum
-                )
-                attempt += 1
-                log(
-                    logger,
-                    logging.WARNING,
-                    "sensors.disconnected",
-                    error=str(exc),
-                    retry_in=round(delay, 3),
-                )
-                await asyncio.sleep(delay)
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._consume(client))
+                        await watch_cancellation()
+            except* aiomqtt.MqttError as group:
+                error: BaseException = group.exceptions[0]
+            else:
+                continue
+            stop_if_cancelled()
+            self.connected.clear()
+            delay = backoff_delay(
+                attempt, initial=self.backoff.initial, maximum=self.backoff.maximum
+            )
+            attempt += 1
+            log(
+                logger,
+                logging.WARNING,
+                "sensors.disconnected",
+                error=str(error),
+                retry_in=round(delay, 3),
+            )
+            await asyncio.sleep(delay)
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         pending: list[asyncio.Task[None]] = []

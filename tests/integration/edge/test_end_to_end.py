@@ -94,13 +94,14 @@ def parking(facility: str, i: int) -> dict[str, Any]:
     return {"facility": facility, "observed_at": utc_now(), "capacity": 100_000, "occupied": i}
 
 
-def observation(n: int) -> dict[str, Any]:
+def observation(n: int, subject: str = "Location/ward-3") -> dict[str, Any]:
+    """A FHIR Observation; about a ward (no person, no consent needed) unless told."""
     return {
         "resourceType": "Observation",
         "id": f"obs-{n}",
         "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-        "subject": {"reference": f"Patient/MRN-{n % 37:04d}"},
+        "subject": {"reference": subject},
         "effectiveDateTime": utc_now(),
         "valueQuantity": {"value": 60 + n % 40, "unit": "/min"},
     }
@@ -199,12 +200,13 @@ async def test_ten_thousand_records_from_every_source_arrive_exactly_once(
             await drained(agent, 120)
         elapsed = time.monotonic() - started
 
+    for cfg in (stream_cfg, http_cfg, dir_cfg, sensor_cfg):
+        dead = read_status(load_settings(cfg).outbox_path).dead_letters
+        assert not dead, f"{cfg.parent.name}: {dead[0].reason}: {dead[0].detail}"
     assert_exactly_once(hub, "station-1", {i / 100 for i in range(4000)}, "pm25")
     assert_exactly_once(hub, "car-parks", set(range(2000)), "occupied")
     assert_exactly_once(hub, "gateway-7", set(range(2000)), "vehicles")
     assert_exactly_once(hub, "ward-3", {f"obs-{n}" for n in range(2000)}, "id")
-    _, fhir = ledger_payloads(hub, "ward-3")
-    assert not any("MRN-" in json.dumps(p) for p in fhir)  # raw patient ids never left
     assert sorted(p.name for p in (inbox / "done").iterdir())[0] == "batch-00.ndjson"
     for cfg in (stream_cfg, http_cfg, dir_cfg, sensor_cfg):
         status = read_status(load_settings(cfg).outbox_path)
@@ -213,6 +215,27 @@ async def test_ten_thousand_records_from_every_source_arrive_exactly_once(
     # The HTTP agent had no pinned key: it trusted the hub's on first use and kept it.
     assert read_status(load_settings(http_cfg).outbox_path).hub_key_pinned == hub.log_key
     print(f"10,000 records from 4 sources in {elapsed:.1f}s")
+
+
+async def test_personal_records_without_consent_on_file_become_dead_letters(
+    tmp_path: Path, hub: ProcessHub
+) -> None:
+    """The hub refuses records about a person whose Consent it does not hold: the agent keeps
+    each one, with the hub's reason, as a dead letter (and the raw patient id never left)."""
+    cfg = edge_config(tmp_path, hub, "ward-4", ["fhir.Observation"])
+    async with running_agent(load_settings(cfg)) as agent:
+        personal = [observation(n, f"Patient/MRN-{n:04d}") for n in range(20)]
+        await agent.intake.submit_json(personal, consent="consent-missing")
+        await drained(agent, 30)
+    status = read_status(load_settings(cfg).outbox_path)
+    assert status.dead_letters_total == 20 and status.depth == 0
+    assert {d.reason for d in status.dead_letters} == {"consent_required"}
+    assert status.last_receipt is not None and status.last_receipt["status"] == "rejected"
+    box = Outbox(load_settings(cfg).outbox_path)
+    wires = [row[0] for row in box.conn.execute("SELECT wire FROM dead_letters")]
+    box.close()
+    assert wires and not any(b"MRN-" in w for w in wires)
+    assert ledger_payloads(hub, "ward-4") == ([], [])
 
 
 async def _submit_in_chunks(

@@ -1,0 +1,78 @@
+"""`swiftchain edge` as a user runs it: stdin in, acks out, clean stop on SIGTERM, JSON logs
+without health data, and `swiftchain edge status`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from ledger.checkpoint import NoteSigner
+from ledger.keys import generate_key
+
+from .conftest import SWIFTCHAIN, write_edge_config
+from .test_http_source import observation
+
+HUB_KEY = NoteSigner("test.hub/log", generate_key()).verifier.encode()
+
+
+def test_stdin_records_are_acked_then_status_shows_them(tmp_path: Path, broker) -> None:
+    config = write_edge_config(
+        tmp_path / "edge",
+        pilot="hospital-a",
+        source="ward-3",
+        broker_url=broker.url,
+        hub_key=HUB_KEY,
+        stream={"enabled": True},
+    )
+    proc = subprocess.Popen(
+        [SWIFTCHAIN, "edge", "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write((json.dumps(observation("MRN-0042")) + "\n").encode())
+    proc.stdin.write(b'{"not": "a record"}\n')
+    proc.stdin.flush()
+    ack = json.loads(proc.stdout.readline())
+    assert ack["line"] == 1 and ack["seqs"] == [1]
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    lines = stderr.decode().splitlines()
+    refused = [json.loads(x) for x in lines if '"error": "unknown_shape"' in x]
+    assert refused and refused[0]["line"] == 2
+    logs = [json.loads(x) for x in lines if '"event"' in x]
+    assert {"agent.started", "mqtt.connected"} <= {entry["event"] for entry in logs}
+    assert "MRN-0042" not in stderr.decode()
+
+    status = subprocess.run(
+        [SWIFTCHAIN, "edge", "status", "--config", str(config)], capture_output=True, text=True
+    )
+    assert status.returncode == 0, status.stderr
+    assert "pending         1" in status.stdout
+    as_json = subprocess.run(
+        [SWIFTCHAIN, "edge", "status", "--config", str(config), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(as_json.stdout)["last_seq"] == 1
+
+
+def test_bad_config_is_one_clear_message(tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text('pilot = "x"\n')
+    result = subprocess.run(
+        [SWIFTCHAIN, "edge", "--config", str(config)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "ConfigError" in result.stderr and "source" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = subprocess.run(
+        [SWIFTCHAIN, "edge", "status", "--config", str(tmp_path / "nope.toml")],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1 and "no config file" in missing.stderr
