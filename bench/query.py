@@ -34,11 +34,10 @@ from bench.ingest import cpu_seconds
 from gateway.accessdb import AccessDb
 from gateway.consents import consent_bytes
 from ledger.canonical import canonical_json
-from ledger.entries import ConsentEntry
+from ledger.entries import ConsentEntry, RegistryEntry
 from ledger.envelope import seal, utc_now
 from ledger.keys import generate_key, key_id, public_key_b64, write_key_pair
 from ledger.store import LedgerWriter, NewEntry, RecordColumns
-from ledger.entries import RegistryEntry
 from pilots import make_consent
 from tests.support.access import HOSPITAL, PILOT, HospitalClient
 from tests.support.broker import Mosquitto
@@ -90,7 +89,17 @@ def _chunk(args: tuple[bytes, int, int, int]) -> list[tuple[Any, ...]]:
             (
                 h.canonical(),
                 r.sig,
-                (h.id, h.pilot, h.source, h.seq, h.type, h.subject, h.consent, h.observed_at, h.key),
+                (
+                    h.id,
+                    h.pilot,
+                    h.source,
+                    h.seq,
+                    h.type,
+                    h.subject,
+                    h.consent,
+                    h.observed_at,
+                    h.key,
+                ),
                 canonical_json(payload),
                 r.body.salt,
             )
@@ -113,12 +122,22 @@ def build(directory: Path, records: int, subjects: int) -> None:
     reg = [
         RegistryEntry(action="org.add", at=now, actor="bench", org="vitalink"),
         RegistryEntry(
-            action="source.add", at=now, actor="bench", org="vitalink", pilot=PILOT,
-            source=SOURCE, detail={"types": ["fhir.Observation"]},
+            action="source.add",
+            at=now,
+            actor="bench",
+            org="vitalink",
+            pilot=PILOT,
+            source=SOURCE,
+            detail={"types": ["fhir.Observation"]},
         ),
         RegistryEntry(
-            action="key.add", at=now, actor="bench", pilot=PILOT, source=SOURCE,
-            key_id=key_id(pub), public_key=public_key_b64(pub),
+            action="key.add",
+            at=now,
+            actor="bench",
+            pilot=PILOT,
+            source=SOURCE,
+            key_id=key_id(pub),
+            public_key=public_key_b64(pub),
             valid_from="2020-01-01T00:00:00Z",
         ),
     ]
@@ -128,14 +147,24 @@ def build(directory: Path, records: int, subjects: int) -> None:
     for i in range(subjects):
         subject = _subject(i)
         consent = make_consent(
-            consent_id=f"c-{subject}", subject=subject, recorded_at=datetime.now(UTC),
-            actors=[HOSPITAL], purposes=["TREAT", "CAREMGT"], data_types=["fhir.Observation"],
+            consent_id=f"c-{subject}",
+            subject=subject,
+            recorded_at=datetime.now(UTC),
+            actors=[HOSPITAL],
+            purposes=["TREAT", "CAREMGT"],
+            data_types=["fhir.Observation"],
         )
         digest, stored = consent_bytes(consent)
         db.put_consent(digest, consent.id or "", PILOT, stored)
         entry = ConsentEntry(
-            action="grant", at=now, actor="bench", pilot=PILOT, consent=consent.id or "",
-            subject=subject, status="active", resource_hash=digest,
+            action="grant",
+            at=now,
+            actor="bench",
+            pilot=PILOT,
+            consent=consent.id or "",
+            subject=subject,
+            status="active",
+            resource_hash=digest,
         )
         consents.append(NewEntry("consent", entry.leaf()))
     db.close()
@@ -147,8 +176,14 @@ def build(directory: Path, records: int, subjects: int) -> None:
         for done, rows in enumerate(pool.imap(_chunk, jobs), 1):
             writer.append(
                 [
-                    NewEntry("record", leaf, sig=sig, record=RecordColumns(*cols),
-                             payload=payload, salt=salt)
+                    NewEntry(
+                        "record",
+                        leaf,
+                        sig=sig,
+                        record=RecordColumns(*cols),
+                        payload=payload,
+                        salt=salt,
+                    )
                     for leaf, sig, cols, payload, salt in rows
                 ]
             )
@@ -180,14 +215,10 @@ async def load(url: str, tokens: list[str], subjects: int, seconds: float) -> di
     latencies: list[float] = []
     errors: list[int] = []
     warm_until = time.perf_counter() + 2
-    await asyncio.gather(
-        *(client_loop(url, t, subjects, warm_until, [], []) for t in tokens)
-    )
+    await asyncio.gather(*(client_loop(url, t, subjects, warm_until, [], []) for t in tokens))
     started = time.perf_counter()
     until = started + seconds
-    await asyncio.gather(
-        *(client_loop(url, t, subjects, until, latencies, errors) for t in tokens)
-    )
+    await asyncio.gather(*(client_loop(url, t, subjects, until, latencies, errors) for t in tokens))
     elapsed = time.perf_counter() - started
     q = statistics.quantiles(latencies, n=100)
     return {
@@ -219,7 +250,10 @@ def main() -> None:
     broker = Mosquitto(work / "mosquitto")
     broker.start()
     hub = process_hub(
-        work / "hub", broker.url, origin=ORIGIN, batch_max_ms=args.batch_ms,
+        work / "hub",
+        broker.url,
+        origin=ORIGIN,
+        batch_max_ms=args.batch_ms,
         retention_interval_s=86400,
     )
     try:

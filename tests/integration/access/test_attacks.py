@@ -115,7 +115,7 @@ def test_tokens_and_purposes_on_data_routes(
     token = hospital.token()
     search = f"/fhir/Observation?subject=Patient/{SUBJECT}"
     assert hospital.call("GET", search, "not-a-token")[0] == 401
-    status, headers, outcome = hospital.call("GET", search, token, purpose=None)
+    status, _, outcome = hospital.call("GET", search, token, purpose=None)
     assert status == 400 and outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["details"]["coding"][0]["code"] == "purpose_missing"
     status, _, outcome = hospital.call("GET", search, token, purpose="SHOPPING")
@@ -154,7 +154,7 @@ INJECTIONS = [
     "1; DROP TABLE records; --",
     "Patient/x' UNION SELECT payload FROM bodies --",
     "%27%20OR%201=1",
-    "\" OR \"\"=\"",
+    '" OR ""="',
     "../../etc/passwd",
 ]
 
