@@ -52,6 +52,9 @@ def read_status(path: Path, now: float | None = None) -> Status:
     now = time.time() if now is None else now
     conn = connect(Path(path), readonly=True)
     try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"meta", "outbox", "dead_letters", "proof_checks"} <= tables:
+            raise OutboxError(f"{path} is not an outbox yet (is the agent just starting?)")
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         depth, oldest = conn.execute("SELECT count(*), min(created_at) FROM outbox").fetchone()
         dead_total = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]

@@ -16,6 +16,7 @@ import aiomqtt
 import pytest
 
 from edge.agent import Agent
+from edge.errors import OutboxError
 from edge.outbox import Outbox
 from edge.settings import load_settings
 from edge.sources.stream import StreamSource, file_lines
@@ -88,6 +89,13 @@ def assert_exactly_once(hub: ProcessHub, source: str, markers: set[Any], marker:
     found = [p[marker] if marker in p else p.get("id") for p in payloads]
     assert len(found) == len(set(found)) == len(markers)
     assert set(found) == markers
+
+
+def delivered(outbox: Path) -> int:
+    try:
+        return read_status(outbox).delivered_total
+    except OutboxError:  # the agent is still creating it
+        return 0
 
 
 def parking(facility: str, i: int) -> dict[str, Any]:
@@ -321,7 +329,7 @@ async def test_agent_killed_with_sigkill_mid_stream_loses_nothing(
     edge_processes.append(agent)
     agent.start()
     outbox = load_settings(cfg).outbox_path
-    await wait_until(lambda: outbox.exists() and read_status(outbox).delivered_total > 200, 60)
+    await wait_until(lambda: delivered(outbox) > 200, 60)
     assert agent.proc is not None
     agent.proc.send_signal(signal.SIGKILL)
     agent.proc.wait(10)
