@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .commands import broker, edge, hub, keys, ledger, pilot, registry, simulate
+from .commands import broker, clients, edge, hub, keys, ledger, pilot, registry, simulate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,6 +30,7 @@ cli.add_command(registry.registry)
 cli.add_command(pilot.pilot)
 cli.add_command(simulate.simulate)
 cli.add_command(broker.broker_config)
+cli.add_command(clients.clients)
 
 
 def main() -> None:
