@@ -123,10 +123,12 @@
       s("text", { x: pad.l - 6, y: Y(v) + 4, "text-anchor": "end", class: "axis-label" }, svg)
         .textContent = fmtInt(v);
     }
-    for (const [i, text] of opts.xLabels || []) {
-      s("text", { x: X(i), y: size.h - 4, "text-anchor": "middle", class: "axis-label" }, svg)
+    const labels = opts.xLabels || [];
+    labels.forEach(([i, text], k) => {
+      const anchor = k === 0 ? "start" : k === labels.length - 1 ? "end" : "middle";
+      s("text", { x: X(i), y: size.h - 4, "text-anchor": anchor, class: "axis-label" }, svg)
         .textContent = text;
-    }
+    });
     if (opts.threshold) {
       const y = Y(opts.threshold);
       s("line", { x1: pad.l, x2: size.w - pad.r, y1: y, y2: y, class: "threshold" }, svg);
