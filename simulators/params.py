@@ -5,23 +5,23 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-# Pilot and organisation ids: the only place they are spelled, so that aligning them with
-# the pilot definitions is a change here.
+# Pilot and organisation ids, as pilots/definitions/*.yaml spell them: the only place they
+# are spelled here.
 AIR_QUALITY = "air-quality"
-TRAFFIC = "traffic"
-PARKING = "parking"
+TRAFFIC = "traffic-flow"
+PARKING = "smart-parking"
 CHRONIC_CARE = "chronic-care"
-REFERRAL = "referral"
+REFERRAL = "cross-hospital-referral"
 #: Pilot ids, in the order their events are generated (ties in time keep this order).
 PILOTS = (AIR_QUALITY, TRAFFIC, PARKING, CHRONIC_CARE, REFERRAL)
 
-CITY_ENV_BUREAU = "city-env-bureau"
-CITY_TRANSPORT_BUREAU = "city-transport-bureau"
-PARKCO = "parkco"
-HOSPITAL_A = "hospital-a"
-HOSPITAL_B = "hospital-b"
-RESEARCH_INSTITUTE = "research-institute"
-PUBLIC_HEALTH_BUREAU = "public-health-bureau"
+CITY_ENV_BUREAU = "env-bureau"
+CITY_TRANSPORT_BUREAU = "transport-bureau"
+PARKCO = "parkwise"
+HOSPITAL_A = "harbour-peoples-hospital"
+HOSPITAL_B = "harbour-university-hospital"
+RESEARCH_INSTITUTE = "urban-health-institute"
+PUBLIC_HEALTH_BUREAU = "harbour-cdc"
 
 
 @dataclass(frozen=True)

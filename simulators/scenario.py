@@ -7,9 +7,9 @@ Format ``swiftchain-scenario`` version 1 — NDJSON, UTF-8, ``\\n`` line ends:
     {"format":"swiftchain-scenario","version":1,"seed":7,"scale":"default",
      "start":"2026-05-04T00:00:00Z","duration_s":86400,"pilots":[...],
      "generators":{"air-quality":"1",...},
-     "sources":[{"pilot":"air-quality","source":"aq-station-01","org":"city-env-bureau",
+     "sources":[{"pilot":"air-quality","source":"aq-station-01","org":"env-bureau",
                  "types":["city.air-quality"]},...],
-     "clients":[{"client":"hospital-a-ehr","org":"hospital-a"},...],
+     "clients":[{"client":"harbour-peoples-hospital-ehr","org":"harbour-peoples-hospital"},...],
      "counts":{"total":5123,"by_kind":{...},"by_pilot":{...},"by_type":{...}}}
 
   ``sources`` lists every ``(pilot, source)`` that emits records or consents, with the
@@ -28,7 +28,7 @@ Format ``swiftchain-scenario`` version 1 — NDJSON, UTF-8, ``\\n`` line ends:
 * **Every further line, one event**, sorted by ``t`` (non-decreasing; ties keep the order
   the generators made them in). Every event has the same eight keys in this order::
 
-    {"t":"2026-05-04T08:15:00Z","kind":"record","pilot":"traffic",
+    {"t":"2026-05-04T08:15:00Z","kind":"record","pilot":"traffic-flow",
      "source":"traffic-seg-03","type":"city.traffic-flow","patient":null,"consent":null,
      "payload":{...}}
 

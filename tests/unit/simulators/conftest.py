@@ -19,6 +19,6 @@ def weekend() -> Scenario:
         seed=11,
         start="2026-05-09T00:00:00Z",
         hours=24,
-        pilots=["traffic", "parking"],
+        pilots=["traffic-flow", "smart-parking"],
         scale="small",
     )

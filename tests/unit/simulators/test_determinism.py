@@ -35,10 +35,10 @@ def test_another_seed_gives_another_scenario() -> None:
 
 def test_leaving_out_a_pilot_does_not_change_the_others() -> None:
     everything = build_scenario(seed=3, hours=6, scale="small")
-    city = build_scenario(seed=3, hours=6, scale="small", pilots=["traffic", "parking"])
-    kept = [e for e in everything.events if e.pilot in ("traffic", "parking")]
+    city = build_scenario(seed=3, hours=6, scale="small", pilots=["traffic-flow", "smart-parking"])
+    kept = [e for e in everything.events if e.pilot in ("traffic-flow", "smart-parking")]
     assert [e.model_dump() for e in kept] == [e.model_dump() for e in city.events]
-    assert city.header.pilots == ["traffic", "parking"]
+    assert city.header.pilots == ["traffic-flow", "smart-parking"]
 
 
 def test_cli_refuses_unknown_pilots_and_bad_start(tmp_path: Path) -> None:

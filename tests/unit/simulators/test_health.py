@@ -12,7 +12,7 @@ from edge.datatypes import TypeRegistry
 from edge.drafts import drafts_from_json, prepare
 from edge.pseudonym import Pseudonymiser
 from simulators.clock import parse_utc
-from simulators.params import SCALES
+from simulators.params import HOSPITAL_A, SCALES
 from simulators.patients import roster
 from simulators.scenario import ConsentEvent, QueryEvent, RecordEvent, Scenario
 
@@ -166,7 +166,7 @@ def test_referrals_send_lab_results_before_their_report(demo: Scenario) -> None:
     sent: dict[str, RecordEvent] = {}
     reports = summaries = 0
     for e in demo.events:
-        if not (isinstance(e, RecordEvent) and e.pilot == "referral"):
+        if not (isinstance(e, RecordEvent) and e.pilot == "cross-hospital-referral"):
             continue
         if e.type == "fhir.Observation":
             sent[e.payload["id"]] = e
@@ -188,10 +188,10 @@ def test_story_queries_follow_the_consents(demo: Scenario) -> None:
         for e in demo.events
         if isinstance(e, ConsentEvent) and e.kind == "consent.withdraw"
     }
-    doctor = [q for q in queries if q.payload.org == "hospital-a"]
+    doctor = [q for q in queries if q.payload.org == HOSPITAL_A]
     assert [q.payload.expect for q in doctor] == ["allow", "deny"]
     allowed, denied = doctor
     assert allowed.patient == denied.patient and allowed.patient is not None
     assert allowed.t < withdrawals[allowed.patient] < denied.t
-    researcher = next(q for q in queries if q.payload.org == "research-institute")
+    researcher = next(q for q in queries if q.payload.org == "urban-health-institute")
     assert researcher.payload.expect == "deny" and researcher.patient == allowed.patient

@@ -44,14 +44,20 @@ def test_events_are_sorted_and_counted(demo: Scenario) -> None:
 def test_default_scenario_is_demo_sized_and_tells_the_story(demo: Scenario) -> None:
     counts = demo.header.counts
     assert 3_000 <= counts.total <= 8_000
-    assert set(counts.by_pilot) == {"air-quality", "traffic", "parking", "chronic-care", "referral"}
+    assert set(counts.by_pilot) == {
+        "air-quality",
+        "traffic-flow",
+        "smart-parking",
+        "chronic-care",
+        "cross-hospital-referral",
+    }
     assert counts.by_kind["consent.withdraw"] >= 1
     expectations = [(e.payload.org, e.payload.purpose, e.payload.expect)
                     for e in demo.events if e.kind == "query"]  # fmt: skip
-    assert ("hospital-a", "TREAT", "allow") in expectations
-    assert ("research-institute", "HRESCH", "deny") in expectations
-    assert ("public-health-bureau", "PUBHLTH", "allow") in expectations
-    assert ("hospital-a", "TREAT", "deny") in expectations  # after the withdrawal
+    assert ("harbour-peoples-hospital", "TREAT", "allow") in expectations
+    assert ("urban-health-institute", "HRESCH", "deny") in expectations
+    assert ("harbour-cdc", "PUBHLTH", "allow") in expectations
+    assert ("harbour-peoples-hospital", "TREAT", "deny") in expectations  # after the withdrawal
 
 
 def test_every_line_has_the_same_keys_in_order(tmp_path: Path, small: Scenario) -> None:
