@@ -80,7 +80,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 """
 
-_RECORD_COLUMNS = (
+RECORD_COLUMNS = (
+    # The signed header's fields the records table indexes, in column order.
     "id",
     "pilot",
     "source",
@@ -315,7 +316,7 @@ class LedgerReader:
         """Record rows (header columns plus idx) matching a WHERE clause with named
         parameters; ``where`` is written by our code, values only ever travel as parameters."""
         sql = (
-            f"SELECT idx, {', '.join(_RECORD_COLUMNS)} FROM records WHERE {where}"
+            f"SELECT idx, {', '.join(RECORD_COLUMNS)} FROM records WHERE {where}"
             " ORDER BY observed_at, idx LIMIT :limit OFFSET :offset"
         )
         return list(self.db.query(sql, {**params, "limit": limit, "offset": offset}))

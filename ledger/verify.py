@@ -26,7 +26,7 @@ from .errors import CheckpointError, KeyFileError, LedgerError, StoreError
 from .hashing import HASH_SIZE, LEAF_PREFIX
 from .keys import b64url_decode, public_key_from_b64, raw_public
 from .sigcheck import PendingSig, SignatureChecks
-from .store import LedgerReader, StoredCheckpoint
+from .store import RECORD_COLUMNS, LedgerReader, StoredCheckpoint
 from .tree import Frontier
 
 #: Problems listed in full; past this only their count grows.
@@ -105,17 +105,7 @@ _ROWS = (
     " LEFT JOIN bodies b ON b.idx = e.idx"
     " WHERE e.idx >= 0 ORDER BY e.idx"
 )
-_RECORD_FIELDS = (
-    "id",
-    "pilot",
-    "source",
-    "seq",
-    "type",
-    "subject",
-    "consent",
-    "observed_at",
-    "key",
-)
+_RECORD_FIELDS = RECORD_COLUMNS
 _record_fields = itemgetter(*_RECORD_FIELDS)
 _row_record = itemgetter(6, 7, 8, 9, 10, 11, 12, 13, 14)
 #: Rows fetched from SQLite at a time.
