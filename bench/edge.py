@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.figures import write_rows
 from edge.agent import install_uvloop, open_agent
 from edge.outbox import Outbox
 from edge.settings import load_settings
@@ -37,6 +38,8 @@ from tests.support.hub import process_hub
 
 SWIFTCHAIN = str(Path(sys.executable).with_name("swiftchain"))
 PILOT, SOURCE = "bench-city", "station-1"
+#: (measure, result, target, met) rows for ``--json``.
+ROWS: list[tuple[str, str, str, bool]] = []
 
 
 def write_ndjson(path: Path, n: int) -> None:
@@ -116,6 +119,14 @@ def bench_throughput(work: Path, n: int) -> None:
         rate, cpu_us, counts = asyncio.run(_throughput(config, ndjson, n))
         print(f"throughput: {n} city.air-quality records, source -> accepted receipt")
         print(f"  {rate:,.0f} records/s end to end  (receipts: {counts})  target >= 5,000")
+        ROWS.append(
+            (
+                "edge, one agent, source -> accepted receipt",
+                f"{rate:,.0f} records/s ({cpu_us:.0f} us agent CPU/record)",
+                ">= 5,000/s",
+                rate >= 5_000,
+            )
+        )
         print(
             f"  agent CPU {cpu_us:.0f} µs/record (all threads) = {1e6 / cpu_us:,.0f} records/s"
             " per core for the agent alone; the rest of the 2 cores went to the hub and broker"
@@ -178,6 +189,14 @@ def bench_rss(work: Path, n: int, *, lean: bool) -> None:
         how = "python -m edge" if lean else "swiftchain edge"
         print(f"peak RSS of `{how}`: {depth:,} records pending (stored in {stored_in:.1f}s)")
         print(f"  VmHWM {peak:.1f} MB  target < 80 MB")
+        ROWS.append(
+            (
+                f"edge peak RSS (`{how}`), {depth:,} records pending",
+                f"{peak:.1f} MB",
+                "< 80 MB",
+                peak < 80 and depth >= n,
+            )
+        )
     finally:
         proc.terminate()
         proc.wait(30)
@@ -189,6 +208,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--pending", type=int, default=100_000)
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here (for make bench)")
     args = parser.parse_args()
     print(f"cpus: {os.cpu_count()}, python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
@@ -197,6 +217,8 @@ def main() -> None:
         if not args.skip_rss:
             bench_rss(work, args.pending, lean=False)
             bench_rss(work, args.pending, lean=True)
+    if args.json:
+        write_rows(args.json, ROWS)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import write_rows  # noqa: E402
 from ledger.hashing import leaf_hash  # noqa: E402
 from ledger.proofs import verify_consistency, verify_inclusion  # noqa: E402
 from ledger.store import LedgerReader, LedgerWriter, NewEntry  # noqa: E402
@@ -194,6 +195,7 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the reused ledgers")
     parser.add_argument("--appends", type=int, default=200_000, help="entries per append run")
     parser.add_argument("--samples", type=int, default=2000, help="proofs timed per kind")
+    parser.add_argument("--json", type=Path, help="also write the figures here (for make bench)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
 
@@ -271,6 +273,8 @@ def main() -> None:
     print(f"{'-' * width}  {'-' * rwidth}  {'-' * 12}  ---")
     for label, result, target, met in rows:
         print(f"{label:<{width}}  {result:<{rwidth}}  {target:<12}  {'yes' if met else 'NO'}")
+    if args.json:
+        write_rows(args.json, rows)
     print(
         f"\nload average {os.getloadavg()[0]:.2f} at end (other work on this machine skews rates)"
     )
