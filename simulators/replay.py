@@ -79,12 +79,20 @@ class QueryOutcome:
         return self.decision == self.event.payload.expect
 
 
+@dataclass(frozen=True)
+class WithdrawalOutcome:
+    event: ConsentEvent
+    #: Record bodies the hub erased with it (0 unless withdrawn with erasure).
+    erased: int
+
+
 @dataclass
 class ReplayReport:
     pilots: dict[str, PilotTally]
     queries: list[QueryOutcome]
     wall_s: float
     events: int
+    withdrawals: list[WithdrawalOutcome] = field(default_factory=list)
 
     @property
     def records_sent(self) -> int:
@@ -181,6 +189,7 @@ class Replay:
         self.on_event = on_event
         self.tallies: dict[str, PilotTally] = {p: PilotTally() for p in header.pilots}
         self.queries: list[QueryOutcome] = []
+        self.withdrawals: list[WithdrawalOutcome] = []
         self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._baseline: dict[tuple[str, str], tuple[int, int]] = {}
 
@@ -211,7 +220,8 @@ class Replay:
             tally = self.tallies.setdefault(key[0], PilotTally())
             tally.accepted += delivered - base[0]
             tally.rejected += dead - base[1]
-        return ReplayReport(self.tallies, self.queries, time.monotonic() - began, len(self.events))
+        wall = time.monotonic() - began
+        return ReplayReport(self.tallies, self.queries, wall, len(self.events), self.withdrawals)
 
     # -- records ---------------------------------------------------------------------------
     async def _record(self, event: RecordEvent) -> None:
@@ -271,10 +281,12 @@ class Replay:
             await self.settle()
             erase = "true" if self.erase_on_withdraw else "false"
             path = f"/fhir/Consent/{event.consent}/$withdraw?erase={erase}"
-            status, _, body = await net.call(self.http, client, "POST", path)
+            status, headers, body = await net.call(self.http, client, "POST", path)
             if status != 200:
                 raise ReplayError(f"withdrawing Consent/{event.consent} failed ({status}): {body}")
             tally.withdrawals += 1
+            erased = int(headers.get("X-Erased-Bodies", "0"))
+            self.withdrawals.append(WithdrawalOutcome(event, erased))
 
     # -- queries ---------------------------------------------------------------------------
     async def _query(self, event: QueryEvent) -> None:

@@ -1,0 +1,155 @@
+"""`swiftchain demo`, composed: a broker, the hub, the scenario's organisations, sources and
+clients registered, one edge agent per source, the replay, the story's checks, then the
+dashboard served until cancelled (or the end, with ``once``).
+
+This is the composition root: the one place that imports the hub, the agents and the
+simulators together. The command module only parses options and renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from ledger.verify import VerifyReport
+from simulators.build import build_scenario
+from simulators.network import Network
+from simulators.replay import BrokerAccess, OnEvent, ReplayReport, replay_scenario
+from simulators.scenario import Scenario
+
+from .broker import BrokerKind, DemoBroker, demo_broker
+from .hub import DemoHub, demo_hub
+from .story import (
+    AUDITOR,
+    AUDITOR_ORG,
+    STORY_PILOT,
+    StoryStep,
+    audit_step,
+    query_steps,
+    tamper_step,
+    verify_step,
+    withdrawal_step,
+)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    workdir: Path
+    port: int = 8080
+    broker: BrokerKind = "auto"
+    #: None: as fast as the network takes the records.
+    speed: float | None = None
+    once: bool = False
+    seed: int = 7
+    hours: float = 24.0
+    scale: str = "default"
+
+
+@dataclass
+class DemoResult:
+    broker: DemoBroker
+    hub: DemoHub
+    scenario: Scenario
+    replay: ReplayReport
+    steps: list[StoryStep]
+    ledger: VerifyReport
+    wall_s: float
+    network: Network | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(s.ok for s in self.steps)
+
+
+@dataclass
+class DemoHooks:
+    """What the command shows while the demo runs."""
+
+    on_stage: Callable[[str], None] = lambda text: None
+    #: Called with the number of events once they are known; returns the per-event callback.
+    on_replay: Callable[[int], OnEvent] = lambda total: lambda done, kind: None
+    #: Called with the result, before serving the dashboard (not called with ``once``).
+    on_result: Callable[[DemoResult], None] = lambda result: None
+
+
+def _clean(workdir: Path) -> None:
+    """A fresh run: the previous run's ledger, outboxes and keys go (the folder stays)."""
+    import shutil
+
+    for name in ("hub", "keys", "clients", "outboxes", "mosquitto", "tampered-copy.db"):
+        target = workdir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+async def run_demo(options: DemoOptions, hooks: DemoHooks | None = None) -> DemoResult:
+    hooks = hooks or DemoHooks()
+    began = time.monotonic()
+    workdir = options.workdir
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(_clean, workdir)
+    hooks.on_stage(
+        f"Simulating {options.hours:g} h of the city (seed {options.seed}, {options.scale})"
+    )
+    scenario = await asyncio.to_thread(
+        build_scenario, seed=options.seed, hours=options.hours, scale=options.scale
+    )
+    header = scenario.header
+    sources = [(s.pilot, s.source) for s in header.sources]
+    async with demo_broker(options.broker, workdir, sources) as broker:
+        hooks.on_stage(f"Broker: {broker.description}")
+        async with demo_hub(workdir, options.port, broker) as hub:
+            hooks.on_stage(f"Hub: {hub.url} (ledger {hub.db_path})")
+            result = await _replay_and_story(options, hooks, scenario, broker, hub, began)
+            if not options.once:
+                hooks.on_result(result)
+                await asyncio.Event().wait()  # serve the dashboard until cancelled
+            return result
+
+
+async def _replay_and_story(
+    options: DemoOptions,
+    hooks: DemoHooks,
+    scenario: Scenario,
+    broker: DemoBroker,
+    hub: DemoHub,
+    began: float,
+) -> DemoResult:
+    header = scenario.header
+    hooks.on_stage(
+        f"Registering {len(header.sources)} sources and their organisations; "
+        f"one edge agent per record source"
+    )
+    network, report = await replay_scenario(
+        header,
+        scenario.events,
+        hub_url=hub.url,
+        admin_token=hub.admin_token,
+        broker=BrokerAccess(broker.url, broker.edge_protocol, broker.credentials),
+        workdir=options.workdir,
+        speed=options.speed,
+        extra_clients=[(STORY_PILOT, AUDITOR, AUDITOR_ORG)],
+        on_event=hooks.on_replay(len(scenario.events)),
+    )
+    hooks.on_stage("Checking the story: queries, withdrawal, audit, tampering, verification")
+    steps = query_steps(report)
+    withdrawn = withdrawal_step(report)
+    if withdrawn is not None:
+        steps.append(withdrawn)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        audited = await audit_step(network, http, report)
+    if audited is not None:
+        steps.append(audited)
+    steps.append(await tamper_step(hub.db_path, options.workdir))
+    verified, ledger = await verify_step(hub.db_path)
+    steps.append(verified)
+    return DemoResult(
+        broker, hub, scenario, report, steps, ledger, time.monotonic() - began, network
+    )
