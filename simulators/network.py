@@ -86,6 +86,26 @@ class ApiClient:
             )
 
 
+def source_key_path(workdir: Path, pilot: str, source: str) -> Path:
+    """Where a replay keeps (and looks for) a source's private key."""
+    return workdir / "keys" / f"{pilot}--{source}.key"
+
+
+def key_valid_from(header: Header) -> str:
+    begin = datetime.fromisoformat(header.start.replace("Z", "+00:00"))
+    return rfc3339(begin - KEY_BACKDATE)
+
+
+def record_sources(header: Header) -> list[tuple[str, str, str, list[str]]]:
+    """``(pilot, source, org, types)`` of every source that sends records (not Consents)."""
+    out = []
+    for s in header.sources:
+        kinds = [t for t in s.types if t != "fhir.Consent"]
+        if kinds:
+            out.append((s.pilot, s.source, s.org, kinds))
+    return out
+
+
 def client_name(pilot: str, name: str, shared: bool) -> str:
     """A client id unique on the hub: a system used in two pilots gets one client per pilot."""
     return f"{name}.{pilot}" if shared else name
@@ -154,7 +174,7 @@ class Network:
         ``valid_from`` backdates the key: a scenario's readings are observed in the past
         (home devices upload days of history), and a key signs only within its validity.
         """
-        path = self.workdir / "keys" / f"{pilot}--{source}.key"
+        path = source_key_path(self.workdir, pilot, source)
         existed = path.exists()
         if existed:
             key = load_private_key(path)
@@ -273,13 +293,11 @@ async def provision(
     for org in sorted(orgs):
         await net.add_org(http, org)
     wanted: dict[tuple[str, str], str] = {}
-    begin = datetime.fromisoformat(header.start.replace("Z", "+00:00"))
-    valid_from = rfc3339(begin - KEY_BACKDATE)
+    valid_from = key_valid_from(header)
+    for pilot, source, org, kinds in record_sources(header):
+        await net.add_source(http, pilot, source, org, kinds, valid_from)
     for s in header.sources:
         net.pseudonymiser_for(s.pilot)
-        kinds = [t for t in s.types if t != "fhir.Consent"]
-        if kinds:
-            await net.add_source(http, s.pilot, s.source, s.org, kinds, valid_from)
         if "fhir.Consent" in s.types:
             wanted[(s.pilot, s.source)] = s.org
     for pilot, name, org in extra:

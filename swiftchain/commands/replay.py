@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from simulators.network import HubRefused
+from simulators.network import HubRefused, key_valid_from, record_sources, source_key_path
 from simulators.replay import BrokerAccess, ReplayError, replay_scenario
-from simulators.scenario import ScenarioError, read_scenario
+from simulators.scenario import Header, ScenarioError, read_scenario
 
 from .errors import user_errors
 
@@ -59,6 +59,46 @@ def _credentials(
     }
 
 
+def register_offline(config: Path, header: Header, workdir: Path) -> int:
+    """Register the scenario's organisations and record sources straight into a stopped
+    hub's ledger file, keys where the replay will look for them; the number of sources."""
+    from gateway.errors import RegistryError
+    from gateway.registry_admin import Change, apply_to_file
+    from gateway.settings import load_settings as load_hub_settings
+    from ledger.keys import load_private_key, public_key_b64, write_key_pair
+
+    settings = load_hub_settings(config)
+    orgs = sorted({s.org for s in header.sources} | {c.org for c in header.clients})
+    changes = [Change.make("orgs", org=org, name=org) for org in orgs]
+    valid_from = key_valid_from(header)
+    found = record_sources(header)
+    for pilot, source, org, kinds in found:
+        path = source_key_path(workdir, pilot, source)
+        if path.exists():
+            key = load_private_key(path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            key = write_key_pair(path)
+        changes.append(
+            Change.make(
+                "sources",
+                pilot=pilot,
+                source=source,
+                org=org,
+                types=kinds,
+                public_key=public_key_b64(key.public_key()),
+                valid_from=valid_from,
+            )
+        )
+    for change in changes:
+        try:
+            apply_to_file(settings, change, "swiftchain-replay")
+        except RegistryError as exc:
+            if exc.code not in ("org_exists", "source_exists"):
+                raise
+    return len(found)
+
+
 @click.command()
 @click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -96,6 +136,15 @@ def _credentials(
     show_default=True,
     help="Keys, client keys and the agents' outboxes; reuse it to replay again.",
 )
+@click.option(
+    "--register-into",
+    "register_into",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Only register the scenario's organisations and sources into this stopped hub's "
+    "ledger (its TOML config), keys in --workdir, and exit: then `broker-config generate` "
+    "gives every source its broker account.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
 def replay(
     scenario: Path,
@@ -106,6 +155,7 @@ def replay(
     broker_secret_file: Path | None,
     admin_token: str | None,
     workdir: Path,
+    register_into: Path | None,
     quiet: bool,
 ) -> None:
     """Replay a scenario through real edge agents (one per source, each with its own
@@ -123,6 +173,11 @@ def replay(
         events = list(stream)
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from None
+    if register_into is not None:
+        with user_errors():
+            count = register_offline(register_into, header, workdir)
+        click.echo(f"registered {count} sources of {scenario} into {register_into}")
+        return
     sources = [(s.pilot, s.source) for s in header.sources]
     broker = BrokerAccess(
         broker_url,

@@ -1,0 +1,143 @@
+"""compose.yaml without a Docker engine: its services, volumes and images are what the
+deployment needs, and every `swiftchain` command in it names real verbs and options
+(each one's --help runs through click)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from swiftchain.cli import cli
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPOSE = ROOT / "compose.yaml"
+AGENTS = ("agent-air", "agent-traffic", "agent-home-bp")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    value = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(value, dict)
+    return value
+
+
+def _command_lines(service: dict[str, Any]) -> list[list[str]]:
+    """Every `swiftchain ...` invocation of a service, as argument lists."""
+    command = service.get("command")
+    if command is None:
+        return []
+    if isinstance(command, str):
+        command = shlex.split(command)
+    if command[0] == "swiftchain":
+        return [list(command)]
+    if command[:2] == ["sh", "-ec"]:
+        found = []
+        for line in command[2].splitlines():
+            for match in re.finditer(r"swiftchain(?: [^|;)&>]+)?", line):
+                if match.start() > 0 and line[match.start() - 1] not in " ($":
+                    continue  # part of a path or a word, not a command
+                words = shlex.split(match.group(0).replace("$$", "$"))
+                if len(words) > 1 and not words[1].startswith(("/", "$")):
+                    found.append(words)
+        return found
+    return []
+
+
+def _resolve(words: list[str]) -> tuple[list[str], click.Command]:
+    """The verb path of ``words`` (after `swiftchain`), checking every option on the way."""
+    command: click.Command = cli
+    path: list[str] = []
+    args = words[1:]
+    i = 0
+    ctx = click.Context(cli)
+    while i < len(args):
+        word = args[i]
+        if word.startswith("--"):
+            name = word.split("=", 1)[0]
+            option = next((p for p in command.params if name in p.opts), None)
+            assert option is not None, f"`swiftchain {' '.join(path)}` has no option {name}"
+            takes_value = isinstance(option, click.Option) and not option.is_flag
+            i += 2 if takes_value and "=" not in word else 1
+            continue
+        if isinstance(command, click.Group):
+            sub = command.get_command(ctx, word)
+            assert sub is not None, f"`swiftchain {' '.join(path)}` has no verb {word!r}"
+            command = sub
+            path.append(word)
+        i += 1
+    return path, command
+
+
+def test_services_and_images(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"init", "mosquitto", "hub", "replayer", *AGENTS} <= set(services)
+    assert services["mosquitto"]["image"].startswith("eclipse-mosquitto")
+    for name in ("init", "hub", "replayer", *AGENTS):
+        assert services[name]["build"] == "."
+    init_done = {"condition": "service_completed_successfully"}
+    assert services["mosquitto"]["depends_on"]["init"] == init_done
+    assert services["hub"]["ports"] == ["127.0.0.1:8080:8080"]
+    for name in (*AGENTS, "replayer"):
+        assert services[name]["depends_on"]["hub"] == {"condition": "service_healthy"}
+
+
+def test_every_database_has_a_named_volume(compose: dict[str, Any]) -> None:
+    declared = set(compose["volumes"])
+    used: dict[str, set[str]] = {}
+    for name, service in compose["services"].items():
+        for mount in service.get("volumes", []):
+            volume, target = mount.split(":")[:2]
+            assert volume in declared, f"{name} mounts undeclared volume {volume}"
+            used.setdefault(name, set()).add(target)
+    assert declared == {
+        m.split(":")[0] for s in compose["services"].values() for m in s.get("volumes", [])
+    }
+    assert "/data" in used["hub"]  # ledger.db, its access and dead-letter files
+    assert "/mosquitto/data" in used["mosquitto"]
+    for agent in AGENTS:
+        assert "/outbox" in used[agent]  # each agent's own outbox database
+    assert "/replay" in used["replayer"]  # the replayer's outboxes
+
+
+def test_every_swiftchain_command_is_real(compose: dict[str, Any]) -> None:
+    seen = set()
+    for service in compose["services"].values():
+        for words in _command_lines(service):
+            path, _ = _resolve(words)
+            seen.add(" ".join(path))
+            result = CliRunner().invoke(cli, [*path, "--help"])
+            assert result.exit_code == 0, (path, result.output)
+    assert {
+        "hub",
+        "edge run",
+        "replay",
+        "simulate",
+        "keys new",
+        "registry source add",
+        "broker-config secret",
+        "broker-config generate",
+        "broker-config password",
+    } <= seen
+
+
+def test_broker_accounts_come_from_the_registry(compose: dict[str, Any]) -> None:
+    script = compose["services"]["init"]["command"][2]
+    generate = script.index("swiftchain broker-config generate")
+    assert script.index("swiftchain replay") < generate  # the scenario's sources first
+    assert script.rindex("swiftchain registry") < generate
+    assert "--broker-secret-file" in compose["services"]["replayer"]["command"]
+
+
+def test_dockerfile_builds_the_package() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert text.startswith("#") and "FROM python:3.11-slim" in text
+    assert "pip install ." in text
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".git" in ignored
