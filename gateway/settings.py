@@ -46,6 +46,9 @@ class HubSettings(BaseSettings):
     """The hub's Ed25519 private key (PEM) that signs checkpoints."""
     pilots: list[str] = []
     """Pilots this hub serves; empty means: any pilot with a registered source."""
+    max_page_count: Annotated[int, Field(ge=1)] | None = None
+    """A quota on the ledger file, in SQLite pages (PRAGMA max_page_count); a commit past
+    it fails and is retried, and nothing is acknowledged until the quota is raised."""
 
     # -- HTTP ------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"

@@ -92,7 +92,9 @@ def open_ledger(settings: HubSettings) -> HubLedger:
     lock = WriterLock(lock_path(settings.db_path))
     lock.acquire()
     try:
-        writer = LedgerWriter(settings.db_path, origin=settings.origin)
+        writer = LedgerWriter(
+            settings.db_path, origin=settings.origin, max_page_count=settings.max_page_count
+        )
         try:
             log_key = signer.verifier.encode()
             stored = writer.meta(LOG_KEY_META)
