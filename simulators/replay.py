@@ -261,7 +261,8 @@ class Replay:
 
     # -- consents --------------------------------------------------------------------------
     async def _consent(self, event: ConsentEvent) -> None:
-        await self._flush()
+        # Records waiting for submission are all older than this Consent and do not need it;
+        # the ones after it join them only once the POST returned (the Consent is on the log).
         net = self.network
         client = net.clients[(event.pilot, event.source)]
         tally = self.tallies.setdefault(event.pilot, PilotTally())
