@@ -313,7 +313,8 @@ def parse_consent(value: Mapping[str, Any] | str | bytes) -> Consent:
     """A FHIR R4B Consent from its JSON (text or parsed). Raises ConsentError."""
     try:
         document = json.loads(value) if isinstance(value, str | bytes) else dict(value)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
+        # RecursionError: nested deeper than the stack (a 10,000-deep body was a 500).
         raise ConsentError(f"not JSON: {exc}") from None
     if not isinstance(document, dict) or document.get("resourceType") != "Consent":
         raise ConsentError("not a FHIR Consent resource (resourceType must be 'Consent')")

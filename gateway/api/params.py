@@ -44,7 +44,8 @@ async def json_body(request: web.Request, model: type[M]) -> M:
     try:
         raw = await request.read()
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the interpreter's stack is bad input too.
         raise BadParameter(f"the body is not JSON: {exc}", code="malformed_json") from None
     try:
         return model.model_validate(value)
