@@ -66,7 +66,7 @@ class Hub:
         )
         head = self._ledger.checkpoints.latest
         if head is not None:
-            self.metrics.checkpoint_size.set(head.size)
+            self.metrics.checkpoint_signed(head.size)
         log.info(
             "ledger %s open: %d entries, %d sources",
             s.db_path,

@@ -3,6 +3,8 @@ process in tests without colliding)."""
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -41,6 +43,15 @@ class HubMetrics:
         self.checkpoint_size = Gauge(
             "swiftchain_checkpoint_size", "Tree size of the latest signed checkpoint.", registry=r
         )
+        self.checkpoint_age = Gauge(
+            "swiftchain_checkpoint_age_seconds",
+            "Seconds since the latest checkpoint was signed (or since the hub opened the"
+            " ledger); it grows while the log is idle, so alert on it only while"
+            " swiftchain_log_size > swiftchain_checkpoint_size.",
+            registry=r,
+        )
+        self._checkpoint_at: float | None = None
+        self.checkpoint_age.set_function(self._checkpoint_age)
         self.receipts = Counter(
             "swiftchain_receipts_published",
             "Receipts handed to MQTT, by status.",
@@ -64,6 +75,16 @@ class HubMetrics:
         self.registry_changes = Counter(
             "swiftchain_registry_changes", "Registry entries appended.", registry=r
         )
+
+    def checkpoint_signed(self, size: int) -> None:
+        """The latest checkpoint now covers ``size`` entries."""
+        self.checkpoint_size.set(size)
+        self._checkpoint_at = time.monotonic()
+
+    def _checkpoint_age(self) -> float:
+        if self._checkpoint_at is None:
+            return float("nan")
+        return time.monotonic() - self._checkpoint_at
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

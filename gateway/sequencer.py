@@ -214,7 +214,7 @@ class Sequencer:
         size = stored[-1].index + 1
         self.metrics.log_size.set(size)
         head = self.ledger.checkpoints.sign(size, self.ledger.writer.current_root())
-        self.metrics.checkpoint_size.set(head.size)
+        self.metrics.checkpoint_signed(head.size)
         # Registry changes first: later records were checked against the older state,
         # which is what the log order says too.
         position = 0
