@@ -78,8 +78,11 @@ class DemoHooks:
 
 
 def _clean(workdir: Path) -> None:
-    """A fresh run: the previous run's ledger, outboxes and keys go (the folder stays)."""
+    """A fresh run: the previous run's ledger, outboxes and keys go (the folder stays, and
+    keeps itself out of git as .pytest_cache does)."""
     import shutil
+
+    (workdir / ".gitignore").write_text("# Made by swiftchain demo: a run's state.\n*\n")
 
     for name in ("hub", "keys", "clients", "outboxes", "mosquitto", "tampered-copy.db"):
         target = workdir / name
