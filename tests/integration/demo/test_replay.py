@@ -72,3 +72,38 @@ def test_replay_lands_every_record_exactly_once(
     assert {k: len(v) for k, v in per_source.items()} == counted
     report = verify_ledger(consent_hub.db_path)
     assert report.ok, report.problems
+
+
+def test_replay_at_a_speed_keeps_the_scenario_clock(
+    tmp_path: Path, consent_hub: ThreadHub, hub_broker: Mosquitto
+) -> None:
+    import asyncio
+    from datetime import datetime
+
+    from simulators.replay import BrokerAccess, replay_scenario
+
+    scenario = build_scenario(seed=5, hours=1, scale="small")
+    events = scenario.events
+    span = (
+        datetime.fromisoformat(events[-1].t.replace("Z", "+00:00"))
+        - datetime.fromisoformat(events[0].t.replace("Z", "+00:00"))
+    ).total_seconds()
+    speed = 1200.0
+    seen: list[str] = []
+    _, report = asyncio.run(
+        replay_scenario(
+            scenario.header,
+            events,
+            hub_url=consent_hub.http_url,
+            admin_token=ADMIN_TOKEN,
+            broker=BrokerAccess(hub_broker.url),
+            workdir=tmp_path / "work",
+            speed=speed,
+            on_event=lambda done, kind: seen.append(kind),
+        )
+    )
+    assert report.wall_s >= span / speed * 0.95
+    assert len(seen) == len(events)
+    assert report.records_accepted == report.records_sent > 0
+    assert report.records_rejected == 0
+    assert all(q.as_expected for q in report.queries)
