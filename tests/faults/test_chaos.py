@@ -302,7 +302,7 @@ def test_agents_hub_broker_and_disk_fail_and_nothing_is_lost(
             settle(f"after round {round_no + 1}")
 
         # The disk fills: a quota a few pages above what the ledger holds now.
-        hub.terminate()
+        hub.kill()
         set_quota(hub, page_count(hub.db_path) + 8)
         hub.start()
         tally.fault("ledger disk full")
