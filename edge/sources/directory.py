@@ -13,6 +13,7 @@ base name, so no file name can make the agent read or write elsewhere.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import logging
@@ -82,6 +83,19 @@ def parse_file(name: str, raw: bytes) -> list[tuple[str, Any]]:
         raise InvalidInput(exc.reason, exc.detail) from None
 
 
+def read_no_follow(path: Path) -> bytes:
+    """The file's bytes, refusing a symlink: the scan saw a regular file, but it may have
+    been swapped for a link since (time of check to time of use)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidInput("not_a_file", "the file became a symlink; not read") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
 def move_into(path: Path, target_dir: Path) -> Path:
     """Move ``path`` into ``target_dir`` under its base name, never overwriting."""
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +157,7 @@ class DirectorySource:
                     f" {self.max_file_bytes}-byte limit",
                     status=413,
                 )
-            raw = await asyncio.to_thread(path.read_bytes)
+            raw = await asyncio.to_thread(read_no_follow, path)
             if len(raw) > self.max_file_bytes:
                 raise InvalidInput("oversize", "the file grew over the size limit", status=413)
             key = f"file:{path.name}:{hashlib.sha256(raw).hexdigest()}"
