@@ -13,6 +13,8 @@ TALLY = pytest.StashKey["FaultTally"]()
 class FaultTally:
     faults: dict[str, int] = field(default_factory=dict)
     records_checked: int = 0
+    """Record checks: each record is checked again after every later fault."""
+    distinct_records: int = 0
     queries: int = 0
     query_violations: int = 0
 
@@ -38,6 +40,7 @@ def pytest_terminal_summary(
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(t.faults.items()))
     terminalreporter.write_line(
         f"faults: {sum(t.faults.values())} faults injected ({kinds}); "
-        f"{t.records_checked} records checked exactly once on the log; "
+        f"{t.records_checked} record checks ({t.distinct_records} distinct records, each "
+        f"found exactly once on the log after every fault); "
         f"{t.queries} queries, {t.query_violations} returned data they should not"
     )
