@@ -47,7 +47,7 @@ PACKAGES = (
 TIMEOUT_S = 600
 
 
-def machine() -> list[tuple[str, str]]:
+def machine(load_at_start: float) -> list[tuple[str, str]]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -73,7 +73,7 @@ def machine() -> list[tuple[str, str]]:
         ("Python", platform.python_version()),
         ("SQLite", sqlite3.sqlite_version),
         ("Mosquitto", mosq),
-        ("load average at start", f"{os.getloadavg()[0]:.2f}"),
+        ("load average (1 min) at start / end", f"{load_at_start:.2f} / {os.getloadavg()[0]:.2f}"),
     ]
 
 
@@ -122,19 +122,20 @@ def run_bench(name: str, extra: list[str], logs: Path) -> dict[str, object]:
     }
 
 
-def render(results: list[dict[str, object]], notes: list[str]) -> str:
+def render(results: list[dict[str, object]], notes: list[str], load_at_start: float) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Swiftchain benchmark results",
         "",
         f"Written by `make bench` (bench/report.py) on {when}. Targets are the issues' targets "
-        "for 2 cores; rates on a shared or busy machine are lower bounds.",
+        "for 2 cores; rates on a shared or busy machine (see the load average: above 2 means "
+        "other work shared these 2 cores) are lower bounds.",
         "",
         "## Machine",
         "",
         "| | |",
         "|---|---|",
-        *(f"| {k} | {v} |" for k, v in machine()),
+        *(f"| {k} | {v} |" for k, v in machine(load_at_start)),
         "",
         "## Versions",
         "",
@@ -195,6 +196,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=BENCH / "results.md")
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else list(BENCHES)
+    load_at_start = os.getloadavg()[0]
     logs = BENCH / "out" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
@@ -214,7 +216,7 @@ def main() -> None:
         if res["status"] == "missing":
             notes.append(f"bench/{res['name']}.py does not exist yet: skipped.")
     notes.append("Full outputs of each run: bench/out/logs/ (not committed).")
-    text = render(results, notes)
+    text = render(results, notes, load_at_start)
     args.output.write_text(text)
     print(text)
     if any(re.match(r"exit|killed", str(r["status"])) for r in results):
