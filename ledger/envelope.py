@@ -105,7 +105,28 @@ class RecordHeader(BaseModel):
         return self
 
     def canonical(self) -> bytes:
-        return canonical_json(self.model_dump())
+        """JCS(header): the ledger leaf and the bytes the source signs."""
+        return header_jcs(self)
+
+
+def header_jcs(header: RecordHeader) -> bytes:
+    """JCS of a validated header, without the general-purpose canonicaliser.
+
+    Measured on the 2-core machines: ``rfc8785.dumps(header.model_dump())`` costs ~87 us a
+    header and runs on every record twice (the edge signs it, the hub verifies it), holding
+    the GIL. A validated header has only ASCII keys, strings matching ASCII-only patterns,
+    integers below 2**53 and nulls - no floats, no escapes beyond what both produce - and for
+    such values RFC 8785 section 3.2 gives exactly the bytes of ``json.dumps`` with sorted
+    keys and no whitespace. tests/unit/ledger/test_header_jcs.py checks the two agree.
+    """
+    return json.dumps(
+        {name: getattr(header, name) for name in _HEADER_FIELDS},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+
+
+_HEADER_FIELDS = tuple(RecordHeader.model_fields)
 
 
 class RecordBody(BaseModel):
