@@ -25,7 +25,7 @@ from ledger.envelope import (
     parse_json,
 )
 from ledger.errors import InvalidEnvelope, SignatureError
-from ledger.keys import Ed25519PublicKey, b64url_decode
+from ledger.keys import Ed25519PublicKey, FastVerifier, b64url_decode
 
 from .registry import Registry, parse_time
 
@@ -67,7 +67,7 @@ class Candidate:
     """A record that passed the cheap checks, waiting for its signature check."""
 
     record: SignedRecord
-    public_key: Ed25519PublicKey
+    public_key: Ed25519PublicKey | FastVerifier
     receipts_topic: str
 
 
@@ -144,7 +144,7 @@ def check_topic(record: SignedRecord, topic: str) -> None:
         )
 
 
-def check_registry(record: SignedRecord, registry: Registry) -> Ed25519PublicKey:
+def check_registry(record: SignedRecord, registry: Registry) -> FastVerifier:
     """Pilot, source, key, key validity at ``observed_at``, data type. Returns the key."""
     h = record.header
     if not registry.knows_pilot(h.pilot):
@@ -173,7 +173,7 @@ def check_registry(record: SignedRecord, registry: Registry) -> Ed25519PublicKey
         raise Rejected(
             "type_not_allowed", f"source {h.pilot}/{h.source} may not publish {h.type!r}", h.id
         )
-    return key.public_key
+    return key.verifier
 
 
 def precheck(

@@ -20,7 +20,13 @@ from pydantic import ValidationError
 from ledger.entries import RegistryEntry
 from ledger.envelope import describe_validation_error, utc_now
 from ledger.errors import KeyFileError
-from ledger.keys import Ed25519PublicKey, key_id, public_key_b64, public_key_from_b64
+from ledger.keys import (
+    Ed25519PublicKey,
+    FastVerifier,
+    key_id,
+    public_key_b64,
+    public_key_from_b64,
+)
 
 from .errors import RegistryError
 
@@ -66,6 +72,11 @@ class Key:
     index: int
     revoked_at: str | None = None
     revoke_reason: str | None = None
+    verifier: FastVerifier = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # libsodium verification, made once per key: ingest checks every record with it.
+        self.verifier = FastVerifier(self.public_key)
 
     def valid_at(self, when: datetime) -> bool:
         """Valid from ``valid_from`` up to (not including) ``valid_until`` or revocation."""
