@@ -25,7 +25,7 @@ from ledger.envelope import (
     parse_json,
 )
 from ledger.errors import InvalidEnvelope, SignatureError
-from ledger.keys import Ed25519PublicKey, FastVerifier, b64url_decode
+from ledger.keys import FastVerifier, b64url_decode
 
 from .registry import Registry, parse_time
 
@@ -67,7 +67,7 @@ class Candidate:
     """A record that passed the cheap checks, waiting for its signature check."""
 
     record: SignedRecord
-    public_key: Ed25519PublicKey | FastVerifier
+    verifier: FastVerifier
     receipts_topic: str
 
 
@@ -187,10 +187,10 @@ def precheck(
     """Every check that needs no signature work. Raises Rejected."""
     record = parse_message(raw, max_bytes=max_bytes)
     check_topic(record, topic)
-    public_key = check_registry(record, registry)
+    verifier = check_registry(record, registry)
     consent_check(record.header)
     h = record.header
-    return Candidate(record, public_key, receipts_topic(h.pilot, h.source))
+    return Candidate(record, verifier, receipts_topic(h.pilot, h.source))
 
 
 def verify(candidate: Candidate) -> Verified:
@@ -202,7 +202,7 @@ def verify(candidate: Candidate) -> Verified:
     rid = record.header.id
     try:
         leaf = record.header.canonical()
-        check_signature(leaf, record.sig, candidate.public_key)
+        check_signature(leaf, record.sig, candidate.verifier)
     except SignatureError as exc:
         raise Rejected("bad_signature", str(exc), rid) from None
     except InvalidEnvelope as exc:

@@ -21,7 +21,7 @@ from gateway.store import HubLedger, open_ledger
 from ledger.checkpoint import verify_checkpoint
 from ledger.envelope import seal
 from ledger.errors import StoreError
-from ledger.keys import generate_key, public_key_b64, write_key_pair
+from ledger.keys import FastVerifier, generate_key, public_key_b64, write_key_pair
 
 KEY = generate_key()
 
@@ -49,7 +49,7 @@ class Harness:
             record_id=record_id,
         )
         self.sequencer.submit(
-            verify(Candidate(rec, KEY.public_key(), "swiftchain/v1/p/s/receipts"))
+            verify(Candidate(rec, FastVerifier(KEY.public_key()), "swiftchain/v1/p/s/receipts"))
         )
         return rec.header.id
 
