@@ -32,8 +32,8 @@ import aiohttp
 
 from bench.figures import write_rows
 from bench.ingest import cpu_seconds
-from gateway.accessdb import AccessDb
-from gateway.consents import consent_bytes
+from gateway.access.consents import consent_bytes
+from gateway.access.db import AccessDb
 from ledger.canonical import canonical_json
 from ledger.entries import ConsentEntry, RegistryEntry
 from ledger.envelope import seal, utc_now

@@ -19,17 +19,18 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth, retention
-from .access import AccessControl
+from .access import retention
+from .access.control import AccessControl
 from .api import admin, audit, clients, health, ledger, openapi, records, registry
 from .appkeys import ACCESS, HUB, SETTINGS
-from .checks import ConsentCheck, no_consent_check
 from .dashboard import setup_dashboard
 from .errors import error_middleware
 from .fhir import consent, metadata, search
 from .fhir.outcome import fhir_errors
 from .hub import Hub
+from .ingest.checks import ConsentCheck, no_consent_check
 from .settings import HubSettings
+from .smart import routes as smart
 
 log = logging.getLogger("swiftchain.hub")
 
@@ -52,7 +53,7 @@ def create_app(
     app.cleanup_ctx.extend([_store, _access, _broker_link, _sequencer, _intake])
     for module in (health, ledger, registry, admin, openapi):
         app.add_routes(module.routes)
-    for module in (auth, clients, records, audit, metadata, search, consent):
+    for module in (smart, clients, records, audit, metadata, search, consent):
         app.add_routes(module.routes)
     setup_dashboard(app)
     return app

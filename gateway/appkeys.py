@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .access import AccessControl
+from .access.control import AccessControl
 from .hub import Hub
 from .settings import HubSettings
 

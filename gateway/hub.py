@@ -10,17 +10,17 @@ from collections.abc import Callable
 from ledger.entries import RegistryEntry
 from ledger.store import Entry
 
-from .checks import ConsentCheck, no_consent_check
-from .deadletters import DeadLetters
 from .errors import NotReady
-from .ingest import MqttLink
-from .intake import Intake
+from .hub_ledger import HubLedger, open_ledger
+from .ingest.checks import ConsentCheck, no_consent_check
+from .ingest.deadletters import DeadLetters
+from .ingest.intake import Intake
+from .ingest.link import MqttLink
+from .ingest.receipts import ReceiptQueue
+from .ingest.sequencer import Sequencer
 from .metrics import HubMetrics
-from .receipts import ReceiptQueue
-from .registry import Registry
-from .sequencer import Sequencer
+from .registry.state import Registry
 from .settings import HubSettings
-from .store import HubLedger, open_ledger
 
 log = logging.getLogger("swiftchain.hub")
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from ..appkeys import hub_of
-from ..registry_admin import CHANGES, plan
+from ..registry.changes import CHANGES, plan
 from .models import CommittedEntry, DeadLetterList, RegistryChange
 from .params import int_param, json_body, require_admin
 

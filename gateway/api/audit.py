@@ -13,8 +13,8 @@ from aiohttp import web
 from pilots import can_audit, can_manage_consent
 
 from ..appkeys import ACCESS, hub_of
-from ..auth import authenticate
 from ..errors import BadParameter, Forbidden
+from ..smart.bearer import authenticate
 from .params import int_param
 
 routes = web.RouteTableDef()

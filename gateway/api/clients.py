@@ -6,8 +6,8 @@ import asyncio
 
 from aiohttp import web
 
+from ..access.clients import ClientList, ClientRegistration, check_registration
 from ..appkeys import ACCESS
-from ..clients import ClientList, ClientRegistration, check_registration
 from .admin import _admin
 from .params import json_body
 

@@ -3,14 +3,13 @@ both in ``/api/v1/openapi.json``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from ledger.envelope import KeyId, Slug, TypeId, UtcTimestamp
+from ..registry.changes import KeyRevoke, KeyRotate, OrgAdd, SourceAdd, SourceRevoke
 
-PublicKeyB64 = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")]
-Reason = Annotated[str, Field(max_length=256)]
+__all__ = ["KeyRevoke", "KeyRotate", "OrgAdd", "SourceAdd", "SourceRevoke"]
 
 
 class _Wire(BaseModel):
@@ -67,41 +66,6 @@ class SourceList(_Wire):
 
 class KeyList(_Wire):
     keys: list[dict[str, Any]]
-
-
-class OrgAdd(_Wire):
-    org: Slug
-    name: Annotated[str, Field(max_length=200)] | None = None
-
-
-class SourceAdd(_Wire):
-    pilot: Slug
-    source: Slug
-    org: Slug
-    types: Annotated[list[TypeId], Field(min_length=1, max_length=100)]
-    public_key: PublicKeyB64
-    valid_from: UtcTimestamp | None = None
-    valid_until: UtcTimestamp | None = None
-
-
-class SourceRevoke(_Wire):
-    pilot: Slug
-    source: Slug
-    reason: Reason | None = None
-
-
-class KeyRotate(_Wire):
-    pilot: Slug
-    source: Slug
-    public_key: PublicKeyB64
-    valid_from: UtcTimestamp | None = None
-    valid_until: UtcTimestamp | None = None
-
-
-class KeyRevoke(_Wire):
-    key_id: KeyId
-    at: UtcTimestamp | None = None
-    reason: Reason | None = None
 
 
 class CommittedEntry(_Wire):

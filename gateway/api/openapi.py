@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from ..checks import REASONS
-from ..receipts import Receipt
+from ..ingest.checks import REASONS
+from ..ingest.receipts import Receipt
 from . import models as m
-from .openapi_access import ACCESS_PATHS, ACCESS_SCHEMAS, SECURITY_SCHEMES
+from .openapi_data import ACCESS_PATHS, ACCESS_SCHEMAS, SECURITY_SCHEMES
 
 routes = web.RouteTableDef()
 

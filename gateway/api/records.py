@@ -15,10 +15,10 @@ from aiohttp import web
 
 from pilots import decide_access
 
+from ..access.gate import gated
+from ..access.purpose import HEADER, parse_purpose
 from ..appkeys import ACCESS, hub_of
 from ..errors import BadParameter, Forbidden
-from ..gate import gated
-from ..purpose import HEADER, parse_purpose
 from ..queries import type_records
 from .params import int_param, str_param
 

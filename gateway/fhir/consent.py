@@ -19,12 +19,12 @@ from pilots import Pilot, can_audit, can_manage_consent, parse_consent, with_sta
 from pilots.errors import ConsentError
 from pilots.ingest import consent_subject
 
-from ..access import AccessControl, Caller
+from ..access.consents import consent_bytes
+from ..access.control import AccessControl, Caller
 from ..appkeys import ACCESS, hub_of
-from ..auth import authenticate
-from ..consents import consent_bytes
 from ..errors import BadParameter, Forbidden, NotFound
 from ..queries import bodies_of_consent
+from ..smart.bearer import authenticate
 from ..smart.scopes import allows
 from .outcome import FHIR_JSON
 
@@ -208,7 +208,7 @@ def _new_id() -> str:
 
 
 def _base(request: web.Request) -> str:
-    from ..auth import issuer
+    from ..smart.bearer import issuer
 
     return issuer(request)
 

@@ -20,8 +20,8 @@ from fhir.resources.R4B.capabilitystatement import (
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.coding import Coding
 
-from ..auth import issuer
-from ..purpose import HEADER
+from ..access.purpose import HEADER
+from ..smart.bearer import issuer
 from .outcome import FHIR_JSON
 from .search import SEARCHABLE
 

@@ -17,13 +17,13 @@ from yarl import URL
 
 from pilots import Decision, Pilot, decide_access
 
+from ..access.consents import ConsentBook
+from ..access.gate import Gate, gated
+from ..access.purpose import HEADER, parse_purpose
 from ..appkeys import ACCESS, hub_of
-from ..auth import issuer
-from ..consents import ConsentBook
 from ..errors import BadParameter, Forbidden
-from ..gate import Gate, gated
-from ..purpose import HEADER, parse_purpose
 from ..queries import Row, subject_records
+from ..smart.bearer import issuer
 from ..smart.scopes import allows
 from .outcome import FHIR_JSON
 from .params import Search, parse_search, resource_codes

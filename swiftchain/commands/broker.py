@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gateway.mosquitto import (
+from gateway.registry.mosquitto import (
     accounts_for,
     derive_password,
     new_secret,
@@ -16,7 +16,7 @@ from gateway.mosquitto import (
     render_password_file,
     source_username,
 )
-from gateway.registry_admin import read_registry
+from gateway.registry.offline import read_registry
 from gateway.settings import load_settings
 
 from .errors import friendly

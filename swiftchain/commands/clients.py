@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from gateway.accessdb import AccessDb
-from gateway.clients import ClientRegistration, check_registration
+from gateway.access.clients import ClientRegistration, check_registration
+from gateway.access.db import AccessDb
 from gateway.errors import ConfigError
 from gateway.settings import load_settings
 from ledger.envelope import describe_validation_error

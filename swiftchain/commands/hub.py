@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gateway.runner import run_hub
+from gateway.serve import run_hub
 from gateway.settings import load_settings
 
 from .errors import friendly

@@ -11,11 +11,13 @@ from typing import Any
 
 import click
 
-from gateway.registry_admin import Change, apply_remote, apply_to_file, read_registry
+from gateway.registry.changes import Change
+from gateway.registry.offline import apply_to_file, read_registry
 from gateway.settings import load_settings
 from ledger.errors import KeyFileError
 from ledger.keys import load_private_key, load_public_key, public_key_b64
 
+from ..hubclient import apply_remote
 from .errors import friendly
 
 

@@ -47,7 +47,7 @@ def _credentials(
 ) -> dict[tuple[str, str], tuple[str, str]]:
     if secret_file is None:
         return {}
-    from gateway.mosquitto import derive_password, source_username
+    from gateway.registry.mosquitto import derive_password, source_username
 
     try:
         secret = bytes.fromhex(secret_file.read_text().strip())
@@ -63,7 +63,8 @@ def register_offline(config: Path, header: Header, workdir: Path) -> int:
     """Register the scenario's organisations and record sources straight into a stopped
     hub's ledger file, keys where the replay will look for them; the number of sources."""
     from gateway.errors import RegistryError
-    from gateway.registry_admin import Change, apply_to_file
+    from gateway.registry.changes import Change
+    from gateway.registry.offline import apply_to_file
     from gateway.settings import load_settings as load_hub_settings
     from ledger.keys import load_private_key, public_key_b64, write_key_pair
 

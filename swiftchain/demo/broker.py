@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from gateway.mosquitto import (
+from gateway.registry.mosquitto import (
     accounts_for,
     derive_password,
     new_secret,

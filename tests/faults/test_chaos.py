@@ -35,9 +35,9 @@ from edge.status import read_status
 from ledger.envelope import utc_now
 from ledger.store import LedgerReader
 from ledger.verify import verify_ledger
-from tests.integration.edge.conftest import EdgeProcess, write_edge_config
 from tests.support.access import HOSPITAL, HospitalClient, http
 from tests.support.broker import Mosquitto
+from tests.support.edge import EdgeProcess, write_edge_config
 from tests.support.hub import ProcessHub, process_hub
 
 from .conftest import FaultTally

@@ -7,9 +7,9 @@ import asyncio
 import time
 
 from ledger.keys import load_private_key
-from tests.integration.gateway.test_ingest import PILOT, SOURCE, TOPIC, TYPE, make
 from tests.support.broker import Mosquitto
 from tests.support.hub import MqttPeer, ThreadHub
+from tests.support.records import PILOT, SOURCE, TOPIC, TYPE, make
 
 
 def metric(hub: ThreadHub, name: str) -> float:

@@ -13,8 +13,7 @@ import os
 from pathlib import Path
 
 from edge.sources.directory import Candidate, DirectorySource, candidates
-from tests.integration.edge.conftest import outbox_depth, running_intake
-from tests.integration.edge.test_directory_source import reading
+from tests.support.edge import outbox_depth, reading, running_intake
 
 from .conftest import AttackTally
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
+from gateway.smart.key import load_or_create_token_key
 from gateway.smart.scopes import parse_scopes
 from gateway.smart.tokens import issue_access_token
-from gateway.tokenkey import load_or_create_token_key
-from tests.integration.access.test_attacks import SUBJECT
+from tests.support.access import ATTACK_SUBJECT as SUBJECT
 from tests.support.access import HospitalClient, consent_document, http
 from tests.support.hub import ThreadHub
 

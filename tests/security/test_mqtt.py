@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.gateway.test_ingest import PILOT, SOURCE, TOPIC, TYPE, make
 from tests.support.hub import MqttPeer, ThreadHub, records_topic
+from tests.support.records import PILOT, SOURCE, TOPIC, TYPE, make
 
 from .conftest import AttackTally
 

@@ -27,6 +27,8 @@ PILOT = "chronic-care"
 HOSPITAL = "harbour-peoples-hospital"
 AUDITOR = "health-commission"
 BP_PANEL = "85354-9"
+#: The patient the attack tests aim at.
+ATTACK_SUBJECT = "pt-attack0001"
 
 
 def http(

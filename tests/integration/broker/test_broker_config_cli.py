@@ -10,7 +10,7 @@ from pathlib import Path
 import aiomqtt
 from click.testing import CliRunner
 
-from gateway.mosquitto import derive_password
+from gateway.registry.mosquitto import derive_password
 from swiftchain.cli import cli
 from tests.support.broker import Mosquitto, free_port
 from tests.support.hub import write_hub_config

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from gateway.mosquitto import (
+from gateway.registry.mosquitto import (
     hub_account,
     password_hash,
     render_acl,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gateway.mosquitto import derive_password
+from gateway.registry.mosquitto import derive_password
 from ledger.verify import verify_ledger
 from simulators.build import build_scenario
 from simulators.scenario import RecordEvent, write_scenario

@@ -10,9 +10,7 @@ from pathlib import Path
 
 from ledger.checkpoint import NoteSigner
 from ledger.keys import generate_key
-
-from .conftest import SWIFTCHAIN, write_edge_config
-from .test_http_source import observation
+from tests.support.edge import SWIFTCHAIN, observation, write_edge_config
 
 HUB_KEY = NoteSigner("test.hub/log", generate_key()).verifier.encode()
 

@@ -7,18 +7,7 @@ import os
 from pathlib import Path
 
 from edge.sources.directory import DirectorySource
-
-from .conftest import outbox_depth, running_intake, stored_records
-from .test_http_source import observation
-
-
-def reading(i: int) -> dict[str, object]:
-    from ledger.envelope import utc_now
-
-    return {
-        "type": "city.parking",
-        "payload": {"facility": "p-1", "observed_at": utc_now(), "capacity": 10, "occupied": i},
-    }
+from tests.support.edge import observation, outbox_depth, reading, running_intake, stored_records
 
 
 def source(intake: object, inbox: Path, **kw: object) -> DirectorySource:

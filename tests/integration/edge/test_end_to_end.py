@@ -23,8 +23,7 @@ from edge.sources.stream import StreamSource, file_lines
 from edge.status import read_status
 from ledger.envelope import utc_now
 from ledger.store import LedgerReader
-
-from .conftest import EdgeProcess, drained, running_agent, wait_until, write_edge_config
+from tests.support.edge import EdgeProcess, drained, running_agent, wait_until, write_edge_config
 
 try:
     from gateway.app import create_app  # noqa: F401  (the hub these tests need)

@@ -11,21 +11,9 @@ from typing import Any
 import pytest
 
 from edge.sources.http import create_app
-
-from .conftest import outbox_depth, running_intake, stored_records
+from tests.support.edge import observation, outbox_depth, running_intake, stored_records
 
 FHIR = {"Content-Type": "application/fhir+json"}
-
-
-def observation(patient: str = "MRN-4711") -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-        "subject": {"reference": f"Patient/{patient}"},
-        "effectiveDateTime": "2026-05-01T10:30:00+02:00",
-        "valueQuantity": {"value": 72, "unit": "/min"},
-    }
 
 
 @pytest.fixture

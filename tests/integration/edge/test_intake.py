@@ -12,8 +12,7 @@ from edge.errors import InvalidInput
 from edge.intake import AlreadyIngested
 from edge.outbox import Outbox
 from ledger.envelope import utc_now
-
-from .conftest import outbox_depth, running_intake, stored_records
+from tests.support.edge import outbox_depth, running_intake, stored_records
 
 
 def air(i: int = 0) -> dict[str, object]:

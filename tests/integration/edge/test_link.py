@@ -19,8 +19,7 @@ from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.envelope import parse_record, utc_now
 from ledger.hashing import leaf_hash
 from ledger.keys import generate_key
-
-from .conftest import running_agent, wait_until, write_edge_config
+from tests.support.edge import running_agent, wait_until, write_edge_config
 
 HUB = NoteSigner("test.hub/log", generate_key())
 PILOT, SOURCE = "city-air", "station-9"

@@ -10,9 +10,7 @@ import aiomqtt
 
 from edge.settings import BackoffSettings, BrokerSettings, SensorTopic
 from edge.sources.sensors import SensorSource
-
-from .conftest import outbox_depth, running_intake, wait_until
-from .test_directory_source import reading
+from tests.support.edge import outbox_depth, reading, running_intake, wait_until
 
 
 async def test_sensor_messages_are_stored_and_bad_ones_answered(tmp_path: Path, broker) -> None:

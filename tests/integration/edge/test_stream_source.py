@@ -7,9 +7,7 @@ import json
 from pathlib import Path
 
 from edge.sources.stream import MAX_LINE_BYTES, StreamSource, file_lines
-
-from .conftest import outbox_depth, running_intake
-from .test_directory_source import reading
+from tests.support.edge import outbox_depth, reading, running_intake
 
 
 async def test_every_line_gets_an_ack_or_an_error(tmp_path: Path) -> None:

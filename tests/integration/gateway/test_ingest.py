@@ -4,40 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-from typing import Any
 
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
-from ledger.envelope import SignedRecord, seal, utc_now
+from ledger.envelope import SignedRecord, utc_now
 from ledger.hashing import leaf_hash
-from ledger.keys import Ed25519PrivateKey, generate_key, load_private_key
+from ledger.keys import generate_key, load_private_key
 from ledger.proofs import verify_inclusion
 from tests.support.hub import MqttPeer, ThreadHub, records_topic
-
-PILOT, SOURCE, TYPE = "city-air", "station-1", "city.air-quality"
-TOPIC = records_topic(PILOT, SOURCE)
-
-
-def make(key: Ed25519PrivateKey, seq: int, **kw: Any) -> SignedRecord:
-    fields: dict[str, Any] = {
-        "pilot": PILOT,
-        "source": SOURCE,
-        "seq": seq,
-        "type": TYPE,
-        "payload": {"pm25": seq},
-        "signing_key": key,
-    }
-    fields.update(kw)
-    return seal(**fields)
-
-
-def edit(rec: SignedRecord, part: str, **changes: Any) -> bytes:
-    doc = json.loads(rec.to_wire())
-    if part == "sig":
-        doc["sig"] = changes["sig"]
-    else:
-        doc[part].update(changes)
-    return json.dumps(doc).encode()
+from tests.support.records import PILOT, SOURCE, TOPIC, TYPE, edit, make
 
 
 async def test_valid_records_are_accepted_and_provable(running_hub: ThreadHub) -> None:

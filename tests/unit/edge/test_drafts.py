@@ -11,8 +11,7 @@ from edge.datatypes import TypeRegistry
 from edge.drafts import Draft, drafts_from_json, prepare
 from edge.errors import InvalidInput, UnknownType
 from edge.pseudonym import Pseudonymiser
-
-from .conftest import NOW, air, observation
+from tests.support.drafts import NOW, air, observation
 
 
 def one(value: Any, **kw: Any) -> Draft:

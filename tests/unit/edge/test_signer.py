@@ -8,8 +8,7 @@ from edge.signer import Signer
 from ledger.envelope import check_commitment, check_signature, parse_record
 from ledger.hashing import leaf_hash
 from ledger.keys import generate_key
-
-from .conftest import NOW, air
+from tests.support.drafts import NOW, air
 
 
 def test_sealed_records_verify_and_carry_their_leaf_hash() -> None:

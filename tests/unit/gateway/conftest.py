@@ -1,18 +1,13 @@
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
-from gateway.registry import Registry, plan_org_add, plan_source_add
+from gateway.registry.changes import plan_org_add, plan_source_add
+from gateway.registry.state import Registry
 from ledger.keys import Ed25519PrivateKey, generate_key, public_key_b64
-
-
-def apply_all(registry: Registry, entries: list) -> None:  # type: ignore[type-arg]
-    start = max([k.index for k in registry.keys.values()] + [-1]) + 1
-    for i, e in enumerate(entries):
-        registry.apply(start + i + 100, json.loads(e.leaf()))
+from tests.support.registry import apply_all
 
 
 @pytest.fixture

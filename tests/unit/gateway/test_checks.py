@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.checks import (
+from gateway.ingest.checks import (
     REASONS,
     Rejected,
     Verified,
@@ -17,11 +17,11 @@ from gateway.checks import (
     verify,
     verify_chunk,
 )
-from gateway.registry import Registry, plan_key_revoke, plan_source_revoke
+from gateway.registry.changes import plan_key_revoke, plan_source_revoke
+from gateway.registry.state import Registry
 from ledger.envelope import MAX_RECORD_BYTES, SignedRecord, seal
 from ledger.keys import Ed25519PrivateKey, generate_key
-
-from .conftest import apply_all
+from tests.support.registry import apply_all
 
 TOPIC = "swiftchain/v1/city-air/station-1/records"
 WHEN = "2026-03-01T10:00:00Z"

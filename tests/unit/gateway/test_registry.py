@@ -5,19 +5,17 @@ import json
 import pytest
 
 from gateway.errors import RegistryError
-from gateway.registry import (
-    Registry,
-    parse_time,
+from gateway.registry.changes import (
     plan_key_revoke,
     plan_key_rotate,
     plan_org_add,
     plan_source_add,
     plan_source_revoke,
 )
+from gateway.registry.state import Registry, parse_time
 from ledger.entries import RegistryEntry
 from ledger.keys import Ed25519PrivateKey, generate_key, key_id, public_key_b64
-
-from .conftest import apply_all
+from tests.support.registry import apply_all
 
 
 def b64(key: Ed25519PrivateKey) -> str:

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from gateway.checks import Candidate, verify
+from gateway.hub_ledger import HubLedger, open_ledger
+from gateway.ingest.checks import Candidate, verify
+from gateway.ingest.receipts import ReceiptQueue
+from gateway.ingest.sequencer import Sequencer
 from gateway.metrics import HubMetrics
-from gateway.receipts import ReceiptQueue
-from gateway.registry import plan_org_add, plan_source_add
-from gateway.sequencer import Sequencer
+from gateway.registry.changes import plan_org_add, plan_source_add
 from gateway.settings import HubSettings
-from gateway.store import HubLedger, open_ledger
 from ledger.checkpoint import verify_checkpoint
 from ledger.envelope import seal
 from ledger.errors import StoreError
@@ -135,7 +135,7 @@ async def test_failed_commit_sends_no_receipt_and_recovers(
         return real(batch, **kw)
 
     monkeypatch.setattr(harness.ledger.writer, "append", flaky)
-    monkeypatch.setattr("gateway.sequencer.COMMIT_RETRY_S", 0.01)
+    monkeypatch.setattr("gateway.ingest.sequencer.COMMIT_RETRY_S", 0.01)
     lost = harness.submit(1)
     await asyncio.sleep(0.1)
     assert harness.sent == [] and not harness.sequencer.healthy

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.receipts import Receipt, rejected
+from gateway.ingest.receipts import Receipt, rejected
 from gateway.settings import load_settings
 
 

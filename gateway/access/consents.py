@@ -1,0 +1,140 @@
+"""Patients' Consents as the log says they are.
+
+The book holds, per pilot and consent id, the version named by the latest ``consent`` entry
+on the log (its FHIR resource comes from the access file, by hash). It is rebuilt from the
+log at start and changed only in the sequencer's commit callback, so a withdrawal is in
+force before the withdrawing request is answered, and on the very next request: nothing is
+cached that could outlive it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fhir.resources.R4B.consent import Consent
+from pydantic import ValidationError
+
+from ledger.entries import ConsentEntry
+from ledger.envelope import RecordHeader
+from pilots import Pilot, consent_hash, parse_consent
+from pilots.consent import consent_json
+from pilots.errors import ConsentError
+from pilots.ingest import consent_in_force, needs_consent
+
+from ..ingest.checks import Rejected
+from .db import AccessDb
+
+log = logging.getLogger("swiftchain.hub.consents")
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    pilot: str
+    consent_id: str
+    subject: str
+    status: str
+    resource_hash: str
+    index: int
+    """Log index of the ``consent`` entry that made this the current version."""
+    consent: Consent | None
+    """None when the resource is not in the access file (erased, or lost)."""
+
+
+class ConsentBook:
+    def __init__(self, pilots: dict[str, Pilot]) -> None:
+        self.pilots = pilots
+        self._by_id: dict[tuple[str, str], ConsentState] = {}
+        self._by_subject: dict[tuple[str, str], list[str]] = {}
+
+    # -- building -----------------------------------------------------------------------------
+    @classmethod
+    def replay(
+        cls, pilots: dict[str, Pilot], leaves: Iterable[tuple[int, bytes]], db: AccessDb
+    ) -> ConsentBook:
+        book = cls(pilots)
+        latest: dict[tuple[str, str], tuple[int, ConsentEntry]] = {}
+        for index, leaf in leaves:
+            try:
+                entry = ConsentEntry.model_validate_json(leaf)
+            except ValidationError:
+                log.error("consent entry %d does not parse; ignored", index)
+                continue
+            latest[(entry.pilot, entry.consent)] = (index, entry)
+        resources = db.consent_resources(e.resource_hash for _, e in latest.values())
+        for index, entry in sorted(latest.values(), key=lambda item: item[0]):
+            raw = resources.get(entry.resource_hash)
+            consent = None
+            if raw is not None:
+                try:
+                    consent = parse_consent(raw)
+                except ConsentError:
+                    log.error("stored Consent %s does not parse", entry.consent)
+            book.apply(index, entry, consent)
+        return book
+
+    def apply(self, index: int, entry: ConsentEntry, consent: Consent | None) -> None:
+        key = (entry.pilot, entry.consent)
+        self._by_id[key] = ConsentState(
+            entry.pilot,
+            entry.consent,
+            entry.subject,
+            entry.status,
+            entry.resource_hash,
+            index,
+            consent,
+        )
+        ids = self._by_subject.setdefault((entry.pilot, entry.subject), [])
+        if entry.consent in ids:
+            ids.remove(entry.consent)
+        ids.append(entry.consent)
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, pilot: str, consent_id: str) -> ConsentState | None:
+        return self._by_id.get((pilot, consent_id))
+
+    def of_subject(self, pilot: str, subject: str) -> list[ConsentState]:
+        """The subject's consents in this pilot, most recently changed last."""
+        ids = self._by_subject.get((pilot, subject), [])
+        return [self._by_id[(pilot, i)] for i in ids]
+
+    def current_for(self, pilot: str, subject: str) -> ConsentState | None:
+        """The consent that speaks for ``subject`` now: the latest active one, else the
+        latest of any status (so a withdrawal is what answers)."""
+        states = self.of_subject(pilot, subject)
+        for state in reversed(states):
+            if state.status == "active":
+                return state
+        return states[-1] if states else None
+
+    # -- the ingest hook (gateway.ingest.checks.ConsentCheck) ----------------------------
+    def check_record(self, header: RecordHeader) -> None:
+        """Raise Rejected('consent_required' | 'consent_not_active') for a record about a
+        person that its pilot's data type says needs consent, without one in force."""
+        if not needs_consent(self.pilots.get(header.pilot), header.type, header.subject):
+            return
+        subject = header.subject
+        assert subject is not None  # needs_consent is False without one
+        if header.consent is None:
+            raise Rejected(
+                "consent_required", f"{header.type} about a person names no consent", header.id
+            )
+        state = self.get(header.pilot, header.consent)
+        if state is None or state.consent is None:
+            raise Rejected(
+                "consent_required",
+                f"consent {header.consent!r} is not on file in pilot {header.pilot!r}",
+                header.id,
+            )
+        verdict = consent_in_force(state.consent, subject=subject, at=datetime.now(UTC))
+        if not verdict.allowed:
+            raise Rejected("consent_not_active", verdict.detail, header.id)
+
+
+def consent_bytes(consent: Consent) -> tuple[str, bytes]:
+    """(hash, stored JSON) of a Consent: the hash the ``consent`` entry commits to."""
+    document = consent_json(consent)
+    return consent_hash(consent), json.dumps(document, separators=(",", ":")).encode()

@@ -1,0 +1,166 @@
+"""Access control's state in one running hub: the pilots, the access file (clients, Consent
+resources), the consent book, the access-token key, and the per-person index of ``access``
+entries. Every decision, allow or deny, is written through :meth:`AccessControl.log_access`
+(the sequencer's group commit) before a byte of data is answered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ledger.entries import AccessEntry
+from ledger.envelope import RecordHeader, utc_now
+from ledger.store import Entry, NewEntry
+from pilots import Decision, Pilot, load_pilots
+from pilots.errors import PilotError
+
+from ..errors import ConfigError, NotReady
+from ..hub import Hub
+from ..settings import HubSettings
+from ..smart.assertion import JtiMemory
+from ..smart.key import TokenKey, load_or_create_token_key
+from ..smart.tokens import AccessToken
+from .consents import ConsentBook
+from .db import AccessDb
+
+log = logging.getLogger("swiftchain.hub.access")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request refused before any policy question (bad purpose, wrong pilot, bad
+    parameter): logged as a ``deny`` with the error's code as the reason."""
+
+    reason: str
+    break_glass: bool = False
+    allowed: bool = False
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: from a verified access token."""
+
+    client_id: str
+    org: str
+    pilot: str
+    token: AccessToken
+
+
+@dataclass
+class AccessControl:
+    settings: HubSettings
+    pilots: dict[str, Pilot] = field(default_factory=dict)
+    jti_memory: JtiMemory = field(default_factory=JtiMemory)
+    #: Verified bearer tokens (raw token -> claims) until they expire: a signature check
+    #: per request would cost more than the whole search.
+    token_cache: dict[tuple[str, str], AccessToken] = field(default_factory=dict)
+    _db: AccessDb | None = None
+    _book: ConsentBook | None = None
+    _key: TokenKey | None = None
+    #: (pilot, subject) -> log indexes of ``access`` entries about that person.
+    _audit: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            self.pilots = load_pilots(self.settings.pilot_definitions)
+        except PilotError as exc:
+            raise ConfigError(f"pilot definitions: {exc}") from None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def open(self, hub: Hub) -> None:
+        self._key = load_or_create_token_key(self.settings.token_key_path)
+        self._db = AccessDb(self.settings.access_db)
+        reader = hub.ledger.reader
+        self._book = ConsentBook.replay(
+            self.pilots,
+            reader.conn.execute(
+                "SELECT idx, leaf FROM entries WHERE kind = 'consent' ORDER BY idx"
+            ),
+            self._db,
+        )
+        for index, leaf in reader.conn.execute(
+            "SELECT idx, leaf FROM entries WHERE kind = 'access' ORDER BY idx"
+        ):
+            self._index_access(index, json.loads(leaf))
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> AccessDb:
+        if self._db is None:
+            raise NotReady("the access file is not open yet")
+        return self._db
+
+    @property
+    def book(self) -> ConsentBook:
+        if self._book is None:
+            raise NotReady("consents are not loaded yet")
+        return self._book
+
+    @property
+    def key(self) -> TokenKey:
+        if self._key is None:
+            raise NotReady("the token key is not loaded yet")
+        return self._key
+
+    # -- the ingest hook --------------------------------------------------------------------------
+    def consent_check(self, header: RecordHeader) -> None:
+        """``gateway.ingest.checks.ConsentCheck``: before the book is loaded nothing is ingested."""
+        self.book.check_record(header)
+
+    # -- the audit trail ---------------------------------------------------------------------------
+    async def log_access(
+        self,
+        hub: Hub,
+        caller: Caller | None,
+        decision: Decision | Refusal,
+        *,
+        purpose: str | None,
+        data_type: str | None,
+        subject: str | None,
+        request: str,
+        count: int | None = None,
+        client_id: str | None = None,
+        org: str | None = None,
+    ) -> Entry:
+        """Commit one ``access`` entry (durable, through the sequencer); returns it."""
+        entry = AccessEntry(
+            at=utc_now(),
+            client=(caller.client_id if caller else client_id) or "anonymous",
+            org=caller.org if caller else org,
+            pilot=caller.pilot if caller else None,
+            purpose=purpose,
+            type=data_type,
+            subject=subject,
+            decision="allow" if decision.allowed else "deny",
+            reason=str(decision.reason),
+            break_glass=decision.break_glass,
+            request=request[:512],
+            count=count,
+        )
+        leaf = entry.leaf()
+
+        def committed(done: list[Entry]) -> None:
+            for e in done:
+                self._index_access(e.index, json.loads(e.leaf))
+
+        (stored,) = await hub.sequencer.append([NewEntry("access", leaf)], committed=committed)
+        return stored
+
+    def _index_access(self, index: int, leaf: dict[str, object]) -> None:
+        subject, pilot = leaf.get("subject"), leaf.get("pilot")
+        if isinstance(subject, str) and isinstance(pilot, str):
+            self._audit.setdefault((pilot, subject), []).append(index)
+
+    def access_indexes(self, pilot: str, subject: str) -> list[int]:
+        return list(self._audit.get((pilot, subject), ()))
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

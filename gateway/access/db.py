@@ -1,0 +1,152 @@
+"""The hub's access file (``<ledger>.access``, SQLite): registered hospital clients and the
+FHIR Consent resources whose hashes the log's ``consent`` entries commit to.
+
+Nothing here is the truth on its own: a Consent version is stored *before* its ``consent``
+entry is appended, and which version is current is whatever the log's latest entry for
+that consent says (:mod:`gateway.access.consents`). A crash between the two leaves only an unused
+version behind. Rows are erasable; the log keeps their hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..smart.assertion import RegisteredClient
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS clients (
+    client_id TEXT PRIMARY KEY,
+    org TEXT NOT NULL,
+    pilot TEXT NOT NULL,
+    jwks TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consent_versions (
+    hash TEXT PRIMARY KEY,
+    consent_id TEXT NOT NULL,
+    pilot TEXT NOT NULL,
+    resource BLOB NOT NULL,
+    stored_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    client: RegisteredClient
+    added_at: float
+
+    def public(self) -> dict[str, Any]:
+        c = self.client
+        return {
+            "client_id": c.client_id,
+            "org": c.org,
+            "pilot": c.pilot,
+            "scopes": list(c.scopes),
+            "name": c.name,
+            "jwks": dict(c.jwks),
+        }
+
+
+class AccessDb:
+    """One connection, used from the event loop and the default executor under a lock."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute("PRAGMA busy_timeout = 10000")
+            self.conn.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"cannot open the hub's access file {path}: {exc}") from None
+        self.path = path
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- clients ----------------------------------------------------------------------------
+    def put_client(self, client: RegisteredClient) -> None:
+        with self._lock:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO clients VALUES (?,?,?,?,?,?,?)",
+                (
+                    client.client_id,
+                    client.org,
+                    client.pilot,
+                    json.dumps(dict(client.jwks)),
+                    " ".join(client.scopes),
+                    client.name,
+                    time.time(),
+                ),
+            )
+
+    def client(self, client_id: str) -> RegisteredClient | None:
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT client_id, org, pilot, jwks, scopes, name, added_at FROM clients"
+                " WHERE client_id = ?",
+                (client_id,),
+            ).fetchone()
+        return None if row is None else _client(row).client
+
+    def clients(self) -> list[ClientRow]:
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT client_id, org, pilot, jwks, scopes, name, added_at FROM clients"
+                " ORDER BY client_id"
+            ).fetchall()
+        return [_client(r) for r in rows]
+
+    def remove_client(self, client_id: str) -> bool:
+        with self._lock:
+            cur = self.conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
+        return cur.rowcount > 0
+
+    # -- consent versions --------------------------------------------------------------------
+    def put_consent(self, digest: str, consent_id: str, pilot: str, resource: bytes) -> None:
+        with self._lock:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO consent_versions VALUES (?,?,?,?,?)",
+                (digest, consent_id, pilot, resource, time.time()),
+            )
+
+    def consent_resources(self, digests: Iterable[str]) -> dict[str, bytes]:
+        wanted = list(digests)
+        out: dict[str, bytes] = {}
+        with self._lock:
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for digest, resource in self.conn.execute(
+                    f"SELECT hash, resource FROM consent_versions WHERE hash IN ({marks})", chunk
+                ):
+                    out[str(digest)] = bytes(resource)
+        return out
+
+
+def _client(row: tuple[Any, ...]) -> ClientRow:
+    client_id, org, pilot, jwks, scopes, name, added_at = row
+    return ClientRow(
+        RegisteredClient(
+            client_id=client_id,
+            org=org,
+            pilot=pilot,
+            jwks=json.loads(jwks),
+            scopes=tuple(str(scopes).split()),
+            name=name,
+        ),
+        float(added_at),
+    )

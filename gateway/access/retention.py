@@ -1,0 +1,67 @@
+"""Erasing bodies past their pilot's retention: a periodic task. Each body deleted is an
+``erasure`` entry (reason ``retention``) appended in the same transaction that deletes it,
+so ``ledger verify`` stays green and every hash stays on the log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from ledger.entries import ErasureEntry
+from ledger.envelope import utc_now
+from ledger.store import NewEntry
+
+from ..hub import Hub
+from ..queries import oldest_bodies
+from ..registry.state import parse_time
+from .control import AccessControl
+
+log = logging.getLogger("swiftchain.hub.retention")
+
+ACTOR = "hub-retention"
+CHUNK = 1000
+
+
+async def sweep(hub: Hub, access: AccessControl, now: datetime | None = None) -> int:
+    """Erase every body past retention now; returns how many were erased."""
+    now = now or datetime.now(UTC)
+    total = 0
+    for pilot in access.pilots.values():
+        for data_type in pilot.data_types:
+            while True:
+                rows = oldest_bodies(hub.ledger.reader.conn, pilot.id, data_type.id, CHUNK)
+                due = []
+                for index, record_id, observed_at in rows:
+                    if data_type.retention.until(parse_time(observed_at)) > now:
+                        break  # oldest first: the rest are not due either
+                    due.append((index, record_id))
+                if not due:
+                    break
+                stamp = utc_now()
+                entries = [
+                    NewEntry(
+                        "erasure",
+                        ErasureEntry(
+                            at=stamp, actor=ACTOR, index=i, record=rid, reason="retention"
+                        ).leaf(),
+                    )
+                    for i, rid in due
+                ]
+                await hub.sequencer.append(entries, erase=[i for i, _ in due])
+                total += len(due)
+                if len(due) < len(rows) or len(rows) < CHUNK:
+                    break
+    if total:
+        log.info("erased %d bodies past retention", total)
+    return total
+
+
+async def run(hub: Hub, access: AccessControl) -> None:
+    """Sweep at start, then every ``retention_interval_s``."""
+    while True:
+        try:
+            await sweep(hub, access)
+        except Exception:
+            log.exception("retention sweep failed; retrying next interval")
+        await asyncio.sleep(hub.settings.retention_interval_s)

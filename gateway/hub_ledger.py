@@ -1,0 +1,130 @@
+"""Opening the ledger file as the hub's single writer.
+
+A lock file next to the ledger makes "single writer" true across processes: the running hub
+holds it, and offline registry commands take it too, or tell the operator to go through the
+running hub's admin API instead.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledger.checkpoint import NoteSigner
+from ledger.errors import LedgerError
+from ledger.keys import load_private_key
+from ledger.store import LedgerReader, LedgerWriter
+
+from .errors import ConfigError, HubRunningError
+from .ingest.checkpoints import Checkpointer, SignedHead
+from .registry.state import Registry
+from .settings import HubSettings
+
+LOG_KEY_META = "log_key"
+
+
+def lock_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".lock")
+
+
+@dataclass
+class WriterLock:
+    path: Path
+    fd: int = field(default=-1, repr=False)
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise HubRunningError(
+                f"another process (a running hub?) is the writer of {self.path.with_suffix('')};"
+                " stop it, or make registry changes through its admin API (--url)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = -1
+
+
+@dataclass
+class HubLedger:
+    """The writer, a reader of its own for the event loop, the signer and the registry."""
+
+    settings: HubSettings
+    lock: WriterLock
+    writer: LedgerWriter
+    reader: LedgerReader
+    signer: NoteSigner
+    checkpoints: Checkpointer
+    registry: Registry
+
+    def close(self) -> None:
+        self.reader.close()
+        self.writer.close()
+        self.lock.release()
+
+
+def load_signer(settings: HubSettings) -> NoteSigner:
+    if not settings.signing_key.is_file():
+        raise ConfigError(
+            f"no hub signing key at {settings.signing_key};"
+            f" make one with: swiftchain keys new {settings.signing_key}"
+        )
+    try:
+        return NoteSigner(settings.origin, load_private_key(settings.signing_key))
+    except LedgerError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def open_ledger(settings: HubSettings) -> HubLedger:
+    """Lock, open (or create) the ledger, record the log key, rebuild the registry."""
+    signer = load_signer(settings)
+    lock = WriterLock(lock_path(settings.db_path))
+    lock.acquire()
+    try:
+        writer = LedgerWriter(
+            settings.db_path, origin=settings.origin, max_page_count=settings.max_page_count
+        )
+        try:
+            log_key = signer.verifier.encode()
+            stored = writer.meta(LOG_KEY_META)
+            if stored is None:
+                writer.set_meta(LOG_KEY_META, log_key)
+            elif stored != log_key:
+                raise ConfigError(
+                    f"{settings.db_path} was signed with log key {stored!r}, not this hub's"
+                    f" {log_key!r}; use the hub key that made the log"
+                )
+            reader = LedgerReader(settings.db_path)
+            registry = Registry.replay(
+                reader.conn.execute(
+                    "SELECT idx, leaf FROM entries WHERE kind = 'registry' ORDER BY idx"
+                ),
+                settings.pilots,
+            )
+            checkpoints = Checkpointer(settings.origin, signer)
+            stored_cp = reader.latest_checkpoint()
+            if stored_cp is not None:
+                checkpoints.adopt(SignedHead(stored_cp.size, bytes(stored_cp.root), stored_cp.note))
+            size = writer.size()
+            if stored_cp is None or stored_cp.size < size:
+                head = checkpoints.sign(size, writer.current_root())
+                writer.add_checkpoint(head.size, head.root, head.note)
+                checkpoints.persisted(head)
+        except BaseException:
+            writer.close()
+            raise
+    except BaseException:
+        lock.release()
+        raise
+    return HubLedger(settings, lock, writer, reader, signer, checkpoints, registry)

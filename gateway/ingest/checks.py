@@ -1,0 +1,229 @@
+"""Checking one incoming record: pure functions, each returning the record or raising
+``Rejected`` with the machine-readable reason that goes into the ``rejected`` receipt.
+
+Order (cheap before expensive): size and JSON, the strict envelope model, topic, pilot,
+source, key and its validity, data type, consent hook; then, in a thread pool, the
+signature and the commitment. Duplicate ids and reused sequence numbers are decided by the
+sequencer, the one place that sees every record about to be committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from ledger.canonical import canonical_json
+from ledger.envelope import (
+    RecordHeader,
+    SignedRecord,
+    check_signature,
+    describe_validation_error,
+    parse_json,
+)
+from ledger.errors import InvalidEnvelope, SignatureError
+from ledger.keys import FastVerifier, b64url_decode
+
+from ..registry.state import Registry, parse_time
+
+TOPIC_PREFIX: Final = "swiftchain/v1/"
+
+#: Every reason a ``rejected`` receipt can carry.
+REASONS: Final = (
+    "oversize",
+    "malformed_json",
+    "too_deep",
+    "invalid_envelope",
+    "topic_mismatch",
+    "unknown_pilot",
+    "unknown_source",
+    "source_revoked",
+    "unknown_key",
+    "key_not_valid",
+    "bad_signature",
+    "commitment_mismatch",
+    "type_not_allowed",
+    "seq_reused",
+    "consent_required",
+    "consent_not_active",
+)
+
+
+class Rejected(Exception):
+    """A record the hub refuses, with the reason code and, when known, its id."""
+
+    def __init__(self, reason: str, detail: str, record_id: str | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.record_id = record_id
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A record that passed the cheap checks, waiting for its signature check."""
+
+    record: SignedRecord
+    verifier: FastVerifier
+    receipts_topic: str
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A record whose signature and commitment hold; ``leaf`` is JCS(header)."""
+
+    record: SignedRecord
+    leaf: bytes
+    payload: bytes
+    receipts_topic: str
+
+
+ConsentCheck = Callable[[RecordHeader], None]
+"""Hook for consent-status checks (a later issue): raise Rejected('consent_required', ...)."""
+
+
+def no_consent_check(header: RecordHeader) -> None:
+    return None
+
+
+def topic_parts(topic: str) -> tuple[str, str] | None:
+    """``swiftchain/v1/{pilot}/{source}/records`` -> (pilot, source)."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != "swiftchain" or parts[1] != "v1" or parts[4] != "records":
+        return None
+    return parts[2], parts[3]
+
+
+def receipts_topic(pilot: str, source: str) -> str:
+    return f"{TOPIC_PREFIX}{pilot}/{source}/receipts"
+
+
+def _claimed_id(value: Any) -> str | None:
+    """The record id a malformed envelope claims, so the sender can match the rejection."""
+    if isinstance(value, dict) and isinstance(header := value.get("header"), dict):
+        rid = header.get("id")
+        if isinstance(rid, str) and 0 < len(rid) <= 64:
+            return rid
+    return None
+
+
+def parse_message(raw: bytes, *, max_bytes: int) -> SignedRecord:
+    """Size, strict JSON, envelope model. Raises Rejected."""
+    try:
+        value = parse_json(raw, max_bytes=max_bytes)
+    except InvalidEnvelope as exc:
+        raise Rejected(exc.reason, exc.detail) from None
+    record_id = _claimed_id(value)
+    if not isinstance(value, dict):
+        raise Rejected("invalid_envelope", "a record is a JSON object")
+    header = value.get("header")
+    if isinstance(header, dict) and header.get("subject") is not None:
+        if header.get("consent") is None:
+            raise Rejected(
+                "consent_required",
+                "a record about a subject must name the consent that covers it",
+                record_id,
+            )
+    try:
+        return SignedRecord.model_validate(value)
+    except ValidationError as exc:
+        raise Rejected("invalid_envelope", describe_validation_error(exc), record_id) from None
+
+
+def check_topic(record: SignedRecord, topic: str) -> None:
+    parts = topic_parts(topic)
+    h = record.header
+    if parts is None or parts != (h.pilot, h.source):
+        raise Rejected(
+            "topic_mismatch",
+            f"record of {h.pilot}/{h.source} arrived on topic {topic!r}",
+            h.id,
+        )
+
+
+def check_registry(record: SignedRecord, registry: Registry) -> FastVerifier:
+    """Pilot, source, key, key validity at ``observed_at``, data type. Returns the key."""
+    h = record.header
+    if not registry.knows_pilot(h.pilot):
+        raise Rejected("unknown_pilot", f"this hub serves no pilot {h.pilot!r}", h.id)
+    source = registry.sources.get((h.pilot, h.source))
+    if source is None:
+        raise Rejected("unknown_source", f"source {h.pilot}/{h.source} is not registered", h.id)
+    if not source.active:
+        raise Rejected(
+            "source_revoked",
+            f"source {h.pilot}/{h.source} was revoked at {source.revoked_at}",
+            h.id,
+        )
+    key = registry.keys.get(h.key)
+    if key is None or (key.pilot, key.source) != (h.pilot, h.source):
+        raise Rejected("unknown_key", f"key {h.key!r} is not a key of {h.pilot}/{h.source}", h.id)
+    if not key.valid_at(parse_time(h.observed_at)):
+        until = key.revoked_at or key.valid_until
+        raise Rejected(
+            "key_not_valid",
+            f"key {h.key} is valid from {key.valid_from} until {until or 'revoked'};"
+            f" record observed at {h.observed_at}",
+            h.id,
+        )
+    if h.type not in source.types:
+        raise Rejected(
+            "type_not_allowed", f"source {h.pilot}/{h.source} may not publish {h.type!r}", h.id
+        )
+    return key.verifier
+
+
+def precheck(
+    topic: str,
+    raw: bytes,
+    registry: Registry,
+    *,
+    max_bytes: int,
+    consent_check: ConsentCheck = no_consent_check,
+) -> Candidate:
+    """Every check that needs no signature work. Raises Rejected."""
+    record = parse_message(raw, max_bytes=max_bytes)
+    check_topic(record, topic)
+    verifier = check_registry(record, registry)
+    consent_check(record.header)
+    h = record.header
+    return Candidate(record, verifier, receipts_topic(h.pilot, h.source))
+
+
+def verify(candidate: Candidate) -> Verified:
+    """Signature over JCS(header), then the body's commitment. Raises Rejected.
+
+    Runs in a worker thread: Ed25519 releases the GIL.
+    """
+    record = candidate.record
+    rid = record.header.id
+    try:
+        leaf = record.header.canonical()
+        check_signature(leaf, record.sig, candidate.verifier)
+    except SignatureError as exc:
+        raise Rejected("bad_signature", str(exc), rid) from None
+    except InvalidEnvelope as exc:
+        raise Rejected("invalid_envelope", exc.detail, rid) from None
+    try:
+        # JCS(payload) once: it is both the commitment's input and the stored body.
+        payload = canonical_json(record.body.payload)
+    except InvalidEnvelope as exc:
+        raise Rejected("invalid_envelope", exc.detail, rid) from None
+    salt = b64url_decode(record.body.salt)
+    if sha256(salt + payload).hexdigest() != record.header.commitment:
+        raise Rejected("commitment_mismatch", "payload and salt do not match commitment", rid)
+    return Verified(record, leaf, payload, candidate.receipts_topic)
+
+
+def verify_chunk(candidates: list[Candidate]) -> list[Verified | Rejected]:
+    """Verify a chunk in one thread-pool task (one hand-off per chunk, not per record)."""
+    out: list[Verified | Rejected] = []
+    for c in candidates:
+        try:
+            out.append(verify(c))
+        except Rejected as exc:
+            out.append(exc)
+    return out

@@ -1,0 +1,57 @@
+"""The bearer check every data route calls: ``Authorization: Bearer <access token>`` to the
+caller (RFC 6750). It raises ``Unauthorized`` (RFC 6750 3.1), which each route family renders
+in its own error shape (JSON or OperationOutcome)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from ..access.control import AccessControl, Caller
+from ..appkeys import ACCESS, hub_of
+from ..errors import Unauthorized
+from .errors import InvalidToken
+from .tokens import AccessToken, check_access_token
+
+
+def access_of(request: web.Request) -> AccessControl:
+    return request.app[ACCESS]
+
+
+def issuer(request: web.Request) -> str:
+    """The hub's base URL: configured, or the one the request came in on."""
+    configured = hub_of(request).settings.public_url
+    if configured:
+        return configured.rstrip("/")
+    return f"{request.scheme}://{request.host}"
+
+
+def authenticate(request: web.Request) -> Caller:
+    """The caller of a data route, from ``Authorization: Bearer <access token>``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise Unauthorized(
+            "send Authorization: Bearer <access token> (get one at /oauth/token)",
+            code="missing_token",
+        )
+    raw = raw.strip()
+    access = access_of(request)
+    now = int(time.time())
+    base = issuer(request)
+    claims = access.token_cache.get((base, raw))
+    if claims is None or claims.expires_at <= now:
+        claims = _verify(access, raw, base, now)
+    return Caller(claims.client_id, claims.org, claims.pilot, claims)
+
+
+def _verify(access: AccessControl, raw: str, base: str, now: int) -> AccessToken:
+    try:
+        claims = check_access_token(raw, key=access.key.key, issuer=base, now=now)
+    except InvalidToken as exc:
+        raise Unauthorized(exc.description, code="invalid_token") from None
+    if len(access.token_cache) > 10_000:
+        access.token_cache = {t: c for t, c in access.token_cache.items() if c.expires_at > now}
+    access.token_cache[(base, raw)] = claims
+    return claims
