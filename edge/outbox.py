@@ -23,6 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from ledger import sqlite
+
 from .errors import OutboxError
 from .receipts import Expected, ProofCheck, Receipt, ReceiptJudge, Verdict
 from .signer import Sealed
@@ -90,14 +92,9 @@ class Settled:
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     try:
-        if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        else:
-            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
+        return sqlite.connect(path, readonly=readonly)
     except sqlite3.Error as exc:
         raise OutboxError(f"cannot open outbox {path}: {exc}") from None
-    return conn
 
 
 class Outbox:
@@ -107,13 +104,11 @@ class Outbox:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutboxError(f"cannot create {self.path.parent}: {exc.strerror}") from None
-        self.conn = connect(self.path)
         try:
-            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal":
-                raise OutboxError(f"{self.path}: the outbox needs WAL mode, got {mode}")
-            self.conn.execute("PRAGMA synchronous = FULL")
-            self.conn.executescript(SCHEMA)
+            self.conn = sqlite.open_wal(self.path, SCHEMA, synchronous="FULL")
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{self.path} is not a usable outbox: {exc}") from None
+        try:
             version = self.meta("schema")
             if version is None:
                 self.set_meta("schema", SCHEMA_VERSION)

@@ -106,12 +106,7 @@ def open_ledger(settings: HubSettings) -> HubLedger:
                     f" {log_key!r}; use the hub key that made the log"
                 )
             reader = LedgerReader(settings.db_path)
-            registry = Registry.replay(
-                reader.conn.execute(
-                    "SELECT idx, leaf FROM entries WHERE kind = 'registry' ORDER BY idx"
-                ),
-                settings.pilots,
-            )
+            registry = Registry.replay(reader.leaves("registry"), settings.pilots)
             checkpoints = Checkpointer(settings.origin, signer)
             stored_cp = reader.latest_checkpoint()
             if stored_cp is not None:

@@ -2,9 +2,10 @@
 erasable record bodies.
 
 One writer (the hub's sequencer) appends batches in single durable transactions
-(WAL, synchronous=FULL); readers use their own read-only connections. Schema and ordinary
-queries go through sqlite-utils; the hot append path uses the raw connection's
-``executemany``, which is what the append-rate target needs.
+(WAL, synchronous=FULL); readers use their own read-only connections. The hot append path
+uses the raw connection's ``executemany``, which is what the append-rate target needs. The
+hub's own reads (records of a subject, leaves of a kind, the tail, ...) are in
+:mod:`ledger.queries`; every reader has them.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from .errors import LedgerError, StoreError
 from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX
+from .queries import LedgerQueries
+from .schema import SCHEMA, SCHEMA_VERSION
+from .sqlite import MAX_INTEGER, check_integer, connect, open_wal
 from .tree import (
     Frontier,
     Node,
@@ -33,65 +35,6 @@ from .tree import (
     range_nodes,
 )
 
-SCHEMA_VERSION = "1"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (
-    idx INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    leaf BLOB NOT NULL,
-    leaf_hash BLOB NOT NULL,
-    -- The complete subtrees this leaf closes, levels 1, 2, ... concatenated (32 bytes each):
-    -- node (level, i) covers leaves [i << level, (i + 1) << level) and is closed by the leaf
-    -- at index ((i + 1) << level) - 1. Keeping them on the entry's row makes an append one
-    -- row write and a node lookup a primary-key read.
-    nodes BLOB NOT NULL,
-    sig TEXT,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS records (
-    idx INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    pilot TEXT NOT NULL,
-    source TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    subject TEXT,
-    consent TEXT,
-    observed_at TEXT NOT NULL,
-    key TEXT NOT NULL,
-    UNIQUE (pilot, source, seq)
-);
-CREATE INDEX IF NOT EXISTS records_by_type ON records (pilot, type, observed_at);
-CREATE INDEX IF NOT EXISTS records_by_subject ON records (subject, type, observed_at)
-    WHERE subject IS NOT NULL;
--- Bodies live off-log and can be erased; the leaf (and every proof) stays valid.
-CREATE TABLE IF NOT EXISTS bodies (
-    idx INTEGER PRIMARY KEY,
-    payload BLOB NOT NULL,
-    salt TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    size INTEGER PRIMARY KEY,
-    root BLOB NOT NULL,
-    note TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-"""
-
-RECORD_COLUMNS = (
-    # The signed header's fields the records table indexes, in column order.
-    "id",
-    "pilot",
-    "source",
-    "seq",
-    "type",
-    "subject",
-    "consent",
-    "observed_at",
-    "key",
-)
 #: Largest range one entries() call returns.
 MAX_ENTRIES_PAGE = 1000
 
@@ -139,33 +82,12 @@ class StoredCheckpoint:
     created_at: float
 
 
-#: SQLite INTEGER is a signed 64-bit number; no index or size can be larger.
-_MAX_INDEX = 2**63 - 1
+class LedgerReader(LedgerQueries):
+    """Read access to a ledger file on a connection of its own.
 
-
-def _check_int(value: object, what: str) -> int:
-    # bool is an int subclass; True is not an index.
-    if type(value) is not int or not -_MAX_INDEX <= value <= _MAX_INDEX:
-        raise StoreError(f"{what} must be an integer, not {value!r}")
-    return value
-
-
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    try:
-        if readonly:
-            conn = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
-            )
-        else:
-            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 10000")
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open ledger {path}: {exc}") from None
-    return conn
-
-
-class LedgerReader:
-    """Read access to a ledger file on a connection of its own."""
+    ``conn`` is for ``ledger/`` alone: code elsewhere reads through these methods and the
+    named queries of :class:`ledger.queries.LedgerQueries`.
+    """
 
     def __init__(self, path: Path | str, *, _conn: sqlite3.Connection | None = None) -> None:
         self.path = Path(path)
@@ -173,10 +95,18 @@ class LedgerReader:
             raise StoreError(f"no ledger at {self.path}")
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a directory, not a ledger file")
-        self.conn = _conn or _connect(self.path, readonly=True)
-        self.db = sqlite_utils.Database(self.conn)
-        if _conn is None:
+        if _conn is not None:
+            self.conn = _conn  # the writer's, which makes the schema itself
+            return
+        try:
+            self.conn = connect(self.path, readonly=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open ledger {self.path}: {exc}") from None
+        try:
             self._check_schema()
+        except StoreError:
+            self.conn.close()
+            raise
 
     def _check_schema(self) -> None:
         try:
@@ -224,7 +154,7 @@ class LedgerReader:
         return found
 
     def _check_size(self, size: int, what: str = "size") -> None:
-        _check_int(size, what)
+        check_integer(size, what)
         current = self.size()
         if not 0 <= size <= current:
             raise StoreError(f"{what} {size} is outside the log (0..{current})")
@@ -240,22 +170,22 @@ class LedgerReader:
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         self._check_size(size)
-        _check_int(index, "index")
+        check_integer(index, "index")
         if not 0 <= index < size:
             raise StoreError(f"index {index} is outside a tree of size {size}")
         return hashes_for_ranges(inclusion_ranges(index, size), self.nodes)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         self._check_size(second, "second")
-        _check_int(first, "first")
+        check_integer(first, "first")
         if not 0 < first <= second:
             raise StoreError(f"no consistency proof from size {first} to size {second}")
         return hashes_for_ranges(consistency_ranges(first, second), self.nodes)
 
     # -- entries ---------------------------------------------------------------------------
     def entries(self, start: int, end: int) -> list[Entry]:
-        _check_int(start, "start")
-        _check_int(end, "end")
+        check_integer(start, "start")
+        check_integer(end, "end")
         if not 0 <= start <= end or end - start > MAX_ENTRIES_PAGE:
             raise StoreError(f"entries range [{start}, {end}) is empty, reversed or too long")
         rows = self.conn.execute(
@@ -266,21 +196,11 @@ class LedgerReader:
         return [Entry(*row) for row in rows]
 
     def entry(self, index: int) -> Entry:
-        _check_int(index, "index")
-        rows = self.entries(index, index + 1) if 0 <= index < _MAX_INDEX else []
+        check_integer(index, "index")
+        rows = self.entries(index, index + 1) if 0 <= index < MAX_INTEGER else []
         if not rows:
             raise StoreError(f"no entry at index {index}")
         return rows[0]
-
-    def iter_entries(self, start: int = 0, batch: int = 10_000) -> Iterator[Entry]:
-        """Every entry from ``start`` in index order, streamed (for verifiers and exports)."""
-        cur = self.conn.execute(
-            "SELECT idx, kind, leaf, leaf_hash, sig FROM entries WHERE idx >= ? ORDER BY idx",
-            (start,),
-        )
-        while rows := cur.fetchmany(batch):
-            for row in rows:
-                yield Entry(*row)
 
     # -- records and bodies ----------------------------------------------------------------
     def record_index(self, record_id: str) -> int | None:
@@ -294,15 +214,9 @@ class LedgerReader:
         ).fetchone()
         return None if row is None else int(row[0])
 
-    def last_seq(self, pilot: str, source: str) -> int:
-        row = self.conn.execute(
-            "SELECT max(seq) FROM records WHERE pilot = ? AND source = ?", (pilot, source)
-        ).fetchone()
-        return int(row[0] or 0)
-
     def body(self, index: int) -> dict[str, Any] | None:
         """``{"payload": ..., "salt": ...}`` of a record, or None once erased."""
-        _check_int(index, "index")
+        check_integer(index, "index")
         row = self.conn.execute(
             "SELECT payload, salt FROM bodies WHERE idx = ?", (index,)
         ).fetchone()
@@ -310,21 +224,24 @@ class LedgerReader:
             return None
         return {"payload": json.loads(row[0]), "salt": row[1]}
 
-    def query_records(
-        self, where: str, params: Mapping[str, Any], limit: int, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        """Record rows (header columns plus idx) matching a WHERE clause with named
-        parameters; ``where`` is written by our code, values only ever travel as parameters."""
-        sql = (
-            f"SELECT idx, {', '.join(RECORD_COLUMNS)} FROM records WHERE {where}"
-            " ORDER BY observed_at, idx LIMIT :limit OFFSET :offset"
-        )
-        return list(self.db.query(sql, {**params, "limit": limit, "offset": offset}))
-
     # -- checkpoints -----------------------------------------------------------------------
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         row = self.conn.execute(
             "SELECT size, root, note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else StoredCheckpoint(*row)
+
+    def checkpoint_within(self, low: int, high: int) -> StoredCheckpoint | None:
+        """The largest stored checkpoint with ``low < size <= high`` (a reader catching up
+        in steps ends each on a signed tree head, so each step is verified against one)."""
+        check_integer(low, "low")
+        check_integer(high, "high")
+        if not 0 <= low <= high:
+            raise StoreError(f"checkpoint sizes ({low}, {high}] are negative or reversed")
+        row = self.conn.execute(
+            "SELECT size, root, note, created_at FROM checkpoints"
+            " WHERE size > ? AND size <= ? ORDER BY size DESC LIMIT 1",
+            (low, high),
         ).fetchone()
         return None if row is None else StoredCheckpoint(*row)
 
@@ -346,18 +263,18 @@ class LedgerWriter(LedgerReader):
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from None
-        conn = _connect(path, readonly=False)
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory, not a ledger file")
+        try:
+            # A record is acknowledged only after its transaction is durable: FULL.
+            conn = open_wal(path, SCHEMA, synchronous="FULL", max_page_count=max_page_count)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path} is not a usable ledger: {exc}") from None
         super().__init__(path, _conn=conn)
         # The writer's connection is used from the sequencer's executor thread and from
         # checkpoint signing; one lock keeps their transactions apart.
         self._lock = threading.Lock()
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            # A record is acknowledged only after its transaction is durable (DESIGN: Storage).
-            conn.execute("PRAGMA synchronous = FULL")
-            if max_page_count:
-                conn.execute(f"PRAGMA max_page_count = {int(max_page_count)}")
-            conn.executescript(SCHEMA)
             existing = self.meta("schema")
             if existing is None:
                 self._set_meta("schema", SCHEMA_VERSION)
@@ -372,6 +289,9 @@ class LedgerWriter(LedgerReader):
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(f"{path} is not a usable ledger: {exc}") from None
+        except StoreError:
+            conn.close()
+            raise
         self._size = super().size()
         self.frontier = Frontier.from_nodes(self._size, self.nodes)
 
@@ -396,9 +316,9 @@ class LedgerWriter(LedgerReader):
             raise StoreError(f"append of a malformed batch: {exc}") from None
 
     def _append(self, batch: Sequence[NewEntry], erase: Sequence[int]) -> list[Entry]:
-        erase = [_check_int(i, "erased index") for i in erase]
+        erase = [check_integer(i, "erased index") for i in erase]
         now = time.time()
-        # The hot path (DESIGN: group commit): hash the batch in one comprehension, extend
+        # The hot path (group commit): hash the batch in one comprehension, extend
         # the tree in one call, and build rows without per-entry helper calls.
         leaf_hashes = [sha256(LEAF_PREFIX + e.leaf).digest() for e in batch]
         # Under the lock from the frontier copy to the commit, so that two callers cannot
@@ -452,7 +372,7 @@ class LedgerWriter(LedgerReader):
         return [Entry(row[0], row[1], row[2], row[3], row[5]) for row in entry_rows]
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
-        _check_int(size, "checkpoint size")
+        check_integer(size, "checkpoint size")
         with self._lock:
             try:
                 self.conn.execute(

@@ -25,8 +25,9 @@ from .entries import ENTRY_KINDS
 from .errors import CheckpointError, KeyFileError, LedgerError, StoreError
 from .hashing import HASH_SIZE, LEAF_PREFIX
 from .keys import b64url_decode, public_key_from_b64, raw_public
+from .schema import RECORD_COLUMNS
 from .sigcheck import PendingSig, SignatureChecks
-from .store import RECORD_COLUMNS, LedgerReader, StoredCheckpoint
+from .store import LedgerReader, StoredCheckpoint
 from .tree import Frontier
 
 #: Problems listed in full; past this only their count grows.

@@ -74,16 +74,8 @@ class AccessControl:
         self._key = load_or_create_token_key(self.settings.token_key_path)
         self._db = AccessDb(self.settings.access_db)
         reader = hub.ledger.reader
-        self._book = ConsentBook.replay(
-            self.pilots,
-            reader.conn.execute(
-                "SELECT idx, leaf FROM entries WHERE kind = 'consent' ORDER BY idx"
-            ),
-            self._db,
-        )
-        for index, leaf in reader.conn.execute(
-            "SELECT idx, leaf FROM entries WHERE kind = 'access' ORDER BY idx"
-        ):
+        self._book = ConsentBook.replay(self.pilots, reader.leaves("consent"), self._db)
+        for index, leaf in reader.leaves("access"):
             self._index_access(index, json.loads(leaf))
 
     def close(self) -> None:

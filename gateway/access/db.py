@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ledger.sqlite import open_wal
+
 from ..errors import ConfigError
 from ..smart.assertion import RegisteredClient
 
@@ -64,11 +66,8 @@ class AccessDb:
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = FULL")
-            self.conn.execute("PRAGMA busy_timeout = 10000")
-            self.conn.executescript(SCHEMA)
+            # FULL: a client or a Consent version is stored before the log names it.
+            self.conn = open_wal(path, SCHEMA, synchronous="FULL")
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"cannot open the hub's access file {path}: {exc}") from None
         self.path = path

@@ -13,7 +13,6 @@ from ledger.envelope import utc_now
 from ledger.store import NewEntry
 
 from ..hub import Hub
-from ..queries import oldest_bodies
 from ..registry.state import parse_time
 from .control import AccessControl
 
@@ -30,12 +29,12 @@ async def sweep(hub: Hub, access: AccessControl, now: datetime | None = None) ->
     for pilot in access.pilots.values():
         for data_type in pilot.data_types:
             while True:
-                rows = oldest_bodies(hub.ledger.reader.conn, pilot.id, data_type.id, CHUNK)
+                held = hub.ledger.reader.oldest_bodies(pilot.id, data_type.id, CHUNK)
                 due = []
-                for index, record_id, observed_at in rows:
-                    if data_type.retention.until(parse_time(observed_at)) > now:
+                for body in held:
+                    if data_type.retention.until(parse_time(body.observed_at)) > now:
                         break  # oldest first: the rest are not due either
-                    due.append((index, record_id))
+                    due.append(body)
                 if not due:
                     break
                 stamp = utc_now()
@@ -43,14 +42,18 @@ async def sweep(hub: Hub, access: AccessControl, now: datetime | None = None) ->
                     NewEntry(
                         "erasure",
                         ErasureEntry(
-                            at=stamp, actor=ACTOR, index=i, record=rid, reason="retention"
+                            at=stamp,
+                            actor=ACTOR,
+                            index=body.index,
+                            record=body.record,
+                            reason="retention",
                         ).leaf(),
                     )
-                    for i, rid in due
+                    for body in due
                 ]
-                await hub.sequencer.append(entries, erase=[i for i, _ in due])
+                await hub.sequencer.append(entries, erase=[body.index for body in due])
                 total += len(due)
-                if len(due) < len(rows) or len(rows) < CHUNK:
+                if len(due) < len(held) or len(held) < CHUNK:
                     break
     if total:
         log.info("erased %d bodies past retention", total)

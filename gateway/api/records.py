@@ -19,7 +19,6 @@ from ..access.gate import gated
 from ..access.purpose import HEADER, parse_purpose
 from ..appkeys import ACCESS, hub_of
 from ..errors import BadParameter, Forbidden
-from ..queries import type_records
 from .params import int_param, str_param
 
 routes = web.RouteTableDef()
@@ -84,8 +83,9 @@ async def records(request: web.Request) -> web.Response:
         if not decision.allowed:
             await gate.log(decision)
             raise Forbidden(decision.detail, code=decision.reason.value)
-        rows = type_records(
-            hub_of(request).ledger.reader.conn,
+        # On the event loop on purpose: one indexed range read, well under a millisecond,
+        # cheaper than a hop to a thread.
+        rows = hub_of(request).ledger.reader.type_records(
             pilot=pilot.id,
             data_type=data_type,
             since=since,

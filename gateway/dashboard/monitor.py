@@ -19,9 +19,8 @@ from prometheus_client import Counter, Histogram
 from ledger.store import LedgerReader
 
 from ..hub import Hub
-from .queries import stored_checkpoint_within, tail
 from .summary import COUNTER_WINDOW_S, HubSample, build_summary
-from .tally import LogTally, fold
+from .tally import CITY_TYPES, LogTally, fold
 from .verification import IncrementalVerifier
 
 log = logging.getLogger("swiftchain.hub.dashboard")
@@ -121,7 +120,7 @@ class DashboardMonitor:
     def _advance(self, head_size: int, head_note: str) -> None:
         """Fold and verify entries up to the newest checkpoint (in the executor)."""
         assert self._reader is not None and self.verifier is not None
-        conn = self._reader.conn
+        reader = self._reader
         deadline = time.monotonic() + CATCH_UP_BUDGET_S
         while self.tally.size < head_size and time.monotonic() < deadline:
             start = self.tally.size
@@ -129,10 +128,12 @@ class DashboardMonitor:
             note: str | None = head_note
             if end - start > CHUNK:
                 end, note = start + CHUNK, None
-                stored = stored_checkpoint_within(conn, start, end)
+                stored = reader.checkpoint_within(start, end)
                 if stored is not None:
                     end, note = stored.size, stored.note
-            rows = tail(conn, start, end)
+            # Bodies only of the non-personal city records the charts draw: a personal
+            # record's body is never read by the dashboard at all.
+            rows = reader.tail(start, end, bodies_of=CITY_TYPES)
             if not rows:
                 return
             fold(self.tally, rows)

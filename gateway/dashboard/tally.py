@@ -1,7 +1,7 @@
 """What the dashboard keeps from the log: one fold over new entries only.
 
-The monitor reads the entries a new checkpoint covers (``queries.tail``) and folds them into a
-``LogTally``: counts by kind and pilot, records per commit second, consent states, the latest
+The monitor reads the entries a new checkpoint covers (``LedgerReader.tail``) and folds them
+into a ``LogTally``: counts by kind and pilot, records per commit second, consent states, the latest
 access decisions (already redacted) and the city readings the charts draw. ``fold`` is the
 one function here that changes state; it does no I/O and reads no clock, so a test feeds it
 rows and reads the tally back.
@@ -16,6 +16,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
+
+from ledger.queries import TailEntry
 
 AIR_QUALITY = "city.air-quality"
 TRAFFIC_FLOW = "city.traffic-flow"
@@ -35,23 +37,6 @@ SHOWN_PREFIX = 6
 P = TypeVar("P")
 
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,}")
-
-
-@dataclass(frozen=True)
-class TailRow:
-    """One log entry as the tail query returns it; ``payload`` only for non-personal city
-    records (the query never reads another body)."""
-
-    index: int
-    kind: str
-    leaf: bytes
-    leaf_hash: bytes
-    created_at: float
-    pilot: str | None = None
-    source: str | None = None
-    type: str | None = None
-    observed_at: str | None = None
-    payload: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +152,7 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
 # -- the fold ----------------------------------------------------------------------------------
 
 
-def fold(tally: LogTally, rows: list[TailRow]) -> None:
+def fold(tally: LogTally, rows: list[TailEntry]) -> None:
     """Add ``rows`` (consecutive, in index order) to ``tally``."""
     for row in rows:
         tally.size = row.index + 1
@@ -185,7 +170,7 @@ def fold(tally: LogTally, rows: list[TailRow]) -> None:
             del tally.per_second[second]
 
 
-def _record(tally: LogTally, row: TailRow) -> None:
+def _record(tally: LogTally, row: TailEntry) -> None:
     pilot = row.pilot or "?"
     tally.records_by_pilot[pilot] += 1
     tally.per_second.setdefault(int(row.created_at), Counter())[pilot] += 1
@@ -233,7 +218,7 @@ def _series(table: dict[str, deque[P]], key: str) -> deque[P]:
     return series
 
 
-def _consent(tally: LogTally, row: TailRow) -> None:
+def _consent(tally: LogTally, row: TailEntry) -> None:
     leaf = _json_object(row.leaf)
     consent = _text(leaf.get("consent")) if leaf else None
     if leaf is None or consent is None:
@@ -248,7 +233,7 @@ def _consent(tally: LogTally, row: TailRow) -> None:
     tally.consents[consent] = state
 
 
-def _access(tally: LogTally, row: TailRow) -> None:
+def _access(tally: LogTally, row: TailEntry) -> None:
     leaf = _json_object(row.leaf)
     if leaf is None:
         tally.unreadable += 1

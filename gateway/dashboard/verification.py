@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
 from ledger.errors import LedgerError
 from ledger.hashing import leaf_hash
+from ledger.queries import TailEntry
 from ledger.tree import Frontier
-
-from .tally import TailRow
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class IncrementalVerifier:
     def ok(self) -> bool:
         return self.failure is None
 
-    def feed(self, rows: Sequence[TailRow]) -> None:
+    def feed(self, rows: Sequence[TailEntry]) -> None:
         """Recompute the leaf hashes of the next entries; stop at the first that differs."""
         if self.failure is not None:
             return

@@ -14,6 +14,7 @@ from fhir.resources.R4B.consent import Consent
 
 from ledger.entries import ConsentEntry, ErasureEntry
 from ledger.envelope import utc_now
+from ledger.queries import HeldBody
 from ledger.store import Entry, NewEntry
 from pilots import Pilot, can_audit, can_manage_consent, parse_consent, with_status
 from pilots.errors import ConsentError
@@ -23,7 +24,6 @@ from ..access.consents import consent_bytes
 from ..access.control import AccessControl, Caller
 from ..appkeys import ACCESS, hub_of
 from ..errors import BadParameter, Forbidden, NotFound
-from ..queries import bodies_of_consent
 from ..smart.bearer import authenticate
 from ..smart.scopes import allows
 from .outcome import FHIR_JSON
@@ -113,25 +113,29 @@ async def commit_consent(
         resource_hash=digest,
         erase=erase,
     )
-    erased: list[tuple[int, str]] = []
+    erased: list[HeldBody] = []
     if erase:
-        erased = bodies_of_consent(hub.ledger.reader.conn, pilot.id, subject, consent.id)
+        erased = hub.ledger.reader.bodies_of_consent(pilot.id, subject, consent.id)
     entries = [NewEntry("consent", entry.leaf())]
     entries.extend(
         NewEntry(
             "erasure",
             ErasureEntry(
-                at=now, actor=caller.client_id, index=i, record=rid, reason="consent-withdrawn"
+                at=now,
+                actor=caller.client_id,
+                index=body.index,
+                record=body.record,
+                reason="consent-withdrawn",
             ).leaf(),
         )
-        for i, rid in erased
+        for body in erased
     )
 
     def committed(done: list[Entry]) -> None:
         access.book.apply(done[0].index, entry, consent)
 
     stored_entries = await hub.sequencer.append(
-        entries, erase=[i for i, _ in erased], committed=committed
+        entries, erase=[body.index for body in erased], committed=committed
     )
     return stored_entries[0], len(erased)
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from fhir.resources.R4B.bundle import Bundle, BundleLink
 from yarl import URL
 
+from ledger.queries import HeldRecord
 from pilots import Decision, Pilot, decide_access
 
 from ..access.consents import ConsentBook
@@ -22,7 +23,6 @@ from ..access.gate import Gate, gated
 from ..access.purpose import HEADER, parse_purpose
 from ..appkeys import ACCESS, hub_of
 from ..errors import BadParameter, Forbidden
-from ..queries import Row, subject_records
 from ..smart.bearer import issuer
 from ..smart.scopes import allows
 from .outcome import FHIR_JSON
@@ -93,8 +93,9 @@ async def search(request: web.Request, resource: str) -> web.Response:
             await gate.log(decision)
             raise Forbidden(decision.detail, code=decision.reason.value)
         limit = hub_of(request).settings.search_max_matches
-        rows = subject_records(
-            hub_of(request).ledger.reader.conn,
+        # On the event loop on purpose: one indexed range read (the subject index), well
+        # under a millisecond, cheaper than a hop to a thread.
+        rows = hub_of(request).ledger.reader.subject_records(
             pilot=pilot.id,
             subject=params.subject,
             data_type=data_type,
@@ -114,14 +115,14 @@ async def search(request: web.Request, resource: str) -> web.Response:
 
 
 def _permitted(
-    rows: list[Row],
+    rows: list[HeldRecord],
     book: ConsentBook,
     pilot: Pilot,
     gate: Gate,
     params: Search,
     now: datetime,
     decision: Decision,
-) -> list[Row]:
+) -> list[HeldRecord]:
     """Rows whose own named Consent permits this access (and, when codes were asked for,
     whose resource carries one of them)."""
     verdicts: dict[str | None, bool] = {}
@@ -155,7 +156,7 @@ def _permitted(
 
 
 def _bundle(
-    request: web.Request, resource: str, params: Search, page: list[Row], total: int
+    request: web.Request, resource: str, params: Search, page: list[HeldRecord], total: int
 ) -> bytes:
     """A searchset Bundle. The shell is a ``fhir.resources`` model; the entries' resources
     are the stored bodies, spliced in as the exact JCS bytes committed to (validated where
@@ -183,7 +184,7 @@ def _bundle(
     return shell.encode()[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
 
 
-def _resource_id(row: Row) -> str:
+def _resource_id(row: HeldRecord) -> str:
     try:
         value = json.loads(row.payload).get("id")
     except (ValueError, AttributeError):

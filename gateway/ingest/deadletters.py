@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import StoreError
+from ledger.sqlite import open_wal
 
 #: Bytes of a rejected message kept for inspection.
 MAX_KEPT_BYTES = 16 * 1024
@@ -48,12 +49,9 @@ class DeadLetters:
         self._pending: list[DeadLetter] = []
         self._lock = threading.Lock()
         try:
-            self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode = WAL")
             # Losing the last few dead letters in a power cut is acceptable; they are a
             # diagnostic, and every sender already got its rejected receipt.
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.executescript(SCHEMA)
+            self._conn = open_wal(path, SCHEMA, synchronous="NORMAL")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open dead-letter table {path}: {exc}") from None
 

@@ -36,9 +36,4 @@ def read_registry(settings: HubSettings) -> Registry:
     if not settings.db_path.exists():
         return Registry(configured_pilots=frozenset(settings.pilots))
     with LedgerReader(settings.db_path) as reader:
-        return Registry.replay(
-            reader.conn.execute(
-                "SELECT idx, leaf FROM entries WHERE kind = 'registry' ORDER BY idx"
-            ),
-            settings.pilots,
-        )
+        return Registry.replay(reader.leaves("registry"), settings.pilots)

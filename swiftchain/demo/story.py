@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import aiohttp
 
+from ledger.store import LedgerReader
 from ledger.verify import VerifyReport, verify_ledger
 from simulators.network import Network
 from simulators.replay import QueryOutcome, ReplayReport
@@ -94,26 +96,29 @@ async def audit_step(
 
 
 def tamper_copy(db_path: Path, copy: Path) -> int:
-    """Copy the live ledger (SQLite's online backup) and change one record's leaf in the
-    copy; the index changed."""
+    """Copy the live ledger (SQLite's online backup) and change the middle record's leaf in
+    the copy; the index changed."""
     copy.unlink(missing_ok=True)
     source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     target = sqlite3.connect(copy)
     try:
         source.backup(target)
-        count = target.execute("SELECT count(*) FROM entries WHERE kind = 'record'").fetchone()[0]
-        index, leaf = target.execute(
-            "SELECT idx, leaf FROM entries WHERE kind = 'record' ORDER BY idx LIMIT 1 OFFSET ?",
-            (count // 2,),
-        ).fetchone()
-        # A forger edits what the log says a source sent: the header's sequence number here.
-        forged = bytes(leaf).replace(b'"seq":', b'"seq":9', 1)
-        target.execute("UPDATE entries SET leaf = ? WHERE idx = ?", (forged, index))
-        target.commit()
-        return int(index)
     finally:
         source.close()
         target.close()
+    with LedgerReader(copy) as reader:
+        count = sum(1 for _ in reader.leaves("record"))
+        index, leaf = next(islice(reader.leaves("record"), count // 2, None))
+    # A forger edits what the log says a source sent (the header's sequence number here),
+    # in the file itself: no API of the ledger's would write it, which is the point.
+    forged = leaf.replace(b'"seq":', b'"seq":9', 1)
+    forger = sqlite3.connect(copy)
+    try:
+        forger.execute("UPDATE entries SET leaf = ? WHERE idx = ?", (forged, index))
+        forger.commit()
+    finally:
+        forger.close()
+    return index
 
 
 async def tamper_step(db_path: Path, workdir: Path) -> StoryStep:

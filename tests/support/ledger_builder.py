@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ledger.canonical import canonical_json
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
@@ -70,6 +71,32 @@ class LedgerBuilder:
                 payload={"station": self.source, "pm25": 10 + self.seq % 40, "no2": 21.5},
                 signing_key=self.source_key,
             )
+
+    def append_record(
+        self,
+        payload: dict[str, Any],
+        *,
+        type: str = "city.air-quality",
+        subject: str | None = None,
+        consent: str | None = None,
+        observed_at: str | None = None,
+    ) -> int:
+        """Seal and append one record of this builder's source (personal with a subject and
+        the consent covering it); returns its index."""
+        self.seq += 1
+        record = seal(
+            pilot=self.pilot,
+            source=self.source,
+            seq=self.seq,
+            type=type,
+            payload=payload,
+            signing_key=self.source_key,
+            subject=subject,
+            consent=consent,
+            observed_at=observed_at,
+        )
+        (stored,) = self.writer.append([record_entry(record)])
+        return stored.index
 
     def append_records(self, n: int, batch: int = 1000) -> None:
         pending: list[NewEntry] = []

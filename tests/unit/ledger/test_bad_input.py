@@ -88,6 +88,20 @@ def writer(tmp_path: Path) -> Iterator[LedgerWriter]:
     w.close()
 
 
+_SUBJECT: dict[str, Any] = {
+    "pilot": "chronic-care",
+    "subject": "patient-0001",
+    "data_type": "fhir.Observation",
+    "since": None,
+    "until": None,
+}
+_TYPE: dict[str, Any] = {
+    "pilot": "city-air",
+    "data_type": "city.air-quality",
+    "since": None,
+    "until": None,
+}
+
 READER_CALLS: list[tuple[str, Callable[[LedgerReader], Any]]] = [
     ("root(str)", lambda r: r.root("3")),
     ("root(-1)", lambda r: r.root(-1)),
@@ -109,6 +123,33 @@ READER_CALLS: list[tuple[str, Callable[[LedgerReader], Any]]] = [
     ("entry(missing)", lambda r: r.entry(99)),
     ("body(str)", lambda r: r.body("x")),
     ("body(huge)", lambda r: r.body(2**70)),
+    # The hub's named queries (ledger.queries). A negative LIMIT would mean "no limit" to
+    # SQLite, so each is refused before it gets there.
+    ("leaves(unknown kind)", lambda r: r.leaves("records")),
+    ("leaves(None)", lambda r: r.leaves(None)),
+    ("subject_records(limit -1)", lambda r: r.subject_records(**_SUBJECT, limit=-1)),
+    ("subject_records(limit str)", lambda r: r.subject_records(**_SUBJECT, limit="5")),
+    (
+        "subject_records(since int)",
+        lambda r: r.subject_records(**{**_SUBJECT, "since": 1}, limit=5),
+    ),
+    (
+        "subject_records(subject None)",
+        lambda r: r.subject_records(**{**_SUBJECT, "subject": None}, limit=5),
+    ),
+    ("type_records(limit -1)", lambda r: r.type_records(**_TYPE, after=-1, limit=-1)),
+    ("type_records(after float)", lambda r: r.type_records(**_TYPE, after=0.5, limit=5)),
+    ("type_records(after bool)", lambda r: r.type_records(**_TYPE, after=True, limit=5)),
+    ("bodies_of_consent(None)", lambda r: r.bodies_of_consent("p", "s", None)),
+    ("oldest_bodies(limit -1)", lambda r: r.oldest_bodies("p", "city.air-quality", -1)),
+    ("oldest_bodies(limit huge)", lambda r: r.oldest_bodies("p", "city.air-quality", 2**70)),
+    ("tail(negative)", lambda r: r.tail(-1, 3, bodies_of=())),
+    ("tail(reversed)", lambda r: r.tail(3, 1, bodies_of=())),
+    ("tail(str)", lambda r: r.tail("0", 3, bodies_of=())),
+    ("tail(bodies_of None)", lambda r: r.tail(0, 3, bodies_of=[None])),
+    ("checkpoint_within(negative)", lambda r: r.checkpoint_within(-1, 3)),
+    ("checkpoint_within(reversed)", lambda r: r.checkpoint_within(3, 1)),
+    ("checkpoint_within(float)", lambda r: r.checkpoint_within(0, 3.0)),
 ]
 
 

@@ -62,7 +62,7 @@ def test_records_bodies_and_erasure(tmp_path: Path) -> None:
     builder.erase(3)
     assert builder.writer.body(3) is None
     assert builder.writer.entry(3).kind == "record"  # the leaf stays
-    assert builder.writer.last_seq("air-quality", "station-1") == 5
+    assert builder.writer.seq_index("air-quality", "station-1", 5) == 5
     builder.close()
 
 

@@ -11,13 +11,13 @@ from gateway.dashboard.tally import (
     PARKING,
     TRAFFIC_FLOW,
     LogTally,
-    TailRow,
     epoch,
     fold,
     redact,
     shorten,
 )
 from ledger.entries import AccessEntry, ConsentEntry
+from ledger.queries import TailEntry
 
 T0 = 1_780_000_000.0
 SUBJECT = "ab" * 32
@@ -32,16 +32,16 @@ def record(
     source: str = "s1",
     observed_at: str = "2026-05-04T08:00:00Z",
     at: float = T0,
-) -> TailRow:
+) -> TailEntry:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return TailRow(index, "record", b"{}", b"", at, pilot, source, type_, observed_at, body)
+    return TailEntry(index, "record", b"{}", b"", at, pilot, source, type_, observed_at, body)
 
 
-def entry(index: int, kind: str, leaf: bytes, at: float = T0) -> TailRow:
-    return TailRow(index, kind, leaf, b"", at)
+def entry(index: int, kind: str, leaf: bytes, at: float = T0) -> TailEntry:
+    return TailEntry(index, kind, leaf, b"", at)
 
 
-def consent(index: int, cid: str, action: str, status: str) -> TailRow:
+def consent(index: int, cid: str, action: str, status: str) -> TailEntry:
     leaf = ConsentEntry(
         action=action,  # type: ignore[arg-type]
         at="2026-05-04T08:00:00Z",
@@ -55,7 +55,7 @@ def consent(index: int, cid: str, action: str, status: str) -> TailRow:
     return entry(index, "consent", leaf)
 
 
-def access(index: int, decision: str, break_glass: bool = False) -> TailRow:
+def access(index: int, decision: str, break_glass: bool = False) -> TailEntry:
     leaf = AccessEntry(
         at="2026-05-04T08:00:00Z",
         client="hospital-a-ehr",

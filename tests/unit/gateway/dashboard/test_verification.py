@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.dashboard.tally import TailRow
 from gateway.dashboard.verification import IncrementalVerifier
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.hashing import leaf_hash
 from ledger.keys import generate_key
+from ledger.queries import TailEntry
 from ledger.tree import root_of
 
 ORIGIN = "test.swiftchain/ledger"
@@ -19,11 +19,11 @@ def signer() -> NoteSigner:
     return NoteSigner(ORIGIN, generate_key())
 
 
-def rows(start: int, end: int) -> list[TailRow]:
+def rows(start: int, end: int) -> list[TailEntry]:
     out = []
     for i in range(start, end):
         leaf = f'{{"n":{i}}}'.encode()
-        out.append(TailRow(i, "record", leaf, leaf_hash(leaf), 0.0))
+        out.append(TailEntry(i, "record", leaf, leaf_hash(leaf), 0.0))
     return out
 
 
@@ -46,7 +46,7 @@ def test_verifies_in_steps_up_to_each_checkpoint(signer: NoteSigner) -> None:
 def test_a_changed_leaf_is_caught_at_its_index(signer: NoteSigner) -> None:
     v = IncrementalVerifier(signer.verifier, ORIGIN)
     batch = rows(0, 6)
-    batch[3] = TailRow(3, "record", b'{"n":"changed"}', batch[3].leaf_hash, 0.0)
+    batch[3] = TailEntry(3, "record", b'{"n":"changed"}', batch[3].leaf_hash, 0.0)
     v.feed(batch)
     assert v.failure is not None and v.failure.index == 3
     assert v.size == 3
@@ -58,7 +58,7 @@ def test_a_leaf_rewritten_with_its_hash_breaks_the_root(signer: NoteSigner) -> N
     v = IncrementalVerifier(signer.verifier, ORIGIN)
     batch = rows(0, 4)
     forged = b'{"n":"forged"}'
-    batch[2] = TailRow(2, "record", forged, leaf_hash(forged), 0.0)
+    batch[2] = TailEntry(2, "record", forged, leaf_hash(forged), 0.0)
     v.feed(batch)
     assert v.ok
     v.check(note(signer, 4))

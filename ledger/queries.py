@@ -1,0 +1,203 @@
+"""The named reads the hub makes of the ledger, as methods every ``LedgerReader`` has: the
+leaves of one entry kind (to replay the registry, the consents, the audit index), a person's
+records or a type's records with the bodies still held (the data routes), the held bodies due
+for erasure, and the tail of the log (the dashboard).
+
+Nothing outside ``ledger/`` writes SQL on the ledger's tables; callers get these typed rows,
+never a connection or a cursor, which is also what lets another store stand in for SQLite.
+Each query is one indexed read, and values only ever travel as SQL parameters.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+
+from .entries import ENTRY_KINDS
+from .errors import StoreError
+from .sqlite import check_integer
+
+
+@dataclass(frozen=True)
+class HeldRecord:
+    """A record whose body is still held, as the data routes answer with it."""
+
+    index: int
+    id: str
+    source: str
+    consent: str | None
+    observed_at: str
+    payload: bytes
+    """JCS(payload): exactly the bytes the record's commitment covers."""
+
+
+@dataclass(frozen=True)
+class HeldBody:
+    """A body still held: its entry, its record id and observation time (what an
+    ``erasure`` entry names and what retention is measured from)."""
+
+    index: int
+    record: str
+    observed_at: str
+
+
+@dataclass(frozen=True)
+class TailEntry:
+    """One log entry with what is indexed about it; ``payload`` only for non-personal
+    records of the types asked for (:meth:`LedgerQueries.tail` never reads another body)."""
+
+    index: int
+    kind: str
+    leaf: bytes
+    leaf_hash: bytes
+    created_at: float
+    pilot: str | None = None
+    source: str | None = None
+    type: str | None = None
+    observed_at: str | None = None
+    payload: bytes | None = None
+
+
+def _check_count(value: object, what: str) -> int:
+    count = check_integer(value, what)
+    # SQLite reads a negative LIMIT as no limit at all: never let one through.
+    if count < 0:
+        raise StoreError(f"{what} must not be negative, not {count}")
+    return count
+
+
+def _check_text(value: object, what: str, *, optional: bool = False) -> None:
+    if not (isinstance(value, str) or (optional and value is None)):
+        raise StoreError(f"{what} must be a string, not {value!r}")
+
+
+def _observed_between(since: str | None, until: str | None) -> tuple[str, list[str]]:
+    """The ``observed_at`` bounds of a record search: from ``since`` (inclusive) to
+    ``until`` (exclusive); either may be absent."""
+    _check_text(since, "since", optional=True)
+    _check_text(until, "until", optional=True)
+    where, args = "", []
+    if since is not None:
+        where += " AND r.observed_at >= ?"
+        args.append(since)
+    if until is not None:
+        where += " AND r.observed_at < ?"
+        args.append(until)
+    return where, args
+
+
+_HELD_RECORD = (
+    "SELECT r.idx, r.id, r.source, r.consent, r.observed_at, b.payload"
+    " FROM records r JOIN bodies b ON b.idx = r.idx"
+)
+
+_TAIL = """
+SELECT e.idx, e.kind, e.leaf, e.leaf_hash, e.created_at,
+       r.pilot, r.source, r.type, r.observed_at, b.payload
+FROM entries AS e
+LEFT JOIN records AS r ON r.idx = e.idx
+LEFT JOIN bodies AS b ON b.idx = e.idx AND r.subject IS NULL AND r.type IN ({types})
+WHERE e.idx >= ? AND e.idx < ?
+ORDER BY e.idx
+"""
+
+
+class LedgerQueries:
+    """The hub's reads (a part of :class:`ledger.store.LedgerReader`)."""
+
+    conn: sqlite3.Connection
+
+    def leaves(self, kind: str) -> Iterator[tuple[int, bytes]]:
+        """(index, leaf) of every entry of ``kind``, in log order, streamed."""
+        if kind not in ENTRY_KINDS:
+            raise StoreError(f"unknown entry kind {kind!r}; one of {', '.join(ENTRY_KINDS)}")
+        cursor = self.conn.execute(
+            "SELECT idx, leaf FROM entries WHERE kind = ? ORDER BY idx", (kind,)
+        )
+        return ((int(index), bytes(leaf)) for index, leaf in cursor)
+
+    def subject_records(
+        self,
+        *,
+        pilot: str,
+        subject: str,
+        data_type: str,
+        since: str | None,
+        until: str | None,
+        limit: int,
+    ) -> list[HeldRecord]:
+        """A person's records of one type whose bodies are still held (erased ones are
+        gone), in time order; at most ``limit``."""
+        for value, what in ((pilot, "pilot"), (subject, "subject"), (data_type, "data type")):
+            _check_text(value, what)
+        where, args = _observed_between(since, until)
+        rows = self.conn.execute(
+            _HELD_RECORD
+            + " WHERE r.subject = ? AND r.type = ? AND r.pilot = ?"
+            + where
+            + " ORDER BY r.observed_at, r.idx LIMIT ?",
+            [subject, data_type, pilot, *args, _check_count(limit, "limit")],
+        ).fetchall()
+        return [HeldRecord(*row) for row in rows]
+
+    def type_records(
+        self,
+        *,
+        pilot: str,
+        data_type: str,
+        since: str | None,
+        until: str | None,
+        after: int,
+        limit: int,
+    ) -> list[HeldRecord]:
+        """Records of one type in a pilot with their bodies, in log order from the cursor
+        ``after`` (the last index of the previous page; -1 for the first); at most ``limit``."""
+        _check_text(pilot, "pilot")
+        _check_text(data_type, "data type")
+        where, args = _observed_between(since, until)
+        rows = self.conn.execute(
+            _HELD_RECORD
+            + " WHERE r.pilot = ? AND r.type = ? AND r.idx > ?"
+            + where
+            + " ORDER BY r.idx LIMIT ?",
+            [pilot, data_type, check_integer(after, "after"), *args, _check_count(limit, "limit")],
+        ).fetchall()
+        return [HeldRecord(*row) for row in rows]
+
+    def bodies_of_consent(self, pilot: str, subject: str, consent: str) -> list[HeldBody]:
+        """The held bodies of ``subject``'s records that name ``consent``, in log order
+        (through the subject index: records carry no consent index)."""
+        for value, what in ((pilot, "pilot"), (subject, "subject"), (consent, "consent")):
+            _check_text(value, what)
+        rows = self.conn.execute(
+            "SELECT r.idx, r.id, r.observed_at FROM records r JOIN bodies b ON b.idx = r.idx"
+            " WHERE r.subject = ? AND r.pilot = ? AND r.consent = ? ORDER BY r.idx",
+            (subject, pilot, consent),
+        ).fetchall()
+        return [HeldBody(int(i), str(rid), str(at)) for i, rid, at in rows]
+
+    def oldest_bodies(self, pilot: str, data_type: str, limit: int) -> list[HeldBody]:
+        """The oldest held bodies of one type in a pilot, oldest observation first; at most
+        ``limit``."""
+        _check_text(pilot, "pilot")
+        _check_text(data_type, "data type")
+        rows = self.conn.execute(
+            "SELECT r.idx, r.id, r.observed_at FROM records r JOIN bodies b ON b.idx = r.idx"
+            " WHERE r.pilot = ? AND r.type = ? ORDER BY r.observed_at LIMIT ?",
+            (pilot, data_type, _check_count(limit, "limit")),
+        ).fetchall()
+        return [HeldBody(int(i), str(rid), str(at)) for i, rid, at in rows]
+
+    def tail(self, start: int, end: int, *, bodies_of: Collection[str]) -> list[TailEntry]:
+        """Entries ``[start, end)`` with their record columns, and the bodies of
+        non-personal records (no subject) of the types ``bodies_of`` only."""
+        check_integer(start, "start")
+        check_integer(end, "end")
+        if not 0 <= start <= end:
+            raise StoreError(f"tail range [{start}, {end}) is negative or reversed")
+        types = list(bodies_of)
+        for t in types:
+            _check_text(t, "data type")
+        sql = _TAIL.format(types=",".join("?" * len(types)))
+        return [TailEntry(*row) for row in self.conn.execute(sql, [*types, start, end])]

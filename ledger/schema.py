@@ -1,0 +1,69 @@
+"""The ledger's tables on SQLite, and the version a ledger file records in ``meta``.
+
+``entries`` is the log itself (each leaf's exact bytes, its hash and the node hashes it
+closes); ``records`` indexes the signed headers of ``record`` entries; ``bodies`` holds their
+payloads off-log, erasable; ``checkpoints`` keeps every signed tree head. Only ``ledger/``
+reads or writes these tables (:mod:`ledger.store`, :mod:`ledger.queries`, :mod:`ledger.verify`).
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    idx INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    leaf BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL,
+    -- The complete subtrees this leaf closes, levels 1, 2, ... concatenated (32 bytes each):
+    -- node (level, i) covers leaves [i << level, (i + 1) << level) and is closed by the leaf
+    -- at index ((i + 1) << level) - 1. Keeping them on the entry's row makes an append one
+    -- row write and a node lookup a primary-key read.
+    nodes BLOB NOT NULL,
+    sig TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    idx INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    pilot TEXT NOT NULL,
+    source TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    subject TEXT,
+    consent TEXT,
+    observed_at TEXT NOT NULL,
+    key TEXT NOT NULL,
+    UNIQUE (pilot, source, seq)
+);
+CREATE INDEX IF NOT EXISTS records_by_type ON records (pilot, type, observed_at);
+CREATE INDEX IF NOT EXISTS records_by_subject ON records (subject, type, observed_at)
+    WHERE subject IS NOT NULL;
+-- Bodies live off-log and can be erased; the leaf (and every proof) stays valid.
+CREATE TABLE IF NOT EXISTS bodies (
+    idx INTEGER PRIMARY KEY,
+    payload BLOB NOT NULL,
+    salt TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+RECORD_COLUMNS = (
+    # The signed header's fields the records table indexes, in column order.
+    "id",
+    "pilot",
+    "source",
+    "seq",
+    "type",
+    "subject",
+    "consent",
+    "observed_at",
+    "key",
+)
