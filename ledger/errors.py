@@ -39,4 +39,13 @@ class CheckpointError(LedgerError):
 
 
 class StoreError(LedgerError):
-    """The store cannot do what was asked (bad range, missing entry, corrupt file)."""
+    """The store cannot do what was asked (missing or corrupt file, a malformed batch)."""
+
+
+class RangeError(StoreError):
+    """An index, size or range is outside the log, or not an integer: the caller's mistake."""
+
+
+class StorageError(StoreError):
+    """The storage cannot take the write now (disk or quota full, I/O error, a lock held
+    past the busy timeout); nothing of it was written, and the same write may succeed later."""

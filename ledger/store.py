@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .errors import LedgerError, StoreError
+from .errors import LedgerError, RangeError, StorageError, StoreError
 from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX
 from .tree import (
     Frontier,
@@ -143,10 +143,27 @@ class StoredCheckpoint:
 _MAX_INDEX = 2**63 - 1
 
 
+#: SQLite primary result codes that blame the storage, not the request
+#: (https://sqlite.org/rescode.html): SQLITE_FULL (the disk, or PRAGMA max_page_count),
+#: SQLITE_IOERR, and SQLITE_BUSY/SQLITE_LOCKED once the busy timeout has passed.
+_STORAGE_CODES = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+)
+
+
+def _failure(what: str, exc: sqlite3.Error) -> StoreError:
+    """The named error for a failed SQLite call: StorageError when a later retry may work."""
+    # Extended result codes carry the primary code in their low byte (rescode.html 3).
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _STORAGE_CODES:
+        return StorageError(f"{what}: {exc}")
+    return StoreError(f"{what}: {exc}")
+
+
 def _check_int(value: object, what: str) -> int:
     # bool is an int subclass; True is not an index.
     if type(value) is not int or not -_MAX_INDEX <= value <= _MAX_INDEX:
-        raise StoreError(f"{what} must be an integer, not {value!r}")
+        raise RangeError(f"{what} must be an integer, not {value!r}")
     return value
 
 
@@ -160,7 +177,7 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
             conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 10000")
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open ledger {path}: {exc}") from None
+        raise _failure(f"cannot open ledger {path}", exc) from None
     return conn
 
 
@@ -227,7 +244,7 @@ class LedgerReader:
         _check_int(size, what)
         current = self.size()
         if not 0 <= size <= current:
-            raise StoreError(f"{what} {size} is outside the log (0..{current})")
+            raise RangeError(f"{what} {size} is outside the log (0..{current})")
 
     def root(self, size: int) -> bytes:
         """MTH of the first ``size`` entries, from O(log n) stored nodes."""
@@ -242,14 +259,14 @@ class LedgerReader:
         self._check_size(size)
         _check_int(index, "index")
         if not 0 <= index < size:
-            raise StoreError(f"index {index} is outside a tree of size {size}")
+            raise RangeError(f"index {index} is outside a tree of size {size}")
         return hashes_for_ranges(inclusion_ranges(index, size), self.nodes)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         self._check_size(second, "second")
         _check_int(first, "first")
         if not 0 < first <= second:
-            raise StoreError(f"no consistency proof from size {first} to size {second}")
+            raise RangeError(f"no consistency proof from size {first} to size {second}")
         return hashes_for_ranges(consistency_ranges(first, second), self.nodes)
 
     # -- entries ---------------------------------------------------------------------------
@@ -257,7 +274,7 @@ class LedgerReader:
         _check_int(start, "start")
         _check_int(end, "end")
         if not 0 <= start <= end or end - start > MAX_ENTRIES_PAGE:
-            raise StoreError(f"entries range [{start}, {end}) is empty, reversed or too long")
+            raise RangeError(f"entries range [{start}, {end}) is empty, reversed or too long")
         rows = self.conn.execute(
             "SELECT idx, kind, leaf, leaf_hash, sig FROM entries"
             " WHERE idx >= ? AND idx < ? ORDER BY idx",
@@ -269,7 +286,7 @@ class LedgerReader:
         _check_int(index, "index")
         rows = self.entries(index, index + 1) if 0 <= index < _MAX_INDEX else []
         if not rows:
-            raise StoreError(f"no entry at index {index}")
+            raise RangeError(f"no entry at index {index}")
         return rows[0]
 
     def iter_entries(self, start: int = 0, batch: int = 10_000) -> Iterator[Entry]:
@@ -371,7 +388,7 @@ class LedgerWriter(LedgerReader):
                     raise StoreError(f"{path} is the log of {stored!r}, not {origin!r}")
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StoreError(f"{path} is not a usable ledger: {exc}") from None
+            raise _failure(f"{path} is not a usable ledger", exc) from None
         self._size = super().size()
         self.frontier = Frontier.from_nodes(self._size, self.nodes)
 
@@ -446,7 +463,7 @@ class LedgerWriter(LedgerReader):
             except sqlite3.Error as exc:
                 if c.in_transaction:
                     c.execute("ROLLBACK")
-                raise StoreError(f"append of {len(batch)} entries failed: {exc}") from None
+                raise _failure(f"append of {len(batch)} entries failed", exc) from None
             self.frontier = frontier
             self._size = frontier.size
         return [Entry(row[0], row[1], row[2], row[3], row[5]) for row in entry_rows]
@@ -460,7 +477,7 @@ class LedgerWriter(LedgerReader):
                     (size, root, note, time.time()),
                 )
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot store checkpoint at size {size}: {exc}") from None
+                raise _failure(f"cannot store checkpoint at size {size}", exc) from None
 
     def size(self) -> int:
         return self._size
