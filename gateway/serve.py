@@ -33,7 +33,7 @@ def run_hub(settings: HubSettings, *, log_level: str = "INFO") -> None:
     if settings.use_uvloop and install_uvloop():
         log.info("using uvloop")
     web.run_app(
-        create_app(settings, enforce_consent=True),
+        create_app(settings),
         host=settings.http_host,
         port=settings.http_port,
         print=lambda text: log.info("%s", text.strip()),
