@@ -5,10 +5,10 @@ go on as before; nothing on the log is lost or damaged."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
+from ledger.store import LedgerReader
 from ledger.verify import verify_ledger
 from tests.support.access import HOSPITAL, HospitalClient, consent_document, http
 from tests.support.broker import Mosquitto
@@ -17,14 +17,6 @@ from tests.support.hub import ThreadHub, _handle
 #: Bound on the requests it may take to use up the pages left under the quota.
 MAX_WRITES = 300
 RECORDS = "/api/v1/records?pilot=chronic-care&type=stats.chronic-care-weekly"
-
-
-def page_count(db: Path) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("PRAGMA page_count").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def until_refused(call: Any, served: set[int]) -> tuple[int, dict[str, str], Any]:
@@ -44,8 +36,10 @@ def test_a_full_disk_answers_503_and_reads_go_on(tmp_path: Path, hub_broker: Mos
     finally:
         hub.stop()
     # A quota of exactly what the ledger holds now: the next pages it needs are refused.
+    with LedgerReader(hub.db_path) as reader:
+        pages = int(reader.conn.execute("PRAGMA page_count").fetchone()[0])
     with hub.config_path.open("a") as config:
-        config.write(f"max_page_count = {page_count(hub.db_path)}\n")
+        config.write(f"max_page_count = {pages}\n")
     hub.start()
     try:
         token = hospital.token()
