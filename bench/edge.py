@@ -26,13 +26,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.figures import write_rows
-from edge.agent import install_uvloop, open_agent
+from edge.agent import open_agent
 from edge.outbox import Outbox
 from edge.settings import load_settings
 from edge.sources.stream import StreamSource, file_lines
 from ledger.checkpoint import NoteSigner
 from ledger.envelope import utc_now
 from ledger.keys import generate_key, write_key_pair
+from swiftchain.process import install_uvloop
 from tests.support.broker import Mosquitto
 from tests.support.hub import process_hub
 

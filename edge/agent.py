@@ -1,5 +1,6 @@
 """The agent: the outbox, the intake, the sources, the MQTT link and the receipt checks,
-wired together and run as one TaskGroup until cancelled (SIGINT/SIGTERM in the CLI)."""
+wired together and run as one TaskGroup until cancelled (SIGINT/SIGTERM: the process layer,
+``swiftchain.process``, turns them into cancellation)."""
 
 from __future__ import annotations
 
@@ -257,16 +258,6 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         libc.mallopt(-8, arenas)  # M_ARENA_MAX
     except (OSError, AttributeError):
         pass
-
-
-def install_uvloop() -> bool:
-    """Make asyncio use uvloop, if installed; return whether it does."""
-    try:
-        import uvloop
-    except ImportError:
-        return False
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return True
 
 
 async def run_agent(settings: EdgeSettings) -> None:

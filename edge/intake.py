@@ -17,7 +17,7 @@ from typing import Any
 
 from .datatypes import TypeRegistry
 from .drafts import Draft, Prepared, drafts_from_json, prepare
-from .errors import InvalidInput
+from .errors import EdgeError, InvalidInput
 from .logs import log
 from .outbox import AsyncOutbox, Outbox
 from .pseudonym import Pseudonymiser
@@ -47,7 +47,7 @@ class _Submission:
     )
 
 
-class AlreadyIngested(Exception):
+class AlreadyIngested(EdgeError):
     """This submission's idempotency key is already in the outbox (e.g. a file seen before)."""
 
 

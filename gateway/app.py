@@ -28,7 +28,7 @@ from .errors import error_middleware
 from .fhir import consent, metadata, search
 from .fhir.outcome import fhir_errors
 from .hub import Hub
-from .ingest.checks import ConsentCheck, no_consent_check
+from .ingest.checks import no_consent_check
 from .settings import HubSettings
 from .smart import routes as smart
 
@@ -37,19 +37,15 @@ log = logging.getLogger("swiftchain.hub")
 __all__ = ["HUB", "SETTINGS", "create_app"]
 
 
-def create_app(
-    settings: HubSettings,
-    consent_check: ConsentCheck = no_consent_check,
-    *,
-    enforce_consent: bool = False,
-) -> web.Application:
-    """``enforce_consent``: records needing consent are checked against the consent book at
-    ingest (``swiftchain hub`` always does; ``consent_check`` is then ignored)."""
+def create_app(settings: HubSettings) -> web.Application:
+    """The whole hub; records needing consent are checked against the consent book at
+    ingest unless ``settings.enforce_consent`` is off."""
     app = web.Application(middlewares=[error_middleware, fhir_errors], client_max_size=64 * 1024)
     app[SETTINGS] = settings
     access = AccessControl(settings)
     app[ACCESS] = access
-    app[HUB] = Hub(settings, access.consent_check if enforce_consent else consent_check)
+    consent_check = access.consent_check if settings.enforce_consent else no_consent_check
+    app[HUB] = Hub(settings, consent_check)
     app.cleanup_ctx.extend([_store, _access, _broker_link, _sequencer, _intake])
     for module in (health, ledger, registry, admin, openapi):
         app.add_routes(module.routes)

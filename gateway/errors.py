@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, RangeError, StorageError
 
 log = logging.getLogger("swiftchain.hub")
+
+#: Retry-After (RFC 9110 10.2.3, delay-seconds) on a 503 from storage: the sequencer
+#: retries its commit meanwhile; a full disk waits for an operator, a lock clears sooner.
+STORAGE_RETRY_AFTER_S = 5
 
 
 class HubError(Exception):
@@ -79,6 +84,29 @@ def error_body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
 
 
+@dataclass(frozen=True)
+class LedgerFailure:
+    """How a ledger error leaves over HTTP, the same for JSON and for OperationOutcome."""
+
+    status: int
+    code: str
+    detail: str
+    headers: dict[str, str] | None = None
+
+
+def ledger_failure(exc: LedgerError) -> LedgerFailure:
+    """A full or failing disk is the hub's trouble (503, retry later); only a range outside
+    the log is the caller's (400); anything else from the ledger is a fault of ours (500)."""
+    if isinstance(exc, StorageError):
+        log.error("ledger storage unavailable: %s", exc)
+        retry = {"Retry-After": str(STORAGE_RETRY_AFTER_S)}
+        return LedgerFailure(503, "storage_unavailable", str(exc), retry)
+    if isinstance(exc, RangeError):
+        return LedgerFailure(400, "out_of_range", str(exc))
+    log.error("ledger error: %s", exc, exc_info=exc)
+    return LedgerFailure(500, "internal", "internal error; see hub log")
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -93,8 +121,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = 404 if exc.code.startswith("unknown_") else 409
         return web.json_response(error_body(exc.code, exc.detail), status=status)
     except LedgerError as exc:
-        # Reader errors are about the request (a range outside the log, a bad index).
-        return web.json_response(error_body("out_of_range", str(exc)), status=400)
+        failure = ledger_failure(exc)
+        return web.json_response(
+            error_body(failure.code, failure.detail),
+            status=failure.status,
+            headers=failure.headers,
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -1,6 +1,6 @@
-"""Running a hub as a process: logging, uvloop, the HTTP server, and the drain on
-SIGTERM or Ctrl-C (aiohttp turns both into an orderly cleanup of the contexts in
-``app.py``)."""
+"""Serving a hub: logging, the HTTP server, and the drain on SIGTERM or Ctrl-C (aiohttp
+turns both into an orderly cleanup of the contexts in ``app.py``). The event loop is the
+process layer's choice (``swiftchain.process``), made before this runs."""
 
 from __future__ import annotations
 
@@ -15,25 +15,16 @@ from .settings import HubSettings
 log = logging.getLogger("swiftchain.hub")
 
 
-def install_uvloop() -> bool:
-    try:
-        import uvloop
-    except ImportError:
-        return False
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return True
-
-
 def run_hub(settings: HubSettings, *, log_level: str = "INFO") -> None:
     """Serve until SIGTERM/SIGINT; then stop ingest, commit and receipt what is in flight."""
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if settings.use_uvloop and install_uvloop():
-        log.info("using uvloop")
+    policy = type(asyncio.get_event_loop_policy())
+    log.info("event loop: %s", policy.__module__.split(".")[0])
     web.run_app(
-        create_app(settings, enforce_consent=True),
+        create_app(settings),
         host=settings.http_host,
         port=settings.http_port,
         print=lambda text: log.info("%s", text.strip()),

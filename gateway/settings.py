@@ -100,6 +100,9 @@ class HubSettings(BaseSettings):
     """How often bodies past their pilot's retention are erased."""
     search_max_matches: Annotated[int, Field(ge=10)] = 5000
     """Most records one search may have to filter (narrow by date beyond that)."""
+    enforce_consent: bool = True
+    """Refuse at ingest a record about a person that its pilot's data type says needs
+    consent, without a Consent in force in the book; off only for tests of other parts."""
 
     @field_validator("mqtt_url")
     @classmethod

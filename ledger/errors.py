@@ -39,4 +39,14 @@ class CheckpointError(LedgerError):
 
 
 class StoreError(LedgerError):
-    """The store cannot do what was asked (bad range, missing entry, corrupt file)."""
+    """The store cannot do what was asked (missing or corrupt file, a malformed batch)."""
+
+
+class RangeError(StoreError):
+    """A bad argument: an index, size or range outside the log, a value of the wrong type, an
+    unknown entry kind. The caller's mistake (the hub answers 400)."""
+
+
+class StorageError(StoreError):
+    """The storage cannot take the write now (disk or quota full, I/O error, a lock held
+    past the busy timeout); nothing of it was written, and the same write may succeed later."""

@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from .entries import ENTRY_KINDS
-from .errors import StoreError
+from .errors import RangeError
 from .sqlite import check_integer
 
 
@@ -63,13 +63,13 @@ def _check_count(value: object, what: str) -> int:
     count = check_integer(value, what)
     # SQLite reads a negative LIMIT as no limit at all: never let one through.
     if count < 0:
-        raise StoreError(f"{what} must not be negative, not {count}")
+        raise RangeError(f"{what} must not be negative, not {count}")
     return count
 
 
 def _check_text(value: object, what: str, *, optional: bool = False) -> None:
     if not (isinstance(value, str) or (optional and value is None)):
-        raise StoreError(f"{what} must be a string, not {value!r}")
+        raise RangeError(f"{what} must be a string, not {value!r}")
 
 
 def _observed_between(since: str | None, until: str | None) -> tuple[str, list[str]]:
@@ -111,7 +111,7 @@ class LedgerQueries:
     def leaves(self, kind: str) -> Iterator[tuple[int, bytes]]:
         """(index, leaf) of every entry of ``kind``, in log order, streamed."""
         if kind not in ENTRY_KINDS:
-            raise StoreError(f"unknown entry kind {kind!r}; one of {', '.join(ENTRY_KINDS)}")
+            raise RangeError(f"unknown entry kind {kind!r}; one of {', '.join(ENTRY_KINDS)}")
         cursor = self.conn.execute(
             "SELECT idx, leaf FROM entries WHERE kind = ? ORDER BY idx", (kind,)
         )
@@ -195,7 +195,7 @@ class LedgerQueries:
         check_integer(start, "start")
         check_integer(end, "end")
         if not 0 <= start <= end:
-            raise StoreError(f"tail range [{start}, {end}) is negative or reversed")
+            raise RangeError(f"tail range [{start}, {end}) is negative or reversed")
         types = list(bodies_of)
         for t in types:
             _check_text(t, "data type")

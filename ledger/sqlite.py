@@ -17,7 +17,7 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
-from .errors import StoreError
+from .errors import RangeError, StorageError, StoreError
 
 #: SQLite INTEGER is a signed 64-bit number; no index or size can be larger.
 MAX_INTEGER = 2**63 - 1
@@ -81,9 +81,26 @@ def open_wal(
 
 
 def check_integer(value: object, what: str) -> int:
-    """``value`` if it fits an SQLite INTEGER column; StoreError for anything else (before
+    """``value`` if it fits an SQLite INTEGER column; RangeError for anything else (before
     it reaches SQLite, whose own error would name no argument)."""
     # bool is an int subclass; True is not an index.
     if type(value) is not int or not -MAX_INTEGER <= value <= MAX_INTEGER:
-        raise StoreError(f"{what} must be an integer, not {value!r}")
+        raise RangeError(f"{what} must be an integer, not {value!r}")
     return value
+
+
+#: SQLite primary result codes that blame the storage, not the request
+#: (https://sqlite.org/rescode.html): SQLITE_FULL (the disk, or PRAGMA max_page_count),
+#: SQLITE_IOERR, and SQLITE_BUSY/SQLITE_LOCKED once the busy timeout has passed.
+_STORAGE_CODES = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+)
+
+
+def storage_failure(what: str, exc: sqlite3.Error) -> StoreError:
+    """The named error for a failed SQLite call: StorageError when a later retry may work."""
+    # Extended result codes carry the primary code in their low byte (rescode.html 3).
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _STORAGE_CODES:
+        return StorageError(f"{what}: {exc}")
+    return StoreError(f"{what}: {exc}")

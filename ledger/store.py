@@ -20,11 +20,11 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from .errors import LedgerError, StoreError
+from .errors import LedgerError, RangeError, StoreError
 from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX
 from .queries import LedgerQueries
 from .schema import SCHEMA, SCHEMA_VERSION
-from .sqlite import MAX_INTEGER, check_integer, connect, open_wal
+from .sqlite import MAX_INTEGER, check_integer, connect, open_wal, storage_failure
 from .tree import (
     Frontier,
     Node,
@@ -101,7 +101,7 @@ class LedgerReader(LedgerQueries):
         try:
             self.conn = connect(self.path, readonly=True)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open ledger {self.path}: {exc}") from None
+            raise storage_failure(f"cannot open ledger {self.path}", exc) from None
         try:
             self._check_schema()
         except StoreError:
@@ -157,7 +157,7 @@ class LedgerReader(LedgerQueries):
         check_integer(size, what)
         current = self.size()
         if not 0 <= size <= current:
-            raise StoreError(f"{what} {size} is outside the log (0..{current})")
+            raise RangeError(f"{what} {size} is outside the log (0..{current})")
 
     def root(self, size: int) -> bytes:
         """MTH of the first ``size`` entries, from O(log n) stored nodes."""
@@ -172,14 +172,14 @@ class LedgerReader(LedgerQueries):
         self._check_size(size)
         check_integer(index, "index")
         if not 0 <= index < size:
-            raise StoreError(f"index {index} is outside a tree of size {size}")
+            raise RangeError(f"index {index} is outside a tree of size {size}")
         return hashes_for_ranges(inclusion_ranges(index, size), self.nodes)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         self._check_size(second, "second")
         check_integer(first, "first")
         if not 0 < first <= second:
-            raise StoreError(f"no consistency proof from size {first} to size {second}")
+            raise RangeError(f"no consistency proof from size {first} to size {second}")
         return hashes_for_ranges(consistency_ranges(first, second), self.nodes)
 
     # -- entries ---------------------------------------------------------------------------
@@ -187,7 +187,7 @@ class LedgerReader(LedgerQueries):
         check_integer(start, "start")
         check_integer(end, "end")
         if not 0 <= start <= end or end - start > MAX_ENTRIES_PAGE:
-            raise StoreError(f"entries range [{start}, {end}) is empty, reversed or too long")
+            raise RangeError(f"entries range [{start}, {end}) is empty, reversed or too long")
         rows = self.conn.execute(
             "SELECT idx, kind, leaf, leaf_hash, sig FROM entries"
             " WHERE idx >= ? AND idx < ? ORDER BY idx",
@@ -199,7 +199,7 @@ class LedgerReader(LedgerQueries):
         check_integer(index, "index")
         rows = self.entries(index, index + 1) if 0 <= index < MAX_INTEGER else []
         if not rows:
-            raise StoreError(f"no entry at index {index}")
+            raise RangeError(f"no entry at index {index}")
         return rows[0]
 
     # -- records and bodies ----------------------------------------------------------------
@@ -237,7 +237,7 @@ class LedgerReader(LedgerQueries):
         check_integer(low, "low")
         check_integer(high, "high")
         if not 0 <= low <= high:
-            raise StoreError(f"checkpoint sizes ({low}, {high}] are negative or reversed")
+            raise RangeError(f"checkpoint sizes ({low}, {high}] are negative or reversed")
         row = self.conn.execute(
             "SELECT size, root, note, created_at FROM checkpoints"
             " WHERE size > ? AND size <= ? ORDER BY size DESC LIMIT 1",
@@ -288,7 +288,7 @@ class LedgerWriter(LedgerReader):
                     raise StoreError(f"{path} is the log of {stored!r}, not {origin!r}")
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StoreError(f"{path} is not a usable ledger: {exc}") from None
+            raise storage_failure(f"{path} is not a usable ledger", exc) from None
         except StoreError:
             conn.close()
             raise
@@ -366,7 +366,7 @@ class LedgerWriter(LedgerReader):
             except sqlite3.Error as exc:
                 if c.in_transaction:
                     c.execute("ROLLBACK")
-                raise StoreError(f"append of {len(batch)} entries failed: {exc}") from None
+                raise storage_failure(f"append of {len(batch)} entries failed", exc) from None
             self.frontier = frontier
             self._size = frontier.size
         return [Entry(row[0], row[1], row[2], row[3], row[5]) for row in entry_rows]
@@ -380,7 +380,7 @@ class LedgerWriter(LedgerReader):
                     (size, root, note, time.time()),
                 )
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot store checkpoint at size {size}: {exc}") from None
+                raise storage_failure(f"cannot store checkpoint at size {size}", exc) from None
 
     def size(self) -> int:
         return self._size

@@ -365,7 +365,7 @@ class _Walk:
             self.progress(frontier.size, frontier.size)
 
 
-class _Stop(Exception):
+class _Stop(LedgerError):
     """The walk cannot go on (an entry is missing)."""
 
 

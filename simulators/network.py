@@ -29,6 +29,7 @@ from edge.pseudonym import Pseudonymiser, load_pseudonym_key
 from ledger.keys import load_private_key, public_key_b64, write_key_pair
 
 from .clock import rfc3339
+from .errors import SimulatorError
 from .scenario import Header
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -39,7 +40,7 @@ TOKEN_REUSE_S = 200.0
 KEY_BACKDATE = timedelta(days=400)
 
 
-class HubRefused(RuntimeError):
+class HubRefused(SimulatorError):
     """The hub answered a provisioning or Consent call with an error; the message says which."""
 
 

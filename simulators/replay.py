@@ -29,6 +29,7 @@ from edge.errors import EdgeError
 from edge.outbox import Outbox
 from edge.settings import load_settings
 
+from .errors import SimulatorError
 from .network import Network
 from .scenario import ConsentEvent, Header, QueryEvent, RecordEvent
 
@@ -43,7 +44,7 @@ FHIR_SEARCH = {
 }
 
 
-class ReplayError(RuntimeError):
+class ReplayError(SimulatorError):
     """The replay could not go on (hub refused a Consent, records never receipted...)."""
 
 

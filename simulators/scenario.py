@@ -70,6 +70,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from ledger.envelope import FhirId, Slug, TypeId, UtcTimestamp, describe_validation_error
 
+from .errors import SimulatorError
+
 FORMAT: Literal["swiftchain-scenario"] = "swiftchain-scenario"
 FORMAT_VERSION: Literal[1] = 1
 #: A line longer than this is refused by the reader (a record is at most 256 KiB on the wire).
@@ -206,7 +208,7 @@ _EVENT: TypeAdapter[RecordEvent | ConsentEvent | QueryEvent] = TypeAdapter(Event
 EVENT_KEYS = ("t", "kind", "pilot", "source", "type", "patient", "consent", "payload")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(SimulatorError, ValueError):
     """A scenario file cannot be read; the message names the file and the line."""
 
     def __init__(self, path: str, line: int, detail: str) -> None:

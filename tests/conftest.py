@@ -4,9 +4,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.broker import Mosquitto
 from tests.support.hub import ThreadHub, thread_hub
+
+# Speed is for bench/, never for a test: hypothesis' 200 ms deadline per example failed
+# property tests on a loaded machine, so no deadline and no too-slow health check.
+settings.register_profile("swiftchain", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("swiftchain")
 
 
 @pytest.fixture

@@ -12,56 +12,21 @@ from ..ingest.checks import REASONS
 from ..ingest.receipts import Receipt
 from . import models as m
 from .openapi_data import ACCESS_PATHS, ACCESS_SCHEMAS, SECURITY_SCHEMES
+from .openapi_parts import JSON, model_response, query, ref, retry_later, text_response
 
 routes = web.RouteTableDef()
 
-JSON = "application/json"
-TEXT = "text/plain"
-
-
-def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-
-def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": _ref(model)}}}
-
-
-def _text(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {TEXT: {"schema": {"type": "string"}}}}
-
-
 ERRORS = {
-    "400": _json(m.ErrorBody, "Bad parameter"),
-    "503": _json(m.ErrorBody, "Not ready"),
+    "400": model_response(m.ErrorBody, "Bad parameter"),
+    "503": model_response(m.ErrorBody, "Not ready"),
 }
 ADMIN_ERRORS = {
-    "400": _json(m.ErrorBody, "Bad request body"),
-    "401": _json(m.ErrorBody, "Missing or wrong admin token"),
-    "403": _json(m.ErrorBody, "Admin API disabled"),
-    "404": _json(m.ErrorBody, "Unknown org, source or key"),
-    "409": _json(m.ErrorBody, "Conflicts with the registry"),
+    "400": model_response(m.ErrorBody, "Bad request body"),
+    "401": model_response(m.ErrorBody, "Missing or wrong admin token"),
+    "403": model_response(m.ErrorBody, "Admin API disabled"),
+    "404": model_response(m.ErrorBody, "Unknown org, source or key"),
+    "409": model_response(m.ErrorBody, "Conflicts with the registry"),
 }
-
-
-def _int(name: str, required: bool, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "description": description,
-        "schema": {"type": "integer", "minimum": 0},
-    }
-
-
-def _str(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": {"type": "string"},
-    }
 
 
 def _admin_post(summary: str, body: type[BaseModel]) -> dict[str, Any]:
@@ -70,10 +35,11 @@ def _admin_post(summary: str, body: type[BaseModel]) -> dict[str, Any]:
             "summary": summary,
             "tags": ["admin"],
             "security": [{"adminToken": []}],
-            "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
+            "requestBody": {"required": True, "content": {JSON: {"schema": ref(body)}}},
             "responses": {
-                "201": _json(m.RegistryChange, "Committed registry entries"),
+                "201": model_response(m.RegistryChange, "Committed registry entries"),
                 **ADMIN_ERRORS,
+                "503": retry_later(model_response(m.ErrorBody, "The ledger's storage unavailable")),
             },
         }
     }
@@ -107,7 +73,7 @@ DASHBOARD_PATHS: dict[str, dict[str, Any]] = {
             ],
             "responses": {
                 "200": {"description": "The file"},
-                "404": _json(m.ErrorBody, "No such file"),
+                "404": model_response(m.ErrorBody, "No such file"),
             },
         }
     },
@@ -131,7 +97,7 @@ DASHBOARD_PATHS: dict[str, dict[str, Any]] = {
             "tags": ["dashboard"],
             "responses": {
                 "200": {"description": "Event stream", "content": {"text/event-stream": {}}},
-                "503": _json(m.ErrorBody, "Too many streams, or shutting down"),
+                "503": model_response(m.ErrorBody, "Too many streams, or shutting down"),
             },
         }
     },
@@ -139,20 +105,27 @@ DASHBOARD_PATHS: dict[str, dict[str, Any]] = {
 
 PATHS: dict[str, dict[str, Any]] = {
     "/healthz": {
-        "get": {"summary": "Liveness", "tags": ["ops"], "responses": {"200": _json(m.Health, "Up")}}
+        "get": {
+            "summary": "Liveness",
+            "tags": ["ops"],
+            "responses": {"200": model_response(m.Health, "Up")},
+        }
     },
     "/readyz": {
         "get": {
             "summary": "Readiness (ledger open, broker connected)",
             "tags": ["ops"],
-            "responses": {"200": _json(m.Health, "Ready"), "503": _json(m.ErrorBody, "Not ready")},
+            "responses": {
+                "200": model_response(m.Health, "Ready"),
+                "503": model_response(m.ErrorBody, "Not ready"),
+            },
         }
     },
     "/metrics": {
         "get": {
             "summary": "Prometheus metrics",
             "tags": ["ops"],
-            "responses": {"200": _text("Prometheus text exposition")},
+            "responses": {"200": text_response("Prometheus text exposition")},
         }
     },
     "/api/v1/openapi.json": {
@@ -166,14 +139,14 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "Latest signed checkpoint (C2SP signed note)",
             "tags": ["ledger"],
-            "responses": {"200": _text("Signed note"), "503": ERRORS["503"]},
+            "responses": {"200": text_response("Signed note"), "503": ERRORS["503"]},
         }
     },
     "/api/v1/ledger/key": {
         "get": {
             "summary": "The hub's signed-note verifier key",
             "tags": ["ledger"],
-            "responses": {"200": _text("<name>+<key hash>+<base64 key>")},
+            "responses": {"200": text_response("<name>+<key hash>+<base64 key>")},
         }
     },
     "/api/v1/ledger/entries": {
@@ -181,49 +154,58 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "Entries with their exact leaf bytes (base64); at most 1000 a page",
             "tags": ["ledger"],
             "parameters": [
-                _int("start", False, "First index (default 0)"),
-                _int("end", False, "One past the last index (default start+100)"),
+                query("start", "First index (default 0)", kind="integer"),
+                query("end", "One past the last index (default start+100)", kind="integer"),
             ],
-            "responses": {"200": _json(m.EntriesPage, "A page of entries"), "400": ERRORS["400"]},
+            "responses": {
+                "200": model_response(m.EntriesPage, "A page of entries"),
+                "400": ERRORS["400"],
+            },
         }
     },
     "/api/v1/ledger/proof/inclusion": {
         "get": {
             "summary": "RFC 9162 inclusion proof of an entry in a tree of a given size",
             "tags": ["ledger"],
-            "parameters": [_int("index", True, "Entry index"), _int("size", True, "Tree size")],
-            "responses": {"200": _json(m.InclusionProof, "Proof"), "400": ERRORS["400"]},
+            "parameters": [
+                query("index", "Entry index", required=True, kind="integer"),
+                query("size", "Tree size", required=True, kind="integer"),
+            ],
+            "responses": {"200": model_response(m.InclusionProof, "Proof"), "400": ERRORS["400"]},
         }
     },
     "/api/v1/ledger/proof/consistency": {
         "get": {
             "summary": "RFC 9162 consistency proof between two tree sizes",
             "tags": ["ledger"],
-            "parameters": [_int("first", True, "Older size"), _int("second", True, "Newer size")],
-            "responses": {"200": _json(m.ConsistencyProof, "Proof"), "400": ERRORS["400"]},
+            "parameters": [
+                query("first", "Older size", required=True, kind="integer"),
+                query("second", "Newer size", required=True, kind="integer"),
+            ],
+            "responses": {"200": model_response(m.ConsistencyProof, "Proof"), "400": ERRORS["400"]},
         }
     },
     "/api/v1/registry/orgs": {
         "get": {
             "summary": "Registered organisations",
             "tags": ["registry"],
-            "responses": {"200": _json(m.OrgList, "Organisations")},
+            "responses": {"200": model_response(m.OrgList, "Organisations")},
         }
     },
     "/api/v1/registry/sources": {
         "get": {
             "summary": "Registered sources and the data types each may publish",
             "tags": ["registry"],
-            "parameters": [_str("pilot", "Only this pilot")],
-            "responses": {"200": _json(m.SourceList, "Sources")},
+            "parameters": [query("pilot", "Only this pilot")],
+            "responses": {"200": model_response(m.SourceList, "Sources")},
         }
     },
     "/api/v1/registry/keys": {
         "get": {
             "summary": "Source public keys with validity periods",
             "tags": ["registry"],
-            "parameters": [_str("pilot", "Only this pilot"), _str("source", "Only this source")],
-            "responses": {"200": _json(m.KeyList, "Keys")},
+            "parameters": [query("pilot", "Only this pilot"), query("source", "Only this source")],
+            "responses": {"200": model_response(m.KeyList, "Keys")},
         }
     },
     "/api/v1/admin/registry/orgs": _admin_post("Add an organisation", m.OrgAdd),
@@ -236,8 +218,8 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "Latest rejected messages",
             "tags": ["admin"],
             "security": [{"adminToken": []}],
-            "parameters": [_int("limit", False, "How many (default 100, at most 1000)")],
-            "responses": {"200": _json(m.DeadLetterList, "Dead letters"), **ADMIN_ERRORS},
+            "parameters": [query("limit", "How many (default 100, at most 1000)", kind="integer")],
+            "responses": {"200": model_response(m.DeadLetterList, "Dead letters"), **ADMIN_ERRORS},
         }
     },
     **DASHBOARD_PATHS,

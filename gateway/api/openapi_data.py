@@ -1,4 +1,4 @@
-"""The OpenAPI paths of access control (issue 5): the token endpoint and SMART discovery,
+"""The OpenAPI paths of access control: the token endpoint and SMART discovery,
 hospital clients, the FHIR facade, Consents, city records and the audit view.
 
 Purpose of use: every data request carries the ``X-Purpose-Of-Use`` header (one HL7 v3
@@ -14,10 +14,16 @@ from pydantic import BaseModel
 from ..access.clients import ClientList, ClientRegistration
 from ..access.purpose import HEADER
 from . import models as m
-
-JSON = "application/json"
-FHIR = "application/fhir+json"
-FORM = "application/x-www-form-urlencoded"
+from .openapi_parts import (
+    FHIR,
+    FORM,
+    JSON,
+    fhir_response,
+    json_response,
+    query,
+    ref,
+    retry_later,
+)
 
 PURPOSE = {
     "name": HEADER,
@@ -31,47 +37,24 @@ PURPOSE = {
 BEARER: list[dict[str, list[str]]] = [{"smartBearer": []}]
 
 
-def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-
-def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": schema or {"type": "object"}}}}
-
-
-def _fhir(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {FHIR: {"schema": {"type": "object"}}}}
-
-
-def _q(
-    name: str, description: str, *, required: bool = False, kind: str = "string"
-) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": kind}
-    if kind == "integer":
-        schema["minimum"] = 0
-    return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "description": description,
-        "schema": schema,
-    }
-
-
 FHIR_ERRORS = {
-    "400": _fhir("OperationOutcome: bad parameter, purpose missing or unknown"),
-    "401": _fhir("OperationOutcome: missing, expired or foreign access token"),
-    "403": _fhir("OperationOutcome: policy or consent denies (the denial is on the log)"),
-    "404": _fhir("OperationOutcome: no such resource"),
-    "409": _fhir("OperationOutcome: conflict"),
-    "410": _fhir("OperationOutcome: erased"),
-    "503": _fhir("OperationOutcome: hub not ready"),
+    "400": fhir_response("OperationOutcome: bad parameter, purpose missing or unknown"),
+    "401": fhir_response("OperationOutcome: missing, expired or foreign access token"),
+    "403": fhir_response("OperationOutcome: policy or consent denies (the denial is on the log)"),
+    "404": fhir_response("OperationOutcome: no such resource"),
+    "409": fhir_response("OperationOutcome: conflict"),
+    "410": fhir_response("OperationOutcome: erased"),
+    "503": retry_later(
+        fhir_response("OperationOutcome: hub not ready, or the ledger's storage unavailable")
+    ),
 }
 JSON_ERRORS = {
-    "400": _json("Bad parameter or purpose", _ref(m.ErrorBody)),
-    "401": _json("Missing or invalid access token", _ref(m.ErrorBody)),
-    "403": _json("Denied (on the log)", _ref(m.ErrorBody)),
-    "503": _json("Not ready", _ref(m.ErrorBody)),
+    "400": json_response("Bad parameter or purpose", ref(m.ErrorBody)),
+    "401": json_response("Missing or invalid access token", ref(m.ErrorBody)),
+    "403": json_response("Denied (on the log)", ref(m.ErrorBody)),
+    "503": retry_later(
+        json_response("Not ready, or the ledger's storage unavailable", ref(m.ErrorBody))
+    ),
 }
 OAUTH_ERROR = {
     "type": "object",
@@ -88,8 +71,8 @@ def _search(resource: str) -> dict[str, Any]:
             "security": BEARER,
             "parameters": [
                 PURPOSE,
-                _q("subject", "Patient/<pseudonym> (required, or patient)"),
-                _q("patient", "Patient/<pseudonym>"),
+                query("subject", "Patient/<pseudonym> (required, or patient)"),
+                query("patient", "Patient/<pseudonym>"),
                 {
                     "name": "date",
                     "in": "query",
@@ -99,13 +82,16 @@ def _search(resource: str) -> dict[str, Any]:
                     "style": "form",
                     "explode": True,
                 },
-                _q("code", "LOINC codes, comma-separated"),
-                _q("_count", "Page size 1..100 (default 20)", kind="integer"),
-                _q("_offset", "Paging offset (from the next link)", kind="integer"),
-                _q("pilot", "Must be the access token's pilot"),
-                _q("_format", "json"),
+                query("code", "LOINC codes, comma-separated"),
+                query("_count", "Page size 1..100 (default 20)", kind="integer"),
+                query("_offset", "Paging offset (from the next link)", kind="integer"),
+                query("pilot", "Must be the access token's pilot"),
+                query("_format", "json"),
             ],
-            "responses": {"200": _fhir("searchset Bundle with self/next links"), **FHIR_ERRORS},
+            "responses": {
+                "200": fhir_response("searchset Bundle with self/next links"),
+                **FHIR_ERRORS,
+            },
         }
     }
 
@@ -147,7 +133,7 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
                 },
             },
             "responses": {
-                "200": _json(
+                "200": json_response(
                     "Access token (bearer, at most 300 s)",
                     {
                         "type": "object",
@@ -159,8 +145,8 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
                         },
                     },
                 ),
-                "400": _json("OAuth error (RFC 6749 5.2)", OAUTH_ERROR),
-                "401": _json("invalid_client", OAUTH_ERROR),
+                "400": json_response("OAuth error (RFC 6749 5.2)", OAUTH_ERROR),
+                "401": json_response("invalid_client", OAUTH_ERROR),
             },
         }
     },
@@ -168,14 +154,14 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "SMART discovery: token endpoint, auth methods, algorithms, scopes",
             "tags": ["auth"],
-            "responses": {"200": _json("SMART configuration")},
+            "responses": {"200": json_response("SMART configuration")},
         }
     },
     "/oauth/jwks": {
         "get": {
             "summary": "The public key of this hub's access tokens",
             "tags": ["auth"],
-            "responses": {"200": _json("JWK set")},
+            "responses": {"200": json_response("JWK set")},
         }
     },
     "/api/v1/admin/clients": {
@@ -184,9 +170,9 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
             "tags": ["admin"],
             "security": [{"adminToken": []}],
             "responses": {
-                "200": _json("Clients", _ref(ClientList)),
-                "401": _json("Missing or wrong admin token", _ref(m.ErrorBody)),
-                "403": _json("Admin API disabled", _ref(m.ErrorBody)),
+                "200": json_response("Clients", ref(ClientList)),
+                "401": json_response("Missing or wrong admin token", ref(m.ErrorBody)),
+                "403": json_response("Admin API disabled", ref(m.ErrorBody)),
             },
         },
         "post": {
@@ -195,15 +181,15 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
             "security": [{"adminToken": []}],
             "requestBody": {
                 "required": True,
-                "content": {JSON: {"schema": _ref(ClientRegistration)}},
+                "content": {JSON: {"schema": ref(ClientRegistration)}},
             },
             "responses": {
-                "201": _json("Registered", _ref(ClientRegistration)),
-                "400": _json("Bad registration", _ref(m.ErrorBody)),
-                "401": _json("Missing or wrong admin token", _ref(m.ErrorBody)),
-                "403": _json("Admin API disabled", _ref(m.ErrorBody)),
-                "404": _json("Unknown pilot", _ref(m.ErrorBody)),
-                "409": _json("Organisation not a member of the pilot", _ref(m.ErrorBody)),
+                "201": json_response("Registered", ref(ClientRegistration)),
+                "400": json_response("Bad registration", ref(m.ErrorBody)),
+                "401": json_response("Missing or wrong admin token", ref(m.ErrorBody)),
+                "403": json_response("Admin API disabled", ref(m.ErrorBody)),
+                "404": json_response("Unknown pilot", ref(m.ErrorBody)),
+                "409": json_response("Organisation not a member of the pilot", ref(m.ErrorBody)),
             },
         },
     },
@@ -211,7 +197,7 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "CapabilityStatement",
             "tags": ["fhir"],
-            "responses": {"200": _fhir("CapabilityStatement")},
+            "responses": {"200": fhir_response("CapabilityStatement")},
         }
     },
     "/fhir/Observation": _search("Observation"),
@@ -223,7 +209,7 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
             "tags": ["consent"],
             "security": BEARER,
             "requestBody": _CONSENT_BODY,
-            "responses": {"201": _fhir("The stored Consent"), **FHIR_ERRORS},
+            "responses": {"201": fhir_response("The stored Consent"), **FHIR_ERRORS},
         }
     },
     "/fhir/Consent/{id}": {
@@ -232,7 +218,7 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
             "tags": ["consent"],
             "security": BEARER,
             "parameters": [_CONSENT_ID],
-            "responses": {"200": _fhir("Consent"), **FHIR_ERRORS},
+            "responses": {"200": fhir_response("Consent"), **FHIR_ERRORS},
         },
         "put": {
             "summary": "Update a Consent (a new version; a consent entry on the log)",
@@ -240,7 +226,7 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
             "security": BEARER,
             "parameters": [_CONSENT_ID],
             "requestBody": _CONSENT_BODY,
-            "responses": {"200": _fhir("The stored Consent"), **FHIR_ERRORS},
+            "responses": {"200": fhir_response("The stored Consent"), **FHIR_ERRORS},
         },
     },
     "/fhir/Consent/{id}/$withdraw": {
@@ -258,7 +244,7 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
                     "schema": {"type": "string", "enum": ["true", "false"]},
                 },
             ],
-            "responses": {"200": _fhir("The withdrawn Consent"), **FHIR_ERRORS},
+            "responses": {"200": fhir_response("The withdrawn Consent"), **FHIR_ERRORS},
         }
     },
     "/api/v1/records": {
@@ -268,14 +254,14 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
             "security": BEARER,
             "parameters": [
                 PURPOSE,
-                _q("pilot", "Pilot id (the access token's)", required=True),
-                _q("type", "Data type id, e.g. city.air-quality", required=True),
-                _q("from", "From (YYYY-MM-DD or RFC 3339 UTC), inclusive"),
-                _q("to", "To, exclusive"),
-                _q("limit", "At most (default 100, at most 1000)", kind="integer"),
-                _q("after", "Cursor: the next_after of the previous page", kind="integer"),
+                query("pilot", "Pilot id (the access token's)", required=True),
+                query("type", "Data type id, e.g. city.air-quality", required=True),
+                query("from", "From (YYYY-MM-DD or RFC 3339 UTC), inclusive"),
+                query("to", "To, exclusive"),
+                query("limit", "At most (default 100, at most 1000)", kind="integer"),
+                query("after", "Cursor: the next_after of the previous page", kind="integer"),
             ],
-            "responses": {"200": _json("Records with their payloads"), **JSON_ERRORS},
+            "responses": {"200": json_response("Records with their payloads"), **JSON_ERRORS},
         }
     },
     "/api/v1/audit": {
@@ -284,10 +270,10 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
             "tags": ["audit"],
             "security": BEARER,
             "parameters": [
-                _q("subject", "The person's pseudonym", required=True),
-                _q("limit", "Most recent N (default and at most 1000)", kind="integer"),
+                query("subject", "The person's pseudonym", required=True),
+                query("limit", "Most recent N (default and at most 1000)", kind="integer"),
             ],
-            "responses": {"200": _json("Access entries with log indexes"), **JSON_ERRORS},
+            "responses": {"200": json_response("Access entries with log indexes"), **JSON_ERRORS},
         }
     },
 }

@@ -11,7 +11,9 @@ from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.coding import Coding
 from fhir.resources.R4B.operationoutcome import OperationOutcome, OperationOutcomeIssue
 
-from ..errors import ApiError, RegistryError
+from ledger.errors import LedgerError
+
+from ..errors import ApiError, RegistryError, ledger_failure
 
 log = logging.getLogger("swiftchain.hub.fhir")
 
@@ -37,7 +39,9 @@ ISSUE_TYPES = {
 }
 
 
-def outcome(status: int, code: str, detail: str) -> web.Response:
+def outcome(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> web.Response:
     issue = OperationOutcomeIssue(
         severity="error" if status < 500 else "fatal",
         code=ISSUE_TYPES.get(status, "processing"),
@@ -45,7 +49,9 @@ def outcome(status: int, code: str, detail: str) -> web.Response:
         diagnostics=detail,
     )
     body = OperationOutcome(issue=[issue]).model_dump_json()
-    headers = {"WWW-Authenticate": 'Bearer realm="fhir"'} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="fhir"'
     return web.Response(text=body, status=status, content_type=FHIR_JSON, headers=headers)
 
 
@@ -63,6 +69,9 @@ async def fhir_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return outcome(exc.status, exc.code, exc.detail)
     except RegistryError as exc:
         return outcome(409, exc.code, exc.detail)
+    except LedgerError as exc:
+        failure = ledger_failure(exc)
+        return outcome(failure.status, failure.code, failure.detail, failure.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

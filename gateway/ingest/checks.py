@@ -27,6 +27,7 @@ from ledger.envelope import (
 from ledger.errors import InvalidEnvelope, SignatureError
 from ledger.keys import FastVerifier, b64url_decode
 
+from ..errors import HubError
 from ..registry.state import Registry, parse_time
 
 TOPIC_PREFIX: Final = "swiftchain/v1/"
@@ -52,7 +53,7 @@ REASONS: Final = (
 )
 
 
-class Rejected(Exception):
+class Rejected(HubError):
     """A record the hub refuses, with the reason code and, when known, its id."""
 
     def __init__(self, reason: str, detail: str, record_id: str | None = None) -> None:

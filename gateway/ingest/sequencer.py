@@ -20,7 +20,8 @@ from functools import partial
 from typing import Any
 
 from ledger.entries import RegistryEntry
-from ledger.errors import StoreError
+from ledger.envelope import RecordHeader
+from ledger.errors import StorageError, StoreError
 from ledger.store import Entry, NewEntry, RecordColumns
 
 from ..hub_ledger import HubLedger
@@ -36,27 +37,87 @@ COMMIT_RETRY_S = 0.5
 
 
 @dataclass
-class _RegistryJob:
-    entries: list[RegistryEntry]
-    done: asyncio.Future[list[Entry]]
-
-
-@dataclass
-class _EntryJob:
-    """Hub-made entries (consent, access, erasure), the bodies they erase, and what to do
-    on the event loop right after the commit, before anyone awaiting them resumes."""
+class Job:
+    """Entries to append in the next group commit (registry changes, or hub-made consent,
+    access and erasure entries), the bodies they erase, and what to do on the event loop
+    right after the commit, before anyone awaiting ``done`` resumes."""
 
     entries: list[NewEntry]
-    erase: list[int]
     done: asyncio.Future[list[Entry]]
+    erase: list[int] = field(default_factory=list)
     committed: Callable[[list[Entry]], None] | None = None
 
 
 @dataclass
 class _Batch:
+    """What the next commit appends, in log order: ``ahead`` (registry changes), the
+    records, then ``behind`` (hub-made entries)."""
+
+    ahead: list[Job] = field(default_factory=list)
     records: list[Verified] = field(default_factory=list)
-    jobs: list[_RegistryJob] = field(default_factory=list)
-    entry_jobs: list[_EntryJob] = field(default_factory=list)
+    behind: list[Job] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.ahead or self.records or self.behind)
+
+
+SeqKey = tuple[str, str, int]
+"""(pilot, source, seq): the place in a source's sequence a record claims."""
+
+
+class InFlight:
+    """Records submitted but not yet committed: their ids, with the receipt topics of copies
+    that arrived meanwhile, and the sequence numbers they claim."""
+
+    def __init__(self) -> None:
+        self._copies: dict[str, list[str]] = {}
+        self._seqs: set[SeqKey] = set()
+
+    def __len__(self) -> int:
+        return len(self._copies)
+
+    def hold_copy(self, record_id: str, topic: str) -> bool:
+        """If ``record_id`` is in flight, keep ``topic`` for its duplicate receipt."""
+        waiting = self._copies.get(record_id)
+        if waiting is None:
+            return False
+        waiting.append(topic)
+        return True
+
+    def claims(self, seq: SeqKey) -> bool:
+        return seq in self._seqs
+
+    def take(self, header: RecordHeader) -> None:
+        self._copies[header.id] = []
+        self._seqs.add((header.pilot, header.source, header.seq))
+
+    def release(self, header: RecordHeader) -> list[str]:
+        """Forget a record (committed or failed); the topics of its copies."""
+        self._seqs.discard((header.pilot, header.source, header.seq))
+        return self._copies.pop(header.id, [])
+
+
+def fan_out(
+    records: Sequence[Verified], stored: Sequence[Entry], head: SignedHead, in_flight: InFlight
+) -> list[tuple[str, Receipt]]:
+    """The receipts of committed records, in order: ``accepted`` to each record's sender,
+    then ``duplicate`` (same index) to each copy that arrived while it was in flight."""
+    out: list[tuple[str, Receipt]] = []
+    for v, entry in zip(records, stored, strict=True):
+        h = v.record.header
+        accepted = Receipt(
+            id=h.id,
+            status="accepted",
+            index=entry.index,
+            leaf_hash=entry.leaf_hash.hex(),
+            checkpoint=head.note,
+        )
+        out.append((v.receipts_topic, accepted))
+        copies = in_flight.release(h)
+        if copies:
+            duplicate = accepted.model_copy(update={"status": "duplicate"})
+            out.extend((topic, duplicate) for topic in copies)
+    return out
 
 
 class Sequencer:
@@ -80,9 +141,7 @@ class Sequencer:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="sequencer")
         self._batch = _Batch()
         self._oldest: float | None = None
-        # id -> receipt topics of copies that arrived while the original is in flight.
-        self._pending_ids: dict[str, list[str]] = {}
-        self._pending_seqs: set[tuple[str, str, int]] = set()
+        self._in_flight = InFlight()
         self._wake = asyncio.Event()
         self._full = asyncio.Event()
         self._closing = False
@@ -93,33 +152,35 @@ class Sequencer:
     def submit(self, v: Verified) -> None:
         """Queue a verified record, or answer at once if its id or seq is already used."""
         h = v.record.header
-        waiting = self._pending_ids.get(h.id)
-        if waiting is not None:
-            waiting.append(v.receipts_topic)
+        if self._in_flight.hold_copy(h.id, v.receipts_topic):
             return
+        answer = self._already_used(h)
+        if answer is not None:
+            self.receipts.send(v.receipts_topic, answer)
+            return
+        self._in_flight.take(h)
+        self._batch.records.append(v)
+        self._arrived()
+
+    def _already_used(self, h: RecordHeader) -> Receipt | None:
+        """The answer to a record whose id is on the log, or whose seq is taken."""
         reader = self.ledger.reader
         index = reader.record_index(h.id)
         if index is not None:
             self.metrics.duplicates.inc()
-            self.receipts.send(v.receipts_topic, self._duplicate(h.id, index))
-            return
-        seq_key = (h.pilot, h.source, h.seq)
-        if seq_key in self._pending_seqs or reader.seq_index(*seq_key) is not None:
+            return self._duplicate(h.id, index)
+        seq = (h.pilot, h.source, h.seq)
+        if self._in_flight.claims(seq) or reader.seq_index(*seq) is not None:
             self.metrics.rejected.labels("seq_reused").inc()
             detail = f"seq {h.seq} of {h.pilot}/{h.source} is already used by another record"
-            self.receipts.send(v.receipts_topic, rejected(h.id, "seq_reused", detail))
-            return
-        self._pending_ids[h.id] = []
-        self._pending_seqs.add(seq_key)
-        self._batch.records.append(v)
-        self._arrived()
+            return rejected(h.id, "seq_reused", detail)
+        return None
 
     async def change_registry(self, entries: Sequence[RegistryEntry]) -> list[Entry]:
-        """Append registry entries through the same writer; returns them once committed."""
-        if self._closing:
-            raise StoreError("the hub is shutting down")
-        job = _RegistryJob(list(entries), asyncio.get_running_loop().create_future())
-        self._batch.jobs.append(job)
+        """Append registry entries through the same writer; returns them once committed
+        and applied to the registry."""
+        job = self._job([NewEntry("registry", e.leaf()) for e in entries], self._apply_registry)
+        self._batch.ahead.append(job)
         self._arrived()
         return await job.done
 
@@ -133,14 +194,22 @@ class Sequencer:
         """Append hub-made entries (and erase bodies) in the next group commit; returns
         them once durable. ``committed`` runs on the event loop straight after the commit,
         so state derived from the log (consents) never lags what the log says."""
-        if self._closing:
-            raise StoreError("the hub is shutting down")
-        job = _EntryJob(
-            list(entries), list(erase), asyncio.get_running_loop().create_future(), committed
-        )
-        self._batch.entry_jobs.append(job)
+        job = self._job(list(entries), committed, erase)
+        self._batch.behind.append(job)
         self._arrived()
         return await job.done
+
+    def _job(
+        self,
+        entries: list[NewEntry],
+        committed: Callable[[list[Entry]], None] | None,
+        erase: Sequence[int] = (),
+    ) -> Job:
+        if self._closing:
+            # Worth retrying (on this hub restarted, or another): nothing of it was written.
+            raise StorageError("the hub is shutting down")
+        loop = asyncio.get_running_loop()
+        return Job(entries, loop.create_future(), list(erase), committed)
 
     def _arrived(self) -> None:
         if self._oldest is None:
@@ -151,13 +220,13 @@ class Sequencer:
 
     @property
     def in_flight(self) -> int:
-        return len(self._pending_ids)
+        return len(self._in_flight)
 
     # -- the writer loop -------------------------------------------------------------------
     async def run(self) -> None:
         """Commit batches until ``close`` is called and nothing is left."""
         while True:
-            if not self._batch.records and not self._batch.jobs and not self._batch.entry_jobs:
+            if not self._batch:
                 if self._closing:
                     return
                 self._wake.clear()
@@ -180,21 +249,19 @@ class Sequencer:
         self._wake.set()
         self._full.set()
 
-    async def _commit_next(self) -> None:
+    def _take_batch(self) -> _Batch:
+        """Every job and up to ``max_records`` records; the rest wait for the next commit."""
         batch = self._batch
-        records = batch.records[: self.max_records]
-        self._batch = _Batch(batch.records[self.max_records :], [])
+        self._batch = _Batch(records=batch.records[self.max_records :])
         self._oldest = time.monotonic() if self._batch.records else None
-        jobs = batch.jobs
-        entry_jobs = batch.entry_jobs
-        entries: list[NewEntry] = [
-            NewEntry("registry", e.leaf()) for job in jobs for e in job.entries
-        ]
-        entries.extend(_record_entry(v) for v in records)
-        n_records = len(entries)
-        for ej in entry_jobs:
-            entries.extend(ej.entries)
-        erase = [i for ej in entry_jobs for i in ej.erase]
+        return _Batch(batch.ahead, batch.records[: self.max_records], batch.behind)
+
+    async def _commit_next(self) -> None:
+        batch = self._take_batch()
+        entries = [e for job in batch.ahead for e in job.entries]
+        entries.extend(_record_entry(v) for v in batch.records)
+        entries.extend(e for job in batch.behind for e in job.entries)
+        erase = [i for job in (*batch.ahead, *batch.behind) for i in job.erase]
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
@@ -202,10 +269,7 @@ class Sequencer:
                 self.executor, partial(self.ledger.writer.append, entries, erase=erase)
             )
         except StoreError as exc:
-            self._failed(records, jobs, exc)
-            for ej in entry_jobs:
-                if not ej.done.done():
-                    ej.done.set_exception(exc)
+            self._failed(batch, exc)
             await asyncio.sleep(COMMIT_RETRY_S)
             return
         self.healthy = True
@@ -217,73 +281,35 @@ class Sequencer:
         self.metrics.checkpoint_signed(head.size)
         # Registry changes first: later records were checked against the older state,
         # which is what the log order says too.
-        position = 0
-        for job in jobs:
-            done = stored[position : position + len(job.entries)]
-            position += len(job.entries)
-            for entry in done:
-                self.ledger.registry.apply(entry.index, _leaf_fields(entry))
-                self.metrics.registry_changes.inc()
-            if not job.done.done():
-                job.done.set_result(done)
-        self._receipts(records, stored[position:n_records], head)
-        position = n_records
-        for ej in entry_jobs:
-            done = stored[position : position + len(ej.entries)]
-            position += len(ej.entries)
-            if ej.committed is not None:
-                try:
-                    ej.committed(done)
-                except Exception:
-                    log.exception("applying committed hub entries failed")
-            if not ej.done.done():
-                ej.done.set_result(done)
+        position = _complete(batch.ahead, stored, 0)
+        self._send_receipts(batch.records, stored[position : position + len(batch.records)], head)
+        _complete(batch.behind, stored, position + len(batch.records))
         if self.on_committed is not None:
             self.on_committed()
 
-    def _receipts(self, records: list[Verified], stored: list[Entry], head: SignedHead) -> None:
-        send = self.receipts.send
-        accepted = 0
-        for v, entry in zip(records, stored, strict=True):
-            h = v.record.header
-            leaf_hash = entry.leaf_hash.hex()
-            send(
-                v.receipts_topic,
-                Receipt(
-                    id=h.id,
-                    status="accepted",
-                    index=entry.index,
-                    leaf_hash=leaf_hash,
-                    checkpoint=head.note,
-                ),
-            )
-            accepted += 1
-            self._pending_seqs.discard((h.pilot, h.source, h.seq))
-            for topic in self._pending_ids.pop(h.id, ()):
-                self.metrics.duplicates.inc()
-                send(
-                    topic,
-                    Receipt(
-                        id=h.id,
-                        status="duplicate",
-                        index=entry.index,
-                        leaf_hash=leaf_hash,
-                        checkpoint=head.note,
-                    ),
-                )
-        self.metrics.accepted.inc(accepted)
+    def _apply_registry(self, done: list[Entry]) -> None:
+        for entry in done:
+            self.ledger.registry.apply(entry.index, _leaf_fields(entry))
+            self.metrics.registry_changes.inc()
 
-    def _failed(self, records: list[Verified], jobs: list[_RegistryJob], exc: StoreError) -> None:
+    def _send_receipts(
+        self, records: list[Verified], stored: list[Entry], head: SignedHead
+    ) -> None:
+        receipts = fan_out(records, stored, head, self._in_flight)
+        for topic, receipt in receipts:
+            self.receipts.send(topic, receipt)
+        self.metrics.accepted.inc(len(records))
+        self.metrics.duplicates.inc(len(receipts) - len(records))
+
+    def _failed(self, batch: _Batch, exc: StoreError) -> None:
         # No receipt: the agents keep the records and resend them, which is safe because
         # nothing of the batch was written.
-        log.error("commit of %d records failed: %s", len(records), exc)
+        log.error("commit of %d records failed: %s", len(batch.records), exc)
         self.healthy = False
         self.metrics.commit_failures.inc()
-        for v in records:
-            h = v.record.header
-            self._pending_ids.pop(h.id, None)
-            self._pending_seqs.discard((h.pilot, h.source, h.seq))
-        for job in jobs:
+        for v in batch.records:
+            self._in_flight.release(v.record.header)
+        for job in (*batch.ahead, *batch.behind):
             if not job.done.done():
                 job.done.set_exception(exc)
 
@@ -313,6 +339,21 @@ class Sequencer:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True)
+
+
+def _complete(jobs: list[Job], stored: list[Entry], position: int) -> int:
+    """Hand each job its stored entries from ``position`` on; the position after them."""
+    for job in jobs:
+        done = stored[position : position + len(job.entries)]
+        position += len(job.entries)
+        if job.committed is not None:
+            try:
+                job.committed(done)
+            except Exception:
+                log.exception("applying committed hub entries failed")
+        if not job.done.done():
+            job.done.set_result(done)
+    return position
 
 
 def _record_entry(v: Verified) -> NewEntry:

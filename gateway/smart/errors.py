@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import HubError
 
-class OAuthError(Exception):
+
+class OAuthError(HubError):
     """An OAuth error response: ``error`` is the RFC 6749 code, ``status`` the HTTP status."""
 
     status = 400
@@ -16,7 +18,7 @@ class OAuthError(Exception):
             self.status = status
 
 
-class InvalidToken(Exception):
+class InvalidToken(HubError):
     """A bearer access token is missing, malformed, expired or not ours (RFC 6750 3.1)."""
 
     def __init__(self, description: str) -> None:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 
 import click
 
-from edge.agent import install_uvloop, limit_malloc_arenas, run_agent
+from edge.agent import limit_malloc_arenas, run_agent
 from edge.logs import configure_logging
 from edge.settings import load_settings
 from edge.status import read_status, render_status
 
+from ..process import run_until_signalled
 from .errors import friendly
 
 CONFIG = click.option(
@@ -51,21 +48,7 @@ def run(config: Path) -> None:
     limit_malloc_arenas()
     settings = load_settings(config)
     configure_logging(settings.log.level, settings.log.format)
-    if settings.use_uvloop:
-        install_uvloop()
-    asyncio.run(_until_signalled(run_agent(settings)))
-
-
-async def _until_signalled(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main``; SIGINT/SIGTERM cancel it, which is how the agent stops cleanly."""
-    task = asyncio.ensure_future(main)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    run_until_signalled(run_agent(settings), use_uvloop=settings.use_uvloop)
 
 
 @edge.command("status")

@@ -13,12 +13,22 @@ from edge.errors import EdgeError
 from gateway.errors import HubError
 from ledger.errors import LedgerError
 from pilots.errors import PilotError
+from simulators.errors import SimulatorError
+
+from ..errors import SwiftchainError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Exception types each package registers as "user-facing": shown as a message, exit 2.
-USER_ERRORS: tuple[type[Exception], ...] = (LedgerError, HubError, EdgeError, PilotError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    LedgerError,
+    HubError,
+    EdgeError,
+    PilotError,
+    SimulatorError,
+    SwiftchainError,
+)
 
 
 @contextmanager

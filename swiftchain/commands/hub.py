@@ -9,6 +9,7 @@ import click
 from gateway.serve import run_hub
 from gateway.settings import load_settings
 
+from ..process import install_uvloop
 from .errors import friendly
 
 
@@ -29,4 +30,7 @@ def hub(config: Path | None, log_level: str) -> None:
 
     Example: swiftchain hub --config hub.toml
     """
-    run_hub(load_settings(config), log_level=log_level)
+    settings = load_settings(config)
+    if settings.use_uvloop:
+        install_uvloop()
+    run_hub(settings, log_level=log_level)

@@ -27,11 +27,13 @@ from gateway.registry.mosquitto import (
     source_username,
 )
 
+from ..errors import SwiftchainError
+
 BrokerKind = Literal["auto", "mosquitto", "embedded"]
 HUB_USER = "hub"
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailable(SwiftchainError):
     """The chosen broker cannot run here; the message says what to install or choose."""
 
 

@@ -66,7 +66,7 @@ async def demo_hub(workdir: Path, port: int, broker: DemoBroker) -> AsyncIterato
     """A hub that checks consent at ingest, as `swiftchain hub` does; drained on exit."""
     admin_token = secrets.token_urlsafe(24)
     settings = hub_settings(workdir, port, broker, admin_token)
-    runner = web.AppRunner(create_app(settings, enforce_consent=True), access_log=None)
+    runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.http_host, settings.http_port)

@@ -17,7 +17,6 @@ from tests.support.hub import ThreadHub, _handle
 def access_hub(tmp_path: Path, hub_broker: Mosquitto) -> Iterator[ThreadHub]:
     """A hub that checks consent at ingest (as ``swiftchain hub`` does), on its own broker."""
     hub: ThreadHub = _handle(ThreadHub, tmp_path / "hub", hub_broker.url, batch_max_ms=2)
-    hub.enforce_consent = True
     hub.start()
     try:
         yield hub

@@ -205,8 +205,6 @@ class ThreadHub(HubHandle):
     _loop: asyncio.AbstractEventLoop | None = None
     _stop: asyncio.Event | None = None
     app: Any = None
-    #: Check records needing consent at ingest, as ``swiftchain hub`` does.
-    enforce_consent: bool = False
 
     def start(self) -> None:
         from aiohttp import web
@@ -220,7 +218,7 @@ class ThreadHub(HubHandle):
 
         async def serve() -> None:
             self._stop = asyncio.Event()
-            self.app = create_app(settings, enforce_consent=self.enforce_consent)
+            self.app = create_app(settings)
             runner = web.AppRunner(self.app, access_log=None)
             try:
                 await runner.setup()

@@ -68,7 +68,6 @@ def test_registered_offline_then_replayed_through_per_source_accounts(tmp_path: 
     (broker.workdir / "data").mkdir()
     broker.config_text = (broker.workdir / "conf" / "mosquitto.conf").read_text()
     broker.start()
-    hub.enforce_consent = True
     try:
         hub.start()
         result = subprocess.run(

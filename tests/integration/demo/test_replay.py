@@ -25,7 +25,6 @@ SWIFTCHAIN = str(Path(sys.executable).with_name("swiftchain"))
 @pytest.fixture
 def consent_hub(tmp_path: Path, hub_broker: Mosquitto) -> Iterator[ThreadHub]:
     hub: ThreadHub = _handle(ThreadHub, tmp_path / "hub", hub_broker.url, batch_max_ms=2)
-    hub.enforce_consent = True
     hub.start()
     try:
         yield hub

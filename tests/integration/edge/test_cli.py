@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from ledger.checkpoint import NoteSigner
@@ -15,21 +16,29 @@ from tests.support.edge import SWIFTCHAIN, observation, write_edge_config
 HUB_KEY = NoteSigner("test.hub/log", generate_key()).verifier.encode()
 
 
-def test_stdin_records_are_acked_then_status_shows_them(tmp_path: Path, broker) -> None:
+def stdin_agent(
+    tmp_path: Path, broker_url: str, *command: str
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """``command --config <edge.toml>``: an agent taking records on stdin, acks on stdout."""
     config = write_edge_config(
         tmp_path / "edge",
         pilot="hospital-a",
         source="ward-3",
-        broker_url=broker.url,
+        broker_url=broker_url,
         hub_key=HUB_KEY,
         stream={"enabled": True},
     )
     proc = subprocess.Popen(
-        [SWIFTCHAIN, "edge", "--config", str(config)],
+        [*command, "--config", str(config)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    return proc, config
+
+
+def test_stdin_records_are_acked_then_status_shows_them(tmp_path: Path, broker) -> None:
+    proc, config = stdin_agent(tmp_path, broker.url, SWIFTCHAIN, "edge")
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write((json.dumps(observation("MRN-0042")) + "\n").encode())
     proc.stdin.write(b'{"not": "a record"}\n')
@@ -57,6 +66,29 @@ def test_stdin_records_are_acked_then_status_shows_them(tmp_path: Path, broker) 
         text=True,
     )
     assert json.loads(as_json.stdout)["last_seq"] == 1
+
+
+def test_python_m_edge_stops_cleanly_on_sigterm_without_the_cli(tmp_path: Path, broker) -> None:
+    # The lean entry shares the process layer (uvloop, signals) with `swiftchain edge`,
+    # and only that of the CLI's package.
+    lean = subprocess.run(
+        [sys.executable, "-c", "import sys, edge.__main__; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = set(lean.stdout.strip().strip("[]").replace("'", "").split(", "))
+    assert "swiftchain.process" in loaded
+    assert not loaded & {"click", "gateway", "swiftchain.cli", "swiftchain.commands"}
+    proc, _ = stdin_agent(tmp_path, broker.url, sys.executable, "-m", "edge")
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write((json.dumps(observation("MRN-0042")) + "\n").encode())
+    proc.stdin.flush()
+    assert json.loads(proc.stdout.readline())["seqs"] == [1]
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert "Traceback" not in stderr.decode()
 
 
 def test_bad_config_is_one_clear_message(tmp_path: Path) -> None:

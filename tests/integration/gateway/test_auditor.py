@@ -8,7 +8,11 @@ from __future__ import annotations
 import base64
 import json
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
 from ledger.envelope import check_signature, seal
@@ -16,7 +20,8 @@ from ledger.hashing import leaf_hash
 from ledger.keys import load_private_key, public_key_from_b64
 from ledger.proofs import verify_consistency, verify_inclusion
 from ledger.tree import Frontier
-from tests.support.hub import MqttPeer, ThreadHub
+from tests.support.broker import Mosquitto
+from tests.support.hub import MqttPeer, ThreadHub, thread_hub
 
 
 def get(base: str, path: str) -> Any:
@@ -63,6 +68,14 @@ def audit(base: str, pinned_key: str) -> dict[str, int]:
         verify_inclusion(lh, i, cp.size, [bytes.fromhex(h) for h in proof["proof"]], cp.root_hash)
     assert frontier.root() == cp.root_hash
     return {"size": cp.size, "signatures": signatures}
+
+
+@pytest.fixture
+def running_hub(tmp_path: Path, hub_broker: Mosquitto) -> Iterator[ThreadHub]:
+    """A hub that takes records about a person without a Consent: the auditor checks the
+    log's shape, not the consent gate (no pilot of the hub defines the health records)."""
+    with thread_hub(tmp_path / "hub", hub_broker.url, batch_max_ms=2, enforce_consent=False) as h:
+        yield h
 
 
 async def test_an_outside_auditor_needs_only_http(running_hub: ThreadHub) -> None:

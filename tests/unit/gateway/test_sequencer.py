@@ -20,8 +20,9 @@ from gateway.registry.changes import plan_org_add, plan_source_add
 from gateway.settings import HubSettings
 from ledger.checkpoint import verify_checkpoint
 from ledger.envelope import seal
-from ledger.errors import StoreError
+from ledger.errors import StorageError, StoreError
 from ledger.keys import FastVerifier, generate_key, public_key_b64, write_key_pair
+from ledger.store import NewEntry
 
 KEY = generate_key()
 
@@ -137,9 +138,20 @@ async def test_failed_commit_sends_no_receipt_and_recovers(
     monkeypatch.setattr(harness.ledger.writer, "append", flaky)
     monkeypatch.setattr("gateway.ingest.sequencer.COMMIT_RETRY_S", 0.01)
     lost = harness.submit(1)
-    await asyncio.sleep(0.1)
+    # Bounded wait for the failed commit (no fixed sleep: a loaded machine is slow).
+    for _ in range(500):
+        if calls["n"] >= 1 and not harness.sequencer.healthy:
+            break
+        await asyncio.sleep(0.01)
     assert harness.sent == [] and not harness.sequencer.healthy
     # The agent resends: accepted this time, once.
     harness.submit(1, record_id=lost)
     await harness.settle(1)
     assert harness.sent[0][1]["status"] == "accepted" and harness.sequencer.healthy
+
+
+async def test_after_close_writes_are_refused_as_storage_unavailable(harness: Harness) -> None:
+    # A 503 with Retry-After over HTTP: nothing was written, and another try may succeed.
+    harness.sequencer.close()
+    with pytest.raises(StorageError, match="shutting down"):
+        await harness.sequencer.append([NewEntry("access", b"{}")])

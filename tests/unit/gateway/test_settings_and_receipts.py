@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.app import create_app
+from gateway.appkeys import ACCESS, HUB
 from gateway.errors import ConfigError
+from gateway.ingest.checks import no_consent_check
 from gateway.ingest.receipts import Receipt, rejected
 from gateway.settings import load_settings
 
@@ -22,6 +25,17 @@ def test_toml_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert s.dead_letters == tmp_path / "data" / "ledger.db.deadletter"
     assert (s.mqtt_host, s.mqtt_port) == ("127.0.0.1", 1999)
     assert s.records_subscription == "$share/hub/swiftchain/v1/+/+/records"
+
+
+def test_consent_is_enforced_unless_a_setting_turns_it_off(tmp_path: Path) -> None:
+    # The factory has no switch of its own: a hub built from plain settings checks consent.
+    config = tmp_path / "hub.toml"
+    config.write_text("")
+    on = create_app(load_settings(config))
+    assert on[HUB].consent_check == on[ACCESS].consent_check
+    config.write_text("enforce_consent = false\n")
+    off = create_app(load_settings(config))
+    assert off[HUB].consent_check is no_consent_check
 
 
 def test_plain_subscription_for_brokers_without_shared_subs(tmp_path: Path) -> None:

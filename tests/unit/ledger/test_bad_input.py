@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from ledger.canonical import canonical_json
-from ledger.errors import InvalidEnvelope, LedgerError, ProofError, StoreError
+from ledger.errors import (
+    InvalidEnvelope,
+    LedgerError,
+    ProofError,
+    RangeError,
+    StorageError,
+    StoreError,
+)
 from ledger.hashing import EMPTY_ROOT, leaf_hash, node_hash
 from ledger.proofs import root_from_inclusion_proof, verify_consistency, verify_inclusion
 from ledger.store import LedgerReader, LedgerWriter, NewEntry
@@ -157,9 +164,10 @@ READER_CALLS: list[tuple[str, Callable[[LedgerReader], Any]]] = [
 def test_reader_methods(
     writer: LedgerWriter, name: str, call: Callable[[LedgerReader], Any]
 ) -> None:
-    with LedgerReader(writer.path) as reader, pytest.raises(StoreError):
+    # A RangeError: the caller's mistake, which the hub answers with 400.
+    with LedgerReader(writer.path) as reader, pytest.raises(RangeError):
         call(reader)
-    with pytest.raises(StoreError):
+    with pytest.raises(RangeError):
         call(writer)
 
 
@@ -219,3 +227,30 @@ def test_writer_refuses_another_logs_file(tmp_path: Path) -> None:
 
 def test_every_ledger_error_is_named() -> None:
     assert issubclass(ProofError, LedgerError) and issubclass(StoreError, LedgerError)
+    assert issubclass(RangeError, StoreError) and issubclass(StorageError, StoreError)
+
+
+def test_a_full_quota_is_a_storage_error_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    LedgerWriter(path, origin="swiftchain.test/log").close()
+    with LedgerReader(path) as reader:
+        pages = int(reader.conn.execute("PRAGMA page_count").fetchone()[0])
+    # SQLite cannot grow the file past max_page_count: SQLITE_FULL, as on a full disk.
+    writer = LedgerWriter(path, origin="swiftchain.test/log", max_page_count=pages + 2)
+    leaf = b'{"kind":"access","pad":"%s"}' % (b"x" * 2000)
+    stored = 0
+    with pytest.raises(StorageError, match="full"):
+        for _ in range(100):
+            writer.append([NewEntry("access", leaf)])
+            stored += 1
+    assert 0 < stored < 100
+    root = writer.current_root()
+    assert writer.size() == stored
+    with LedgerReader(path) as reader:
+        assert reader.size() == stored and reader.root(stored) == root
+    # A write that fits would still go: nothing is left half-done by the failure.
+    writer.close()
+    again = LedgerWriter(path, origin="swiftchain.test/log")
+    again.append([NewEntry("access", leaf)])
+    assert again.size() == stored + 1
+    again.close()

@@ -33,7 +33,6 @@ def fuzzed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     broker = Mosquitto(root / "mosquitto")
     broker.start()
     hub: ThreadHub = _handle(ThreadHub, root / "hub", broker.url, batch_max_ms=2)
-    hub.enforce_consent = True
     hub.start()
     try:
         client = HospitalClient(hub, "fuzz-ehr", HOSPITAL).register()

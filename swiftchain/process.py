@@ -1,0 +1,45 @@
+"""Running a part of Swiftchain as a process: the event loop (uvloop when asked for and
+installed) and SIGINT/SIGTERM turned into cancelling the part's main task, which is how
+every part stops cleanly (draining what is in flight on its way out).
+
+The standard library only: ``python -m edge`` imports this and not the rest of the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+
+def install_uvloop() -> bool:
+    """Make asyncio use uvloop, if installed; return whether it does."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+async def until_signalled(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main``; SIGINT or SIGTERM cancel it, and its cancellation is a normal end."""
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run_until_signalled(main: Coroutine[Any, Any, None], *, use_uvloop: bool) -> None:
+    """The whole life of a process whose work is ``main``: until it ends or is signalled."""
+    if use_uvloop:
+        install_uvloop()
+    asyncio.run(until_signalled(main))
