@@ -353,7 +353,7 @@ class LedgerWriter(LedgerReader):
         self._lock = threading.Lock()
         try:
             conn.execute("PRAGMA journal_mode = WAL")
-            # A record is acknowledged only after its transaction is durable (DESIGN: Storage).
+            # A record is acknowledged only after its transaction is durable (docs/storage.md).
             conn.execute("PRAGMA synchronous = FULL")
             if max_page_count:
                 conn.execute(f"PRAGMA max_page_count = {int(max_page_count)}")
@@ -398,7 +398,7 @@ class LedgerWriter(LedgerReader):
     def _append(self, batch: Sequence[NewEntry], erase: Sequence[int]) -> list[Entry]:
         erase = [_check_int(i, "erased index") for i in erase]
         now = time.time()
-        # The hot path (DESIGN: group commit): hash the batch in one comprehension, extend
+        # The hot path (group commit): hash the batch in one comprehension, extend
         # the tree in one call, and build rows without per-entry helper calls.
         leaf_hashes = [sha256(LEAF_PREFIX + e.leaf).digest() for e in batch]
         # Under the lock from the frontier copy to the commit, so that two callers cannot

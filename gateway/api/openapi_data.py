@@ -1,4 +1,4 @@
-"""The OpenAPI paths of access control (issue 5): the token endpoint and SMART discovery,
+"""The OpenAPI paths of access control: the token endpoint and SMART discovery,
 hospital clients, the FHIR facade, Consents, city records and the audit view.
 
 Purpose of use: every data request carries the ``X-Purpose-Of-Use`` header (one HL7 v3
