@@ -33,7 +33,7 @@ from edge.sources.stream import StreamSource, file_lines
 from ledger.checkpoint import NoteSigner
 from ledger.envelope import utc_now
 from ledger.keys import generate_key, write_key_pair
-from swiftchain.process import install_uvloop
+from runtime.process import install_uvloop
 from tests.support.broker import Mosquitto
 from tests.support.hub import process_hub
 

@@ -1,6 +1,6 @@
 """Ledger benchmark (``make bench``): append rate, proof time at 1M entries, verify rate.
 
-Targets on 2 cores (issue 2): appends >= 200,000 entries/s in batches of 1000 with
+Targets on 2 cores: appends >= 200,000 entries/s in batches of 1000 with
 synchronous=FULL; inclusion and consistency proofs < 1 ms at 1M entries; full verify (with
 Ed25519 checks) >= 20,000 entries/s. The 1M-entry and 100k-record ledgers are built once
 into bench/out/ and reused; pass --rebuild to make them again.

@@ -127,9 +127,9 @@ def render(results: list[dict[str, object]], notes: list[str], load_at_start: fl
     lines = [
         "# Swiftchain benchmark results",
         "",
-        f"Written by `make bench` (bench/report.py) on {when}. Targets are the issues' targets "
-        "for 2 cores; rates on a shared or busy machine (see the load average: above 2 means "
-        "other work shared these 2 cores) are lower bounds.",
+        f"Written by `make bench` (bench/report.py) on {when}. Targets are those each "
+        "benchmark's docstring sets for 2 cores; rates on a shared or busy machine (see the "
+        "load average: above 2 means other work shared these 2 cores) are lower bounds.",
         "",
         "## Machine",
         "",

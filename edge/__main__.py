@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from swiftchain.process import run_until_signalled
+from runtime.process import run_until_signalled
 
 from .agent import limit_malloc_arenas, run_agent
 from .errors import EdgeError

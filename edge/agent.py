@@ -1,6 +1,6 @@
 """The agent: the outbox, the intake, the sources, the MQTT link and the receipt checks,
 wired together and run as one TaskGroup until cancelled (SIGINT/SIGTERM: the process layer,
-``swiftchain.process``, turns them into cancellation)."""
+``runtime.process``, turns them into cancellation)."""
 
 from __future__ import annotations
 

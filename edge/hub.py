@@ -1,5 +1,5 @@
 """The hub's public ledger API, as the agent uses it: verifier key, checkpoint, inclusion
-proofs (DESIGN "Hub HTTP surface"). Every failure is HubUnavailable."""
+proofs (docs/http.md, "The public ledger"). Every failure is HubUnavailable."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Receipts from the hub and what the agent makes of each (pure decisions).
 
-DESIGN "MQTT": the edge deletes a record from its outbox only on ``accepted`` or
+docs/wire.md, "Receipts": the edge deletes a record from its outbox only on ``accepted`` or
 ``duplicate``; ``rejected`` moves it to the dead letters with its reason. Before trusting an
 ``accepted`` receipt the agent checks the checkpoint's signature with the pinned hub key and
 that the receipt's leaf hash is the one it computed; a receipt that fails is ignored, so the

@@ -1,6 +1,6 @@
 """Serving a hub: logging, the HTTP server, and the drain on SIGTERM or Ctrl-C (aiohttp
 turns both into an orderly cleanup of the contexts in ``app.py``). The event loop is the
-process layer's choice (``swiftchain.process``), made before this runs."""
+process layer's choice (``runtime.process``), made before this runs."""
 
 from __future__ import annotations
 

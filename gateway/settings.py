@@ -84,7 +84,7 @@ class HubSettings(BaseSettings):
     drain_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     use_uvloop: bool = True
 
-    # -- access: hospital auth, consents, data API (issue 5) --------------------------------
+    # -- access: hospital auth, consents, data API ------------------------------------------
     token_key: Path | None = None
     """The hub's Ed25519 JWK that signs access tokens; separate from the log key, and made
     on first start if absent."""

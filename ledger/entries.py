@@ -1,4 +1,4 @@
-"""Leaf formats of the log's entry kinds other than ``record`` (DESIGN.md "Ledger").
+"""Leaf formats of the log's entry kinds other than ``record`` (docs/wire.md, "Log entries").
 
 A record's leaf is JCS(header) exactly; every other kind's leaf is JCS of one of these
 models, which carry a ``kind`` field, so the kind of any leaf is known from its bytes alone.

@@ -1,4 +1,4 @@
-"""The record envelope, wire format v1 (DESIGN.md "Record envelope").
+"""The record envelope, wire format v1 (docs/wire.md, "The record envelope").
 
 ``header`` is what is signed and what the ledger commits to; ``body`` carries the payload and
 its salt and may later be erased. ``sig`` is Ed25519 over JCS(header), base64url.
@@ -38,7 +38,7 @@ from .keys import sign as ed25519_sign
 from .keys import verify as ed25519_verify
 
 ENVELOPE_VERSION = 1
-#: Largest wire message a hub or agent accepts (DESIGN: "size limit").
+#: Largest wire message a hub or agent accepts (the hub's ``max_record_bytes`` defaults to it).
 MAX_RECORD_BYTES = 256 * 1024
 #: Deepest JSON nesting accepted, so hostile input cannot exhaust the parser's stack.
 MAX_JSON_DEPTH = 32

@@ -1,4 +1,4 @@
-"""The whole read decision of DESIGN.md "Access control", policy then consent.
+"""The whole read decision, policy then consent (docs/http.md, "Data, consent and audit").
 
 The hub calls :func:`decide_access` once per request (and per record when the consent
 depends on the record's codes or time), writes the decision as an ``access`` entry, and

@@ -83,7 +83,7 @@ class Verified:
 
 
 ConsentCheck = Callable[[RecordHeader], None]
-"""Hook for consent-status checks (a later issue): raise Rejected('consent_required', ...)."""
+"""Hook for consent-status checks at ingest: raise Rejected('consent_required', ...)."""
 
 
 def no_consent_check(header: RecordHeader) -> None:

@@ -17,7 +17,8 @@ from joserfc.jwk import OKPKey
 from .errors import InvalidToken, OAuthError
 from .scopes import Scope, parse_scopes
 
-#: DESIGN/issue: access tokens live at most 300 s.
+#: Access tokens live at most 300 s: short-lived, as SMART Backend Services recommends
+#: (docs/http.md, "Credentials").
 ACCESS_TOKEN_LIFETIME = 300
 TOKEN_TYPE = "at+jwt"
 MAX_TOKEN_BYTES = 8192

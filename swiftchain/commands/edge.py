@@ -10,8 +10,8 @@ from edge.agent import limit_malloc_arenas, run_agent
 from edge.logs import configure_logging
 from edge.settings import load_settings
 from edge.status import read_status, render_status
+from runtime.process import run_until_signalled
 
-from ..process import run_until_signalled
 from .errors import friendly
 
 CONFIG = click.option(

@@ -8,8 +8,8 @@ import click
 
 from gateway.serve import run_hub
 from gateway.settings import load_settings
+from runtime.process import install_uvloop
 
-from ..process import install_uvloop
 from .errors import friendly
 
 

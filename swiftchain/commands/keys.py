@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
 
 from ledger.checkpoint import NoteSigner
+from ledger.errors import KeyFileError
 from ledger.keys import key_id, load_private_key, public_key_b64, write_key_pair
 
 from .errors import friendly
+
+#: The hub's default ``origin`` (gateway.settings.HubSettings): a hub signs its checkpoints
+#: under its origin, so that is the name its verifier key must carry. Kept here as text so
+#: that making a key on a small gateway does not import the hub.
+HUB_DEFAULT_ORIGIN = "swiftchain.local/ledger"
+#: A signed-note key name: no spaces, no "+" (C2SP signed-note, "Verifier keys").
+_NOTE_NAME = re.compile(r"^[^\s+]{1,128}$")
+
+
+def verifier_key_path(path: Path) -> Path:
+    """Where ``keys new`` writes the verifier key: ``hub.key`` -> ``hub.vkey``."""
+    if path.suffix == ".key":
+        return path.with_suffix(".vkey")
+    return path.with_name(path.name + ".vkey")
+
+
+def _note_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not _NOTE_NAME.match(value):
+        raise click.BadParameter("a signed-note key name has no spaces and no '+'")
+    return value
 
 
 @click.group()
@@ -19,23 +41,45 @@ def keys() -> None:
 
 @keys.command("new")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--note-name",
+    default=HUB_DEFAULT_ORIGIN,
+    show_default=True,
+    callback=_note_name,
+    help="The name in the verifier key: the origin of the hub that signs with this key.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing key (the old one is lost).")
 @friendly
-def new(path: Path, force: bool) -> None:
-    """Write a new key pair: PATH (private, mode 0600) and PATH.pub.
+def new(path: Path, note_name: str, force: bool) -> None:
+    """Write a new key pair: PATH (private, mode 0600), PATH.pub, and the signed-note
+    verifier key (hub.key -> hub.vkey) that `swiftchain ledger verify --key` pins when
+    PATH is a hub's checkpoint key.
 
-    Example: swiftchain keys new keys/air-station-1.key
+    Example: swiftchain keys new hub.key --note-name ledger.city.example/demo-zone
     """
+    vkey = verifier_key_path(path)
+    if not force and vkey.exists():
+        raise KeyFileError(f"{vkey} already exists; refusing to overwrite a key")
     key = write_key_pair(path, overwrite=force)
+    verifier = NoteSigner(note_name, key).verifier.encode()
+    try:
+        vkey.write_text(verifier + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise KeyFileError(f"cannot write verifier key {vkey}: {exc.strerror}") from None
     pub = key.public_key()
-    click.echo(f"wrote {path} and {path}.pub")
+    click.echo(f"wrote {path}, {path}.pub and {vkey}")
     click.echo(f"key id: {key_id(pub)}")
     click.echo(f"public key (base64url): {public_key_b64(pub)}")
+    click.echo(f"verifier key: {verifier}")
 
 
 @keys.command("show")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--note-name", help="Also print the signed-note verifier key under this name.")
+@click.option(
+    "--note-name",
+    callback=_note_name,
+    help="Also print the signed-note verifier key under this name.",
+)
 @friendly
 def show(path: Path, note_name: str | None) -> None:
     """Print a private key's id and public key.

@@ -7,7 +7,7 @@ After every round: every record fed so far is on the log exactly once (seqs 1..n
 source, each marker once), every outbox drains, ``verify_ledger`` is green, and no query
 returned data it should not.
 
-``SWIFTCHAIN_FAULT_ROUNDS`` (default 10, as issue 7 asks) sets the rounds; each round kills
+``SWIFTCHAIN_FAULT_ROUNDS`` (default 10) sets the rounds; each round kills
 the hub once and an agent once, every other round restarts the broker.
 ``SWIFTCHAIN_FAULT_AGENTS`` (default 6) sets the agents, ``SWIFTCHAIN_FAULT_SEED`` the seed.
 """

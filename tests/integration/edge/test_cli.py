@@ -78,7 +78,7 @@ def test_python_m_edge_stops_cleanly_on_sigterm_without_the_cli(tmp_path: Path, 
         check=True,
     )
     loaded = set(lean.stdout.strip().strip("[]").replace("'", "").split(", "))
-    assert "swiftchain.process" in loaded
+    assert "runtime.process" in loaded
     assert not loaded & {"click", "gateway", "swiftchain.cli", "swiftchain.commands"}
     proc, _ = stdin_agent(tmp_path, broker.url, sys.executable, "-m", "edge")
     assert proc.stdin is not None and proc.stdout is not None

@@ -47,3 +47,33 @@ def test_show_bad_files_is_one_line(tmp_path: Path) -> None:
         assert result.exit_code == 1
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: KeyFileError")
+
+
+def test_new_writes_the_verifier_key_of_a_hub_with_the_default_origin(tmp_path: Path) -> None:
+    from gateway.settings import HubSettings
+    from ledger.checkpoint import NoteSigner, NoteVerifier
+
+    path = tmp_path / "hub.key"
+    result = run("new", str(path))
+    assert result.exit_code == 0, result.output
+    vkey = (tmp_path / "hub.vkey").read_text()
+    origin = HubSettings.model_fields["origin"].default
+    assert vkey == NoteSigner(origin, load_private_key(path)).verifier.encode() + "\n"
+    assert NoteVerifier.parse(vkey).name == origin
+    assert f"verifier key: {vkey.strip()}" in result.output
+
+
+def test_new_names_the_verifier_key_after_the_hub_origin_given(tmp_path: Path) -> None:
+    assert run("new", str(tmp_path / "log"), "--note-name", "ledger.example/zone").exit_code == 0
+    assert (tmp_path / "log.vkey").read_text().startswith("ledger.example/zone+")
+    refused = run("new", str(tmp_path / "x.key"), "--note-name", "two words")
+    assert refused.exit_code == 2 and "--note-name" in refused.output
+    assert not (tmp_path / "x.key").exists() and not (tmp_path / "x.vkey").exists()
+
+
+def test_new_refuses_to_overwrite_a_verifier_key(tmp_path: Path) -> None:
+    (tmp_path / "hub.vkey").write_text("kept\n")
+    again = run("new", str(tmp_path / "hub.key"))
+    assert again.exit_code == 1 and "refusing to overwrite" in again.output
+    assert not (tmp_path / "hub.key").exists()
+    assert (tmp_path / "hub.vkey").read_text() == "kept\n"

@@ -1,6 +1,6 @@
 # ruff: noqa: E501  (the decision table is kept one request per line, to be read as a table)
 """The access decision table: role x data type x purpose x consent state -> allow/deny and
-why. Read it as the specification of DESIGN.md "Access control" for the packaged pilots.
+why. Read it as the specification of the access decision for the packaged pilots.
 
 Each row is one request ``decide_access(pilot, org, data_type, purpose, consent)`` at
 2025-09-01 for patient ``p-001``. Consent states are built in ``CONSENTS`` below.

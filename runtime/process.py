@@ -2,7 +2,8 @@
 installed) and SIGINT/SIGTERM turned into cancelling the part's main task, which is how
 every part stops cleanly (draining what is in flight on its way out).
 
-The standard library only: ``python -m edge`` imports this and not the rest of the CLI.
+The standard library only: ``python -m edge`` imports this and not the CLI; a package of
+its own beside ``ledger/`` because the agent, the hub's command and the bench all use it.
 """
 
 from __future__ import annotations
