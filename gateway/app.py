@@ -49,7 +49,11 @@ def create_app(
     app[SETTINGS] = settings
     access = AccessControl(settings)
     app[ACCESS] = access
-    app[HUB] = Hub(settings, access.consent_check if enforce_consent else consent_check)
+    app[HUB] = Hub(
+        settings,
+        access.consent_check if enforce_consent else consent_check,
+        {pilot.id: pilot.late_delivery_window for pilot in access.pilots.values()},
+    )
     app.cleanup_ctx.extend([_store, _access, _broker_link, _sequencer, _intake])
     for module in (health, ledger, registry, admin, openapi):
         app.add_routes(module.routes)
