@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from ledger.entries import ErasureEntry
 from ledger.envelope import utc_now
 from ledger.store import NewEntry
+from pilots import DataType
 
 from ..hub import Hub
 from ..queries import oldest_bodies
@@ -24,37 +25,51 @@ CHUNK = 1000
 
 
 async def sweep(hub: Hub, access: AccessControl, now: datetime | None = None) -> int:
-    """Erase every body past retention now; returns how many were erased."""
+    """Erase every body past retention now; returns how many were erased.
+
+    Each pilot's data type is swept on its own: a row that cannot be judged (or a commit
+    that fails) is logged and leaves only that type's bodies for the next sweep, never the
+    other pilots' bodies past their retention."""
     now = now or datetime.now(UTC)
     total = 0
     for pilot in access.pilots.values():
         for data_type in pilot.data_types:
-            while True:
-                rows = oldest_bodies(hub.ledger.reader.conn, pilot.id, data_type.id, CHUNK)
-                due = []
-                for index, record_id, observed_at in rows:
-                    if data_type.retention.until(parse_time(observed_at)) > now:
-                        break  # oldest first: the rest are not due either
-                    due.append((index, record_id))
-                if not due:
-                    break
-                stamp = utc_now()
-                entries = [
-                    NewEntry(
-                        "erasure",
-                        ErasureEntry(
-                            at=stamp, actor=ACTOR, index=i, record=rid, reason="retention"
-                        ).leaf(),
-                    )
-                    for i, rid in due
-                ]
-                await hub.sequencer.append(entries, erase=[i for i, _ in due])
-                total += len(due)
-                if len(due) < len(rows) or len(rows) < CHUNK:
-                    break
+            try:
+                total += await _sweep_type(hub, pilot.id, data_type, now)
+            except Exception:
+                log.exception(
+                    "retention sweep of %s %s failed; sweeping the others",
+                    pilot.id,
+                    data_type.id,
+                )
     if total:
         log.info("erased %d bodies past retention", total)
     return total
+
+
+async def _sweep_type(hub: Hub, pilot: str, data_type: DataType, now: datetime) -> int:
+    total = 0
+    while True:
+        rows = oldest_bodies(hub.ledger.reader.conn, pilot, data_type.id, CHUNK)
+        due = []
+        for index, record_id, observed_at in rows:
+            if data_type.retention.until(parse_time(observed_at)) > now:
+                break  # oldest first: the rest are not due either
+            due.append((index, record_id))
+        if not due:
+            return total
+        stamp = utc_now()
+        entries = [
+            NewEntry(
+                "erasure",
+                ErasureEntry(at=stamp, actor=ACTOR, index=i, record=rid, reason="retention").leaf(),
+            )
+            for i, rid in due
+        ]
+        await hub.sequencer.append(entries, erase=[i for i, _ in due])
+        total += len(due)
+        if len(due) < len(rows) or len(rows) < CHUNK:
+            return total
 
 
 async def run(hub: Hub, access: AccessControl) -> None:
