@@ -5,6 +5,12 @@ transaction holding it is on disk, so a power cut loses nothing that was acknowl
 ``seq`` is allocated by the agent and stored with its records in the same transaction
 (``meta.last_seq``), so it only ever grows, across restarts and dead letters alike.
 
+When the agent starts with a new key, :meth:`Outbox.reseal` signs every record still waiting
+(and every dead letter the hub refused only for its key) again with it: the hub judges a
+key when it receives a record, so a backlog older than the old key's end needs the new one.
+The leaf hashes of earlier seals are kept, so a receipt for a copy that landed before the
+switch still settles the record.
+
 Every method is blocking and meant for the agent's single database thread; the agent's
 ``AsyncOutbox`` wraps them. ``swiftchain edge status`` reads the file on a connection of
 its own (WAL lets it read while the agent writes).
@@ -23,23 +29,28 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from ledger.envelope import parse_record
+from ledger.hashing import leaf_hash
+
 from .errors import OutboxError
 from .receipts import Expected, ProofCheck, Receipt, ReceiptJudge, Verdict
-from .signer import Sealed
+from .signer import Sealed, Signer
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- earlier_leaf_hashes: the 32-byte leaf hashes of this record's earlier seals (other keys).
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     type TEXT NOT NULL,
     leaf_hash BLOB NOT NULL,
     wire BLOB NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    earlier_leaf_hashes BLOB NOT NULL DEFAULT x''
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY,
@@ -71,6 +82,13 @@ CREATE TABLE IF NOT EXISTS ingested (
     at REAL NOT NULL
 );
 """
+#: Schema 1 -> 2: re-sealed records remember the leaf hashes of their earlier seals.
+MIGRATE_1_TO_2 = "ALTER TABLE outbox ADD COLUMN earlier_leaf_hashes BLOB NOT NULL DEFAULT x''"
+#: Earlier seals remembered per record (one per key change while it waited).
+MAX_EARLIER_SEALS = 8
+#: Dead-letter reasons that mean "the key", not "the record": re-sealed with a new key.
+KEY_REASONS = ("key_not_valid",)
+RESEAL_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -115,7 +133,12 @@ class Outbox:
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.executescript(SCHEMA)
             version = self.meta("schema")
-            if version is None:
+            if version == "1":
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute(MIGRATE_1_TO_2)
+                self.set_meta("schema", SCHEMA_VERSION)
+                self.conn.execute("COMMIT")
+            elif version is None:
                 self.set_meta("schema", SCHEMA_VERSION)
             elif version != SCHEMA_VERSION:
                 raise OutboxError(f"{self.path} has outbox schema {version}, not {SCHEMA_VERSION}")
@@ -210,10 +233,11 @@ class Outbox:
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for rid, seq, lh in self.conn.execute(
-                f"SELECT id, seq, leaf_hash FROM outbox WHERE id IN ({marks})", chunk
+            for rid, seq, lh, earlier in self.conn.execute(
+                f"SELECT id, seq, leaf_hash, earlier_leaf_hashes FROM outbox WHERE id IN ({marks})",
+                chunk,
             ):
-                found[rid] = Expected(seq, lh)
+                found[rid] = Expected(seq, lh, _hashes(earlier))
         return found
 
     def settle(self, receipts: Sequence[Receipt], judge: ReceiptJudge) -> Settled:
@@ -286,6 +310,68 @@ class Outbox:
         value = {"size": size, "root": root_hex, "origin": origin, "at": now}
         self.set_meta("last_checkpoint", json.dumps(value))
 
+    # -- a new key -------------------------------------------------------------------------
+    def reseal(self, signer: Signer) -> tuple[int, int]:
+        """Sign again with ``signer`` every waiting record another key signed, and bring back
+        to the outbox, re-sealed, every dead letter the hub refused only for its key
+        (``key_not_valid``). One transaction; returns (re-sealed, brought back)."""
+        resealed: list[tuple[bytes, bytes, bytes, int]] = []
+        revived: list[tuple[int, str, str, bytes, bytes, float, bytes]] = []
+        last = 0
+        while True:
+            rows = self.conn.execute(
+                "SELECT seq, wire, leaf_hash, earlier_leaf_hashes FROM outbox WHERE seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (last, RESEAL_PAGE),
+            ).fetchall()
+            for seq, wire, old_hash, earlier in rows:
+                new = signer.reseal(wire)
+                if new is not None:
+                    resealed.append((new.wire, new.leaf_hash, _remember(earlier, old_hash), seq))
+            if len(rows) < RESEAL_PAGE:
+                break
+            last = rows[-1][0]
+        marks = ",".join("?" * len(KEY_REASONS))
+        last = 0
+        while True:
+            dead = self.conn.execute(
+                f"SELECT seq, wire, created_at FROM dead_letters WHERE reason IN ({marks})"
+                " AND seq > ? ORDER BY seq LIMIT ?",
+                (*KEY_REASONS, last, RESEAL_PAGE),
+            ).fetchall()
+            for seq, wire, created_at in dead:
+                new = signer.reseal(wire)
+                if new is not None:
+                    old_hash = _leaf_hash_of(wire)
+                    row = (seq, new.id, new.type_id, new.leaf_hash, new.wire, created_at, old_hash)
+                    revived.append(row)
+            if len(dead) < RESEAL_PAGE:
+                break
+            last = dead[-1][0]
+        if not resealed and not revived:
+            return 0, 0
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany(
+                "UPDATE outbox SET wire = ?, leaf_hash = ?, earlier_leaf_hashes = ? WHERE seq = ?",
+                resealed,
+            )
+            self.conn.executemany(
+                "INSERT INTO outbox (seq, id, type, leaf_hash, wire, created_at,"
+                " earlier_leaf_hashes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                revived,
+            )
+            self.conn.executemany(
+                "DELETE FROM dead_letters WHERE seq = ?", [(r[0],) for r in revived]
+            )
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(
+                f"cannot re-seal {len(resealed) + len(revived)} records: {exc}"
+            ) from None
+        return len(resealed), len(revived)
+
     # -- inclusion proof checks ------------------------------------------------------------
     def due_proof_checks(self, now: float, limit: int) -> list[ProofCheck]:
         rows = self.conn.execute(
@@ -316,6 +402,20 @@ class Outbox:
             "UPDATE proof_checks SET failed = ?, attempts = attempts + 1 WHERE id = ?",
             (detail[:4096], record_id),
         )
+
+
+def _hashes(packed: bytes) -> tuple[bytes, ...]:
+    return tuple(packed[i : i + 32] for i in range(0, len(packed), 32))
+
+
+def _remember(earlier: bytes, leaf_hash: bytes) -> bytes:
+    """``earlier`` with ``leaf_hash`` added, keeping the last ``MAX_EARLIER_SEALS``."""
+    return (earlier + leaf_hash)[-32 * MAX_EARLIER_SEALS :]
+
+
+def _leaf_hash_of(wire: bytes) -> bytes:
+    """A dead letter's leaf hash (the table keeps only its wire)."""
+    return leaf_hash(parse_record(wire).header.canonical())
 
 
 def _last_receipt(verdicts: list[tuple[Receipt, Verdict]], now: float) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """What a revoked or rotated-out key can still do, against a live hub on a real Mosquitto:
 nothing after a revocation, whatever ``observed_at`` it claims; after a rotation, only
-records in flight within the pilot's late-delivery window. And a far-future
-``observed_at`` is refused at the door (``observed_in_future``), never stored."""
+records in flight within the pilot's late-delivery window. A far-future ``observed_at``
+is refused at the door (``observed_in_future``), never stored. And the honest side: an
+agent that was offline for a week across a rotation still delivers all of its backlog."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from ledger.envelope import utc_now
+from edge.drafts import Prepared
+from edge.outbox import Outbox
+from edge.receipts import ProofPolicy, Receipt, ReceiptJudge
+from edge.settings import load_settings
+from edge.signer import Signer
+from ledger.checkpoint import NoteVerifier
+from ledger.envelope import parse_record, utc_now
 from ledger.keys import load_private_key
+from ledger.store import LedgerReader
 from tests.support.broker import Mosquitto
+from tests.support.edge import drained, running_agent, write_edge_config
 from tests.support.hub import MqttPeer, ThreadHub, records_topic, thread_hub
 from tests.support.records import PILOT, SOURCE, TYPE, make
 
@@ -117,3 +126,71 @@ async def test_a_rotated_out_key_gets_only_its_pilots_window(
         # What the agent does with it: the same record, re-sealed with the new key, lands.
         resealed = await peer.send(make(new, 1, observed_at=before, **fields), topic)
         assert resealed["status"] == "accepted"
+
+
+async def test_an_agent_offline_for_a_week_delivers_its_backlog_after_a_rotation(
+    tmp_path: Path, running_hub: ThreadHub
+) -> None:
+    """The honest path: the station was cut off for a week; four days ago its operator
+    rotated its key (planned). Its outbox holds a week of records sealed with the old key,
+    one that landed before the cut but whose receipt was lost, and one the hub refused
+    for its key. Started with the new key, the agent re-seals them all and delivers."""
+    old_path, old_id = running_hub.register_source(
+        PILOT, SOURCE, [TYPE], valid_from=ago(timedelta(days=30))
+    )
+    old = Signer(PILOT, SOURCE, load_private_key(old_path))
+    week = [
+        old.seal(Prepared(TYPE, {"pm25": day}, None, None, ago(timedelta(days=7 - day))), day)
+        for day in range(1, 8)
+    ]
+    # Record 1 reached the ledger before the link went down; its receipt never came back.
+    async with MqttPeer(running_hub.mqtt_url) as peer:
+        assert (await peer.send(parse_record(week[0].wire)))["status"] == "accepted"
+    new_path, new_id, public = running_hub.new_key("rotated")
+    running_hub.admin(
+        "keys/rotate",
+        {
+            "pilot": PILOT,
+            "source": SOURCE,
+            "public_key": public,
+            "valid_from": ago(timedelta(days=4)),
+        },
+    )
+
+    config = write_edge_config(
+        tmp_path / "edge",
+        pilot=PILOT,
+        source=SOURCE,
+        key_file=new_path,
+        broker_url=running_hub.mqtt_url,
+        hub_url=running_hub.http_url,
+        hub_key=running_hub.log_key,
+        publish={"republish_after": 2.0, "republish_max": 4.0},
+    )
+    settings = load_settings(config)
+    box = Outbox(settings.outbox_path)
+    try:
+        box.store(week)
+        # Record 7 was refused for its key on an earlier try: a dead letter.
+        judge = ReceiptJudge(NoteVerifier.parse(running_hub.log_key), ProofPolicy("never"))
+        refused = Receipt(id=week[6].id, status="rejected", reason="key_not_valid", detail="old")
+        box.settle([refused], judge)
+        assert box.depth() == 6
+    finally:
+        box.close()
+
+    async with running_agent(settings) as agent:
+        await drained(agent)
+    box = Outbox(settings.outbox_path)
+    try:
+        dead = box.conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+    finally:
+        box.close()
+    assert dead == 0
+    with LedgerReader(running_hub.db_path) as ledger:
+        rows = ledger.conn.execute(
+            "SELECT seq, key FROM records WHERE pilot = ? AND source = ? ORDER BY seq",
+            (PILOT, SOURCE),
+        ).fetchall()
+    assert [seq for seq, _ in rows] == list(range(1, 8))
+    assert [key for _, key in rows] == [old_id] + [new_id] * 6
