@@ -199,8 +199,9 @@ def plan_key_rotate(
 ) -> list[RegistryEntry]:
     """Add the new key, then end every current key of the source at the same instant.
 
-    Records observed before the rotation stay acceptable under the old key (an agent's
-    outbox may still hold some); anything observed after needs the new one.
+    Records observed before the rotation and received within the pilot's late-delivery
+    window after it stay acceptable under the old key (they were in flight); an agent
+    re-seals the rest of its backlog with the new key (``ingest/validity.py``).
     """
     _active_source(registry, pilot, source)
     at = utc_now()
@@ -234,7 +235,7 @@ def plan_key_revoke(
     registry: Registry, *, key: str, actor: str, at: str | None = None, reason: str | None = None
 ) -> list[RegistryEntry]:
     """Revoke a key from ``at`` (default now; earlier for a key known to be compromised
-    since then): records observed from then on are refused."""
+    since then): nothing it signs that the hub receives from then on is accepted."""
     found = registry.keys.get(key)
     if found is None:
         raise RegistryError("unknown_key", f"no registered key {key!r}")
