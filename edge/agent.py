@@ -25,6 +25,7 @@ from .logs import log
 from .outbox import AsyncOutbox, Outbox
 from .pseudonym import Pseudonymiser, load_pseudonym_key
 from .receipts import ProofPolicy, ReceiptJudge
+from .reseal import reseal
 from .settings import BrokerSettings, EdgeSettings
 from .settling import InclusionChecker, Settler
 from .signer import Signer
@@ -232,7 +233,7 @@ async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
     try:
         # A new key in the settings: what the outbox still holds is re-sealed with it before
         # anything is published (the hub judges a key when it receives a record).
-        resealed, revived = await outbox.call(Outbox.reseal, signer)
+        resealed, revived = await outbox.call(reseal, signer)
         if resealed or revived:
             log(
                 logger,

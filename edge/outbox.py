@@ -5,11 +5,9 @@ transaction holding it is on disk, so a power cut loses nothing that was acknowl
 ``seq`` is allocated by the agent and stored with its records in the same transaction
 (``meta.last_seq``), so it only ever grows, across restarts and dead letters alike.
 
-When the agent starts with a new key, :meth:`Outbox.reseal` signs every record still waiting
-(and every dead letter the hub refused only for its key) again with it: the hub judges a
-key when it receives a record, so a backlog older than the old key's end needs the new one.
-The leaf hashes of earlier seals are kept, so a receipt for a copy that landed before the
-switch still settles the record.
+Each waiting record also keeps the leaf hashes of its earlier seals (``reseal.py``: a new
+key signs the backlog again), so a receipt for a copy that landed before the switch still
+settles it.
 
 Every method is blocking and meant for the agent's single database thread; the agent's
 ``AsyncOutbox`` wraps them. ``swiftchain edge status`` reads the file on a connection of
@@ -29,12 +27,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ledger.envelope import parse_record
-from ledger.hashing import leaf_hash
-
 from .errors import OutboxError
 from .receipts import Expected, ProofCheck, Receipt, ReceiptJudge, Verdict
-from .signer import Sealed, Signer
+from .signer import Sealed
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -84,11 +79,6 @@ CREATE TABLE IF NOT EXISTS ingested (
 """
 #: Schema 1 -> 2: re-sealed records remember the leaf hashes of their earlier seals.
 MIGRATE_1_TO_2 = "ALTER TABLE outbox ADD COLUMN earlier_leaf_hashes BLOB NOT NULL DEFAULT x''"
-#: Earlier seals remembered per record (one per key change while it waited).
-MAX_EARLIER_SEALS = 8
-#: Dead-letter reasons that mean "the key", not "the record": re-sealed with a new key.
-KEY_REASONS = ("key_not_valid",)
-RESEAL_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -237,7 +227,7 @@ class Outbox:
                 f"SELECT id, seq, leaf_hash, earlier_leaf_hashes FROM outbox WHERE id IN ({marks})",
                 chunk,
             ):
-                found[rid] = Expected(seq, lh, _hashes(earlier))
+                found[rid] = Expected(seq, lh, packed_hashes(earlier))
         return found
 
     def settle(self, receipts: Sequence[Receipt], judge: ReceiptJudge) -> Settled:
@@ -310,68 +300,6 @@ class Outbox:
         value = {"size": size, "root": root_hex, "origin": origin, "at": now}
         self.set_meta("last_checkpoint", json.dumps(value))
 
-    # -- a new key -------------------------------------------------------------------------
-    def reseal(self, signer: Signer) -> tuple[int, int]:
-        """Sign again with ``signer`` every waiting record another key signed, and bring back
-        to the outbox, re-sealed, every dead letter the hub refused only for its key
-        (``key_not_valid``). One transaction; returns (re-sealed, brought back)."""
-        resealed: list[tuple[bytes, bytes, bytes, int]] = []
-        revived: list[tuple[int, str, str, bytes, bytes, float, bytes]] = []
-        last = 0
-        while True:
-            rows = self.conn.execute(
-                "SELECT seq, wire, leaf_hash, earlier_leaf_hashes FROM outbox WHERE seq > ?"
-                " ORDER BY seq LIMIT ?",
-                (last, RESEAL_PAGE),
-            ).fetchall()
-            for seq, wire, old_hash, earlier in rows:
-                new = signer.reseal(wire)
-                if new is not None:
-                    resealed.append((new.wire, new.leaf_hash, _remember(earlier, old_hash), seq))
-            if len(rows) < RESEAL_PAGE:
-                break
-            last = rows[-1][0]
-        marks = ",".join("?" * len(KEY_REASONS))
-        last = 0
-        while True:
-            dead = self.conn.execute(
-                f"SELECT seq, wire, created_at FROM dead_letters WHERE reason IN ({marks})"
-                " AND seq > ? ORDER BY seq LIMIT ?",
-                (*KEY_REASONS, last, RESEAL_PAGE),
-            ).fetchall()
-            for seq, wire, created_at in dead:
-                new = signer.reseal(wire)
-                if new is not None:
-                    old_hash = _leaf_hash_of(wire)
-                    row = (seq, new.id, new.type_id, new.leaf_hash, new.wire, created_at, old_hash)
-                    revived.append(row)
-            if len(dead) < RESEAL_PAGE:
-                break
-            last = dead[-1][0]
-        if not resealed and not revived:
-            return 0, 0
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(
-                "UPDATE outbox SET wire = ?, leaf_hash = ?, earlier_leaf_hashes = ? WHERE seq = ?",
-                resealed,
-            )
-            self.conn.executemany(
-                "INSERT INTO outbox (seq, id, type, leaf_hash, wire, created_at,"
-                " earlier_leaf_hashes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                revived,
-            )
-            self.conn.executemany(
-                "DELETE FROM dead_letters WHERE seq = ?", [(r[0],) for r in revived]
-            )
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise OutboxError(
-                f"cannot re-seal {len(resealed) + len(revived)} records: {exc}"
-            ) from None
-        return len(resealed), len(revived)
-
     # -- inclusion proof checks ------------------------------------------------------------
     def due_proof_checks(self, now: float, limit: int) -> list[ProofCheck]:
         rows = self.conn.execute(
@@ -404,18 +332,9 @@ class Outbox:
         )
 
 
-def _hashes(packed: bytes) -> tuple[bytes, ...]:
+def packed_hashes(packed: bytes) -> tuple[bytes, ...]:
+    """The 32-byte leaf hashes packed one after the other in an ``earlier_leaf_hashes``."""
     return tuple(packed[i : i + 32] for i in range(0, len(packed), 32))
-
-
-def _remember(earlier: bytes, leaf_hash: bytes) -> bytes:
-    """``earlier`` with ``leaf_hash`` added, keeping the last ``MAX_EARLIER_SEALS``."""
-    return (earlier + leaf_hash)[-32 * MAX_EARLIER_SEALS :]
-
-
-def _leaf_hash_of(wire: bytes) -> bytes:
-    """A dead letter's leaf hash (the table keeps only its wire)."""
-    return leaf_hash(parse_record(wire).header.canonical())
 
 
 def _last_receipt(verdicts: list[tuple[Receipt, Verdict]], now: float) -> dict[str, Any] | None:

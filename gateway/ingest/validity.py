@@ -4,15 +4,15 @@ decisions on the hub's clock, each returning the refusal's detail or None.
 Time comes from the hub, never from the record. A key is judged at ``received_at``, the
 instant the intake took the message, because ``observed_at`` is whatever the signer wrote:
 judged by it, a revoked key would go on landing records "observed" before its revocation
-for ever. The registry a record is checked against is the one the log holds at that
-moment, so the log's order tells an auditor the same story.
+for ever. The registry it is checked against is the one the log holds at that moment (a
+registry change counts from its commit).
 
 Rotation and revocation differ on purpose. A rotation (or a ``valid_until``) is planned: a
 record signed just before it may still be in flight, so it lands if it was observed before
 the key's end and arrives within the pilot's small late-delivery window. A revocation says
 the key may be in someone else's hands: nothing it signs lands after it, whatever it
 claims. In both cases an honest agent re-seals what its outbox still holds with its new
-key when it starts with it (``edge/outbox.py``), so its backlog does not need the old key.
+key when it starts with it (``edge/reseal.py``), so its backlog does not need the old key.
 """
 
 from __future__ import annotations

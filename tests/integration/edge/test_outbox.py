@@ -9,6 +9,7 @@ from pathlib import Path
 from edge.drafts import Prepared
 from edge.outbox import Outbox
 from edge.receipts import ProofPolicy, Receipt, ReceiptJudge
+from edge.reseal import reseal
 from edge.signer import Sealed, Signer
 from edge.status import read_status
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
@@ -127,7 +128,7 @@ def test_a_new_key_reseals_the_backlog_and_brings_back_key_refusals(tmp_path: Pa
         ],
         judge,
     )
-    assert box.reseal(new) == (2, 1)
+    assert reseal(box, new) == (2, 1)
     pending = box.pending_after(0, 10)
     assert [p.seq for p in pending] == [1, 2, 3, 5]
     assert {parse_record(p.wire).header.key for p in pending} == {new.key_id}
@@ -139,7 +140,7 @@ def test_a_new_key_reseals_the_backlog_and_brings_back_key_refusals(tmp_path: Pa
     assert expected[mine.id].earlier == ()
     dead = box.conn.execute("SELECT seq, reason FROM dead_letters").fetchall()
     assert dead == [(4, "type_not_allowed")]
-    assert box.reseal(new) == (0, 0)
+    assert reseal(box, new) == (0, 0)
     box.close()
 
 
