@@ -26,6 +26,7 @@ from .logs import log
 from .outbox import AsyncOutbox, Outbox
 from .pseudonym import Pseudonymiser, load_pseudonym_key
 from .receipts import ProofPolicy, ReceiptJudge
+from .reseal import reseal
 from .settings import BrokerSettings, EdgeSettings
 from .settling import InclusionChecker, Settler
 from .signer import Signer
@@ -231,6 +232,18 @@ async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
     configured_verifier(settings)  # fail early on a bad pinned key
     outbox = await AsyncOutbox.open(settings.outbox_path)
     try:
+        # A new key in the settings: what the outbox still holds is re-sealed with it before
+        # anything is published (the hub judges a key when it receives a record).
+        resealed, revived = await outbox.call(reseal, signer)
+        if resealed or revived:
+            log(
+                logger,
+                logging.WARNING,
+                "outbox.resealed",
+                key=signer.key_id,
+                records=resealed,
+                dead_letters_back=revived,
+            )
         async with HubClient(settings.hub.url, timeout=settings.hub.request_timeout) as hub:
             intake = Intake(
                 outbox,

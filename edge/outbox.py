@@ -5,6 +5,10 @@ transaction holding it is on disk, so a power cut loses nothing that was acknowl
 ``seq`` is allocated by the agent and stored with its records in the same transaction
 (``meta.last_seq``), so it only ever grows, across restarts and dead letters alike.
 
+Each waiting record also keeps the leaf hashes of its earlier seals (``reseal.py``: a new
+key signs the backlog again), so a receipt for a copy that landed before the switch still
+settles it.
+
 Every method is blocking and meant for the agent's single database thread; the agent's
 ``AsyncOutbox`` wraps them. ``swiftchain edge status`` reads the file on a connection of
 its own (WAL lets it read while the agent writes).
@@ -32,16 +36,18 @@ from .signer import Sealed
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- earlier_leaf_hashes: the 32-byte leaf hashes of this record's earlier seals (other keys).
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     type TEXT NOT NULL,
     leaf_hash BLOB NOT NULL,
     wire BLOB NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    earlier_leaf_hashes BLOB NOT NULL DEFAULT x''
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY,
@@ -73,6 +79,8 @@ CREATE TABLE IF NOT EXISTS ingested (
     at REAL NOT NULL
 );
 """
+#: Schema 1 -> 2: re-sealed records remember the leaf hashes of their earlier seals.
+MIGRATE_1_TO_2 = "ALTER TABLE outbox ADD COLUMN earlier_leaf_hashes BLOB NOT NULL DEFAULT x''"
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,12 @@ class Outbox:
             raise OutboxError(f"{self.path} is not a usable outbox: {exc}") from None
         try:
             version = self.meta("schema")
-            if version is None:
+            if version == "1":
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute(MIGRATE_1_TO_2)
+                self.set_meta("schema", SCHEMA_VERSION)
+                self.conn.execute("COMMIT")
+            elif version is None:
                 self.set_meta("schema", SCHEMA_VERSION)
             elif version != SCHEMA_VERSION:
                 raise OutboxError(f"{self.path} has outbox schema {version}, not {SCHEMA_VERSION}")
@@ -205,10 +218,11 @@ class Outbox:
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for rid, seq, lh in self.conn.execute(
-                f"SELECT id, seq, leaf_hash FROM outbox WHERE id IN ({marks})", chunk
+            for rid, seq, lh, earlier in self.conn.execute(
+                f"SELECT id, seq, leaf_hash, earlier_leaf_hashes FROM outbox WHERE id IN ({marks})",
+                chunk,
             ):
-                found[rid] = Expected(seq, lh)
+                found[rid] = Expected(seq, lh, packed_hashes(earlier))
         return found
 
     def settle(self, receipts: Sequence[Receipt], judge: ReceiptJudge) -> Settled:
@@ -311,6 +325,11 @@ class Outbox:
             "UPDATE proof_checks SET failed = ?, attempts = attempts + 1 WHERE id = ?",
             (detail[:4096], record_id),
         )
+
+
+def packed_hashes(packed: bytes) -> tuple[bytes, ...]:
+    """The 32-byte leaf hashes packed one after the other in an ``earlier_leaf_hashes``."""
+    return tuple(packed[i : i + 32] for i in range(0, len(packed), 32))
 
 
 def _last_receipt(verdicts: list[tuple[Receipt, Verdict]], now: float) -> dict[str, Any] | None:

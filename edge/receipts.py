@@ -84,10 +84,15 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Expected:
-    """What the agent knows of the record a receipt names (from its outbox)."""
+    """What the agent knows of the record a receipt names (from its outbox); ``earlier``:
+    the leaf hashes of its seals under keys it had before (any of them may be on the log)."""
 
     seq: int
     leaf_hash: bytes
+    earlier: tuple[bytes, ...] = ()
+
+    def ours(self, leaf_hash: bytes) -> bool:
+        return any(hmac.compare_digest(leaf_hash, h) for h in (self.leaf_hash, *self.earlier))
 
 
 class ProofPolicy:
@@ -144,9 +149,12 @@ class ReceiptJudge:
             return Verdict(
                 "dead_letter", receipt.reason or "rejected", receipt.detail or "rejected by hub"
             )
-        if receipt.leaf_hash is not None and not hmac.compare_digest(
-            bytes.fromhex(receipt.leaf_hash), expected.leaf_hash
-        ):
+        logged = expected.leaf_hash
+        if receipt.leaf_hash is not None and expected.ours(bytes.fromhex(receipt.leaf_hash)):
+            # This seal, or one under an earlier key (the record was re-sealed after it
+            # landed): either way the log holds this record, under that leaf hash.
+            logged = bytes.fromhex(receipt.leaf_hash)
+        elif receipt.leaf_hash is not None:
             if receipt.status == "duplicate":
                 # The ledger holds a different record under this one's id or seq: deleting
                 # ours would lose it, so keep it where an operator sees it.
@@ -157,30 +165,31 @@ class ReceiptJudge:
                 )
             return Verdict("ignore", "leaf_hash_mismatch", "receipt leaf hash is not ours")
         if receipt.status == "duplicate":
-            return self._duplicate(receipt, expected)
-        return self._accepted(receipt, expected)
+            return self._duplicate(receipt, expected, logged)
+        return self._accepted(receipt, expected, logged)
 
-    def _accepted(self, receipt: Receipt, expected: Expected) -> Verdict:
+    def _accepted(self, receipt: Receipt, expected: Expected, logged: bytes) -> Verdict:
         if receipt.index is None or receipt.checkpoint is None:
             return Verdict("ignore", "incomplete_receipt", "accepted without index or checkpoint")
         try:
             cp = self.checkpoint(receipt.checkpoint)
         except ReceiptError as exc:
             return Verdict("ignore", exc.reason, exc.detail)
-        return Verdict("deliver", proof_check=self._proof(receipt, expected, cp), checkpoint=cp)
+        check = self._proof(receipt, expected, logged, cp)
+        return Verdict("deliver", proof_check=check, checkpoint=cp)
 
-    def _duplicate(self, receipt: Receipt, expected: Expected) -> Verdict:
+    def _duplicate(self, receipt: Receipt, expected: Expected, logged: bytes) -> Verdict:
         cp = None
         if receipt.checkpoint is not None:
             try:
                 cp = self.checkpoint(receipt.checkpoint)
             except ReceiptError as exc:
                 return Verdict("ignore", exc.reason, exc.detail)
-        check = self._proof(receipt, expected, cp) if receipt.index is not None else None
+        check = self._proof(receipt, expected, logged, cp) if receipt.index is not None else None
         return Verdict("deliver", proof_check=check, checkpoint=cp)
 
     def _proof(
-        self, receipt: Receipt, expected: Expected, cp: Checkpoint | None
+        self, receipt: Receipt, expected: Expected, logged: bytes, cp: Checkpoint | None
     ) -> ProofCheck | None:
         assert receipt.index is not None
         covers = cp is not None and cp.size > receipt.index
@@ -191,7 +200,7 @@ class ReceiptJudge:
             receipt.id,
             expected.seq,
             receipt.index,
-            expected.leaf_hash,
+            logged,
             cp.size if covers and cp is not None else None,
             cp.root_hash if covers and cp is not None else None,
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.envelope import MAX_RECORD_BYTES, seal
+from ledger.envelope import MAX_RECORD_BYTES, parse_record, seal
 from ledger.errors import InvalidEnvelope
 from ledger.hashing import leaf_hash
-from ledger.keys import Ed25519PrivateKey, key_id, load_private_key
+from ledger.keys import Ed25519PrivateKey, b64url_decode, key_id, load_private_key
 
 from .drafts import Prepared
 from .errors import InvalidInput
@@ -64,3 +64,37 @@ class Signer:
         return Sealed(
             seq, signed.header.id, record.type_id, leaf_hash(signed.header.canonical()), wire
         )
+
+    def reseal(self, wire: bytes) -> Sealed | None:
+        """The record ``wire`` holds, signed again with this key: the same id, seq, salt,
+        body, subject, consent and ``observed_at``, so the same commitment; only ``key``
+        and the signature change. None if this key signed it already, or if it is not a
+        record of this source (a source renamed in the settings keeps its old records).
+
+        This is how a backlog outlives a key: the hub judges a key when it receives a
+        record, and a key rotated out a while ago vouches for nothing it receives now.
+        """
+        try:
+            record = parse_record(wire)
+        except InvalidEnvelope:
+            return None
+        h = record.header
+        if h.key == self.key_id or (h.pilot, h.source) != (self.pilot, self.source):
+            return None
+        try:
+            signed = seal(
+                pilot=h.pilot,
+                source=h.source,
+                seq=h.seq,
+                type=h.type,
+                payload=record.body.payload,
+                signing_key=self._key,
+                subject=h.subject,
+                consent=h.consent,
+                observed_at=h.observed_at,
+                record_id=h.id,
+                salt=b64url_decode(record.body.salt),
+            )
+        except InvalidEnvelope:
+            return None
+        return Sealed(h.seq, h.id, h.type, leaf_hash(signed.header.canonical()), signed.to_wire())

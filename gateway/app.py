@@ -45,7 +45,8 @@ def create_app(settings: HubSettings) -> web.Application:
     access = AccessControl(settings)
     app[ACCESS] = access
     consent_check = access.consent_check if settings.enforce_consent else no_consent_check
-    app[HUB] = Hub(settings, consent_check)
+    late_windows = {pilot.id: pilot.late_delivery_window for pilot in access.pilots.values()}
+    app[HUB] = Hub(settings, consent_check, late_windows)
     app.cleanup_ctx.extend([_store, _access, _broker_link, _sequencer, _intake])
     for module in (health, ledger, registry, admin, openapi):
         app.add_routes(module.routes)

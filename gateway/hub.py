@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 from ledger.entries import RegistryEntry
 from ledger.store import Entry
@@ -18,6 +19,7 @@ from .ingest.intake import Intake
 from .ingest.link import MqttLink
 from .ingest.receipts import ReceiptQueue
 from .ingest.sequencer import Sequencer
+from .ingest.validity import TimeRules
 from .metrics import HubMetrics
 from .registry.state import Registry
 from .settings import HubSettings
@@ -28,9 +30,19 @@ Plan = Callable[[Registry], list[RegistryEntry]]
 
 
 class Hub:
-    def __init__(self, settings: HubSettings, consent_check: ConsentCheck = no_consent_check):
+    def __init__(
+        self,
+        settings: HubSettings,
+        consent_check: ConsentCheck = no_consent_check,
+        late_delivery: Mapping[str, timedelta] | None = None,
+    ):
+        """``late_delivery``: each pilot's late-delivery window, from its definition."""
         self.settings = settings
         self.consent_check = consent_check
+        self.time_rules = TimeRules(
+            max_clock_skew=timedelta(seconds=settings.max_clock_skew_s),
+            late_delivery=dict(late_delivery or {}),
+        )
         self.metrics = HubMetrics()
         self.receipts = ReceiptQueue(self.metrics)
         self.link = MqttLink(settings, self.receipts, self.metrics)
@@ -63,6 +75,7 @@ class Hub:
             workers=s.verify_workers,
             chunk=s.verify_chunk,
             consent_check=self.consent_check,
+            rules=self.time_rules,
         )
         head = self._ledger.checkpoints.latest
         if head is not None:

@@ -83,6 +83,10 @@ class HubSettings(BaseSettings):
     dead_letter_max: Annotated[int, Field(ge=1)] = 10_000
     drain_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     use_uvloop: bool = True
+    max_clock_skew_s: Annotated[int, Field(ge=0, le=3600)] = 300
+    """How far ahead of the hub's clock a record's ``observed_at`` may be before it is
+    rejected ``observed_in_future``: five minutes, Kerberos's customary skew allowance,
+    covers a gateway whose clock drifts between NTP syncs."""
 
     # -- access: hospital auth, consents, data API ------------------------------------------
     token_key: Path | None = None

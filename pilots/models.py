@@ -10,9 +10,11 @@ loader turns into file:line:column.
 from __future__ import annotations
 
 import difflib
+import re
 from collections import Counter
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal, TypeVar
+from datetime import timedelta
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -82,6 +84,59 @@ RetentionPeriod = Annotated[
     Retention,
     PlainValidator(parse_retention, json_schema_input_type=str | int),
     PlainSerializer(Retention.iso, return_type=str),
+]
+
+
+#: How long after a key's planned end (its ``valid_until``, or a rotation) a record signed
+#: with it may still arrive. Ten minutes is the agent's longest republish interval
+#: (``publish.republish_max``): a record in flight when the key ended gets at least one more
+#: try inside the window. Older records are an agent's backlog, which it re-seals with its
+#: new key on start; a longer window would only give a leaked old key more time.
+DEFAULT_LATE_DELIVERY_WINDOW: Final = timedelta(minutes=10)
+#: A late-delivery window is for records in flight, not for backlogs: at most an hour.
+MAX_LATE_DELIVERY_WINDOW: Final = timedelta(hours=1)
+
+# ISO 8601-1 §5.5.2.4 durations of exact length (days, hours, minutes, seconds): years and
+# months are calendar lengths, meaningless for a window measured on the hub's clock.
+_EXACT_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<days>\d{1,9})D)?(?:T(?=\d)(?:(?P<hours>\d{1,9})H)?"
+    r"(?:(?P<minutes>\d{1,9})M)?(?:(?P<seconds>\d{1,9})S)?)?$"
+)
+
+
+def parse_late_delivery_window(value: object) -> timedelta:
+    """``"PT10M"``, ``"PT90S"``, ``"PT0S"`` (no late records at all): at most an hour."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    else:
+        m = _EXACT_DURATION.match(value) if isinstance(value, str) else None
+        if m is None:
+            raise ValueError(
+                f"{value!r} is not an ISO 8601 duration of hours, minutes or seconds"
+                " (examples: PT10M, PT90S, PT0S)"
+            )
+        n = {k: int(v) if v else 0 for k, v in m.groupdict().items()}
+        seconds = n["days"] * 86400 + n["hours"] * 3600 + n["minutes"] * 60 + n["seconds"]
+    if not 0 <= seconds <= MAX_LATE_DELIVERY_WINDOW.total_seconds():
+        raise ValueError(
+            "a late-delivery window is for records in flight: between PT0S and PT1H"
+            " (an agent's backlog is re-sealed with its new key instead)"
+        )
+    return timedelta(seconds=seconds)
+
+
+def duration_iso(window: timedelta) -> str:
+    """A duration of whole seconds as ISO 8601 text (``PT10M``, ``PT1H``, ``PT0S``)."""
+    h, rest = divmod(int(window.total_seconds()), 3600)
+    mi, s = divmod(rest, 60)
+    text = "".join(f"{n}{u}" for n, u in ((h, "H"), (mi, "M"), (s, "S")) if n)
+    return "PT" + (text or "0S")
+
+
+LateDeliveryWindow = Annotated[
+    timedelta,
+    PlainValidator(parse_late_delivery_window, json_schema_input_type=str),
+    PlainSerializer(duration_iso, return_type=str),
 ]
 
 
@@ -215,6 +270,9 @@ class Pilot(_Strict):
     consent_administrators: Items[Slug] = ()
     #: Roles whose members may read the access log about anyone in this pilot.
     auditors: Items[Slug] = ()
+    #: How long after a source key's planned end (expiry or rotation) a record signed
+    #: with it, and observed before that end, may still be received. Revoked keys get none.
+    late_delivery_window: LateDeliveryWindow = DEFAULT_LATE_DELIVERY_WINDOW
 
     _members: dict[str, Member] = PrivateAttr(default_factory=dict)
     _types: dict[str, DataType] = PrivateAttr(default_factory=dict)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import MAXYEAR, datetime, timedelta
 from typing import Any
 
 # ISO 8601-1 §5.5.2.4 duration in the "PnYnMnWnDTnHnMnS" form, integers only (a retention
@@ -66,13 +66,21 @@ class Retention:
         """The first instant at which a body observed at ``start`` is past retention.
 
         Months are added on the calendar and clamped to the month's last day
-        (31 January + P1M = 28/29 February).
+        (31 January + P1M = 28/29 February). A due date past the last instant a datetime
+        holds (year 9999) is that last instant: such a body is never due, and a far-future
+        ``observed_at`` must not make the arithmetic raise in the middle of a sweep.
         """
+        end_of_time = datetime.max.replace(tzinfo=start.tzinfo)
         month_index = start.month - 1 + self.months + 12 * self.years
         year, month = start.year + month_index // 12, month_index % 12 + 1
+        if year > MAXYEAR:
+            return end_of_time
         day = min(start.day, calendar.monthrange(year, month)[1])
         moved = start.replace(year=year, month=month, day=day)
-        return moved + timedelta(days=self.days, seconds=self.seconds)
+        try:
+            return moved + timedelta(days=self.days, seconds=self.seconds)
+        except OverflowError:
+            return end_of_time
 
     def iso(self) -> str:
         """The canonical ISO 8601 text (``P1Y6M``, ``P30D``, ``PT12H``)."""

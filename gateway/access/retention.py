@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from ledger.entries import ErasureEntry
 from ledger.envelope import utc_now
 from ledger.store import NewEntry
+from pilots import DataType
 
 from ..hub import Hub
 from ..registry.state import parse_time
@@ -23,41 +24,53 @@ CHUNK = 1000
 
 
 async def sweep(hub: Hub, access: AccessControl, now: datetime | None = None) -> int:
-    """Erase every body past retention now; returns how many were erased."""
+    """Erase every body past retention now; returns how many were erased.
+
+    Each pilot's data type is swept on its own: a row that cannot be judged (or a commit
+    that fails) is logged and leaves only that type's bodies for the next sweep, never the
+    other pilots' bodies past their retention."""
     now = now or datetime.now(UTC)
     total = 0
     for pilot in access.pilots.values():
         for data_type in pilot.data_types:
-            while True:
-                held = hub.ledger.reader.oldest_bodies(pilot.id, data_type.id, CHUNK)
-                due = []
-                for body in held:
-                    if data_type.retention.until(parse_time(body.observed_at)) > now:
-                        break  # oldest first: the rest are not due either
-                    due.append(body)
-                if not due:
-                    break
-                stamp = utc_now()
-                entries = [
-                    NewEntry(
-                        "erasure",
-                        ErasureEntry(
-                            at=stamp,
-                            actor=ACTOR,
-                            index=body.index,
-                            record=body.record,
-                            reason="retention",
-                        ).leaf(),
-                    )
-                    for body in due
-                ]
-                await hub.sequencer.append(entries, erase=[body.index for body in due])
-                total += len(due)
-                if len(due) < len(held) or len(held) < CHUNK:
-                    break
+            try:
+                total += await _sweep_type(hub, pilot.id, data_type, now)
+            except Exception:
+                log.exception(
+                    "retention sweep of %s %s failed; sweeping the others",
+                    pilot.id,
+                    data_type.id,
+                )
     if total:
         log.info("erased %d bodies past retention", total)
     return total
+
+
+async def _sweep_type(hub: Hub, pilot: str, data_type: DataType, now: datetime) -> int:
+    total = 0
+    while True:
+        held = hub.ledger.reader.oldest_bodies(pilot, data_type.id, CHUNK)
+        due = []
+        for body in held:
+            if data_type.retention.until(parse_time(body.observed_at)) > now:
+                break  # oldest first: the rest are not due either
+            due.append(body)
+        if not due:
+            return total
+        stamp = utc_now()
+        entries = [
+            NewEntry(
+                "erasure",
+                ErasureEntry(
+                    at=stamp, actor=ACTOR, index=body.index, record=body.record, reason="retention"
+                ).leaf(),
+            )
+            for body in due
+        ]
+        await hub.sequencer.append(entries, erase=[body.index for body in due])
+        total += len(due)
+        if len(due) < len(held) or len(held) < CHUNK:
+            return total
 
 
 async def run(hub: Hub, access: AccessControl) -> None:

@@ -1,16 +1,21 @@
 """Checking one incoming record: pure functions, each returning the record or raising
 ``Rejected`` with the machine-readable reason that goes into the ``rejected`` receipt.
 
-Order (cheap before expensive): size and JSON, the strict envelope model, topic, pilot,
-source, key and its validity, data type, consent hook; then, in a thread pool, the
-signature and the commitment. Duplicate ids and reused sequence numbers are decided by the
-sequencer, the one place that sees every record about to be committed.
+Order (cheap before expensive): size and JSON, the strict envelope model, topic,
+``observed_at`` against the hub's clock, pilot, source, key and its validity, data type,
+consent hook; then, in a thread pool, the signature and the commitment. Duplicate ids and
+reused sequence numbers are decided by the sequencer, the one place that sees every record
+about to be committed.
+
+Time comes from the hub, never from the record: the intake reads its clock when a message
+arrives and passes that ``received_at`` in; ``validity.py`` holds the rules it is judged by.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from hashlib import sha256
 from typing import Any, Final
 
@@ -29,6 +34,7 @@ from ledger.keys import FastVerifier, b64url_decode
 
 from ..errors import HubError
 from ..registry.state import Registry, parse_time
+from .validity import DEFAULT_TIME_RULES, KeyPeriod, TimeRules, future_refusal, key_refusal
 
 TOPIC_PREFIX: Final = "swiftchain/v1/"
 
@@ -44,6 +50,7 @@ REASONS: Final = (
     "source_revoked",
     "unknown_key",
     "key_not_valid",
+    "observed_in_future",
     "bad_signature",
     "commitment_mismatch",
     "type_not_allowed",
@@ -145,8 +152,19 @@ def check_topic(record: SignedRecord, topic: str) -> None:
         )
 
 
-def check_registry(record: SignedRecord, registry: Registry) -> FastVerifier:
-    """Pilot, source, key, key validity at ``observed_at``, data type. Returns the key."""
+def check_observed_at(record: SignedRecord, received_at: datetime, rules: TimeRules) -> None:
+    h = record.header
+    refusal = future_refusal(
+        parse_time(h.observed_at), received_at=received_at, max_clock_skew=rules.max_clock_skew
+    )
+    if refusal is not None:
+        raise Rejected("observed_in_future", refusal, h.id)
+
+
+def check_registry(
+    record: SignedRecord, registry: Registry, received_at: datetime, rules: TimeRules
+) -> FastVerifier:
+    """Pilot, source, key, key validity at ``received_at``, data type. Returns the key."""
     h = record.header
     if not registry.knows_pilot(h.pilot):
         raise Rejected("unknown_pilot", f"this hub serves no pilot {h.pilot!r}", h.id)
@@ -162,14 +180,14 @@ def check_registry(record: SignedRecord, registry: Registry) -> FastVerifier:
     key = registry.keys.get(h.key)
     if key is None or (key.pilot, key.source) != (h.pilot, h.source):
         raise Rejected("unknown_key", f"key {h.key!r} is not a key of {h.pilot}/{h.source}", h.id)
-    if not key.valid_at(parse_time(h.observed_at)):
-        until = key.revoked_at or key.valid_until
-        raise Rejected(
-            "key_not_valid",
-            f"key {h.key} is valid from {key.valid_from} until {until or 'revoked'};"
-            f" record observed at {h.observed_at}",
-            h.id,
-        )
+    refusal = key_refusal(
+        KeyPeriod.of(key),
+        observed_at=parse_time(h.observed_at),
+        received_at=received_at,
+        late_window=rules.late_delivery_window(h.pilot),
+    )
+    if refusal is not None:
+        raise Rejected("key_not_valid", refusal, h.id)
     if h.type not in source.types:
         raise Rejected(
             "type_not_allowed", f"source {h.pilot}/{h.source} may not publish {h.type!r}", h.id
@@ -183,12 +201,16 @@ def precheck(
     registry: Registry,
     *,
     max_bytes: int,
+    received_at: datetime,
+    rules: TimeRules = DEFAULT_TIME_RULES,
     consent_check: ConsentCheck = no_consent_check,
 ) -> Candidate:
-    """Every check that needs no signature work. Raises Rejected."""
+    """Every check that needs no signature work, at the hub's ``received_at``. Raises
+    Rejected."""
     record = parse_message(raw, max_bytes=max_bytes)
     check_topic(record, topic)
-    verifier = check_registry(record, registry)
+    check_observed_at(record, received_at, rules)
+    verifier = check_registry(record, registry, received_at, rules)
     consent_check(record.header)
     h = record.header
     return Candidate(record, verifier, receipts_topic(h.pilot, h.source))

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from ..metrics import HubMetrics
 from ..registry.state import Registry
@@ -25,8 +27,13 @@ from .checks import (
 from .deadletters import DeadLetters
 from .receipts import ReceiptQueue, rejected
 from .sequencer import Sequencer
+from .validity import DEFAULT_TIME_RULES, TimeRules
 
 log = logging.getLogger("swiftchain.hub.intake")
+
+
+def hub_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 class Intake:
@@ -42,6 +49,8 @@ class Intake:
         workers: int,
         chunk: int,
         consent_check: ConsentCheck = no_consent_check,
+        rules: TimeRules = DEFAULT_TIME_RULES,
+        clock: Callable[[], datetime] = hub_clock,
     ) -> None:
         self.registry = registry
         self.sequencer = sequencer
@@ -52,6 +61,8 @@ class Intake:
         self.workers = workers
         self.chunk = chunk
         self.consent_check = consent_check
+        self.rules = rules
+        self.clock = clock
         # Ed25519 verification releases the GIL, so these threads run it in parallel.
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")
         self._queue: deque[tuple[Candidate, bytes, str]] = deque()
@@ -62,12 +73,16 @@ class Intake:
 
     def offer(self, topic: str, raw: bytes) -> None:
         """Take one message from the broker (synchronously, on the event loop)."""
+        # The hub's clock, read on arrival: the record's own times are the signer's claims.
+        received_at = self.clock()
         try:
             candidate = precheck(
                 topic,
                 raw,
                 self.registry,
                 max_bytes=self.max_bytes,
+                received_at=received_at,
+                rules=self.rules,
                 consent_check=self.consent_check,
             )
         except Rejected as exc:

@@ -17,7 +17,7 @@ from ledger.errors import KeyFileError
 from ledger.keys import Ed25519PublicKey, key_id, public_key_b64, public_key_from_b64
 
 from ..errors import RegistryError
-from .state import Registry, Source, parse_time
+from .state import ROTATED, Registry, Source, parse_time
 
 PublicKeyB64 = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")]
 Reason = Annotated[str, Field(max_length=256)]
@@ -199,8 +199,9 @@ def plan_key_rotate(
 ) -> list[RegistryEntry]:
     """Add the new key, then end every current key of the source at the same instant.
 
-    Records observed before the rotation stay acceptable under the old key (an agent's
-    outbox may still hold some); anything observed after needs the new one.
+    Records observed before the rotation and received within the pilot's late-delivery
+    window after it stay acceptable under the old key (they were in flight); an agent
+    re-seals the rest of its backlog with the new key (``ingest/validity.py``).
     """
     _active_source(registry, pilot, source)
     at = utc_now()
@@ -223,7 +224,7 @@ def plan_key_rotate(
             pilot=pilot,
             source=source,
             key_id=k.key_id,
-            detail={"reason": "rotated", "replaced_by": new.key_id},
+            detail={"reason": ROTATED, "replaced_by": new.key_id},
         )
         for k in old
     ]
@@ -234,12 +235,18 @@ def plan_key_revoke(
     registry: Registry, *, key: str, actor: str, at: str | None = None, reason: str | None = None
 ) -> list[RegistryEntry]:
     """Revoke a key from ``at`` (default now; earlier for a key known to be compromised
-    since then): records observed from then on are refused."""
+    since then): nothing it signs that the hub receives from then on is accepted."""
     found = registry.keys.get(key)
     if found is None:
         raise RegistryError("unknown_key", f"no registered key {key!r}")
     if found.revoked_at is not None:
         raise RegistryError("key_revoked", f"key {key} was already revoked at {found.revoked_at}")
+    if reason == ROTATED:
+        # The rotation's own reason: a key that ends by rotation keeps the pilot's late-
+        # delivery window, which a revocation (a compromise) must never get by its wording.
+        raise RegistryError(
+            "reserved_reason", f"{ROTATED!r} is the reason a rotation writes; use key rotate"
+        )
     return [
         _entry(
             action="key.revoke",

@@ -11,13 +11,17 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from ledger.keys import (
     Ed25519PublicKey,
     FastVerifier,
     public_key_from_b64,
 )
+
+#: The reason a rotation's ``key.revoke`` entries carry: the key ended as planned, which
+#: keeps the pilot's late-delivery window (a revocation for any other reason does not).
+ROTATED: Final = "rotated"
 
 
 def parse_time(value: str) -> datetime:

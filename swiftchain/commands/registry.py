@@ -209,7 +209,7 @@ def key_rotate(
 @click.pass_context
 @friendly
 def key_revoke(ctx: click.Context, key_id: str, at: str | None, reason: str | None) -> None:
-    """Revoke a key: records observed from --at on are refused.
+    """Revoke a key: from --at on nothing it signs is accepted, whatever its observed_at.
 
     Example: swiftchain registry --config hub.toml key revoke 3f2a9c0d1e2b4a5c --reason compromised
     """

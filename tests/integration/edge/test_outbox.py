@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+from edge.drafts import Prepared
 from edge.outbox import Outbox
 from edge.receipts import ProofPolicy, Receipt, ReceiptJudge
-from edge.signer import Sealed
+from edge.reseal import reseal
+from edge.signer import Sealed, Signer
 from edge.status import read_status
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.envelope import parse_record
 from ledger.keys import generate_key
 
 HUB = NoteSigner("test.hub/log", generate_key())
@@ -105,4 +109,59 @@ def test_status_reads_while_the_agent_writes(tmp_path: Path) -> None:
     status = read_status(tmp_path / "o.db")
     assert (status.depth, status.last_seq) == (3, 3)
     assert status.oldest_pending_age is not None and status.oldest_pending_age < 60
+    box.close()
+
+
+def test_a_new_key_reseals_the_backlog_and_brings_back_key_refusals(tmp_path: Path) -> None:
+    old = Signer("city-air", "station-1", generate_key())
+    new = Signer("city-air", "station-1", generate_key())
+    prepared = Prepared("city.air-quality", {"pm25": 1}, None, None, "2026-05-01T08:30:00Z")
+    a, b, c, d = (old.seal(prepared, seq) for seq in range(1, 5))
+    mine = new.seal(prepared, 5)
+    box = Outbox(tmp_path / "o.db")
+    box.store([a, b, c, d, mine])
+    judge = ReceiptJudge(HUB.verifier, ProofPolicy("never"))
+    box.settle(
+        [
+            Receipt(id=c.id, status="rejected", reason="key_not_valid", detail="rotated"),
+            Receipt(id=d.id, status="rejected", reason="type_not_allowed", detail="no"),
+        ],
+        judge,
+    )
+    assert reseal(box, new) == (2, 1)
+    pending = box.pending_after(0, 10)
+    assert [p.seq for p in pending] == [1, 2, 3, 5]
+    assert {parse_record(p.wire).header.key for p in pending} == {new.key_id}
+    assert [p.leaf_hash == mine.leaf_hash for p in pending] == [False, False, False, True]
+    # The old seals' leaf hashes settle receipts for copies that landed before the switch.
+    expected = box._expected([a.id, c.id, mine.id])
+    assert expected[a.id].earlier == (a.leaf_hash,)
+    assert expected[c.id].earlier == (c.leaf_hash,)
+    assert expected[mine.id].earlier == ()
+    dead = box.conn.execute("SELECT seq, reason FROM dead_letters").fetchall()
+    assert dead == [(4, "type_not_allowed")]
+    assert reseal(box, new) == (0, 0)
+    box.close()
+
+
+def test_an_outbox_of_schema_1_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+        " type TEXT NOT NULL, leaf_hash BLOB NOT NULL, wire BLOB NOT NULL,"
+        " created_at REAL NOT NULL);"
+        "INSERT INTO meta VALUES ('schema', '1');"
+    )
+    s = sealed(1)
+    conn.execute(
+        "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, 0)",
+        (s.seq, s.id, s.type_id, s.leaf_hash, s.wire),
+    )
+    conn.commit()
+    conn.close()
+    box = Outbox(path)
+    assert box.meta("schema") == "2"
+    assert box._expected([s.id])[s.id].earlier == ()
     box.close()

@@ -98,10 +98,10 @@ async def test_every_bad_message_is_rejected_and_changes_nothing(running_hub: Th
             ),
             ("wrong JSON types", edit(good2, "header", seq="2"), TOPIC, "invalid_envelope"),
             (
-                "key not valid yet",
-                make(key, 2, observed_at="2001-01-01T00:00:00Z").to_wire(),
+                "observed in the future",
+                make(key, 2, observed_at="9999-12-31T23:59:59Z").to_wire(),
                 TOPIC,
-                "key_not_valid",
+                "observed_in_future",
             ),
             (
                 "subject without consent",

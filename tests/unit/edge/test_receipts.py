@@ -123,3 +123,23 @@ def test_malformed_receipts(raw: bytes) -> None:
 def test_unknown_receipt_fields_are_ignored() -> None:
     raw = json.dumps({"id": RID, "status": "duplicate", "hub_worker": 3}).encode()
     assert parse_receipt(raw).status == "duplicate"
+
+
+RESEALED = Expected(seq=4, leaf_hash=OTHER_LEAF, earlier=(LEAF,))
+
+
+@pytest.mark.parametrize("status", ["accepted", "duplicate"])
+def test_a_receipt_for_an_earlier_seal_settles_a_resealed_record(status: str) -> None:
+    """Re-sealed with a new key after its first seal landed: the log holds the first."""
+    r = receipt(status, index=3, leaf_hash=LEAF.hex(), checkpoint=note())
+    v = judge("always").judge(r, RESEALED)
+    assert v.action == "deliver"
+    # The inclusion proof is checked for the leaf the log holds.
+    assert v.proof_check is not None and v.proof_check.leaf_hash == LEAF
+
+
+def test_a_duplicate_of_no_seal_of_ours_is_still_a_mismatch() -> None:
+    stranger = bytes([9]) * 32
+    r = receipt("duplicate", index=3, leaf_hash=stranger.hex(), checkpoint=note())
+    v = judge().judge(r, RESEALED)
+    assert (v.action, v.reason) == ("dead_letter", "duplicate_mismatch")

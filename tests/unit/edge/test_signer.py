@@ -36,3 +36,32 @@ def test_oversize_records_are_refused() -> None:
     with pytest.raises(InvalidInput) as err:
         signer.seal(Prepared("city.air-quality", huge, None, None, NOW), seq=1)
     assert (err.value.reason, err.value.status) == ("oversize", 413)
+
+
+def test_resealing_changes_only_the_key_and_the_signature() -> None:
+    old_key, new_key = generate_key(), generate_key()
+    old = Signer("city-air", "station-1", old_key)
+    new = Signer("city-air", "station-1", new_key)
+    first = old.seal(Prepared("city.air-quality", air(), None, None, NOW), seq=7)
+    again = new.reseal(first.wire)
+    assert again is not None
+    before, after = parse_record(first.wire), parse_record(again.wire)
+    assert after.header.model_dump(exclude={"key"}) == before.header.model_dump(exclude={"key"})
+    assert after.body == before.body and after.header.key == new.key_id
+    check_signature(after.header.canonical(), after.sig, new_key.public_key())
+    assert (again.seq, again.id, again.leaf_hash) == (
+        7,
+        first.id,
+        leaf_hash(after.header.canonical()),
+    )
+    assert again.leaf_hash != first.leaf_hash
+
+
+def test_nothing_to_reseal() -> None:
+    key = generate_key()
+    signer = Signer("city-air", "station-1", key)
+    mine = signer.seal(Prepared("city.air-quality", air(), None, None, NOW), seq=1)
+    assert signer.reseal(mine.wire) is None
+    elsewhere = Signer("city-air", "station-2", generate_key()).reseal(mine.wire)
+    assert elsewhere is None
+    assert signer.reseal(b'{"not": "a record"}') is None

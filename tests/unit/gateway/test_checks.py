@@ -1,9 +1,12 @@
-"""The checks as a decision table: one bad message per row, the reason it must get."""
+"""The checks as a decision table: one bad message per row, the reason it must get; and the
+time rules (key validity on the hub's clock, ``observed_at`` in the future) as tables of
+their own."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,14 +20,17 @@ from gateway.ingest.checks import (
     verify,
     verify_chunk,
 )
-from gateway.registry.changes import plan_key_revoke, plan_source_revoke
-from gateway.registry.state import Registry
+from gateway.ingest.validity import KeyPeriod, TimeRules, future_refusal, key_refusal
+from gateway.registry.changes import plan_key_revoke, plan_key_rotate, plan_source_revoke
+from gateway.registry.state import Registry, parse_time
 from ledger.envelope import MAX_RECORD_BYTES, SignedRecord, seal
-from ledger.keys import Ed25519PrivateKey, generate_key
+from ledger.keys import Ed25519PrivateKey, generate_key, key_id, public_key_b64
 from tests.support.registry import apply_all
 
 TOPIC = "swiftchain/v1/city-air/station-1/records"
 WHEN = "2026-03-01T10:00:00Z"
+#: When the hub took the message, by its own clock.
+RECEIVED = parse_time("2026-03-01T10:00:05Z")
 
 
 def record(key: Ed25519PrivateKey, **overrides: Any) -> SignedRecord:
@@ -47,16 +53,43 @@ def tamper(rec: SignedRecord, edit: Callable[[dict[str, Any]], None]) -> bytes:
     return json.dumps(doc).encode()
 
 
-def reason_of(registry: Registry, raw: bytes, topic: str = TOPIC) -> str:
+def check(
+    registry: Registry,
+    raw: bytes,
+    topic: str = TOPIC,
+    *,
+    received_at: datetime = RECEIVED,
+    rules: TimeRules | None = None,
+) -> Verified:
+    return verify(
+        precheck(
+            topic,
+            raw,
+            registry,
+            max_bytes=MAX_RECORD_BYTES,
+            received_at=received_at,
+            rules=rules or TimeRules(),
+        )
+    )
+
+
+def reason_of(
+    registry: Registry,
+    raw: bytes,
+    topic: str = TOPIC,
+    *,
+    received_at: datetime = RECEIVED,
+    rules: TimeRules | None = None,
+) -> str:
     with pytest.raises(Rejected) as err:
-        verify(precheck(topic, raw, registry, max_bytes=MAX_RECORD_BYTES))
+        check(registry, raw, topic, received_at=received_at, rules=rules)
     assert err.value.reason in REASONS
     return err.value.reason
 
 
 def test_a_good_record_passes(registry: Registry, source_key: Ed25519PrivateKey) -> None:
     rec = record(source_key)
-    v = verify(precheck(TOPIC, rec.to_wire(), registry, max_bytes=MAX_RECORD_BYTES))
+    v = check(registry, rec.to_wire())
     assert v.leaf == rec.header.canonical()
     assert v.receipts_topic == "swiftchain/v1/city-air/station-1/receipts"
 
@@ -96,8 +129,8 @@ def test_rejections_of_signed_records(registry: Registry, source_key: Ed25519Pri
         ),
         ("unknown key", record(other).to_wire(), TOPIC),
         (
-            "before validity",
-            record(source_key, observed_at="2025-12-31T23:59:59Z").to_wire(),
+            "observed in the future",
+            record(source_key, observed_at="9999-12-31T23:59:59Z").to_wire(),
             TOPIC,
         ),
         ("wrong type", record(source_key, type="city.noise").to_wire(), TOPIC),
@@ -122,7 +155,7 @@ def test_rejections_of_signed_records(registry: Registry, source_key: Ed25519Pri
         "unknown pilot": "unknown_pilot",
         "unknown source": "unknown_source",
         "unknown key": "unknown_key",
-        "before validity": "key_not_valid",
+        "observed in the future": "observed_in_future",
         "wrong type": "type_not_allowed",
         "forged signature": "bad_signature",
         "edited header": "bad_signature",
@@ -138,24 +171,102 @@ def test_rejections_of_signed_records(registry: Registry, source_key: Ed25519Pri
 def test_rejection_names_the_record(registry: Registry, source_key: Ed25519PrivateKey) -> None:
     rec = record(source_key, type="city.noise")
     with pytest.raises(Rejected) as err:
-        precheck(TOPIC, rec.to_wire(), registry, max_bytes=MAX_RECORD_BYTES)
+        check(registry, rec.to_wire())
     assert err.value.record_id == rec.header.id
     bad = tamper(rec, lambda d: d["header"].update(seq=0))
     with pytest.raises(Rejected) as err2:
-        precheck(TOPIC, bad, registry, max_bytes=MAX_RECORD_BYTES)
+        check(registry, bad)
     assert (err2.value.reason, err2.value.record_id) == ("invalid_envelope", rec.header.id)
 
 
 def test_revoked_key_and_source(registry: Registry, source_key: Ed25519PrivateKey) -> None:
     kid = next(iter(registry.keys))
-    apply_all(registry, plan_key_revoke(registry, key=kid, actor="t", at="2026-02-01T00:00:00Z"))
-    assert reason_of(registry, record(source_key).to_wire()) == "key_not_valid"
+    revoked = "2026-02-01T00:00:00Z"
+    apply_all(registry, plan_key_revoke(registry, key=kid, actor="t", at=revoked))
     early = record(source_key, observed_at="2026-01-15T00:00:00Z")
-    assert verify(precheck(TOPIC, early.to_wire(), registry, max_bytes=MAX_RECORD_BYTES))
+    # Received before the revocation: the key vouched for it then.
+    assert check(registry, early.to_wire(), received_at=parse_time("2026-01-31T23:59:59Z"))
+    # Received after it: refused, however early it says it was observed.
+    assert reason_of(registry, early.to_wire()) == "key_not_valid"
     apply_all(
         registry, plan_source_revoke(registry, pilot="city-air", source="station-1", actor="t")
     )
     assert reason_of(registry, early.to_wire()) == "source_revoked"
+
+
+def test_a_revoked_key_lands_no_backdated_record(
+    registry: Registry, source_key: Ed25519PrivateKey
+) -> None:
+    """The attack: a stolen key, revoked, goes on signing records "observed" before its
+    revocation. Judged by observed_at they landed; judged on the hub's clock none does."""
+    kid = next(iter(registry.keys))
+    revoked = parse_time("2026-05-01T12:00:00Z")
+    apply_all(registry, plan_key_revoke(registry, key=kid, actor="t", at="2026-05-01T12:00:00Z"))
+    received = revoked + timedelta(seconds=1)
+    for back in (timedelta(minutes=1), timedelta(days=90)):
+        observed = (revoked - back).isoformat().replace("+00:00", "Z")
+        raw = record(source_key, observed_at=observed).to_wire()
+        assert reason_of(registry, raw, received_at=received) == "key_not_valid", back
+        # Not even within a generous late-delivery window: that is for rotations.
+        generous = TimeRules(late_delivery={"city-air": timedelta(hours=1)})
+        assert reason_of(registry, raw, received_at=received, rules=generous) == "key_not_valid"
+
+
+def test_a_rotated_key_lands_only_records_in_flight(
+    registry: Registry, source_key: Ed25519PrivateKey
+) -> None:
+    new = generate_key()
+    switch = "2026-05-01T12:00:00Z"
+    apply_all(
+        registry,
+        plan_key_rotate(
+            registry,
+            pilot="city-air",
+            source="station-1",
+            public_key=public_key_b64(new.public_key()),
+            actor="t",
+            valid_from=switch,
+        ),
+    )
+    end = parse_time(switch)
+    before = record(source_key, observed_at="2026-05-01T11:59:00Z").to_wire()
+    after = record(source_key, observed_at="2026-05-01T12:00:30Z").to_wire()
+    soon, late = end + timedelta(minutes=1), end + timedelta(minutes=10)
+    assert check(registry, before, received_at=soon)
+    assert reason_of(registry, after, received_at=soon) == "key_not_valid"
+    assert reason_of(registry, before, received_at=late) == "key_not_valid"
+    # The pilot's own window: none at all here.
+    strict = TimeRules(late_delivery={"city-air": timedelta(0)})
+    assert reason_of(registry, before, received_at=soon, rules=strict) == "key_not_valid"
+    # An agent's backlog, re-sealed with the new key, lands whenever it arrives.
+    resealed = record(new, observed_at="2026-04-24T08:00:00Z").to_wire()
+    assert check(registry, resealed, received_at=end + timedelta(days=7))
+    assert reason_of(registry, resealed, received_at=end - timedelta(seconds=1)) == "key_not_valid"
+
+
+@pytest.mark.parametrize(
+    ("observed_at", "skew", "reason"),
+    [
+        ("2026-03-01T10:05:05Z", timedelta(minutes=5), None),
+        ("2026-03-01T10:05:05.000001Z", timedelta(minutes=5), "observed_in_future"),
+        ("2026-03-01T10:00:06Z", timedelta(0), "observed_in_future"),
+        ("9999-12-31T23:59:59Z", timedelta(hours=1), "observed_in_future"),
+        ("0001-01-01T00:00:00Z", timedelta(minutes=5), None),
+    ],
+)
+def test_observed_at_ahead_of_the_hub(
+    registry: Registry,
+    source_key: Ed25519PrivateKey,
+    observed_at: str,
+    skew: timedelta,
+    reason: str | None,
+) -> None:
+    raw = record(source_key, observed_at=observed_at).to_wire()
+    rules = TimeRules(max_clock_skew=skew)
+    if reason is None:
+        assert check(registry, raw, rules=rules)
+    else:
+        assert reason_of(registry, raw, rules=rules) == reason
 
 
 def test_consent_hook_can_refuse(registry: Registry, source_key: Ed25519PrivateKey) -> None:
@@ -168,22 +279,18 @@ def test_consent_hook_can_refuse(registry: Registry, source_key: Ed25519PrivateK
             record(source_key).to_wire(),
             registry,
             max_bytes=MAX_RECORD_BYTES,
+            received_at=RECEIVED,
             consent_check=refuse,
         )
     assert err.value.reason == "consent_required"
 
 
 def test_verify_chunk_keeps_order(registry: Registry, source_key: Ed25519PrivateKey) -> None:
-    good = [
-        precheck(TOPIC, record(source_key, seq=i).to_wire(), registry, max_bytes=MAX_RECORD_BYTES)
-        for i in (1, 2)
-    ]
-    forged = precheck(
-        TOPIC,
-        tamper(record(source_key, seq=3), lambda d: d["header"].update(seq=4)),
-        registry,
-        max_bytes=MAX_RECORD_BYTES,
-    )
+    def candidate(raw: bytes) -> Any:
+        return precheck(TOPIC, raw, registry, max_bytes=MAX_RECORD_BYTES, received_at=RECEIVED)
+
+    good = [candidate(record(source_key, seq=i).to_wire()) for i in (1, 2)]
+    forged = candidate(tamper(record(source_key, seq=3), lambda d: d["header"].update(seq=4)))
     out = verify_chunk([good[0], forged, good[1]])
     assert [type(x) for x in out] == [Verified, Rejected, Verified]
 
@@ -199,3 +306,132 @@ def test_verify_chunk_keeps_order(registry: Registry, source_key: Ed25519Private
 )
 def test_topic_parts(topic: str, parts: tuple[str, str] | None) -> None:
     assert topic_parts(topic) == parts
+
+
+# -- the rules as tables: key validity on the hub's clock, and observed_at ---------------------
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+END = datetime(2026, 6, 1, tzinfo=UTC)
+MIN, DAY = timedelta(minutes=1), timedelta(days=1)
+WINDOW = timedelta(minutes=10)
+FOREVER = KeyPeriod("k", T0)
+ROTATED_OUT = KeyPeriod("k", T0, planned_end=END)
+REVOKED = KeyPeriod("k", T0, revoked_at=END)
+
+
+@pytest.mark.parametrize(
+    ("case", "period", "observed_at", "received_at", "window", "usable"),
+    [
+        ("in force, no end", FOREVER, END, END, WINDOW, True),
+        ("received before valid_from", FOREVER, T0, T0 - MIN, WINDOW, False),
+        (
+            "observed before valid_from, received in force",
+            FOREVER,
+            T0 - 90 * DAY,
+            END,
+            WINDOW,
+            True,
+        ),
+        ("rotated: received before the end", ROTATED_OUT, END - MIN, END - MIN, WINDOW, True),
+        ("rotated: in flight at the end", ROTATED_OUT, END - MIN, END + MIN, WINDOW, True),
+        ("rotated: observed after the end", ROTATED_OUT, END + MIN / 2, END + MIN, WINDOW, False),
+        ("rotated: observed at the end", ROTATED_OUT, END, END + MIN, WINDOW, False),
+        ("rotated: past the window", ROTATED_OUT, END - MIN, END + 11 * MIN, WINDOW, False),
+        ("rotated: at the window's end", ROTATED_OUT, END - MIN, END + WINDOW, WINDOW, False),
+        ("rotated: a week later", ROTATED_OUT, END - DAY, END + 7 * DAY, WINDOW, False),
+        ("rotated: no window", ROTATED_OUT, END - MIN, END, timedelta(0), False),
+        ("revoked: received before", REVOKED, END - MIN, END - MIN, WINDOW, True),
+        ("revoked: backdated a minute", REVOKED, END - MIN, END + MIN, WINDOW, False),
+        ("revoked: backdated 90 days", REVOKED, END - 90 * DAY, END + MIN, WINDOW, False),
+        ("revoked: at the instant", REVOKED, END - DAY, END, WINDOW, False),
+        (
+            "revoked before its planned end",
+            KeyPeriod("k", T0, planned_end=END + DAY, revoked_at=END),
+            END - MIN,
+            END + MIN,
+            WINDOW,
+            False,
+        ),
+        (
+            "expired, then revoked: the window still closes at the revocation",
+            KeyPeriod("k", T0, planned_end=END, revoked_at=END + 2 * MIN),
+            END - MIN,
+            END + 3 * MIN,
+            WINDOW,
+            False,
+        ),
+    ],
+)
+def test_key_validity_table(
+    case: str,
+    period: KeyPeriod,
+    observed_at: datetime,
+    received_at: datetime,
+    window: timedelta,
+    usable: bool,
+) -> None:
+    refusal = key_refusal(
+        period, observed_at=observed_at, received_at=received_at, late_window=window
+    )
+    assert (refusal is None) == usable, (case, refusal)
+    if refusal is not None:
+        assert "key k" in refusal
+
+
+def test_key_period_tells_rotation_from_revocation(
+    registry: Registry, source_key: Ed25519PrivateKey
+) -> None:
+    old = key_id(source_key.public_key())
+    new = generate_key()
+    apply_all(
+        registry,
+        plan_key_rotate(
+            registry,
+            pilot="city-air",
+            source="station-1",
+            public_key=public_key_b64(new.public_key()),
+            actor="t",
+            valid_from="2026-06-01T00:00:00Z",
+            valid_until="2027-01-01T00:00:00Z",
+        ),
+    )
+    rotated = KeyPeriod.of(registry.keys[old])
+    assert (rotated.planned_end, rotated.revoked_at) == (END, None)
+    fresh_id = key_id(new.public_key())
+    assert KeyPeriod.of(registry.keys[fresh_id]).planned_end == datetime(2027, 1, 1, tzinfo=UTC)
+    apply_all(
+        registry, plan_key_revoke(registry, key=fresh_id, actor="t", at="2026-07-01T00:00:00Z")
+    )
+    revoked = KeyPeriod.of(registry.keys[fresh_id])
+    assert revoked.revoked_at == datetime(2026, 7, 1, tzinfo=UTC)
+    assert revoked.planned_end == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("ahead", "skew", "believable"),
+    [
+        (timedelta(0), timedelta(0), True),
+        (-365 * DAY, timedelta(0), True),
+        (5 * MIN, 5 * MIN, True),
+        (5 * MIN + timedelta(microseconds=1), 5 * MIN, False),
+        (timedelta(seconds=1), timedelta(0), False),
+    ],
+)
+def test_observed_at_table(ahead: timedelta, skew: timedelta, believable: bool) -> None:
+    refusal = future_refusal(END + ahead, received_at=END, max_clock_skew=skew)
+    assert (refusal is None) == believable, refusal
+
+
+def test_far_future_observed_at_is_refused_without_overflow() -> None:
+    far = datetime.max.replace(tzinfo=UTC)
+    assert future_refusal(far, received_at=END, max_clock_skew=timedelta(hours=1))
+    assert (
+        future_refusal(datetime.min.replace(tzinfo=UTC), received_at=END, max_clock_skew=MIN)
+        is None
+    )
+
+
+def test_pilots_without_a_window_get_the_default() -> None:
+    rules = TimeRules(late_delivery={"strict": timedelta(0)})
+    assert rules.late_delivery_window("strict") == timedelta(0)
+    assert rules.late_delivery_window("city-air") == timedelta(minutes=10)

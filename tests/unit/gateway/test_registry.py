@@ -181,3 +181,11 @@ def test_configured_pilots_limit_sources(source_key: Ed25519PrivateKey) -> None:
             actor="t",
         )
     assert err.value.code == "unknown_pilot"
+
+
+def test_a_revocation_cannot_borrow_the_rotation_reason(registry: Registry) -> None:
+    # "rotated" gives a key the pilot's late-delivery window; a revocation must not get it.
+    kid = next(iter(registry.keys))
+    with pytest.raises(RegistryError) as caught:
+        plan_key_revoke(registry, key=kid, actor="t", reason="rotated")
+    assert caught.value.code == "reserved_reason"

@@ -50,6 +50,8 @@ def test_plain_subscription_for_brokers_without_shared_subs(tmp_path: Path) -> N
         'batch_max_records = "many"\n',
         "unknown_setting = 1\n",
         'mqtt_url = "http://x"\n',
+        "max_clock_skew_s = -1\n",
+        "max_clock_skew_s = 86400\n",
         "not toml [",
     ],
 )
@@ -58,6 +60,14 @@ def test_bad_config_is_a_config_error(tmp_path: Path, text: str) -> None:
     config.write_text(text)
     with pytest.raises(ConfigError):
         load_settings(config)
+
+
+def test_clock_skew_defaults_to_five_minutes(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text("")
+    assert load_settings(config).max_clock_skew_s == 300
+    config.write_text("max_clock_skew_s = 0\n")
+    assert load_settings(config).max_clock_skew_s == 0
 
 
 def test_missing_config(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,42 @@ def test_load_pilots_from_a_directory(tmp_path: Path) -> None:
         load_pilots(tmp_path)
     with pytest.raises(PilotDefinitionError, match="not a directory"):
         load_pilots(tmp_path / "nope")
+
+
+def test_late_delivery_window_defaults_to_ten_minutes() -> None:
+    assert load_pilot_text(GOOD).late_delivery_window == timedelta(minutes=10)
+
+
+@pytest.mark.parametrize(
+    ("text", "window", "iso"),
+    [
+        ("PT10M", timedelta(minutes=10), "PT10M"),
+        ("PT90S", timedelta(seconds=90), "PT1M30S"),
+        ("PT1H", timedelta(hours=1), "PT1H"),
+        ("PT0S", timedelta(0), "PT0S"),
+    ],
+)
+def test_late_delivery_window_forms(text: str, window: timedelta, iso: str) -> None:
+    pilot = load_pilot_text(GOOD + f"late_delivery_window: {text}\n")
+    assert pilot.late_delivery_window == window
+    assert pilot.model_dump(mode="json")["late_delivery_window"] == iso
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("ten minutes", "'ten minutes' is not an ISO 8601 duration of hours, minutes or seconds"),
+        ("P1M", "'P1M' is not an ISO 8601 duration of hours, minutes or seconds"),
+        ("PT2H", "a late-delivery window is for records in flight: between PT0S and PT1H"),
+        ("P7D", "a late-delivery window is for records in flight"),
+        ("P999999999D", "a late-delivery window is for records in flight"),
+    ],
+)
+def test_late_delivery_window_problems_name_their_line(value: str, message: str) -> None:
+    found = problems(GOOD + f"late_delivery_window: {value}\n")
+    assert found[0].startswith(f"t.yaml:29:23: late_delivery_window: {message}"), found
+
+
+def test_a_number_of_seconds_is_not_a_window() -> None:
+    found = problems(GOOD + "late_delivery_window: 600\n")
+    assert found[0].startswith("t.yaml:29:23: late_delivery_window: 600 is not an ISO 8601"), found

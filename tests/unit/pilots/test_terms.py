@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -43,6 +43,26 @@ def test_retention_until_uses_the_calendar() -> None:
     )
     assert Retention.parse(90).until(jan31) == datetime(2024, 4, 30, 8, tzinfo=UTC)
     assert Retention.parse("PT12H").until(jan31) == datetime(2024, 1, 31, 20, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("period", ["P10Y", "P200Y", "P1M", "P30D", "PT1S", 90])
+def test_retention_until_a_far_future_start_is_the_end_of_time(period: str | int) -> None:
+    """A body "observed" in year 9999 is never due; the sweep must not raise over it."""
+    far = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    end = Retention.parse(period).until(far)
+    assert end == datetime.max.replace(tzinfo=UTC)
+    assert end > datetime.now(UTC)
+
+
+def test_retention_until_keeps_the_start_offset_when_clamped() -> None:
+    plus2 = timezone(timedelta(hours=2))
+    end = Retention.parse("P1Y").until(datetime(9999, 6, 1, tzinfo=plus2))
+    assert end.tzinfo == plus2 and end.year == 9999
+
+
+def test_retention_until_just_below_the_end_of_time_is_exact() -> None:
+    start = datetime(9989, 12, 31, tzinfo=UTC)
+    assert Retention.parse("P10Y").until(start) == datetime(9999, 12, 31, tzinfo=UTC)
 
 
 @given(
