@@ -2,7 +2,7 @@
 consents or audit? Deny by default: only a rule in the pilot definition allows anything.
 
 Consent is a separate question (:mod:`pilots.consent`); :func:`pilots.access.decide_access`
-asks both in the order DESIGN.md's "Access control" gives.
+asks both: policy first, then consent.
 """
 
 from __future__ import annotations
