@@ -110,9 +110,9 @@ class AccessControl:
         return self._key
 
     # -- the ingest hook --------------------------------------------------------------------------
-    def consent_check(self, header: RecordHeader) -> None:
+    def consent_check(self, header: RecordHeader, source_org: str) -> None:
         """``gateway.ingest.checks.ConsentCheck``: before the book is loaded nothing is ingested."""
-        self.book.check_record(header)
+        self.book.check_record(header, source_org)
 
     # -- the audit trail ---------------------------------------------------------------------------
     async def log_access(

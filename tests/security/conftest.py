@@ -1,6 +1,6 @@
 """The security suite: attacks against a live hub, a live broker and a live edge, each
 refused with a clear error and changing nothing. Attacks already covered elsewhere are not
-repeated here; tests/security/README.md maps every attack of issue 7 to its test.
+repeated here; tests/security/README.md maps every attack to its test.
 
 At the end, the number of attacks tried is printed."""
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import pytest
 
 # The access tests' fixtures (a hub checking consent at ingest, a registered hospital).
-from tests.support.access_fixtures import access_hub, hospital
+from tests.support.access_fixtures import access_hub, auditor, hospital
 
-__all__ = ["access_hub", "hospital"]
+__all__ = ["access_hub", "auditor", "hospital"]
 
 TALLY = pytest.StashKey["AttackTally"]()
 

@@ -159,7 +159,7 @@ def test_revoked_key_and_source(registry: Registry, source_key: Ed25519PrivateKe
 
 
 def test_consent_hook_can_refuse(registry: Registry, source_key: Ed25519PrivateKey) -> None:
-    def refuse(header: Any) -> None:
+    def refuse(header: Any, source_org: str) -> None:
         raise Rejected("consent_required", "consent withdrawn", header.id)
 
     with pytest.raises(Rejected) as err:
