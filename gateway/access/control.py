@@ -149,6 +149,9 @@ class AccessControl:
         def committed(done: list[Entry]) -> None:
             for e in done:
                 self._index_access(e.index, json.loads(e.leaf))
+            if entry.break_glass and entry.decision == "allow":
+                # Every emergency read is for review: count it once it is on the log.
+                hub.metrics.break_glass_reads.labels(entry.pilot or "", entry.reason).inc()
 
         (stored,) = await hub.sequencer.append([NewEntry("access", leaf)], committed=committed)
         return stored

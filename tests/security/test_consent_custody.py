@@ -194,6 +194,7 @@ def test_break_glass_does_not_reach_past_a_withdrawal(
     access_hub: ThreadHub,
     hospital: HospitalClient,
     university: HospitalClient,
+    auditor: HospitalClient,
     attacks: AttackTally,
 ) -> None:
     subject = "pt-custody006"
@@ -213,3 +214,12 @@ def test_break_glass_does_not_reach_past_a_withdrawal(
         "consent_withdrawn_denies_break_glass",
     )
     attacks.tried("break-glass read after a withdrawal (HTTP)")
+
+    status, _, audit = auditor.call("GET", f"/api/v1/audit?subject={subject}", auditor.token())
+    assert status == 200, audit
+    glass = [(e["decision"], e["reason"], e["break_glass_read"]) for e in audit["entries"]]
+    assert glass == [
+        ("allow", "break_glass_override", True),
+        ("deny", "consent_withdrawn_denies_break_glass", False),
+    ]
+    assert audit["break_glass_reads"] == 1
