@@ -6,6 +6,7 @@ entries. Every decision, allow or deny, is written through :meth:`AccessControl.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -62,6 +63,10 @@ class AccessControl:
     _key: TokenKey | None = None
     #: (pilot, subject) -> log indexes of ``access`` entries about that person.
     _audit: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    #: Held by a Consent change from reading the stored state to its entry's commit: a
+    #: change decided on a state that another change is replacing (a PUT racing a
+    #: withdrawal) would otherwise undo it.
+    consent_changes: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         try:

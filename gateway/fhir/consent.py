@@ -157,15 +157,16 @@ async def create(request: web.Request) -> web.Response:
     if consent.id is None:
         consent = Consent.model_validate({**consent.model_dump(mode="json"), "id": _new_id()})
     assert consent.id is not None
-    if access.book.get(pilot.id, consent.id) is not None:
-        raise web.HTTPConflict(reason=f"Consent/{consent.id} exists; update it with PUT")
     _subject(consent)
-    decision = decide_consent_change(
-        pilot, org=caller.org, change="create", stored=None, proposed=consent
-    )
-    entry, _ = await commit_consent(
-        request, caller, pilot, consent, _action(decision), custodian=caller.org
-    )
+    async with access.consent_changes:
+        if access.book.get(pilot.id, consent.id) is not None:
+            raise web.HTTPConflict(reason=f"Consent/{consent.id} exists; update it with PUT")
+        decision = decide_consent_change(
+            pilot, org=caller.org, change="create", stored=None, proposed=consent
+        )
+        entry, _ = await commit_consent(
+            request, caller, pilot, consent, _action(decision), custodian=caller.org
+        )
     return _response(consent, entry, 201, _base(request))
 
 
@@ -187,20 +188,22 @@ async def read(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.Response:
     caller, pilot, access = _admin(request, "u")
     consent_id = request.match_info["id"]
-    state = access.book.get(pilot.id, consent_id)
-    if state is None:
+    if access.book.get(pilot.id, consent_id) is None:
         raise NotFound(f"no Consent/{consent_id[:64]} in pilot {pilot.id}; create it with POST")
     consent = await _body(request)
     if consent.id != consent_id:
         raise BadParameter("the Consent's id must be the id in the URL", code="id_mismatch")
-    if _subject(consent) != state.subject:
-        raise BadParameter("a Consent's patient cannot change", code="subject_changed")
-    decision = decide_consent_change(
-        pilot, org=caller.org, change="update", stored=state.stored(), proposed=consent
-    )
-    entry, _ = await commit_consent(
-        request, caller, pilot, consent, _action(decision), custodian=state.custodian
-    )
+    async with access.consent_changes:
+        state = access.book.get(pilot.id, consent_id)
+        assert state is not None  # a Consent is never removed from the book
+        if _subject(consent) != state.subject:
+            raise BadParameter("a Consent's patient cannot change", code="subject_changed")
+        decision = decide_consent_change(
+            pilot, org=caller.org, change="update", stored=state.stored(), proposed=consent
+        )
+        entry, _ = await commit_consent(
+            request, caller, pilot, consent, _action(decision), custodian=state.custodian
+        )
     return _response(consent, entry, 200, _base(request))
 
 
@@ -211,25 +214,26 @@ async def withdraw(request: web.Request) -> web.Response:
     erase_text = request.query.get("erase", "false")
     if erase_text not in ("true", "false"):
         raise BadParameter("erase must be true or false")
-    state = access.book.get(pilot.id, consent_id)
-    if state is None:
-        raise NotFound(f"no Consent/{consent_id[:64]} in pilot {pilot.id}")
-    decision = decide_consent_change(
-        pilot, org=caller.org, change="withdraw", stored=state.stored()
-    )
-    action = _action(decision)
-    if state.consent is None:
-        raise web.HTTPGone(reason="this Consent's resource was erased")
-    consent = with_status(state.consent, "inactive")
-    entry, erased = await commit_consent(
-        request,
-        caller,
-        pilot,
-        consent,
-        action,
-        custodian=state.custodian,
-        erase=erase_text == "true",
-    )
+    async with access.consent_changes:
+        state = access.book.get(pilot.id, consent_id)
+        if state is None:
+            raise NotFound(f"no Consent/{consent_id[:64]} in pilot {pilot.id}")
+        decision = decide_consent_change(
+            pilot, org=caller.org, change="withdraw", stored=state.stored()
+        )
+        action = _action(decision)
+        if state.consent is None:
+            raise web.HTTPGone(reason="this Consent's resource was erased")
+        consent = with_status(state.consent, "inactive")
+        entry, erased = await commit_consent(
+            request,
+            caller,
+            pilot,
+            consent,
+            action,
+            custodian=state.custodian,
+            erase=erase_text == "true",
+        )
     response = _response(consent, entry, 200, _base(request))
     response.headers["X-Erased-Bodies"] = str(erased)
     return response

@@ -16,6 +16,7 @@ import base64
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 
 from ledger.envelope import seal
@@ -223,3 +224,32 @@ def test_break_glass_does_not_reach_past_a_withdrawal(
         ("deny", "consent_withdrawn_denies_break_glass", False),
     ]
     assert audit["break_glass_reads"] == 1
+
+
+async def test_a_put_racing_a_withdrawal_does_not_undo_it(
+    access_hub: ThreadHub, hospital: HospitalClient, attacks: AttackTally
+) -> None:
+    """A PUT decided on the state a withdrawal is replacing would put it back: Consent
+    changes are decided and committed one at a time."""
+    token = await asyncio.to_thread(hospital.token)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    base = access_hub.http_url + "/fhir/Consent"
+    statuses = []
+    async with aiohttp.ClientSession(headers=headers) as http:
+
+        async def call(method: str, path: str, body: Any = None) -> int:
+            data = None if body is None else json.dumps(body)
+            async with http.request(method, base + path, data=data) as response:
+                await response.read()
+                return response.status
+
+        for i in range(10):
+            consent_id, document = f"c-race-{i}", consent_document(f"c-race-{i}", f"pt-race{i:05d}")
+            assert await call("POST", "", document) == 201
+            statuses += await asyncio.gather(
+                call("POST", f"/{consent_id}/$withdraw"), call("PUT", f"/{consent_id}", document)
+            )
+            async with http.get(f"{base}/{consent_id}") as response:
+                assert (await response.json(content_type=None))["status"] == "inactive"
+    assert set(statuses) <= {200, 403}
+    attacks.tried("consent re-activated by a PUT racing its withdrawal (HTTP)", 10)
