@@ -72,6 +72,13 @@ class HubMetrics:
         self.mqtt_errors = Counter(
             "swiftchain_mqtt_errors", "Broker connections lost or refused.", registry=r
         )
+        self.break_glass_reads = Counter(
+            "swiftchain_break_glass_reads",
+            "Break-glass (ETREAT) reads allowed, each flagged in its access entry for review;"
+            " by pilot and reason (break_glass_override, break_glass_after_withdrawal, ...).",
+            ["pilot", "reason"],
+            registry=r,
+        )
         self.registry_changes = Counter(
             "swiftchain_registry_changes", "Registry entries appended.", registry=r
         )

@@ -56,6 +56,9 @@ class ConsentEntry(_Entry):
     status: Text
     resource_hash: HexDigest
     erase: bool = False
+    #: The organisation the Consent belongs to (the one that recorded it). Absent on
+    #: entries written before custodians were recorded; their leaves are unchanged.
+    custodian: Slug | None = None
 
 
 class AccessEntry(_Entry):

@@ -38,7 +38,9 @@ def decide_access(
        must permit the organisation, purpose, type and time.
     3. Break-glass (ETREAT, where the pilot allows it) goes ahead without a permitting
        consent, flagged, except where the consent denies ETREAT by name: a patient's
-       explicit "not even in an emergency" holds.
+       explicit "not even in an emergency" holds; and except where the patient withdrew
+       the consent (``inactive``) and the pilot's ``break_glass_after_withdrawal`` is
+       ``refuse`` (the default): a withdrawal is also a refusal of emergency access.
     """
     policy = decide_read(pilot, org, data_type, purpose)
     if not policy.allowed:
@@ -80,6 +82,20 @@ def decide_access(
         return Decision.deny(
             Reason.CONSENT_DENIES_BREAK_GLASS,
             f"the patient's consent refuses emergency access by name ({verdict.detail})",
+            break_glass=True,
+        )
+    if verdict.reason == Reason.CONSENT_INACTIVE:
+        if pilot.break_glass_after_withdrawal == "refuse":
+            return Decision.deny(
+                Reason.CONSENT_WITHDRAWN_DENIES_BREAK_GLASS,
+                f"the patient withdrew the consent, and pilot {pilot.id!r} takes a withdrawal "
+                f"as a refusal of emergency access too ({verdict.detail})",
+                break_glass=True,
+            )
+        return Decision.allow(
+            Reason.BREAK_GLASS_AFTER_WITHDRAWAL,
+            f"break-glass read after the patient withdrew the consent ({verdict.detail}): "
+            f"pilot {pilot.id!r} allows it; emergency treatment, flagged for review",
             break_glass=True,
         )
     return Decision.allow(

@@ -69,7 +69,8 @@ _STATUS_DENIALS: dict[str, tuple[Reason, str]] = {
     "inactive": (Reason.CONSENT_INACTIVE, "the consent was withdrawn or is no longer in force"),
     "entered-in-error": (Reason.CONSENT_ENTERED_IN_ERROR, "the consent was entered in error"),
 }
-_PRIVACY_SCOPES = frozenset({"patient-privacy", "research"})
+#: Consent.scope codes of a privacy consent (the only kind that permits access here).
+PRIVACY_SCOPES = frozenset({"patient-privacy", "research"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ def decide_consent(
             f"consent {consent.id} is about {patient or 'nobody'}, not Patient/{subject}",
         )
     scopes = {c.code for c in _codings([consent.scope], CONSENT_SCOPE_SYSTEM)}
-    if not scopes & _PRIVACY_SCOPES:
+    if not scopes & PRIVACY_SCOPES:
         return Decision.deny(
             Reason.CONSENT_WRONG_SCOPE,
             f"consent {consent.id} is not a privacy consent (scope {sorted(scopes) or 'none'})",

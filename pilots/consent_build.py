@@ -76,12 +76,25 @@ def make_consent(
     status: ConsentStatus = "active",
     custodian: str | None = None,
     exceptions: Sequence[ProvisionRule] = (),
+    sources: Sequence[str] = (),
+    evidence: str | None = None,
 ) -> Consent:
     """A privacy Consent by ``Patient/<subject>`` granting ``actors`` (organisation ids)
     access to ``data_types`` (pilot ids such as ``fhir.Observation``) for ``purposes``
     (PurposeOfUse codes) between ``start`` and ``end``, with ``exceptions`` as nested
     provisions. Empty sequences mean "any". Raises ConsentError for bad values.
+
+    ``sources`` are source ids of the pilot, besides the custodian's own, that may write
+    about the patient (``Device/<id>`` actors of the root provision). ``evidence`` is a
+    reference to what attests the patient's agreement (``Consent.sourceReference``, e.g.
+    ``DocumentReference/<id>`` of the signed form): the hub records no grant without it.
     """
+    if sources and not actors:
+        # The root's actors are also who may read: Device actors alone would admit nobody.
+        raise ConsentError("a Consent that names sources names its recipients (actors) too")
+    for source in sources:
+        if not _FHIR_ID.match(source):
+            raise ConsentError(f"source {source!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})")
     if not _FHIR_ID.match(consent_id):
         raise ConsentError(f"consent id {consent_id!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})")
     if not _FHIR_ID.match(subject):
@@ -102,6 +115,8 @@ def make_consent(
         ),
         root=True,
     )
+    if sources:
+        root.actor = [*(root.actor or ()), *(_source_actor(s) for s in sources)]
     return Consent(
         id=consent_id,
         status=status,
@@ -118,6 +133,7 @@ def make_consent(
         policyRule=CodeableConcept(
             coding=[Coding(system=ACT_CODE_SYSTEM, code="OPTIN", display="opt-in")]
         ),
+        sourceReference=Reference(reference=evidence) if evidence is not None else None,
         provision=root,
     )
 
@@ -181,6 +197,16 @@ def _provision(rule: ProvisionRule, *, root: bool = False) -> ConsentProvision:
         ]
         or None,
         provision=[_provision(child) for child in rule.provisions] or None,
+    )
+
+
+def _source_actor(source: str) -> ConsentProvisionActor:
+    # v3-ParticipationType AUT (author, originator): the source originates the records.
+    return ConsentProvisionActor(
+        role=CodeableConcept(
+            coding=[Coding(system=_PARTICIPATION_SYSTEM, code="AUT", display="author")]
+        ),
+        reference=Reference(reference=f"Device/{source}"),
     )
 
 

@@ -50,7 +50,24 @@ class Reason(StrEnum):
     CONSENT_DENIED = "consent_denied"
     # -- policy and consent together (pilots.access) -----------------------------------------
     BREAK_GLASS_OVERRIDE = "break_glass_override"
+    BREAK_GLASS_AFTER_WITHDRAWAL = "break_glass_after_withdrawal"
     CONSENT_DENIES_BREAK_GLASS = "consent_denies_break_glass"
+    CONSENT_WITHDRAWN_DENIES_BREAK_GLASS = "consent_withdrawn_denies_break_glass"
+    # -- who may change a consent (pilots.consent_authority) ---------------------------------
+    CONSENT_GRANT = "consent_grant"
+    CONSENT_UPDATE = "consent_update"
+    CONSENT_WITHDRAW = "consent_withdraw"
+    ROLE_MAY_NOT_RECORD_CONSENT = "role_may_not_record_consent"
+    CONSENT_EVIDENCE_MISSING = "consent_evidence_missing"
+    CONSENT_ORGANIZATION_MISMATCH = "consent_organization_mismatch"
+    CONSENT_NOT_CUSTODIAN = "consent_not_custodian"
+    CONSENT_CUSTODIAN_UNKNOWN = "consent_custodian_unknown"
+    CONSENT_WITHDRAWN_FINAL = "consent_withdrawn_final"
+    CONSENT_WIDENING_NEEDS_GRANT = "consent_widening_needs_grant"
+    # -- who may write about a subject (pilots.ingest) ---------------------------------------
+    SOURCE_OF_CUSTODIAN = "source_of_custodian"
+    SOURCE_NAMED_BY_CONSENT = "source_named_by_consent"
+    SOURCE_NOT_PERMITTED = "source_not_permitted"
 
 
 @dataclass(frozen=True, slots=True)

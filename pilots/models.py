@@ -253,6 +253,24 @@ class PublishRule(_Strict):
         return self
 
 
+class ConsentRecordRule(_Strict):
+    """Members holding ``role`` (a consent administrator role) may record Consents that
+    cover ``types`` (data types that need consent)."""
+
+    role: Slug
+    types: Items[DataTypeId] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ConsentRecordRule:
+        _no_duplicates(self.types, "data type")
+        return self
+
+
+#: What a break-glass (ETREAT) read meets when the patient's Consent was withdrawn: by
+#: default the withdrawal is also a refusal of emergency access.
+BreakGlassAfterWithdrawal = Literal["refuse", "allow"]
+
+
 class Pilot(_Strict):
     """One demonstration-zone pilot: its members, data types and policies."""
 
@@ -268,6 +286,11 @@ class Pilot(_Strict):
     publish: Items[PublishRule] = ()
     #: Roles whose members may create, update and withdraw Consents in this pilot.
     consent_administrators: Items[Slug] = ()
+    #: Which consent administrator roles may record Consents for which data types; empty:
+    #: every consent administrator role for every type that needs consent.
+    record_consent: Items[ConsentRecordRule] = ()
+    #: Whether an ETREAT read may go ahead when the patient's Consent was withdrawn.
+    break_glass_after_withdrawal: BreakGlassAfterWithdrawal = "refuse"
     #: Roles whose members may read the access log about anyone in this pilot.
     auditors: Items[Slug] = ()
     #: How long after a source key's planned end (expiry or rotation) a record signed
@@ -346,6 +369,7 @@ def _reference_problems(pilot: Pilot) -> Iterable[Problem]:
     for field in ("consent_administrators", "auditors"):
         for i, role in enumerate(getattr(pilot, field)):
             yield from role_ref(role, (field, i))
+    yield from _record_consent_problems(pilot, roles, types)
     held = {role for m in pilot.members for role in m.roles}
     if any(t.consent_required for t in pilot.data_types) and not (
         held & set(pilot.consent_administrators)
@@ -355,3 +379,33 @@ def _reference_problems(pilot: Pilot) -> Iterable[Problem]:
             "some data types require consent, but no member holds a consent administrator "
             "role to record consents",
         )
+
+
+def _record_consent_problems(
+    pilot: Pilot, roles: set[str], types: dict[str, DataType]
+) -> Iterable[Problem]:
+    for i, rule in enumerate(pilot.record_consent):
+        if rule.role not in roles:
+            yield Problem(
+                ("record_consent", i, "role"),
+                f"role {rule.role!r} is not defined (roles: {', '.join(sorted(roles))})",
+            )
+        elif rule.role not in pilot.consent_administrators:
+            yield Problem(
+                ("record_consent", i, "role"),
+                f"role {rule.role!r} records consents but is not among consent_administrators"
+                f" ({', '.join(pilot.consent_administrators) or 'none'})",
+            )
+        for j, type_id in enumerate(rule.types):
+            dt = types.get(type_id)
+            if dt is None:
+                yield Problem(
+                    ("record_consent", i, "types", j),
+                    f"data type {type_id!r} is not defined"
+                    f" (data_types: {', '.join(sorted(types))})",
+                )
+            elif not dt.consent_required:
+                yield Problem(
+                    ("record_consent", i, "types", j),
+                    f"data type {type_id!r} needs no consent (consent_required: false)",
+                )

@@ -5,6 +5,10 @@ A permit Consent names who may receive (``provision.actor``, role IRCP, an
 ActReason) and which resource types (``provision.class``). A refusal is a Consent whose
 provision is ``deny`` with no restriction: it denies everything. Withdrawal is the same
 Consent with ``status`` ``inactive`` (FHIR R4B Consent.status).
+
+Every Consent is the patient's hospital's (``organization``, the client that records it)
+and carries its evidence: ``sourceReference`` to the signed consent form, as the hub
+requires of a grant.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ from datetime import datetime
 
 from fhir.resources.R4B.consent import Consent, ConsentProvision, ConsentProvisionActor
 from fhir.resources.R4B.period import Period
+from fhir.resources.R4B.reference import Reference
 
 from .clock import rfc3339
 from .fhir_models import PURPOSE_OF_USE, as_payload, coding, concept, org_ref, patient_ref
 from .patients import ConsentPlan
 from .scenario import ConsentEvent
 
-VERSION = "1"
+VERSION = "2"
 CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
@@ -57,6 +62,8 @@ def consent_resource(plan: ConsentPlan, *, withdrawn: bool = False) -> Consent:
         dateTime=rfc3339(plan.given),
         organization=[org_ref(plan.patient.hospital)],
         policyRule=concept(ACT_CODE, "OPTIN" if permit else "OPTOUT"),
+        # The signed form the hospital keeps (R4B Consent.source[x]): the grant's evidence.
+        sourceReference=Reference(reference=f"DocumentReference/form-{plan.id}"),
         provision=provision,
     )
 

@@ -1,10 +1,12 @@
 """Patients' Consents as the log says they are.
 
 The book holds, per pilot and consent id, the version named by the latest ``consent`` entry
-on the log (its FHIR resource comes from the access file, by hash). It is rebuilt from the
-log at start and changed only in the sequencer's commit callback, so a withdrawal is in
-force before the withdrawing request is answered, and on the very next request: nothing is
-cached that could outlive it.
+on the log (its FHIR resource comes from the access file, by hash), and its custodian: the
+organisation that recorded it, named in every ``consent`` entry (for entries from before
+custodians were recorded: the organisation of the client that wrote the first one). It is
+rebuilt from the log at start and changed only in the sequencer's commit callback, so a
+withdrawal is in force before the withdrawing request is answered, and on the very next
+request: nothing is cached that could outlive it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pydantic import ValidationError
 
 from ledger.entries import ConsentEntry
 from ledger.envelope import RecordHeader
-from pilots import Pilot, consent_hash, parse_consent
+from pilots import Pilot, StoredConsent, consent_hash, decide_writer, parse_consent
 from pilots.consent import consent_json
 from pilots.errors import ConsentError
 from pilots.ingest import consent_in_force, needs_consent
@@ -42,6 +44,12 @@ class ConsentState:
     """Log index of the ``consent`` entry that made this the current version."""
     consent: Consent | None
     """None when the resource is not in the access file (erased, or lost)."""
+    custodian: str | None = None
+    """The organisation the Consent belongs to; None when the log does not say."""
+
+    def stored(self) -> StoredConsent:
+        """What :func:`pilots.decide_consent_change` needs to know of it."""
+        return StoredConsent(self.custodian, self.status, self.consent)
 
 
 class ConsentBook:
@@ -57,6 +65,7 @@ class ConsentBook:
     ) -> ConsentBook:
         book = cls(pilots)
         latest: dict[tuple[str, str], tuple[int, ConsentEntry]] = {}
+        first: dict[tuple[str, str], ConsentEntry] = {}
         for index, leaf in leaves:
             try:
                 entry = ConsentEntry.model_validate_json(leaf)
@@ -64,6 +73,7 @@ class ConsentBook:
                 log.error("consent entry %d does not parse; ignored", index)
                 continue
             latest[(entry.pilot, entry.consent)] = (index, entry)
+            first.setdefault((entry.pilot, entry.consent), entry)
         resources = db.consent_resources(e.resource_hash for _, e in latest.values())
         for index, entry in sorted(latest.values(), key=lambda item: item[0]):
             raw = resources.get(entry.resource_hash)
@@ -73,6 +83,10 @@ class ConsentBook:
                     consent = parse_consent(raw)
                 except ConsentError:
                     log.error("stored Consent %s does not parse", entry.consent)
+            if entry.custodian is None:
+                origin = first[(entry.pilot, entry.consent)]
+                custodian = origin.custodian or _legacy_custodian(origin, db)
+                entry = entry.model_copy(update={"custodian": custodian})
             book.apply(index, entry, consent)
         return book
 
@@ -86,6 +100,7 @@ class ConsentBook:
             entry.resource_hash,
             index,
             consent,
+            entry.custodian,
         )
         ids = self._by_subject.setdefault((entry.pilot, entry.subject), [])
         if entry.consent in ids:
@@ -111,9 +126,11 @@ class ConsentBook:
         return states[-1] if states else None
 
     # -- the ingest hook (gateway.ingest.checks.ConsentCheck) ----------------------------
-    def check_record(self, header: RecordHeader) -> None:
-        """Raise Rejected('consent_required' | 'consent_not_active') for a record about a
-        person that its pilot's data type says needs consent, without one in force."""
+    def check_record(self, header: RecordHeader, source_org: str) -> None:
+        """Raise Rejected('consent_required' | 'consent_not_active' | 'source_not_permitted')
+        for a record about a person that its pilot's data type says needs consent, without
+        one in force, or from a source (operated by ``source_org``) that the Consent does not
+        let write about that person."""
         if not needs_consent(self.pilots.get(header.pilot), header.type, header.subject):
             return
         subject = header.subject
@@ -132,6 +149,18 @@ class ConsentBook:
         verdict = consent_in_force(state.consent, subject=subject, at=datetime.now(UTC))
         if not verdict.allowed:
             raise Rejected("consent_not_active", verdict.detail, header.id)
+        writer = decide_writer(
+            state.consent, custodian=state.custodian, source=header.source, source_org=source_org
+        )
+        if not writer.allowed:
+            raise Rejected("source_not_permitted", writer.detail, header.id)
+
+
+def _legacy_custodian(first: ConsentEntry, db: AccessDb) -> str | None:
+    """For a Consent whose entries name no custodian: the organisation of the client that
+    wrote its first entry, if that client is still registered."""
+    client = db.client(first.actor)
+    return client.org if client is not None and client.pilot == first.pilot else None
 
 
 def consent_bytes(consent: Consent) -> tuple[str, bytes]:

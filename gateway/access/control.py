@@ -6,6 +6,7 @@ entries. Every decision, allow or deny, is written through :meth:`AccessControl.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -62,6 +63,10 @@ class AccessControl:
     _key: TokenKey | None = None
     #: (pilot, subject) -> log indexes of ``access`` entries about that person.
     _audit: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    #: Held by a Consent change from reading the stored state to its entry's commit: a
+    #: change decided on a state that another change is replacing (a PUT racing a
+    #: withdrawal) would otherwise undo it.
+    consent_changes: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         try:
@@ -102,9 +107,9 @@ class AccessControl:
         return self._key
 
     # -- the ingest hook --------------------------------------------------------------------------
-    def consent_check(self, header: RecordHeader) -> None:
+    def consent_check(self, header: RecordHeader, source_org: str) -> None:
         """``gateway.ingest.checks.ConsentCheck``: before the book is loaded nothing is ingested."""
-        self.book.check_record(header)
+        self.book.check_record(header, source_org)
 
     # -- the audit trail ---------------------------------------------------------------------------
     async def log_access(
@@ -141,6 +146,9 @@ class AccessControl:
         def committed(done: list[Entry]) -> None:
             for e in done:
                 self._index_access(e.index, json.loads(e.leaf))
+            if entry.break_glass and entry.decision == "allow":
+                # Every emergency read is for review: count it once it is on the log.
+                hub.metrics.break_glass_reads.labels(entry.pilot or "", entry.reason).inc()
 
         (stored,) = await hub.sequencer.append([NewEntry("access", leaf)], committed=committed)
         return stored

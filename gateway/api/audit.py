@@ -1,7 +1,11 @@
 """``GET /api/v1/audit?subject=<pseudonym>``: every ``access`` entry about one person in the
 caller's pilot -- who, when, for what purpose, allowed or denied, and the log index (for an
 inclusion proof against a signed checkpoint). For the pilot's auditors and the person's
-advocates (its consent administrators)."""
+advocates (its consent administrators).
+
+Break-glass reads (ETREAT, allowed) are flagged on their own (``break_glass_read``) and
+counted at the top (``break_glass_reads``): each is for review. ``break_glass`` alone is
+also set on refused emergency attempts."""
 
 from __future__ import annotations
 
@@ -44,9 +48,13 @@ async def audit(request: web.Request) -> web.Response:
     reader = hub_of(request).ledger.reader
     indexes = access.access_indexes(pilot.id, subject)[-limit:]
     entries = []
+    glass_reads = 0
     for index in indexes:
         entry = reader.entry(index)
         leaf = json.loads(entry.leaf)
+        break_glass = bool(leaf.get("break_glass", False))
+        glass_read = break_glass and leaf.get("decision") == "allow"
+        glass_reads += glass_read
         entries.append(
             {
                 "index": index,
@@ -58,9 +66,16 @@ async def audit(request: web.Request) -> web.Response:
                 "type": leaf.get("type"),
                 "decision": leaf.get("decision"),
                 "reason": leaf.get("reason"),
-                "break_glass": bool(leaf.get("break_glass", False)),
+                "break_glass": break_glass,
+                "break_glass_read": glass_read,
                 "count": leaf.get("count"),
             }
         )
-    body = {"pilot": pilot.id, "subject": subject, "log_size": reader.size(), "entries": entries}
+    body = {
+        "pilot": pilot.id,
+        "subject": subject,
+        "log_size": reader.size(),
+        "break_glass_reads": glass_reads,
+        "entries": entries,
+    }
     return web.json_response(body)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from .tally import AirPoint, LogTally, ParkingPoint, TrafficPoint
+from .tally import AccessDecision, AirPoint, LogTally, ParkingPoint, TrafficPoint
 from .verification import IncrementalVerifier
 
 #: A checkpoint this old while the log has entries it does not cover (or the store lacks
@@ -288,22 +288,46 @@ def access_summary(tally: LogTally) -> dict[str, Any]:
         "allow": tally.access_counts.get("allow", 0),
         "deny": tally.access_counts.get("deny", 0),
         "break_glass": tally.access_counts.get("break_glass", 0),
-        "recent": [
-            {
-                "index": d.index,
-                "at": d.at,
-                "client": d.client,
-                "org": d.org,
-                "pilot": d.pilot,
-                "purpose": d.purpose,
-                "type": d.type,
-                "subject": d.subject,
-                "decision": d.decision,
-                "reason": d.reason,
-                "break_glass": d.break_glass,
-            }
-            for d in reversed(tally.access)
-        ],
+        "break_glass_reads": tally.break_glass_reads,
+        "break_glass_alert": break_glass_alert(tally),
+        "recent": [_decision(d) for d in reversed(tally.access)],
+    }
+
+
+def break_glass_alert(tally: LogTally) -> dict[str, Any] | None:
+    """The access panel's alert while the log holds break-glass reads: every emergency read
+    is for review (not a fault of the hub, so not in the network banner)."""
+    latest = tally.latest_break_glass
+    if latest is None:
+        return None
+    n = tally.break_glass_reads
+    who = f"{latest.client} ({latest.org})" if latest.org else latest.client
+    return {
+        "level": "warning",
+        "code": "break_glass_reads",
+        "message": (
+            f"{n} break-glass read{'s' * (n != 1)} to review; latest: {who} read"
+            f" {latest.type or 'data'} of {latest.subject or 'a patient'} at {latest.at}"
+            f" ({latest.reason})"
+        ),
+        "count": n,
+        "latest": _decision(latest),
+    }
+
+
+def _decision(d: AccessDecision) -> dict[str, Any]:
+    return {
+        "index": d.index,
+        "at": d.at,
+        "client": d.client,
+        "org": d.org,
+        "pilot": d.pilot,
+        "purpose": d.purpose,
+        "type": d.type,
+        "subject": d.subject,
+        "decision": d.decision,
+        "reason": d.reason,
+        "break_glass": d.break_glass,
     }
 
 

@@ -37,6 +37,8 @@ SHOWN_PREFIX = 6
 P = TypeVar("P")
 
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,}")
+#: A reason code (``consent_inactive``): letters and underscores, never a hex pseudonym.
+_REASON_CODE = re.compile(r"^[a-z]+(?:_[a-z]+)+$")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class LogTally:
     """Consent id -> ``active``, ``withdrawn`` or ``other`` (its latest entry decides)."""
     access: deque[AccessDecision] = field(default_factory=lambda: deque(maxlen=RECENT_ACCESS))
     access_counts: Counter[str] = field(default_factory=Counter)
+    break_glass_reads: int = 0
+    """Break-glass (ETREAT) reads allowed: each one is for review."""
+    latest_break_glass: AccessDecision | None = None
     air: dict[str, deque[AirPoint]] = field(default_factory=dict)
     traffic: dict[str, deque[TrafficPoint]] = field(default_factory=dict)
     parking: dict[str, ParkingPoint] = field(default_factory=dict)
@@ -109,6 +114,14 @@ def redact(text: str | None) -> str | None:
     if text is None:
         return None
     return _LONG_TOKEN.sub(lambda m: m.group(0)[:SHOWN_PREFIX] + "…", text)
+
+
+def _reason(text: str | None) -> str:
+    """A decision's reason: the hub's codes (``break_glass_override``) as they are, so the
+    break-glass alert can say which kind of read it was; any other text redacted."""
+    if text is not None and _REASON_CODE.match(text):
+        return text
+    return redact(text) or ""
 
 
 def shorten(pseudonym: str | None) -> str | None:
@@ -243,18 +256,20 @@ def _access(tally: LogTally, row: TailEntry) -> None:
     tally.access_counts[decision] += 1
     if break_glass:
         tally.access_counts["break_glass"] += 1
-    tally.access.append(
-        AccessDecision(
-            index=row.index,
-            at=_text(leaf.get("at"), 40) or "",
-            client=redact(_text(leaf.get("client"), 64)) or "?",
-            org=_text(leaf.get("org"), 64),
-            pilot=_text(leaf.get("pilot"), 64),
-            purpose=_text(leaf.get("purpose"), 32),
-            type=_text(leaf.get("type"), 64),
-            subject=shorten(_text(leaf.get("subject"))),
-            decision=decision,
-            reason=redact(_text(leaf.get("reason"), 120)) or "",
-            break_glass=break_glass,
-        )
+    shown = AccessDecision(
+        index=row.index,
+        at=_text(leaf.get("at"), 40) or "",
+        client=redact(_text(leaf.get("client"), 64)) or "?",
+        org=_text(leaf.get("org"), 64),
+        pilot=_text(leaf.get("pilot"), 64),
+        purpose=_text(leaf.get("purpose"), 32),
+        type=_text(leaf.get("type"), 64),
+        subject=shorten(_text(leaf.get("subject"))),
+        decision=decision,
+        reason=_reason(_text(leaf.get("reason"), 120)),
+        break_glass=break_glass,
     )
+    tally.access.append(shown)
+    if break_glass and decision == "allow":
+        tally.break_glass_reads += 1
+        tally.latest_break_glass = shown

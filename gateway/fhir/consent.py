@@ -1,7 +1,10 @@
 """FHIR R4B Consent through the hub, by the pilot's consent administrators: create, read,
-update, and ``$withdraw`` (optionally erasing the bodies the consent covered). Each change
-is a ``consent`` entry (the hash of the Consent's JCS, the action and the status) committed
-through the sequencer; the book changes in the same commit callback."""
+update, and ``$withdraw`` (optionally erasing the bodies the consent covered). Who may do
+which is :func:`pilots.decide_consent_change`'s decision (a Consent belongs to the
+organisation that recorded it; an update only narrows; a withdrawal is final); a refusal is
+a 403 OperationOutcome with its reason. Each change is a ``consent`` entry (the hash of the
+Consent's JCS, the action, the status and the custodian) committed through the sequencer;
+the book changes in the same commit callback."""
 
 from __future__ import annotations
 
@@ -16,7 +19,16 @@ from ledger.entries import ConsentEntry, ErasureEntry
 from ledger.envelope import utc_now
 from ledger.queries import HeldBody
 from ledger.store import Entry, NewEntry
-from pilots import Pilot, can_audit, can_manage_consent, parse_consent, with_status
+from pilots import (
+    Decision,
+    Pilot,
+    can_audit,
+    can_manage_consent,
+    decide_consent_change,
+    parse_consent,
+    with_status,
+)
+from pilots.consent_authority import ENTRY_ACTIONS
 from pilots.errors import ConsentError
 from pilots.ingest import consent_subject
 
@@ -90,6 +102,7 @@ async def commit_consent(
     consent: Consent,
     action: str,
     *,
+    custodian: str | None,
     erase: bool = False,
 ) -> tuple[Entry, int]:
     """Store the version, commit its ``consent`` entry (with erasures), update the book."""
@@ -112,6 +125,7 @@ async def commit_consent(
         status=str(consent.status),
         resource_hash=digest,
         erase=erase,
+        custodian=custodian,
     )
     erased: list[HeldBody] = []
     if erase:
@@ -147,9 +161,16 @@ async def create(request: web.Request) -> web.Response:
     if consent.id is None:
         consent = Consent.model_validate({**consent.model_dump(mode="json"), "id": _new_id()})
     assert consent.id is not None
-    if access.book.get(pilot.id, consent.id) is not None:
-        raise web.HTTPConflict(reason=f"Consent/{consent.id} exists; update it with PUT")
-    entry, _ = await commit_consent(request, caller, pilot, consent, "grant")
+    _subject(consent)
+    async with access.consent_changes:
+        if access.book.get(pilot.id, consent.id) is not None:
+            raise web.HTTPConflict(reason=f"Consent/{consent.id} exists; update it with PUT")
+        decision = decide_consent_change(
+            pilot, org=caller.org, change="create", stored=None, proposed=consent
+        )
+        entry, _ = await commit_consent(
+            request, caller, pilot, consent, _action(decision), custodian=caller.org
+        )
     return _response(consent, entry, 201, _base(request))
 
 
@@ -171,18 +192,22 @@ async def read(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.Response:
     caller, pilot, access = _admin(request, "u")
     consent_id = request.match_info["id"]
-    state = access.book.get(pilot.id, consent_id)
-    if state is None:
+    if access.book.get(pilot.id, consent_id) is None:
         raise NotFound(f"no Consent/{consent_id[:64]} in pilot {pilot.id}; create it with POST")
     consent = await _body(request)
     if consent.id != consent_id:
         raise BadParameter("the Consent's id must be the id in the URL", code="id_mismatch")
-    if _subject(consent) != state.subject:
-        raise BadParameter("a Consent's patient cannot change", code="subject_changed")
-    withdrawn = state.status == "active" and consent.status != "active"
-    entry, _ = await commit_consent(
-        request, caller, pilot, consent, "withdraw" if withdrawn else "update"
-    )
+    async with access.consent_changes:
+        state = access.book.get(pilot.id, consent_id)
+        assert state is not None  # a Consent is never removed from the book
+        if _subject(consent) != state.subject:
+            raise BadParameter("a Consent's patient cannot change", code="subject_changed")
+        decision = decide_consent_change(
+            pilot, org=caller.org, change="update", stored=state.stored(), proposed=consent
+        )
+        entry, _ = await commit_consent(
+            request, caller, pilot, consent, _action(decision), custodian=state.custodian
+        )
     return _response(consent, entry, 200, _base(request))
 
 
@@ -193,18 +218,36 @@ async def withdraw(request: web.Request) -> web.Response:
     erase_text = request.query.get("erase", "false")
     if erase_text not in ("true", "false"):
         raise BadParameter("erase must be true or false")
-    state = access.book.get(pilot.id, consent_id)
-    if state is None:
-        raise NotFound(f"no Consent/{consent_id[:64]} in pilot {pilot.id}")
-    if state.consent is None:
-        raise web.HTTPGone(reason="this Consent's resource was erased")
-    consent = with_status(state.consent, "inactive")
-    entry, erased = await commit_consent(
-        request, caller, pilot, consent, "withdraw", erase=erase_text == "true"
-    )
+    async with access.consent_changes:
+        state = access.book.get(pilot.id, consent_id)
+        if state is None:
+            raise NotFound(f"no Consent/{consent_id[:64]} in pilot {pilot.id}")
+        decision = decide_consent_change(
+            pilot, org=caller.org, change="withdraw", stored=state.stored()
+        )
+        action = _action(decision)
+        if state.consent is None:
+            raise web.HTTPGone(reason="this Consent's resource was erased")
+        consent = with_status(state.consent, "inactive")
+        entry, erased = await commit_consent(
+            request,
+            caller,
+            pilot,
+            consent,
+            action,
+            custodian=state.custodian,
+            erase=erase_text == "true",
+        )
     response = _response(consent, entry, 200, _base(request))
     response.headers["X-Erased-Bodies"] = str(erased)
     return response
+
+
+def _action(decision: Decision) -> str:
+    """The ``consent`` entry action of an allowed change; a refusal is a 403 with its reason."""
+    if not decision.allowed:
+        raise Forbidden(decision.detail, code=decision.reason.value)
+    return ENTRY_ACTIONS[decision.reason]
 
 
 def _new_id() -> str:

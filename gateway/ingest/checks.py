@@ -3,9 +3,9 @@
 
 Order (cheap before expensive): size and JSON, the strict envelope model, topic,
 ``observed_at`` against the hub's clock, pilot, source, key and its validity, data type,
-consent hook; then, in a thread pool, the signature and the commitment. Duplicate ids and
-reused sequence numbers are decided by the sequencer, the one place that sees every record
-about to be committed.
+the payload's subject, consent hook; then, in a thread pool, the signature and the
+commitment. Duplicate ids and reused sequence numbers are decided by the sequencer, the one
+place that sees every record about to be committed.
 
 Time comes from the hub, never from the record: the intake reads its clock when a message
 arrives and passes that ``received_at`` in; ``validity.py`` holds the rules it is judged by.
@@ -57,7 +57,12 @@ REASONS: Final = (
     "seq_reused",
     "consent_required",
     "consent_not_active",
+    "subject_mismatch",
+    "source_not_permitted",
 )
+#: FHIR R4B elements that point at the patient a resource is about. The edge rewrites each
+#: to ``Patient/<pseudonym>`` (or an identifier of the pilot's pseudonym system).
+PATIENT_ELEMENTS: Final = ("subject", "patient", "beneficiary")
 
 
 class Rejected(HubError):
@@ -89,11 +94,12 @@ class Verified:
     receipts_topic: str
 
 
-ConsentCheck = Callable[[RecordHeader], None]
-"""Hook for consent-status checks at ingest: raise Rejected('consent_required', ...)."""
+ConsentCheck = Callable[[RecordHeader, str], None]
+"""Hook for consent checks, given the header and the organisation operating its source:
+raise Rejected('consent_required' | 'consent_not_active' | 'source_not_permitted', ...)."""
 
 
-def no_consent_check(header: RecordHeader) -> None:
+def no_consent_check(header: RecordHeader, source_org: str) -> None:
     return None
 
 
@@ -195,6 +201,65 @@ def check_registry(
     return key.verifier
 
 
+def check_subject(record: SignedRecord) -> None:
+    """A record about a subject carries a payload about that same subject.
+
+    The header's ``subject`` is what consent, search and erasure go by; a FHIR payload
+    naming another patient would be filed under the wrong person. Every patient element
+    the resource has (``subject``, ``patient``, ``beneficiary``; a Patient's own ``id``)
+    must name ``Patient/<header subject>``, and at least one must be there.
+    """
+    h = record.header
+    if h.subject is None:
+        return
+    payload = record.body.payload
+    if "resourceType" not in payload and not h.type.startswith("fhir."):
+        return  # a pilot's own model: its subject is the header's alone
+    named = _payload_patients(payload, h.pilot)
+    if not named or named != {h.subject}:
+        found = ", ".join(sorted(f"Patient/{p}" for p in named if p)) or "no patient"
+        raise Rejected(
+            "subject_mismatch",
+            f"the header's subject is Patient/{h.subject}, the payload names {found}",
+            h.id,
+        )
+
+
+def _payload_patients(resource: dict[str, Any], pilot: str) -> set[str]:
+    """The pseudonyms the resource's patient elements name ("" for one that names no
+    patient by a form we know)."""
+    system = f"urn:swiftchain:{pilot}:pseudonym"
+    if resource.get("resourceType") == "Patient":
+        # A Patient is about itself: its id, else its identifiers in the pseudonym system.
+        own = resource.get("id")
+        if isinstance(own, str):
+            return {own}
+        identifiers = resource.get("identifier")
+        listed = identifiers if isinstance(identifiers, list) else []
+        return {
+            str(i.get("value")) for i in listed if isinstance(i, dict) and i.get("system") == system
+        }
+    named: set[str] = set()
+    for element in PATIENT_ELEMENTS:
+        ref = resource.get(element)
+        if ref is None:
+            continue
+        if not isinstance(ref, dict):
+            named.add("")
+            continue
+        reference, ident = ref.get("reference"), ref.get("identifier")
+        if isinstance(reference, str):
+            patient = reference.startswith("Patient/")
+            named.add(reference.removeprefix("Patient/") if patient else "")
+        elif isinstance(ident, dict) and ident.get("system") == system:
+            # FHIR R4B Reference.identifier: a logical reference by the pseudonym.
+            value = ident.get("value")
+            named.add(value if isinstance(value, str) else "")
+        else:
+            named.add("")
+    return named
+
+
 def precheck(
     topic: str,
     raw: bytes,
@@ -211,8 +276,9 @@ def precheck(
     check_topic(record, topic)
     check_observed_at(record, received_at, rules)
     verifier = check_registry(record, registry, received_at, rules)
-    consent_check(record.header)
+    check_subject(record)
     h = record.header
+    consent_check(h, registry.sources[(h.pilot, h.source)].org)
     return Candidate(record, verifier, receipts_topic(h.pilot, h.source))
 
 

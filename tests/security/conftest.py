@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import pytest
 
 # The access tests' fixtures (a hub checking consent at ingest, a registered hospital).
-from tests.support.access_fixtures import access_hub, hospital
+from tests.support.access_fixtures import access_hub, auditor, hospital
 
-__all__ = ["access_hub", "hospital"]
+__all__ = ["access_hub", "auditor", "hospital"]
 
 TALLY = pytest.StashKey["AttackTally"]()
 

@@ -6,8 +6,8 @@ OperationOutcome) error, never a 500, and appends nothing but ``access`` entries
 
 Already covered, not repeated: forged client assertions (alg none, HS/ES confusion,
 expired, wrong audience, replayed jti) and a token of one pilot used on another in
-tests/integration/access/test_attacks.py, SQL-injection strings in every query parameter
-there too, and the whole OpenAPI surface fuzzed by tests/integration/access/
+tests/integration/gateway/access/test_attacks.py, SQL-injection strings in every query parameter
+there too, and the whole OpenAPI surface fuzzed by tests/integration/gateway/access/
 test_schemathesis.py.
 """
 

@@ -171,6 +171,8 @@ def consent_document(consent_id: str, subject: str, **kw: Any) -> dict[str, Any]
         actors=kw.pop("actors", [HOSPITAL]),
         purposes=kw.pop("purposes", ["TREAT", "CAREMGT"]),
         data_types=kw.pop("data_types", ["fhir.Observation"]),
+        # A grant carries its evidence (the signed form); the hub records none without it.
+        evidence=kw.pop("evidence", "DocumentReference/signed-consent-form"),
         **kw,
     )
     return consent_json(consent)

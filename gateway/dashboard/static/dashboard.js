@@ -434,6 +434,10 @@
   function renderAccess(d) {
     const a = d.access;
     setText("access-counts", `${fmtInt(a.allow)} allowed · ${fmtInt(a.deny)} denied · ${fmtInt(a.break_glass)} break-glass`);
+    // Every break-glass read is for review: an alert above the table while the log has any.
+    const glass = $("glass-alert");
+    glass.hidden = !a.break_glass_alert;
+    setText("glass-alert-text", a.break_glass_alert ? a.break_glass_alert.message : "");
     const body = $("access-rows");
     clear(body);
     if (!a.recent.length) {
@@ -443,7 +447,7 @@
       return;
     }
     for (const row of a.recent.slice(0, 9)) {
-      const tr = h("tr");
+      const tr = h("tr", row.break_glass && row.decision === "allow" ? { class: "glass-read" } : {});
       tr.appendChild(h("td", { class: "idx" }, `#${row.index}`));
       tr.appendChild(h("td", {}, hhmmss(row.at)));
       tr.appendChild(h("td", { title: row.reason }, row.org ? `${row.client} (${row.org})` : row.client));

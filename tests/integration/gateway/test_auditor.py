@@ -105,7 +105,10 @@ async def test_an_outside_auditor_needs_only_http(running_hub: ThreadHub) -> Non
                     source="ward-3",
                     seq=seq,
                     type="fhir.Observation",
-                    payload={"resourceType": "Observation"},
+                    payload={
+                        "resourceType": "Observation",
+                        "subject": {"reference": "Patient/patient-pseudonym-1"},
+                    },
                     subject="patient-pseudonym-1",
                     consent="consent-1",
                     signing_key=b,

@@ -270,7 +270,7 @@ def test_observed_at_ahead_of_the_hub(
 
 
 def test_consent_hook_can_refuse(registry: Registry, source_key: Ed25519PrivateKey) -> None:
-    def refuse(header: Any) -> None:
+    def refuse(header: Any, source_org: str) -> None:
         raise Rejected("consent_required", "consent withdrawn", header.id)
 
     with pytest.raises(Rejected) as err:

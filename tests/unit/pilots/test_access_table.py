@@ -4,6 +4,7 @@ why. Read it as the specification of the access decision for the packaged pilots
 
 Each row is one request ``decide_access(pilot, org, data_type, purpose, consent)`` at
 2025-09-01 for patient ``p-001``. Consent states are built in ``CONSENTS`` below.
+``chronic-care/allow`` is chronic care with ``break_glass_after_withdrawal: allow``.
 """
 
 from __future__ import annotations
@@ -99,7 +100,15 @@ TABLE = [
     # -- break-glass (ETREAT): only where the pilot allows it, always flagged ----------------
     ("chronic-care", PEOPLES,               OBS,    "ETREAT",  "none",            True,  "break_glass_override",          True),
     ("chronic-care", PEOPLES,               OBS,    "ETREAT",  "active",          True,  "break_glass_override",          True),
-    ("chronic-care", PEOPLES,               OBS,    "ETREAT",  "withdrawn",       True,  "break_glass_override",          True),
+    # a withdrawal is also a refusal of break-glass, unless the pilot says otherwise
+    ("chronic-care", PEOPLES,               OBS,    "ETREAT",  "withdrawn",       False, "consent_withdrawn_denies_break_glass", True),
+    ("chronic-care", "harbour-university-hospital", OBS, "ETREAT", "withdrawn",   False, "consent_withdrawn_denies_break_glass", True),
+    ("chronic-care/allow", PEOPLES,         OBS,    "ETREAT",  "withdrawn",       True,  "break_glass_after_withdrawal",  True),
+    ("chronic-care/allow", PEOPLES,         OBS,    "ETREAT",  "none",            True,  "break_glass_override",          True),
+    ("chronic-care/allow", PEOPLES,         OBS,    "ETREAT",  "deny-etreat",     False, "consent_denies_break_glass",    True),
+    ("chronic-care/allow", PEOPLES,         OBS,    "TREAT",   "withdrawn",       False, "consent_inactive",              False),
+    ("chronic-care", PEOPLES,               OBS,    "ETREAT",  "expired",         True,  "break_glass_override",          True),
+    ("chronic-care", PEOPLES,               OBS,    "ETREAT",  "rejected",        True,  "break_glass_override",          True),
     ("chronic-care", PEOPLES,               OBS,    "ETREAT",  "with-etreat",     True,  "consent_permits",               True),
     ("chronic-care", PEOPLES,               OBS,    "ETREAT",  "deny-etreat",     False, "consent_denies_break_glass",    True),
     ("chronic-care", UNIVERSITY,            OBS,    "ETREAT",  "deny-university", True,  "break_glass_override",          True),
@@ -116,6 +125,7 @@ TABLE = [
     ("cross-hospital-referral", PEOPLES,    REPORT, "TREAT",   "summaries-only",  False, "consent_class_not_permitted",   False),
     ("cross-hospital-referral", PEOPLES,    SUMMARY, "TREAT",  "summaries-only",  True,  "consent_permits",               False),
     ("cross-hospital-referral", UNIVERSITY, REPORT, "ETREAT",  "none",            True,  "break_glass_override",          True),
+    ("cross-hospital-referral", UNIVERSITY, REPORT, "ETREAT",  "withdrawn",       False, "consent_withdrawn_denies_break_glass", True),
     ("cross-hospital-referral", UNIVERSITY, SUMMARY, "ETREAT", "active",          False, "break_glass_not_allowed",       True),
     ("cross-hospital-referral", CLINIC,     SUMMARY, "TREAT",  "active",          False, "not_a_member",                  False),
     ("cross-hospital-referral", "health-commission", SUMMARY, "TREAT", "active",  False, "no_read_rule",                  False),
@@ -135,7 +145,9 @@ TABLE = [
 
 @pytest.fixture(scope="module")
 def pilots() -> dict[str, Pilot]:
-    return load_pilots()
+    loaded = load_pilots()
+    allow = loaded["chronic-care"].model_copy(update={"break_glass_after_withdrawal": "allow"})
+    return {**loaded, "chronic-care/allow": allow}
 
 
 @pytest.mark.parametrize(

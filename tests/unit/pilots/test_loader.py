@@ -293,3 +293,70 @@ def test_late_delivery_window_problems_name_their_line(value: str, message: str)
 def test_a_number_of_seconds_is_not_a_window() -> None:
     found = problems(GOOD + "late_delivery_window: 600\n")
     assert found[0].startswith("t.yaml:29:23: late_delivery_window: 600 is not an ISO 8601"), found
+
+
+def test_consent_recording_and_break_glass_after_withdrawal_load() -> None:
+    text = GOOD + (
+        "record_consent:\n  - role: admin\n    types: [fhir.Observation]\n"
+        "break_glass_after_withdrawal: allow\n"
+    )
+    pilot = load_pilot_text(text)
+    assert pilot.record_consent[0].role == "admin"
+    assert pilot.break_glass_after_withdrawal == "allow"
+    assert load_pilot_text(GOOD).break_glass_after_withdrawal == "refuse"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            "break_glass_after_withdrawal: alow\n",
+            "t.yaml:29:31: break_glass_after_withdrawal: Input should be 'refuse' or 'allow'; "
+            "got 'alow'",
+        ),
+        (
+            "break_glass_after_withdrawal: true\n",
+            "t.yaml:29:31: break_glass_after_withdrawal: Input should be 'refuse' or 'allow'",
+        ),
+        (
+            "record_consent:\n  - role: hospital\n    types: [fhir.Observation]\n",
+            "t.yaml:30:11: record_consent[0].role: role 'hospital' records consents but is not "
+            "among consent_administrators (admin)",
+        ),
+        (
+            "record_consent:\n  - role: nurse\n    types: [fhir.Observation]\n",
+            "t.yaml:30:11: record_consent[0].role: role 'nurse' is not defined",
+        ),
+        (
+            "record_consent:\n  - role: admin\n    types: [fhir.Observaton]\n",
+            "t.yaml:31:13: record_consent[0].types[0]: data type 'fhir.Observaton' is not defined",
+        ),
+        (
+            "record_consent:\n  - role: admin\n    types: []\n",
+            "t.yaml:31:12: record_consent[0].types: must not be empty",
+        ),
+        (
+            "record_consent:\n  - role: admin\n    typs: [fhir.Observation]\n",
+            "t.yaml:31:5: record_consent[0].typs: unknown key 'typs'; did you mean 'types'?",
+        ),
+    ],
+)
+def test_consent_recording_problems_name_their_line(extra: str, expected: str) -> None:
+    found = problems(GOOD + extra)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_consent_recording_is_for_types_that_need_consent() -> None:
+    text = (
+        GOOD.replace(
+            "publish:",
+            "  - id: stats.weekly\n    name: Weekly\n    personal: false\n"
+            "    consent_required: false\n    retention: P1Y\npublish:",
+        )
+        + "record_consent:\n  - role: admin\n    types: [fhir.Observation, stats.weekly]\n"
+    )
+    found = problems(text)
+    assert found == [
+        "t.yaml:36:31: record_consent[0].types[1]: data type 'stats.weekly' needs no consent "
+        "(consent_required: false)"
+    ], found

@@ -23,8 +23,13 @@ def test_consent_withdrawal_story(
     (refused,) = asyncio.run(device.publish(SUBJECT, "c-bp-1"))
     assert refused["status"] == "rejected" and refused["reason"] == "consent_required"
 
+    # The hospital records the consent; it names the patient's home device (a source of
+    # VitaLink, not of the hospital) as one that may write about the patient.
     status, headers, body = hospital.call(
-        "POST", "/fhir/Consent", token, body=consent_document("c-bp-1", SUBJECT)
+        "POST",
+        "/fhir/Consent",
+        token,
+        body=consent_document("c-bp-1", SUBJECT, sources=[device.source]),
     )
     assert status == 201, body
     assert int(headers["X-Ledger-Index"]) >= 0

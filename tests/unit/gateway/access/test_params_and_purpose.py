@@ -130,21 +130,24 @@ def test_consent_book_decides_ingest() -> None:
             subject="pt-00000001",
             status=status,
             resource_hash=digest,
+            custodian="harbour-peoples-hospital",
         )
         book.apply(index, entry, c)  # type: ignore[arg-type]
 
     with pytest.raises(Rejected) as missing:
-        book.check_record(_header())
+        book.check_record(_header(), "harbour-peoples-hospital")
     assert missing.value.reason == "consent_required"
     apply(1, consent, "active")
-    book.check_record(_header())
+    book.check_record(_header(), "harbour-peoples-hospital")
     with pytest.raises(Rejected) as other:
-        book.check_record(_header(subject="pt-00000002"))
+        book.check_record(_header(subject="pt-00000002"), "harbour-peoples-hospital")
     assert other.value.reason == "consent_not_active"
     apply(2, with_status(consent, "inactive"), "inactive")
     with pytest.raises(Rejected) as withdrawn:
-        book.check_record(_header())
+        book.check_record(_header(), "harbour-peoples-hospital")
     assert withdrawn.value.reason == "consent_not_active"
     assert book.current_for("chronic-care", "pt-00000001").status == "inactive"  # type: ignore[union-attr]
     # Non-personal data and types that need no consent pass.
-    book.check_record(_header(subject=None, consent=None, type="stats.chronic-care-weekly"))
+    book.check_record(
+        _header(subject=None, consent=None, type="stats.chronic-care-weekly"), "vitalink"
+    )
