@@ -1,6 +1,6 @@
 """The security suite: attacks against a live hub, a live broker and a live edge, each
 refused with a clear error and changing nothing. Attacks already covered elsewhere are not
-repeated here; tests/security/README.md maps every attack of issue 7 to its test.
+repeated here; tests/security/README.md maps every attack to its test.
 
 At the end, the number of attacks tried is printed."""
 
