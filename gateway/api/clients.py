@@ -28,8 +28,8 @@ async def register(request: web.Request) -> web.Response:
     reg = await json_body(request, ClientRegistration)
     client = check_registration(reg, access.pilots)
     # The access file commits with an fsync: off the event loop.
-    stored = await asyncio.get_running_loop().run_in_executor(None, access.db.put_client, client)
-    return web.json_response({**reg.model_dump(), "version": stored.version}, status=201)
+    await asyncio.get_running_loop().run_in_executor(None, access.db.put_client, client)
+    return web.json_response(reg.model_dump(), status=201)
 
 
 @routes.get("/api/v1/admin/clients")

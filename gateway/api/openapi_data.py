@@ -207,6 +207,28 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "/api/v1/admin/clients/{client_id}": {
+        "delete": {
+            "summary": "Remove a hospital client; its access tokens stop working at once",
+            "tags": ["admin"],
+            "security": [{"adminToken": []}],
+            "parameters": [
+                {
+                    "name": "client_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+                }
+            ],
+            "responses": {
+                "200": _json("Removed"),
+                "400": _json("Bad client_id", _ref(m.ErrorBody)),
+                "401": _json("Missing or wrong admin token", _ref(m.ErrorBody)),
+                "403": _json("Admin API disabled", _ref(m.ErrorBody)),
+                "404": _json("No such client", _ref(m.ErrorBody)),
+            },
+        },
+    },
     "/fhir/metadata": {
         "get": {
             "summary": "CapabilityStatement",
