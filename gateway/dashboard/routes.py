@@ -74,8 +74,10 @@ def admit(
 
 
 def _operator(request: web.Request) -> bool:
-    """Whether the request carries the admin token (a wrong one is a 401, not less data)."""
-    if "Authorization" not in request.headers:
+    """Whether the request carries the admin token (a wrong one is a 401, not less data).
+    Another scheme is no attempt at it: a proxy's Basic credentials pass through to here."""
+    scheme, _, _ = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
         return False
     token = hub_of(request).settings.admin_token
     require_admin(request, token.get_secret_value() if token else None)
