@@ -93,8 +93,16 @@ class HubSettings(BaseSettings):
     """The hub's Ed25519 JWK that signs access tokens; separate from the log key, and made
     on first start if absent."""
     public_url: str | None = None
-    """The hub's external base URL (token issuer and the assertion audience); defaults to
-    the URL the request came in on."""
+    """The hub's external base URL: the audience client assertions name
+    (``<public_url>/oauth/token``) and the access tokens' issuer. Required once a client is
+    registered (without it or ``token_audiences`` no token is issued); the issuer then
+    defaults to the URL the request came in on."""
+    token_audiences: Annotated[
+        list[Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=256)]],
+        Field(max_length=16),
+    ] = []
+    """Further token endpoint URLs a client assertion's ``aud`` may name, for a hub known by
+    more than one name (``https://ledger.city.example/oauth/token``)."""
     access_db_path: Path | None = None
     """Registered clients and Consent resources; defaults to ``<db_path>.access``."""
     pilot_definitions: Path | None = None

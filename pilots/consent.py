@@ -310,6 +310,27 @@ def _names(reference: object, resource_type: str, ident: str) -> bool:
 # -- parsing and hashing ---------------------------------------------------------------------
 
 
+#: R4B lets ``Consent.provision.provision`` nest without limit; the model validates (and
+#: :func:`decide_consent` reads) it recursively, and ~200 levels overflow the stack. No real
+#: consent goes past a grant, its exceptions and theirs.
+MAX_PROVISION_DEPTH = 8
+
+
+def _provision_depth(provision: object) -> int:
+    """How deeply ``provision`` nests (the root is 1), counted without recursion and only up
+    to one past :data:`MAX_PROVISION_DEPTH`."""
+    deepest = 0
+    level: list[object] = [provision] if provision is not None else []
+    while level and deepest <= MAX_PROVISION_DEPTH:
+        deepest += 1
+        children: list[object] = []
+        for node in level:
+            if isinstance(node, Mapping) and isinstance(node.get("provision"), list):
+                children.extend(node["provision"])
+        level = children
+    return deepest
+
+
 def parse_consent(value: Mapping[str, Any] | str | bytes) -> Consent:
     """A FHIR R4B Consent from its JSON (text or parsed). Raises ConsentError."""
     try:
@@ -319,6 +340,11 @@ def parse_consent(value: Mapping[str, Any] | str | bytes) -> Consent:
         raise ConsentError(f"not JSON: {exc}") from None
     if not isinstance(document, dict) or document.get("resourceType") != "Consent":
         raise ConsentError("not a FHIR Consent resource (resourceType must be 'Consent')")
+    if _provision_depth(document.get("provision")) > MAX_PROVISION_DEPTH:
+        raise ConsentError(
+            f"Consent.provision is nested more than {MAX_PROVISION_DEPTH} levels deep;"
+            " flatten its exceptions"
+        )
     try:
         return Consent.model_validate(document)
     except ValidationError as exc:

@@ -21,7 +21,7 @@ from pilots.errors import PilotError
 from ..errors import ConfigError, NotReady
 from ..hub import Hub
 from ..settings import HubSettings
-from ..smart.assertion import JtiMemory
+from ..smart.assertion import JtiMemory, expected_audiences
 from ..smart.key import TokenKey, load_or_create_token_key
 from ..smart.tokens import AccessToken
 from .consents import ConsentBook
@@ -78,6 +78,13 @@ class AccessControl:
     def open(self, hub: Hub) -> None:
         self._key = load_or_create_token_key(self.settings.token_key_path)
         self._db = AccessDb(self.settings.access_db)
+        audiences = expected_audiences(self.settings.public_url, self.settings.token_audiences)
+        if self._db.versions and not audiences:
+            log.warning(
+                "%d hospital client(s) registered, but neither public_url nor token_audiences"
+                " is set: /oauth/token refuses every request (503) until one is",
+                len(self._db.versions),
+            )
         reader = hub.ledger.reader
         self._book = ConsentBook.replay(self.pilots, reader.leaves("consent"), self._db)
         for index, leaf in reader.leaves("access"):

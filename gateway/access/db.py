@@ -5,16 +5,21 @@ Nothing here is the truth on its own: a Consent version is stored *before* its `
 entry is appended, and which version is current is whatever the log's latest entry for
 that consent says (:mod:`gateway.access.consents`). A crash between the two leaves only an unused
 version behind. Rows are erasable; the log keeps their hashes.
+
+Each client registration has a version of its own (a hash of the row, with the time it was
+stored), and :attr:`AccessDb.versions` holds the current one of every client in memory, so the
+bearer check can compare a token's version on every request without reading the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +62,7 @@ class ClientRow:
             "scopes": list(c.scopes),
             "name": c.name,
             "jwks": dict(c.jwks),
+            "version": c.version,
         }
 
 
@@ -72,12 +78,20 @@ class AccessDb:
             raise ConfigError(f"cannot open the hub's access file {path}: {exc}") from None
         self.path = path
         self._lock = threading.Lock()
+        self.versions: dict[str, str] = {}
+        """Client id -> the version of its current registration, as last written or read here
+        (read on the event loop without the lock: each change replaces one item)."""
+        for row in self.clients():
+            self.versions[row.client.client_id] = row.client.version
 
     def close(self) -> None:
         self.conn.close()
 
     # -- clients ----------------------------------------------------------------------------
-    def put_client(self, client: RegisteredClient) -> None:
+    def put_client(self, client: RegisteredClient) -> RegisteredClient:
+        """Register (or replace) ``client``; the stored registration, with its new version."""
+        added_at = time.time()
+        stored = replace(client, version=registration_version(client, added_at))
         with self._lock:
             self.conn.execute(
                 "INSERT OR REPLACE INTO clients VALUES (?,?,?,?,?,?,?)",
@@ -88,18 +102,27 @@ class AccessDb:
                     json.dumps(dict(client.jwks)),
                     " ".join(client.scopes),
                     client.name,
-                    time.time(),
+                    added_at,
                 ),
             )
+            self.versions[client.client_id] = stored.version
+        return stored
 
     def client(self, client_id: str) -> RegisteredClient | None:
+        """The current registration of ``client_id`` (and :attr:`versions` brought up to date
+        with it: another process, ``swiftchain clients add``, may have changed the file)."""
         with self._lock:
             row = self.conn.execute(
                 "SELECT client_id, org, pilot, jwks, scopes, name, added_at FROM clients"
                 " WHERE client_id = ?",
                 (client_id,),
             ).fetchone()
-        return None if row is None else _client(row).client
+            if row is None:
+                self.versions.pop(client_id, None)
+                return None
+            client = _client(row).client
+            self.versions[client_id] = client.version
+        return client
 
     def clients(self) -> list[ClientRow]:
         with self._lock:
@@ -112,6 +135,7 @@ class AccessDb:
     def remove_client(self, client_id: str) -> bool:
         with self._lock:
             cur = self.conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
+            self.versions.pop(client_id, None)
         return cur.rowcount > 0
 
     # -- consent versions --------------------------------------------------------------------
@@ -136,16 +160,31 @@ class AccessDb:
         return out
 
 
+def registration_version(client: RegisteredClient, added_at: float) -> str:
+    """The version of one registration: what it says and when it was stored, so that even the
+    same registration stored again (or removed and added back) is a new version."""
+    row = {
+        "client_id": client.client_id,
+        "org": client.org,
+        "pilot": client.pilot,
+        "jwks": dict(client.jwks),
+        "scopes": list(client.scopes),
+        "name": client.name,
+        "added_at": repr(float(added_at)),
+    }
+    text = json.dumps(row, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def _client(row: tuple[Any, ...]) -> ClientRow:
     client_id, org, pilot, jwks, scopes, name, added_at = row
-    return ClientRow(
-        RegisteredClient(
-            client_id=client_id,
-            org=org,
-            pilot=pilot,
-            jwks=json.loads(jwks),
-            scopes=tuple(str(scopes).split()),
-            name=name,
-        ),
-        float(added_at),
+    client = RegisteredClient(
+        client_id=client_id,
+        org=org,
+        pilot=pilot,
+        jwks=json.loads(jwks),
+        scopes=tuple(str(scopes).split()),
+        name=name,
     )
+    added = float(added_at)
+    return ClientRow(replace(client, version=registration_version(client, added)), added)

@@ -80,13 +80,15 @@ DASHBOARD_PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/dashboard/summary": {
         "get": {
             "summary": "Snapshot of the network: ledger, checkpoint, verification, rates,"
-            " ingest counters, broker, city charts, consents, recent access decisions",
+            " ingest counters, broker, city charts, consents, access decision counts (and"
+            " the recent decisions themselves with the admin token)",
             "tags": ["dashboard"],
             "responses": {
                 "200": {
                     "description": "Snapshot",
                     "content": {JSON: {"schema": {"type": "object"}}},
                 },
+                "401": model_response(m.ErrorBody, "Wrong admin token"),
                 "503": ERRORS["503"],
             },
         }
@@ -97,6 +99,8 @@ DASHBOARD_PATHS: dict[str, dict[str, Any]] = {
             "tags": ["dashboard"],
             "responses": {
                 "200": {"description": "Event stream", "content": {"text/event-stream": {}}},
+                "401": model_response(m.ErrorBody, "Wrong admin token"),
+                "429": model_response(m.ErrorBody, "Too many streams from this address"),
                 "503": model_response(m.ErrorBody, "Too many streams, or shutting down"),
             },
         }

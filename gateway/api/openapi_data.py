@@ -193,6 +193,28 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "/api/v1/admin/clients/{client_id}": {
+        "delete": {
+            "summary": "Remove a hospital client; its access tokens stop working at once",
+            "tags": ["admin"],
+            "security": [{"adminToken": []}],
+            "parameters": [
+                {
+                    "name": "client_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+                }
+            ],
+            "responses": {
+                "200": json_response("Removed"),
+                "400": json_response("Bad client_id", ref(m.ErrorBody)),
+                "401": json_response("Missing or wrong admin token", ref(m.ErrorBody)),
+                "403": json_response("Admin API disabled", ref(m.ErrorBody)),
+                "404": json_response("No such client", ref(m.ErrorBody)),
+            },
+        },
+    },
     "/fhir/metadata": {
         "get": {
             "summary": "CapabilityStatement",

@@ -19,7 +19,7 @@ from prometheus_client import Counter, Histogram
 from ledger.store import LedgerReader
 
 from ..hub import Hub
-from .summary import COUNTER_WINDOW_S, HubSample, build_summary
+from .summary import COUNTER_WINDOW_S, HubSample, build_summary, public_summary
 from .tally import CITY_TYPES, LogTally, fold
 from .verification import IncrementalVerifier
 
@@ -31,17 +31,30 @@ CATCH_UP_BUDGET_S = 0.3
 
 
 class DashboardMonitor:
-    def __init__(self, hub: Hub, *, interval_s: float = 1.0, max_streams: int = 32) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        interval_s: float = 1.0,
+        max_streams: int = 32,
+        max_streams_per_peer: int = 4,
+    ) -> None:
         self.hub = hub
         self.interval_s = interval_s
         self.max_streams = max_streams
+        self.max_streams_per_peer = max_streams_per_peer
         self.streams = 0
+        self.streams_by_peer: dict[str, int] = {}
+        """Open streams by the peer's address (so that one client cannot hold them all)."""
         self.tally = LogTally()
         self.verifier: IncrementalVerifier | None = None
         self.samples: deque[HubSample] = deque(maxlen=math.ceil(COUNTER_WINDOW_S / interval_s) + 5)
         self.snapshot: dict[str, Any] | None = None
         self.event: bytes = b""
         """The snapshot as one Server-Sent Event, encoded once for every stream."""
+        self.public_snapshot: dict[str, Any] | None = None
+        self.public_event: bytes = b""
+        """The same for streams without the admin token (:func:`public_summary`)."""
         self.version = 0
         self.stopping = False
         self._ticked = asyncio.Event()
@@ -100,8 +113,9 @@ class DashboardMonitor:
             head_since=self._head_since,
         )
         self.version += 1
-        data = json.dumps(self.snapshot, separators=(",", ":"))
-        self.event = f"id: {self.version}\nevent: summary\ndata: {data}\n\n".encode()
+        self.public_snapshot = public_summary(self.snapshot)
+        self.event = _event(self.version, self.snapshot)
+        self.public_event = _event(self.version, self.public_snapshot)
         self._wake()
 
     async def next_tick(self) -> None:
@@ -167,6 +181,11 @@ class DashboardMonitor:
             mqtt_errors=_total(m.mqtt_errors),
             mqtt_connects=_total(m.mqtt_connects),
         )
+
+
+def _event(version: int, snapshot: dict[str, Any]) -> bytes:
+    data = json.dumps(snapshot, separators=(",", ":"))
+    return f"id: {version}\nevent: summary\ndata: {data}\n\n".encode()
 
 
 # -- reading prometheus-client metrics back ----------------------------------------------------

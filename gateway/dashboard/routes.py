@@ -1,14 +1,23 @@
 """The dashboard's HTTP surface: the page and its two files, a JSON snapshot, and a
-Server-Sent Events stream of snapshots (one a second, a bounded number of streams, each for
-a bounded time: the browser's EventSource reconnects on its own)."""
+Server-Sent Events stream of snapshots (one a second, each for a bounded time: the browser's
+EventSource reconnects on its own).
+
+Streams are bounded in all and per peer address, so that one client holding many sockets
+cannot lock every browser out. Without credentials the snapshot and the stream carry counts
+and the city's sensor data only; the access decisions' lines (each about one person's
+records) go only to a request with ``Authorization: Bearer <admin token>``."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from ..api.params import require_admin
+from ..appkeys import hub_of
 from ..errors import ApiError, NotFound, NotReady
 from .monitor import DashboardMonitor
 
@@ -40,6 +49,39 @@ STREAM_MAX_S = 15 * 60
 class TooManyStreams(ApiError):
     status = 503
     code = "too_many_streams"
+
+
+class TooManyStreamsFromPeer(TooManyStreams):
+    status = 429
+
+
+def admit(
+    open_streams: int,
+    by_peer: Mapping[str, int],
+    peer: str,
+    *,
+    max_streams: int,
+    max_per_peer: int,
+) -> None:
+    """Whether one more stream may open for ``peer``; raise the refusal that says why."""
+    if by_peer.get(peer, 0) >= max_per_peer:
+        raise TooManyStreamsFromPeer(
+            f"at most {max_per_peer} dashboard streams from one address at a time;"
+            " close another tab first"
+        )
+    if open_streams >= max_streams:
+        raise TooManyStreams(f"at most {max_streams} dashboard streams at a time")
+
+
+def _operator(request: web.Request) -> bool:
+    """Whether the request carries the admin token (a wrong one is a 401, not less data).
+    Another scheme is no attempt at it: a proxy's Basic credentials pass through to here."""
+    scheme, _, _ = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    token = hub_of(request).settings.admin_token
+    require_admin(request, token.get_secret_value() if token else None)
+    return True
 
 
 def _monitor(request: web.Request) -> DashboardMonitor:
@@ -75,7 +117,10 @@ async def static(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/dashboard/summary")
 async def summary(request: web.Request) -> web.Response:
-    snapshot = _monitor(request).snapshot
+    monitor = _monitor(request)
+    snapshot: dict[str, Any] | None = (
+        monitor.snapshot if _operator(request) else monitor.public_snapshot
+    )
     if snapshot is None:
         raise NotReady("the dashboard has not read the ledger yet")
     return web.json_response(snapshot, headers={"Cache-Control": "no-cache"})
@@ -87,8 +132,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
     monitor = _monitor(request)
     if monitor.stopping:
         raise NotReady("the hub is shutting down")
-    if monitor.streams >= monitor.max_streams:
-        raise TooManyStreams(f"at most {monitor.max_streams} dashboard streams at a time")
+    operator = _operator(request)
+    peer = request.remote or "unknown"
+    admit(
+        monitor.streams,
+        monitor.streams_by_peer,
+        peer,
+        max_streams=monitor.max_streams,
+        max_per_peer=monitor.max_streams_per_peer,
+    )
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -97,6 +149,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         }
     )
     monitor.streams += 1
+    monitor.streams_by_peer[peer] = monitor.streams_by_peer.get(peer, 0) + 1
     try:
         await response.prepare(request)
         await response.write(b"retry: 2000\n\n")
@@ -106,10 +159,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
         while not monitor.stopping and loop.time() < ends:
             if monitor.version != sent:
                 sent = monitor.version
-                await response.write(monitor.event)
+                await response.write(monitor.event if operator else monitor.public_event)
             await monitor.next_tick()
     except ConnectionResetError:
-        pass  # the page went away: nothing to clean up but the count below
+        pass  # the page went away: nothing to clean up but the counts below
     finally:
         monitor.streams -= 1
+        left = monitor.streams_by_peer.pop(peer, 1) - 1
+        if left:
+            monitor.streams_by_peer[peer] = left
     return response

@@ -331,6 +331,15 @@ def _decision(d: AccessDecision) -> dict[str, Any]:
     }
 
 
+def public_summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """The snapshot for anyone who asks: everything but the access decisions' lines (each
+    about one person's records), whose counts stay; the lines need the admin token."""
+    access = dict(snapshot["access"])
+    access["recent"] = []
+    access["recent_withheld"] = True
+    return {**snapshot, "access": access}
+
+
 # -- verification, checkpoint, alerts -------------------------------------------------------------
 
 

@@ -9,7 +9,9 @@ else is a 400 OperationOutcome, never a guess. Pure functions over the query mul
 
 Time bounds become text bounds on the stored RFC 3339 UTC ``observed_at``
 (``YYYY-MM-DDTHH:MM:SS``, lower inclusive, upper exclusive), whole seconds: a bound with a
-fraction of a second is widened to the second that contains it.
+fraction of a second is widened to the second that contains it. Text compares as time only
+at a fixed width, so every year is written with four digits (FHIR R4B 2.24.0.1 ``date``:
+years 0001 to 9999, ``0999`` is year 999).
 """
 
 from __future__ import annotations
@@ -73,38 +75,60 @@ def _int(query: MultiMapping[str], name: str, default: int, low: int, high: int)
     return value
 
 
-def _span(text: str) -> tuple[datetime, datetime]:
-    """[first instant, first instant after] a FHIR date or dateTime covers."""
-    parts = text.split("-")
+def _span(text: str) -> tuple[str, str]:
+    """[first instant, first instant after] a FHIR date or dateTime covers, as text bounds."""
     try:
-        if "T" not in text:
-            year = int(parts[0])
-            if len(parts) == 1:
-                return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
-            month = int(parts[1])
-            if len(parts) == 2:
-                start = datetime(year, month, 1, tzinfo=UTC)
-                end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-                return start, end
-            start = datetime(year, month, int(parts[2]), tzinfo=UTC)
-            return start, start + timedelta(days=1)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+        start = _start(text)
     except (ValueError, OverflowError):
-        raise BadSearch(f"{text[:40]!r} is not a real date") from None
-    seconds = text.count(":") >= 2
-    step = timedelta(seconds=1) if seconds else timedelta(minutes=1)
-    floor = moment.replace(microsecond=0)
-    return floor, floor + step
+        raise BadSearch(
+            f"{text[:40]!r} is not a real date (FHIR dates run from 0001-01-01 to 9999-12-31)"
+        ) from None
+    try:
+        end = _end(text, start)
+    except (ValueError, OverflowError):
+        # A real start whose end a datetime cannot hold: it lies in year 9999.
+        return _text(start), AFTER_9999
+    return _text(start), _text(end)
+
+
+def _start(text: str) -> datetime:
+    if "T" in text:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+        return moment.replace(microsecond=0)
+    year, month, day = [*map(int, text.split("-")), 1, 1][:3]
+    return datetime(year, month, day, tzinfo=UTC)
+
+
+def _end(text: str, start: datetime) -> datetime:
+    if "T" in text:
+        seconds = text.count(":") >= 2
+        return start + (timedelta(seconds=1) if seconds else timedelta(minutes=1))
+    precision = text.count("-")
+    if precision == 0:
+        return start.replace(year=start.year + 1)
+    if precision == 1:
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start + timedelta(days=1)
+
+
+#: The first instant after 9999-12-31T23:59:59, as a text bound: ``datetime`` stops at year
+#: 9999, and no RFC 3339 time has hour 24, so every stored ``observed_at`` sorts before it.
+AFTER_9999 = "9999-12-31T24:00:00"
 
 
 def _text(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime("%Y"): glibc writes year 999 as "999", which sorts after "2025".
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
 
 
 def date_bounds(values: list[str]) -> tuple[str | None, str | None]:
     """The tightest [since, until) over every ``date`` parameter (each ANDed)."""
-    low: datetime | None = None
-    high: datetime | None = None
+    # Fixed-width text bounds sort as the instants they name.
+    low: str | None = None
+    high: str | None = None
     for value in values:
         m = _DATE.match(value)
         if m is None:
@@ -124,7 +148,7 @@ def date_bounds(values: list[str]) -> tuple[str | None, str | None]:
             low = lo if low is None else max(low, lo)
         if hi is not None:
             high = hi if high is None else min(high, hi)
-    return (_text(low) if low else None), (_text(high) if high else None)
+    return low, high
 
 
 def parse_codes(value: str | None) -> frozenset[str]:

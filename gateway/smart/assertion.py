@@ -1,8 +1,9 @@
 """Checking a SMART Backend Services client assertion (RFC 7523 2.2, SMART Backend Services).
 
-Pure: the caller passes the registered client, the token endpoint's URL, the time and the
-``jti`` memory. Every failure is ``OAuthError('invalid_client', ...)`` with status 401, as the
-SMART specification asks, and a description precise enough for an integration engineer.
+Pure: the caller passes the registered client, the audiences the token endpoint answers to,
+the time and the ``jti`` memory. Every failure is ``OAuthError('invalid_client', ...)`` with
+status 401, as the SMART specification asks, and a description precise enough for an
+integration engineer.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import base64
 import binascii
 import json
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ MAX_ASSERTION_LIFETIME = 300
 CLOCK_SKEW = 30
 MAX_ASSERTION_BYTES = 8192
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+TOKEN_PATH = "/oauth/token"
 
 
 def _invalid(description: str) -> OAuthError:
@@ -45,6 +47,10 @@ class RegisteredClient:
     """The client's public JWK set (``{"keys": [...]}``)."""
     scopes: tuple[str, ...] = ("system/*.rs",)
     name: str = ""
+    version: str = ""
+    """Which registration of this client this is: the access file gives every registration
+    its own (empty until stored). Access tokens carry it, so that re-registering or removing
+    a client ends the tokens of its earlier registration."""
 
     def key_set(self) -> KeySet:
         try:
@@ -94,6 +100,15 @@ def unverified_client_id(assertion: str) -> str:
     return iss
 
 
+def expected_audiences(public_url: str | None, token_audiences: Sequence[str]) -> tuple[str, ...]:
+    """The ``aud`` values an assertion may name: this hub's token endpoint under its configured
+    URL, and any other names configured for it. Never the request's ``Host``: an assertion made
+    for another hub that has registered the same client would then be accepted here (RFC 7523
+    3, item 3: the audience identifies the authorization server)."""
+    configured = [public_url.rstrip("/") + TOKEN_PATH] if public_url else []
+    return tuple(dict.fromkeys([*configured, *token_audiences]))
+
+
 @dataclass(frozen=True)
 class ClientAssertion:
     client: RegisteredClient
@@ -105,12 +120,13 @@ def check_client_assertion(
     assertion: str,
     *,
     client: RegisteredClient | None,
-    token_url: str,
+    audiences: Sequence[str],
     now: int,
     jti_memory: JtiMemory,
     client_id: str | None = None,
 ) -> ClientAssertion:
-    """Verify ``assertion`` for ``client`` at the token endpoint ``token_url`` at time ``now``."""
+    """Verify ``assertion`` for ``client`` at a token endpoint known as ``audiences`` (the
+    first is its name in errors) at time ``now``."""
     header = _segment(assertion, 0)
     claims_preview = _segment(assertion, 1)
     alg = header.get("alg")
@@ -139,8 +155,10 @@ def check_client_assertion(
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise _invalid("iss and sub must both be the client_id")
     aud = claims.get("aud")
-    if not (aud == token_url or (isinstance(aud, list) and token_url in aud)):
-        raise _invalid(f"aud must be the token endpoint {token_url}")
+    named = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if not audiences or not any(a in audiences for a in named if isinstance(a, str)):
+        shown = audiences[0] if audiences else "(none configured)"
+        raise _invalid(f"aud must be the token endpoint {shown}")
     exp = claims.get("exp")
     if not isinstance(exp, int) or isinstance(exp, bool):
         raise _invalid("exp is required (a NumericDate)")

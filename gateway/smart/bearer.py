@@ -1,6 +1,10 @@
 """The bearer check every data route calls: ``Authorization: Bearer <access token>`` to the
 caller (RFC 6750). It raises ``Unauthorized`` (RFC 6750 3.1), which each route family renders
-in its own error shape (JSON or OperationOutcome)."""
+in its own error shape (JSON or OperationOutcome).
+
+A token's signature is checked once and cached until it expires; whether its client's
+registration is still the one it was issued under is checked on every request, against the
+versions the access file keeps in memory."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from ..access.control import AccessControl, Caller
 from ..appkeys import ACCESS, hub_of
 from ..errors import Unauthorized
 from .errors import InvalidToken
-from .tokens import AccessToken, check_access_token
+from .tokens import AccessToken, check_access_token, check_current_registration
 
 
 def access_of(request: web.Request) -> AccessControl:
@@ -20,7 +24,9 @@ def access_of(request: web.Request) -> AccessControl:
 
 
 def issuer(request: web.Request) -> str:
-    """The hub's base URL: configured, or the one the request came in on."""
+    """The hub's base URL: configured, or the one the request came in on (the issuer and
+    audience of its own access tokens; never the audience a client assertion must name,
+    which :func:`~.assertion.expected_audiences` takes from the settings alone)."""
     configured = hub_of(request).settings.public_url
     if configured:
         return configured.rstrip("/")
@@ -43,6 +49,10 @@ def authenticate(request: web.Request) -> Caller:
     claims = access.token_cache.get((base, raw))
     if claims is None or claims.expires_at <= now:
         claims = _verify(access, raw, base, now)
+    try:
+        check_current_registration(claims, access.db.versions)
+    except InvalidToken as exc:
+        raise Unauthorized(exc.description, code="invalid_token") from None
     return Caller(claims.client_id, claims.org, claims.pilot, claims)
 
 

@@ -3,6 +3,10 @@
 document and the token key set. The bearer check the data routes call is ``bearer.py``.
 
 Errors at the token endpoint are RFC 6749 5.2 JSON (``{error, error_description}``).
+
+An assertion's audience comes from the settings (``public_url``, ``token_audiences``), never
+from the request: once a client is registered, a hub with neither answers every token request
+with a 503 saying so.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from ..appkeys import hub_of
 from .assertion import (
     ASSERTION_ALGORITHMS,
     ASSERTION_TYPE,
+    TOKEN_PATH,
     check_client_assertion,
+    expected_audiences,
     unverified_client_id,
 )
 from .bearer import access_of, issuer
@@ -26,7 +32,6 @@ from .tokens import issue_access_token
 
 routes = web.RouteTableDef()
 
-TOKEN_PATH = "/oauth/token"
 MAX_FORM_BYTES = 16 * 1024
 #: Scopes this hub can grant (SMART v2), advertised in the discovery document.
 SUPPORTED_SCOPES = (
@@ -35,6 +40,13 @@ SUPPORTED_SCOPES = (
     "system/Composition.rs",
     "system/Consent.cruds",
     "system/*.rs",
+)
+
+
+#: Why a hub that does not know its own URL issues no token (and logs at start).
+NO_AUDIENCE = (
+    "this hub does not know its own URL, so it cannot tell an assertion made for it from one"
+    " made for another hub: set public_url (or token_audiences) in the hub's config"
 )
 
 
@@ -92,11 +104,15 @@ async def _token(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     # A client lookup is a SQLite read on the access file; signature checks take ~0.1 ms.
     client = await loop.run_in_executor(None, access.db.client, client_id)
+    settings = hub_of(request).settings
+    audiences = expected_audiences(settings.public_url, settings.token_audiences)
+    if not audiences and access.db.versions:
+        raise OAuthError("server_error", NO_AUDIENCE, status=503)
     base = issuer(request)
     checked = check_client_assertion(
         assertion,
         client=client,
-        token_url=base + TOKEN_PATH,
+        audiences=audiences,
         now=int(time.time()),
         jti_memory=access.jti_memory,
         client_id=field("client_id", required=False),
@@ -104,7 +120,6 @@ async def _token(request: web.Request) -> web.Response:
     registered = checked.client
     allowed = parse_scopes(" ".join(registered.scopes))
     scopes = grant(requested, allowed)
-    lifetime = hub_of(request).settings.access_token_lifetime_s
     raw, claims = issue_access_token(
         key=access.key.key,
         issuer=base,
@@ -112,8 +127,9 @@ async def _token(request: web.Request) -> web.Response:
         org=registered.org,
         pilot=registered.pilot,
         scopes=scopes,
+        registration=registered.version,
         now=int(time.time()),
-        lifetime=lifetime,
+        lifetime=settings.access_token_lifetime_s,
     )
     return web.json_response(
         {

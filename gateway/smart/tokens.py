@@ -2,12 +2,17 @@
 
 The algorithm is named ``Ed25519`` (RFC 9864, which deprecates the polymorphic ``EdDSA``).
 
-Self-contained tokens let more than one hub worker check them with the same public key.
+Self-contained tokens let more than one hub worker check them with the same public key. Each
+carries the version of the client's registration it was issued under (claim
+``registration``), checked against the current one on every request
+(:func:`check_current_registration`): re-registering a client with fewer scopes, or removing
+it, ends its earlier tokens at once rather than when they expire.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from joserfc import jwt
@@ -17,8 +22,8 @@ from joserfc.jwk import OKPKey
 from .errors import InvalidToken, OAuthError
 from .scopes import Scope, parse_scopes
 
-#: Access tokens live at most 300 s: short-lived, as SMART Backend Services recommends
-#: (docs/http.md, "Credentials").
+#: SMART Backend Services: `expires_in` "recommended value is 300, for a five-minute token
+#: lifetime".
 ACCESS_TOKEN_LIFETIME = 300
 TOKEN_TYPE = "at+jwt"
 MAX_TOKEN_BYTES = 8192
@@ -32,6 +37,8 @@ class AccessToken:
     scopes: tuple[Scope, ...]
     expires_at: int
     jti: str
+    registration: str
+    """The version of the client's registration the token was issued under."""
 
 
 def issue_access_token(
@@ -42,6 +49,7 @@ def issue_access_token(
     org: str,
     pilot: str,
     scopes: list[Scope],
+    registration: str,
     now: int,
     lifetime: int = ACCESS_TOKEN_LIFETIME,
 ) -> tuple[str, AccessToken]:
@@ -59,10 +67,13 @@ def issue_access_token(
         "iat": now,
         "exp": now + lifetime,
         "jti": jti,
+        "registration": registration,
     }
     header = {"alg": "Ed25519", "typ": TOKEN_TYPE, "kid": key.thumbprint()}
     token = jwt.encode(header, claims, key, algorithms=["Ed25519"])
-    return token, AccessToken(client_id, org, pilot, tuple(scopes), now + lifetime, jti)
+    return token, AccessToken(
+        client_id, org, pilot, tuple(scopes), now + lifetime, jti, registration
+    )
 
 
 def check_access_token(token: str, *, key: OKPKey, issuer: str, now: int) -> AccessToken:
@@ -81,10 +92,32 @@ def check_access_token(token: str, *, key: OKPKey, issuer: str, now: int) -> Acc
     exp = c.get("exp")
     if not isinstance(exp, int) or exp <= now:
         raise InvalidToken("the access token has expired")
+    registration = c.get("registration")
+    if not isinstance(registration, str) or not registration:
+        raise InvalidToken("the access token names no client registration; get a new token")
     try:
         scopes = parse_scopes(str(c.get("scope", "")))
         return AccessToken(
-            str(c["client_id"]), str(c["org"]), str(c["pilot"]), tuple(scopes), exp, str(c["jti"])
+            str(c["client_id"]),
+            str(c["org"]),
+            str(c["pilot"]),
+            tuple(scopes),
+            exp,
+            str(c["jti"]),
+            registration,
         )
     except (KeyError, OAuthError) as exc:
         raise InvalidToken(f"the access token's claims are malformed: {exc}") from None
+
+
+def check_current_registration(token: AccessToken, current: Mapping[str, str]) -> None:
+    """Refuse a token whose client is no longer registered, or was registered again since
+    (``current``: client id -> version of its registration now)."""
+    version = current.get(token.client_id)
+    if version is None:
+        raise InvalidToken(f"client {token.client_id} is no longer registered")
+    if version != token.registration:
+        raise InvalidToken(
+            f"client {token.client_id} was registered again since this token was issued;"
+            " get a new token"
+        )

@@ -84,6 +84,7 @@ def forged_tokens(hub: ThreadHub, hospital: HospitalClient) -> dict[str, str]:
             "org": claims["org"],
             "pilot": claims["pilot"],
             "scopes": parse_scopes(claims["scope"]),
+            "registration": claims["registration"],
             "now": now,
         }
         fields.update(changes)
@@ -115,6 +116,7 @@ def forged_tokens(hub: ThreadHub, hospital: HospitalClient) -> dict[str, str]:
             org=claims["org"],
             pilot=claims["pilot"],
             scopes=parse_scopes(claims["scope"]),
+            registration=claims["registration"],
             now=now,
         )[0],
         "10 kB of token": "A" * 10_000,

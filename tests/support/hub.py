@@ -48,7 +48,8 @@ def write_hub_config(
 ) -> Path:
     """Write ``hub.toml`` and the hub's signing key ``hub.key`` into ``directory``.
 
-    Extra keyword arguments become settings (``batch_max_ms=2``, ``mqtt_protocol="v311"``).
+    Extra keyword arguments become settings (``batch_max_ms=2``, ``mqtt_protocol="v311"``);
+    one given as None is left out (``public_url=None``: a hub that does not know its URL).
     The MQTT client id and shared-subscription group are unique, so hubs of different
     tests never share a session or split a subscription.
     """
@@ -57,12 +58,14 @@ def write_hub_config(
     if not key_path.exists():
         write_key_pair(key_path)
     tag = uuid.uuid4().hex[:10]
+    port = http_port if http_port is not None else free_port()
     values: dict[str, Any] = {
         "origin": origin,
         "db_path": "ledger.db",
         "signing_key": "hub.key",
         "http_host": "127.0.0.1",
-        "http_port": http_port if http_port is not None else free_port(),
+        "http_port": port,
+        "public_url": f"http://127.0.0.1:{port}",
         "admin_token": ADMIN_TOKEN,
         "mqtt_url": mqtt_url,
         "mqtt_client_id": f"hub-{tag}",
@@ -73,7 +76,7 @@ def write_hub_config(
         "drain_timeout_s": 5.0,
         **settings,
     }
-    lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    lines = [f"{k} = {json.dumps(v)}" for k, v in values.items() if v is not None]
     path = directory / "hub.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -442,7 +442,9 @@
     clear(body);
     if (!a.recent.length) {
       const tr = h("tr", { class: "empty" });
-      tr.appendChild(h("td", { colspan: "7" }, "No access decisions on the log yet"));
+      // Without the admin token the hub sends the counts only, not the lines (each about a person).
+      const empty = a.recent_withheld ? "Each decision is shown to operators only (admin token)" : "No access decisions on the log yet";
+      tr.appendChild(h("td", { colspan: "7" }, empty));
       body.appendChild(tr);
       return;
     }

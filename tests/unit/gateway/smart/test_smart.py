@@ -52,7 +52,7 @@ def assertion(key: Any, alg: str = "ES384", kid: str = "es-1", **overrides: Any)
 
 def check(token: str, client: RegisteredClient, memory: JtiMemory | None = None) -> str:
     result = check_client_assertion(
-        token, client=client, token_url=URL, now=NOW, jti_memory=memory or JtiMemory()
+        token, client=client, audiences=[URL], now=NOW, jti_memory=memory or JtiMemory()
     )
     return result.jti
 
@@ -128,7 +128,7 @@ def test_a_replayed_jti_is_refused(client: RegisteredClient, es_key: ECKey) -> N
 def test_unknown_client_is_refused(es_key: ECKey) -> None:
     with pytest.raises(OAuthError, match="no registered client"):
         check_client_assertion(
-            assertion(es_key), client=None, token_url=URL, now=NOW, jti_memory=JtiMemory()
+            assertion(es_key), client=None, audiences=[URL], now=NOW, jti_memory=JtiMemory()
         )
 
 
@@ -156,6 +156,7 @@ def test_access_tokens_round_trip_and_expire() -> None:
         org="hospital-a",
         pilot="chronic-care",
         scopes=parse_scopes("system/Observation.rs"),
+        registration="v1",
         now=NOW,
         lifetime=3600,
     )

@@ -1,0 +1,53 @@
+"""The access file's registration versions: every registration of a client (even the same one
+stored again) is a new version, removal forgets it, and the in-memory map follows the file,
+including changes another process (``swiftchain clients add``) made to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.access.db import AccessDb
+from gateway.smart.assertion import RegisteredClient
+
+X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+JWKS = {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": X}]}
+
+
+def client(scopes: tuple[str, ...] = ("system/*.rs",)) -> RegisteredClient:
+    return RegisteredClient("php-ehr", "harbour-peoples-hospital", "chronic-care", JWKS, scopes)
+
+
+def test_every_registration_is_a_new_version(tmp_path: Path) -> None:
+    db = AccessDb(tmp_path / "ledger.db.access")
+    first = db.put_client(client())
+    again = db.put_client(client())
+    narrower = db.put_client(client(("system/Observation.rs",)))
+    versions = {first.version, again.version, narrower.version}
+    assert len(versions) == 3 and "" not in versions
+    assert db.versions == {"php-ehr": narrower.version}
+    stored = db.client("php-ehr")
+    assert stored is not None and stored.version == narrower.version
+    assert [r.public()["version"] for r in db.clients()] == [narrower.version]
+    assert db.remove_client("php-ehr") and db.versions == {}
+    assert not db.remove_client("php-ehr")
+    db.close()
+
+
+def test_the_map_is_loaded_and_follows_other_writers(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db.access"
+    hub = AccessDb(path)
+    first = hub.put_client(client())
+    hub.close()
+    hub = AccessDb(path)
+    assert hub.versions == {"php-ehr": first.version}
+
+    # Another process registers the client again, then removes it.
+    cli = AccessDb(path)
+    second = cli.put_client(client(("system/Observation.rs",)))
+    assert hub.versions == {"php-ehr": first.version}  # not seen until the hub reads the row
+    assert hub.client("php-ehr") == second
+    assert hub.versions == {"php-ehr": second.version}
+    cli.remove_client("php-ehr")
+    assert hub.client("php-ehr") is None and hub.versions == {}
+    cli.close()
+    hub.close()
