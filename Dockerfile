@@ -9,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY ledger ledger
+COPY transport transport
 COPY pilots pilots
 COPY gateway gateway
 COPY edge edge
