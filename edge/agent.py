@@ -14,13 +14,13 @@ from typing import Any
 
 from ledger.checkpoint import NoteVerifier
 from ledger.errors import CheckpointError
+from transport.backoff import backoff_delay
 
-from .backoff import backoff_delay
 from .datatypes import TypeRegistry
 from .errors import ConfigError, HubUnavailable
 from .hub import HubClient
 from .intake import Intake
-from .link import Link
+from .link import Link, client_options
 from .logs import log
 from .outbox import AsyncOutbox, Outbox
 from .pseudonym import Pseudonymiser, load_pseudonym_key
@@ -228,6 +228,7 @@ async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
             load_pseudonym_key(settings.pseudonym_key_file), settings.pilot
         )
     configured_verifier(settings)  # fail early on a bad pinned key
+    client_options(settings.broker, settings.client_id)  # and on unusable TLS files
     outbox = await AsyncOutbox.open(settings.outbox_path)
     try:
         async with HubClient(settings.hub.url, timeout=settings.hub.request_timeout) as hub:
