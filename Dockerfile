@@ -9,6 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY ledger ledger
+COPY runtime runtime
+COPY transport transport
 COPY pilots pilots
 COPY gateway gateway
 COPY edge edge

@@ -61,15 +61,13 @@ async def publisher(
             done.set()
 
         collector = asyncio.create_task(collect())
-        paho_client = peer.paho
         wires = [(rec.header.id, rec.to_wire()) for rec in records]
         for rid, wire in wires:
             await credit.acquire()
             sent_at[rid] = time.perf_counter()
-            # Straight to paho: an agent pipelines QoS 1 publishes rather than awaiting
-            # each PUBACK (aiomqtt's publish does), which would make the publisher the
-            # bottleneck.
-            paho_client.publish(topic, wire, qos=1)
+            # Without awaiting each PUBACK, as an agent pipelines QoS 1 publishes (aiomqtt's
+            # publish awaits each one, which would make the publisher the bottleneck).
+            peer.publish_nowait(topic, wire)
         await done.wait()
         await collector
     return latencies

@@ -104,7 +104,7 @@ async def publish(soak: Soak, hub: ProcessHub, source: str, rate: float, window:
                 signing_key=key,
             )
             sent_at[record.header.id] = time.perf_counter()
-            peer.paho.publish(topic, record.to_wire(), qos=1)
+            peer.publish_nowait(topic, record.to_wire())
             next_at += interval
             if (pause := next_at - time.monotonic()) > 0:
                 await asyncio.sleep(pause)

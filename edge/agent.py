@@ -15,13 +15,13 @@ from typing import Any
 
 from ledger.checkpoint import NoteVerifier
 from ledger.errors import CheckpointError
+from transport.backoff import backoff_delay
 
-from .backoff import backoff_delay
 from .datatypes import TypeRegistry
 from .errors import ConfigError, HubUnavailable
 from .hub import HubClient
 from .intake import Intake
-from .link import Link
+from .link import Link, client_options
 from .logs import log
 from .outbox import AsyncOutbox, Outbox
 from .pseudonym import Pseudonymiser, load_pseudonym_key
@@ -230,6 +230,7 @@ async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
             load_pseudonym_key(settings.pseudonym_key_file), settings.pilot
         )
     configured_verifier(settings)  # fail early on a bad pinned key
+    client_options(settings.broker, settings.client_id)  # and on unusable TLS files
     outbox = await AsyncOutbox.open(settings.outbox_path)
     try:
         # A new key in the settings: what the outbox still holds is re-sealed with it before

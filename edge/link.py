@@ -12,14 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from dataclasses import dataclass
 
 import aiomqtt
-from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY, MQTT_ERR_SUCCESS
 
-from .backoff import backoff_delay, republish_after
+from transport.backoff import Backoff, backoff_ceiling
+from transport.mqtt import (
+    ClientOptions,
+    TlsError,
+    publish_nowait,
+    stay_connected,
+    tls_context,
+)
+
+from .errors import ConfigError
 from .logs import log
 from .outbox import AsyncOutbox, Outbox, Pending
 from .settings import BackoffSettings, BrokerSettings, PublishSettings
@@ -31,52 +38,39 @@ PAGE = 500
 TIMER_INTERVAL = 0.5
 
 
-def mqtt_client(
-    broker: BrokerSettings, client_id: str, *, persistent: bool, max_inflight: int = 0
-) -> aiomqtt.Client:
-    """An aiomqtt client for ``broker``; ``persistent`` keeps the session (and the messages
-    queued for it) on the broker while the client is away. ``max_inflight`` 0 leaves the
-    bound to the agent's own window (paho rescans its whole queue on every PUBACK when it
-    keeps one itself)."""
-    protocol = (
-        aiomqtt.ProtocolVersion.V5 if broker.protocol == "5" else aiomqtt.ProtocolVersion.V311
-    )
-    properties = None
-    if protocol is aiomqtt.ProtocolVersion.V5 and persistent:
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = 7 * 24 * 3600
-    return aiomqtt.Client(
-        broker.host,
-        broker.port,
+def client_options(
+    broker: BrokerSettings, client_id: str, *, manual_acks: bool = False
+) -> ClientOptions:
+    """The MQTT client for ``broker``, keeping its session (and the messages queued for it)
+    on the broker while the agent is away; ConfigError if its TLS files cannot be used."""
+    tls = None
+    files = broker.tls_files
+    if files is not None:
+        try:
+            tls = tls_context(files)
+        except TlsError as exc:
+            raise ConfigError(f"broker TLS: {exc}") from None
+    return ClientOptions(
+        endpoint=broker.endpoint,
+        client_id=client_id,
+        tls=tls,
         username=broker.username,
         password=broker.password.get_secret_value() if broker.password else None,
-        identifier=client_id,
-        protocol=protocol,
-        clean_session=None if protocol is aiomqtt.ProtocolVersion.V5 else not persistent,
-        # paho refuses a clean-start flag on 3.1.1 unless it is the default.
-        clean_start=False if properties is not None else MQTT_CLEAN_START_FIRST_ONLY,
-        properties=properties,
+        mqtt5=broker.protocol == "5",
         keepalive=broker.keepalive,
         timeout=broker.connect_timeout,
-        max_inflight_messages=max_inflight,
-        tls_context=tls_context(broker),
-        tls_insecure=broker.tls.insecure if broker.tls else None,
+        manual_acks=manual_acks,
     )
 
 
-def tls_context(broker: BrokerSettings) -> ssl.SSLContext | None:
-    if not broker.uses_tls:
-        return None
-    tls = broker.tls
-    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls and tls.ca_file else None)
-    if tls and tls.cert_file:
-        context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-    if tls and tls.insecure:
-        context.check_hostname = False
-    return context
+def reconnect_backoff(settings: BackoffSettings) -> Backoff:
+    return Backoff(settings.initial, settings.maximum, settings.multiplier)
+
+
+def republish_after(attempts: int, *, first: float, maximum: float) -> float:
+    """How long to wait for a receipt after the ``attempts``-th publish of a record:
+    ``first``, then doubling, up to ``maximum`` (no jitter: the window is already spread)."""
+    return backoff_ceiling(max(attempts - 1, 0), initial=first, maximum=maximum, multiplier=2.0)
 
 
 @dataclass
@@ -108,7 +102,8 @@ class Link:
         self.stored = stored
         self.receipts = receipts
         self.settings = publish
-        self.backoff = backoff
+        self.options = client_options(broker, client_id)
+        self.backoff = reconnect_backoff(backoff)
         self.inflight: dict[str, InFlight] = {}
         self._room = asyncio.Event()
         self.connected = asyncio.Event()
@@ -124,50 +119,32 @@ class Link:
 
     async def run(self) -> None:
         """Stay connected until cancelled."""
-        attempt = 0
-        while True:
-            error: BaseException | None = None
-            try:
-                client = mqtt_client(self.broker, self.client_id, persistent=True)
-                async with client:
-                    client.pending_calls_threshold = self.settings.window + 100
-                    await client.subscribe(self.receipts_topic, qos=1)
-                    self.connects += 1
-                    self.connected.set()
-                    attempt = 0
-                    log(
-                        logger,
-                        logging.INFO,
-                        "mqtt.connected",
-                        broker=self.broker.url,
-                        client=self.client_id,
-                    )
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._receive(client))
-                        tg.create_task(self._publish(client))
-                        tg.create_task(self._republish(client))
-                        await watch_cancellation()
-            except* aiomqtt.MqttError as group:
-                error = group.exceptions[0]
-            stop_if_cancelled()
+        await stay_connected(self.options, self._session, backoff=self.backoff, on_lost=self._lost)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        await client.subscribe(self.receipts_topic, qos=1)
+        self.connects += 1
+        self.connected.set()
+        log(logger, logging.INFO, "mqtt.connected", broker=self.broker.url, client=self.client_id)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receive(client))
+                tg.create_task(self._publish(client))
+                tg.create_task(self._republish(client))
+        finally:
             self.connected.clear()
+            # Published again from the start on the next connection.
             self.inflight.clear()
-            delay = backoff_delay(
-                attempt,
-                initial=self.backoff.initial,
-                maximum=self.backoff.maximum,
-                multiplier=self.backoff.multiplier,
-            )
-            attempt += 1
-            log(
-                logger,
-                logging.WARNING,
-                "mqtt.disconnected",
-                error=str(error),
-                retry_in=round(delay, 3),
-                attempt=attempt,
-            )
-            await asyncio.sleep(delay)
+
+    def _lost(self, error: Exception, retry_in: float, attempt: int) -> None:
+        log(
+            logger,
+            logging.WARNING,
+            "mqtt.disconnected",
+            error=str(error),
+            retry_in=round(retry_in, 3),
+            attempt=attempt,
+        )
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -175,16 +152,10 @@ class Link:
                 await self.receipts.put(message.payload)
 
     def _send(self, client: aiomqtt.Client, record: Pending) -> None:
-        """Hand one record to the MQTT client without awaiting its PUBACK.
-
-        The receipt, not the PUBACK, is what settles a record, so waiting for each PUBACK
-        would only cost a task, an event and a timer per record (aiomqtt's ``publish``
-        does that, and checks its pending calls in O(n)): this goes to paho directly. A
-        broken connection shows up in the receiving loop, which then reconnects.
-        """
-        info = client._client.publish(self.records_topic, record.wire, qos=1)
-        if info.rc != MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "could not publish a record")
+        """Hand one record to the MQTT client without awaiting its PUBACK: the receipt,
+        not the PUBACK, is what settles a record."""
+        if not publish_nowait(client, self.records_topic, record.wire):
+            raise aiomqtt.MqttError("could not hand a record to the MQTT client")
 
     async def _publish(self, client: aiomqtt.Client) -> None:
         """Publish pending records in seq order while the window has room."""
@@ -238,31 +209,6 @@ class Link:
                 self.inflight.pop(rid, None)
             self.republished_total += len(records)
             log(logger, logging.INFO, "records.republished", records=len(records))
-
-
-def stop_if_cancelled() -> None:
-    """Re-raise a cancellation that an MQTT error replaced.
-
-    When the agent is stopped mid-connection, aiomqtt's disconnect on the way out can fail
-    with an MqttError that takes the CancelledError's place; without this the reconnect
-    loop would carry on and the agent would never stop.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-async def watch_cancellation(interval: float = 0.5) -> None:
-    """Wait until cancelled, even if the cancellation itself got lost on the way.
-
-    On Python 3.11 ``asyncio.wait_for`` (used by aiomqtt for every call) swallows a
-    cancellation that arrives just as its inner future completes (CPython gh-86296), which
-    leaves the task marked as cancelling but running on, and a TaskGroup waiting forever for
-    children nobody cancels. Checking the mark now and then turns that back into a stop.
-    """
-    while True:
-        await asyncio.sleep(interval)
-        stop_if_cancelled()
 
 
 async def _wait_any(*events: asyncio.Event, within: float) -> None:

@@ -35,6 +35,7 @@ from pydantic_settings import (
 )
 
 from ledger.envelope import describe_validation_error
+from transport.mqtt import Endpoint, TlsFiles
 
 from .errors import ConfigError
 
@@ -47,8 +48,11 @@ class _Section(BaseModel):
 
 
 class TlsSettings(_Section):
+    #: PEM CA certificates the broker's certificate must chain to (the system's if unset).
     ca_file: Path | None = None
+    #: The agent's own PEM certificate, for brokers that require client certificates.
     cert_file: Path | None = None
+    #: Its private key, unless it is in ``cert_file``.
     key_file: Path | None = None
     #: Skip the broker's hostname check (never in production).
     insecure: bool = False
@@ -72,23 +76,32 @@ class BrokerSettings(_Section):
     @field_validator("url")
     @classmethod
     def _mqtt_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("a broker URL reads mqtt://host:port or mqtts://host:port")
+        Endpoint.parse(value)  # a BrokerUrlError (a ValueError) says what is wrong
         return value
 
     @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint.parse(self.url)
+
+    @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
+        return self.endpoint.host
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        return self.endpoint.port
 
     @property
     def uses_tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts" or self.tls is not None
+        return self.endpoint.tls or self.tls is not None
+
+    @property
+    def tls_files(self) -> TlsFiles | None:
+        """The TLS files, or None when the link is plain MQTT."""
+        if not self.uses_tls:
+            return None
+        t = self.tls or TlsSettings()
+        return TlsFiles(t.ca_file, t.cert_file, t.key_file, insecure=t.insecure)
 
 
 class HubSettings(_Section):

@@ -11,8 +11,8 @@ from collections import Counter
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
 from ledger.errors import CheckpointError, ProofError
 from ledger.proofs import verify_inclusion
+from transport.backoff import backoff_ceiling
 
-from .backoff import backoff_ceiling
 from .errors import HubUnavailable, ReceiptError
 from .hub import HubClient
 from .link import Link

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -19,6 +18,7 @@ from pydantic_settings import (
 )
 
 from ledger.envelope import MAX_RECORD_BYTES, describe_validation_error
+from transport.mqtt import Endpoint, TlsFiles
 
 from .errors import ConfigError
 
@@ -30,6 +30,9 @@ _PATH_FIELDS = (
     "token_key",
     "access_db_path",
     "pilot_definitions",
+    "mqtt_tls_ca_file",
+    "mqtt_tls_cert_file",
+    "mqtt_tls_key_file",
 )
 
 
@@ -58,6 +61,16 @@ class HubSettings(BaseSettings):
 
     # -- MQTT ------------------------------------------------------------------------------
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    """``mqtt://host:port``, or ``mqtts://host:port`` (8883 by default) for TLS."""
+    mqtt_tls_ca_file: Path | None = None
+    """PEM CA certificates the broker's certificate must chain to (the system's if unset).
+    Any TLS file turns TLS on, as ``mqtts://`` does."""
+    mqtt_tls_cert_file: Path | None = None
+    """The hub's own PEM certificate, for brokers that require client certificates."""
+    mqtt_tls_key_file: Path | None = None
+    """Its private key, unless it is in ``mqtt_tls_cert_file``."""
+    mqtt_tls_insecure: bool = False
+    """Skip the check that the broker's certificate names its host (never in production)."""
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_client_id: Annotated[str, Field(min_length=1, max_length=64)] = "swiftchain-hub"
@@ -119,18 +132,28 @@ class HubSettings(BaseSettings):
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-            raise ValueError("must look like mqtt://host:port")
+        Endpoint.parse(value)  # a BrokerUrlError (a ValueError) says what is wrong
         return value
 
     @property
+    def mqtt_endpoint(self) -> Endpoint:
+        return Endpoint.parse(self.mqtt_url)
+
+    @property
     def mqtt_host(self) -> str:
-        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+        return self.mqtt_endpoint.host
 
     @property
     def mqtt_port(self) -> int:
-        return urlsplit(self.mqtt_url).port or 1883
+        return self.mqtt_endpoint.port
+
+    @property
+    def mqtt_tls(self) -> TlsFiles | None:
+        """The TLS files, or None when the link is plain MQTT."""
+        files = (self.mqtt_tls_ca_file, self.mqtt_tls_cert_file, self.mqtt_tls_key_file)
+        if not self.mqtt_endpoint.tls and all(f is None for f in files):
+            return None
+        return TlsFiles(*files, insecure=self.mqtt_tls_insecure)
 
     @property
     def dead_letters(self) -> Path:

@@ -2,8 +2,10 @@
 
 Each message is one input (``{"type", "payload"}``, a FHIR resource, or a bare payload of
 its topic's type). A message is acknowledged to the broker (PUBACK) only once its record is
-in the outbox, so with a persistent session a crash before that gets it delivered again.
-A refused message gets ``{"error", "detail", "where", "topic"}`` back on
+in the outbox, and PUBACKs go out in the order the messages arrived (MQTT-4.6.0-2), however
+the stores finish. With a persistent session, a message not yet stored when the agent
+crashes, or one whose store failed (the source then drops the connection), is delivered
+again. A refused message gets ``{"error", "detail", "where", "topic"}`` back on
 ``{error_topic}/{its topic}``.
 """
 
@@ -18,12 +20,12 @@ import aiomqtt
 
 from ledger.envelope import parse_json
 from ledger.errors import InvalidEnvelope
+from transport.mqtt import DropConnection, OrderedAcks, Ticket, ordered_acks, stay_connected
 
-from ..backoff import backoff_delay
 from ..drafts import drafts_from_json
-from ..errors import InvalidInput
+from ..errors import InvalidInput, OutboxError
 from ..intake import Intake
-from ..link import mqtt_client, stop_if_cancelled, watch_cancellation
+from ..link import client_options, reconnect_backoff
 from ..logs import log
 from ..settings import BackoffSettings, BrokerSettings, SensorTopic
 
@@ -61,60 +63,69 @@ class SensorSource:
         self.client_id = client_id
         self.types = TopicTypes(tuple(topics))
         self.error_topic = error_topic.rstrip("/")
-        self.backoff = backoff
+        self.options = client_options(broker, client_id, manual_acks=True)
+        self.backoff = reconnect_backoff(backoff)
         self.batch = batch
         self.received = 0
         self.refused = 0
+        #: Messages whose records could not be stored (each dropped the connection).
+        self.unstored = 0
+        self.connects = 0
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
-        attempt = 0
-        while True:
-            try:
-                client = mqtt_client(self.broker, self.client_id, persistent=True)
-                # Acknowledge only what is stored (aiomqtt has no switch for it; paho does).
-                client._client.manual_ack_set(True)
-                async with client:
-                    for entry in self.types.topics:
-                        await client.subscribe(entry.topic, qos=1)
-                    attempt = 0
-                    self.connected.set()
-                    log(logger, logging.INFO, "sensors.connected", topics=len(self.types.topics))
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._consume(client))
-                        await watch_cancellation()
-            except* aiomqtt.MqttError as group:
-                error: BaseException = group.exceptions[0]
-            else:
-                continue
-            stop_if_cancelled()
-            self.connected.clear()
-            delay = backoff_delay(
-                attempt, initial=self.backoff.initial, maximum=self.backoff.maximum
-            )
-            attempt += 1
-            log(
-                logger,
-                logging.WARNING,
-                "sensors.disconnected",
-                error=str(error),
-                retry_in=round(delay, 3),
-            )
-            await asyncio.sleep(delay)
+        """Stay connected until cancelled."""
+        await stay_connected(self.options, self._session, backoff=self.backoff, on_lost=self._lost)
 
-    async def _consume(self, client: aiomqtt.Client) -> None:
+    async def _session(self, client: aiomqtt.Client) -> None:
+        for entry in self.types.topics:
+            await client.subscribe(entry.topic, qos=1)
+        self.connects += 1
+        self.connected.set()
+        log(logger, logging.INFO, "sensors.connected", topics=len(self.types.topics))
+        try:
+            await self._consume(client, ordered_acks(client))
+        finally:
+            self.connected.clear()
+
+    def _lost(self, error: Exception, retry_in: float, attempt: int) -> None:
+        log(
+            logger,
+            logging.WARNING,
+            "sensors.disconnected",
+            error=str(error),
+            retry_in=round(retry_in, 3),
+            attempt=attempt,
+        )
+
+    async def _consume(self, client: aiomqtt.Client, acks: OrderedAcks) -> None:
         pending: list[asyncio.Task[None]] = []
         async with asyncio.TaskGroup() as tg:
             async for message in client.messages:
+                # Its place in the PUBACK order is taken on arrival, before any await.
+                ticket = acks.received(message.mid, message.qos)
                 if message.topic.value.startswith(self.error_topic + "/"):
+                    acks.done(ticket)  # our own answer to a sender: nothing to store
                     continue
-                pending.append(tg.create_task(self.handle(client, message)))
+                pending.append(tg.create_task(self._handle_then_ack(client, message, acks, ticket)))
                 pending = [t for t in pending if not t.done()]
                 if len(pending) >= self.batch:
                     await asyncio.gather(*pending)
                     pending.clear()
 
+    async def _handle_then_ack(
+        self, client: aiomqtt.Client, message: aiomqtt.Message, acks: OrderedAcks, ticket: Ticket
+    ) -> None:
+        await self.handle(client, message)
+        acks.done(ticket)
+
     async def handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Store one message's records, or answer its sender with the error.
+
+        Raises DropConnection if the outbox could not store them: the message is then not
+        acknowledged (nor anything after it), and the broker delivers it again once the
+        source has reconnected.
+        """
         self.received += 1
         topic = message.topic.value
         try:
@@ -130,5 +141,7 @@ class SensorSource:
             error = {"topic": topic, "error": exc.reason, "detail": exc.detail, "where": exc.where}
             log(logger, logging.INFO, "sensors.refused", topic=topic, reason=exc.reason)
             await client.publish(f"{self.error_topic}/{topic}", json.dumps(error), qos=1)
-        if message.qos > 0:
-            client._client.ack(message.mid, message.qos)
+        except OutboxError as exc:
+            self.unstored += 1
+            log(logger, logging.WARNING, "sensors.store_failed", topic=topic, error=str(exc))
+            raise DropConnection(f"a message on {topic} could not be stored: {exc}") from None

@@ -1,22 +1,30 @@
 """The hub's broker link: one persistent MQTT session (QoS 1, fixed client id, shared
-subscription on the records topic), reconnected with exponential backoff and jitter.
+subscription on the records topic), over TLS when the settings ask for it, reconnected by
+``transport.mqtt.stay_connected`` with full-jitter backoff.
 
-aiomqtt < 3 has no reconnect of its own; ``run`` is the reconnect loop. While connected it
-hands every message to ``on_message`` and lets the receipt queue publish.
+While connected it hands every message to ``on_message`` and lets the receipt queue
+publish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 
 import aiomqtt
-import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+from transport.backoff import Backoff
+from transport.mqtt import (
+    ClientOptions,
+    TlsError,
+    publish_nowait,
+    stay_connected,
+    tls_context,
+    unacknowledged,
+)
+
+from ..errors import ConfigError
 from ..metrics import HubMetrics
 from ..settings import HubSettings
 from .receipts import ReceiptQueue
@@ -26,17 +34,27 @@ log = logging.getLogger("swiftchain.hub.mqtt")
 OnMessage = Callable[[str, bytes], None]
 
 
-def backoff_delays(initial: float, maximum: float) -> Callable[[], float]:
-    """Exponential backoff with full jitter: each call returns the next pause."""
-    attempt = 0
-
-    def next_delay() -> float:
-        nonlocal attempt
-        ceiling = min(maximum, initial * 2**attempt)
-        attempt = min(attempt + 1, 32)
-        return random.uniform(ceiling / 2, ceiling)
-
-    return next_delay
+def client_options(settings: HubSettings) -> ClientOptions:
+    """The hub's MQTT client; ConfigError if its TLS files cannot be used."""
+    s = settings
+    tls = None
+    if s.mqtt_tls is not None:
+        try:
+            tls = tls_context(s.mqtt_tls)
+        except TlsError as exc:
+            raise ConfigError(f"MQTT TLS: {exc}") from None
+    return ClientOptions(
+        endpoint=s.mqtt_endpoint,
+        client_id=s.mqtt_client_id,
+        tls=tls,
+        username=s.mqtt_username,
+        password=s.mqtt_password.get_secret_value() if s.mqtt_password else None,
+        mqtt5=s.mqtt_protocol == "v5",
+        session_expiry_s=s.mqtt_session_expiry_s,
+        keepalive=s.mqtt_keepalive_s,
+        timeout=10.0,
+        max_inflight=s.mqtt_max_inflight,
+    )
 
 
 class MqttLink:
@@ -49,72 +67,47 @@ class MqttLink:
         self.settings = settings
         self.receipts = receipts
         self.metrics = metrics
+        self.options = client_options(settings)
+        self.backoff = Backoff(settings.mqtt_reconnect_initial_s, settings.mqtt_reconnect_max_s)
         self.on_message: OnMessage | None = None
         self.connected = asyncio.Event()
-        self._client: aiomqtt.Client | None = None
-
-    def _make_client(self) -> aiomqtt.Client:
-        s = self.settings
-        common = {
-            "hostname": s.mqtt_host,
-            "port": s.mqtt_port,
-            "identifier": s.mqtt_client_id,
-            "username": s.mqtt_username,
-            "password": s.mqtt_password.get_secret_value() if s.mqtt_password else None,
-            "keepalive": s.mqtt_keepalive_s,
-            "max_inflight_messages": s.mqtt_max_inflight,
-            "timeout": 10.0,
-        }
-        if s.mqtt_protocol == "v5":
-            # A v5 session ends at disconnect unless it has an expiry interval.
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = s.mqtt_session_expiry_s
-            return aiomqtt.Client(
-                **common,  # type: ignore[arg-type]
-                protocol=aiomqtt.ProtocolVersion.V5,
-                clean_start=False,
-                properties=props,
-            )
-        return aiomqtt.Client(
-            **common,  # type: ignore[arg-type]
-            protocol=aiomqtt.ProtocolVersion.V311,
-            clean_session=False,
-        )
+        self._connection: aiomqtt.Client | None = None
 
     def _publish(self, topic: str, payload: bytes) -> bool:
-        """Hand a QoS 1 message to paho without awaiting its PUBACK.
-
-        aiomqtt's ``publish`` awaits each PUBACK (an Event and a timeout task per message);
-        receipts are fire-and-confirm-by-retry, so the paho client's own queue is enough.
-        """
-        client = self._client
+        """Hand a QoS 1 receipt to the broker link without awaiting its PUBACK: receipts
+        are confirmed by the agent resending what it has no receipt for."""
+        client = self._connection
         if client is None:
             return False
-        info = client._client.publish(topic, payload, qos=1)
-        return bool(info.rc == paho.MQTT_ERR_SUCCESS)
+        return publish_nowait(client, topic, payload)
 
     async def run(self) -> None:
         """Connect, subscribe, consume; on any broker error wait and reconnect."""
+        await stay_connected(self.options, self._session, backoff=self.backoff, on_lost=self._lost)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
         s = self.settings
-        delay = backoff_delays(s.mqtt_reconnect_initial_s, s.mqtt_reconnect_max_s)
-        while True:
-            try:
-                async with self._make_client() as client:
-                    await client.subscribe(s.records_subscription, qos=1)
-                    self._client = client
-                    self.connected.set()
-                    self.metrics.mqtt_connects.inc()
-                    self.metrics.mqtt_connected.set(1)
-                    log.info("connected to %s as %s", s.mqtt_url, s.mqtt_client_id)
-                    delay = backoff_delays(s.mqtt_reconnect_initial_s, s.mqtt_reconnect_max_s)
-                    self.receipts.attach(self._publish)
-                    await self._consume(client)
-            except aiomqtt.MqttError as exc:
-                self.metrics.mqtt_errors.inc()
-                log.warning("broker link to %s lost: %s", s.mqtt_url, exc)
-            finally:
-                self._detach()
-            await asyncio.sleep(delay())
+        await client.subscribe(s.records_subscription, qos=1)
+        self._connection = client
+        self.connected.set()
+        self.metrics.mqtt_connects.inc()
+        self.metrics.mqtt_connected.set(1)
+        log.info("connected to %s as %s", s.mqtt_url, s.mqtt_client_id)
+        self.receipts.attach(self._publish)
+        try:
+            await self._consume(client)
+        finally:
+            self._detach()
+
+    def _lost(self, error: Exception, retry_in: float, attempt: int) -> None:
+        self.metrics.mqtt_errors.inc()
+        log.warning(
+            "broker link to %s lost (attempt %d, retry in %.2fs): %s",
+            self.settings.mqtt_url,
+            attempt,
+            retry_in,
+            error,
+        )
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -133,7 +126,7 @@ class MqttLink:
             on_message(message.topic.value, raw)
 
     def _detach(self) -> None:
-        self._client = None
+        self._connection = None
         self.connected.clear()
         self.metrics.mqtt_connected.set(0)
         self.receipts.attach(None)
@@ -142,10 +135,10 @@ class MqttLink:
         """Wait (bounded) until queued receipts have been handed to paho and written."""
         deadline = asyncio.get_running_loop().time() + seconds
         while asyncio.get_running_loop().time() < deadline:
-            client = self._client
+            client = self._connection
             self.receipts.flush()
             if client is None:
                 return
-            if not len(self.receipts) and not client._client._out_messages:
+            if not len(self.receipts) and not unacknowledged(client):
                 return
             await asyncio.sleep(0.02)

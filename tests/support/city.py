@@ -136,6 +136,6 @@ class CityFeed:
         """Publish ``events`` (all at once, or paced at ``per_second``)."""
         for event in events:
             topic, payload = self.wire(event)
-            peer.paho.publish(topic, payload, qos=1)
+            peer.publish_nowait(topic, payload)
             if per_second:
                 await asyncio.sleep(1 / per_second)

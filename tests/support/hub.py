@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -339,30 +340,37 @@ class MqttPeer:
     ``async with MqttPeer(hub.mqtt_url) as peer: receipt = await peer.send(record)``
     """
 
-    def __init__(self, mqtt_url: str, receipts: str = "swiftchain/v1/+/+/receipts") -> None:
-        from urllib.parse import urlsplit
+    def __init__(
+        self,
+        mqtt_url: str,
+        receipts: str = "swiftchain/v1/+/+/receipts",
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        from transport.mqtt import Endpoint
 
-        parts = urlsplit(mqtt_url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
+        endpoint = Endpoint.parse(mqtt_url)
+        self.host, self.port, self.tls = endpoint.host, endpoint.port, tls
         self.receipts_filter = receipts
         self.receipts: list[tuple[str, dict[str, Any]]] = []
         self.by_id: dict[str | None, list[dict[str, Any]]] = {}
         self._changed: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._client: Any = None
+        self._mqtt: Any = None
 
     async def __aenter__(self) -> MqttPeer:
         import aiomqtt
 
         self._changed = asyncio.Event()
-        self._client = aiomqtt.Client(
+        self._mqtt = aiomqtt.Client(
             self.host,
             self.port,
             identifier=f"peer-{uuid.uuid4().hex[:8]}",
             max_inflight_messages=1000,
+            tls_context=self.tls,
         )
-        await self._client.__aenter__()
-        await self._client.subscribe(self.receipts_filter, qos=1)
+        await self._mqtt.__aenter__()
+        await self._mqtt.subscribe(self.receipts_filter, qos=1)
         self._task = asyncio.create_task(self._read())
         return self
 
@@ -374,25 +382,26 @@ class MqttPeer:
             except (asyncio.CancelledError, Exception):
                 pass
         try:
-            await self._client.__aexit__(None, None, None)
+            await self._mqtt.__aexit__(None, None, None)
         except Exception:
             pass
 
     async def _read(self) -> None:
         assert self._changed is not None
-        async for message in self._client.messages:
+        async for message in self._mqtt.messages:
             receipt = json.loads(message.payload)
             self.receipts.append((message.topic.value, receipt))
             self.by_id.setdefault(receipt.get("id"), []).append(receipt)
             self._changed.set()
 
-    @property
-    def paho(self) -> Any:
-        """The underlying paho client, for publishing without awaiting each PUBACK."""
-        return self._client._client
+    def publish_nowait(self, topic: str, payload: bytes) -> None:
+        """Publish at QoS 1 without awaiting the PUBACK (floods, paced city traffic)."""
+        from transport.mqtt import publish_nowait
+
+        publish_nowait(self._mqtt, topic, payload)
 
     async def publish(self, topic: str, payload: bytes) -> None:
-        await self._client.publish(topic, payload, qos=1)
+        await self._mqtt.publish(topic, payload, qos=1)
 
     async def send(
         self, record: Any, topic: str | None = None, wait_s: float = 10

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,12 @@ def test_dockerfile_builds_the_package() -> None:
     assert "pip install ." in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
+    # Every package the distribution includes is copied in (a new one was once left out).
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    copied = set(re.findall(r"(?m)^COPY (\w+) \1$", text))
+    assert {name.rstrip("*") for name in packages} <= copied
 
 
 def test_every_python_import_in_it_resolves() -> None:

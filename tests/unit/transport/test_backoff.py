@@ -1,10 +1,13 @@
+"""Reconnect delays: exponential ceilings, and full jitter below them (AWS Architecture Blog,
+"Exponential Backoff And Jitter": uniform in [0, min(cap, base * 2**attempt)])."""
+
 from __future__ import annotations
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.backoff import backoff_ceiling, backoff_delay, republish_after
+from transport.backoff import Backoff, backoff_ceiling, backoff_delay
 
 
 def test_ceiling_grows_exponentially_then_stays_at_the_cap() -> None:
@@ -25,14 +28,26 @@ def test_full_jitter_stays_between_zero_and_the_ceiling(attempt: int, seed: floa
     assert 0 <= delay <= backoff_ceiling(attempt, initial=0.5, maximum=30, multiplier=2)
 
 
+@pytest.mark.parametrize("attempt", [0, 1, 3, 8, 50])
+def test_full_jitter_draws_from_zero_to_the_ceiling(attempt: int) -> None:
+    """The whole interval: "equal jitter" ([ceiling/2, ceiling]) would keep every client's
+    first half of the delay in lockstep after a broker restart."""
+    backoff = Backoff(initial=0.2, maximum=15.0)
+    bounds: list[tuple[float, float]] = []
+
+    def uniform(lo: float, hi: float) -> float:
+        bounds.append((lo, hi))
+        return lo
+
+    assert backoff.delay(attempt, uniform) == 0.0
+    ceiling = min(15.0, 0.2 * 2**attempt)
+    assert bounds == [(0.0, pytest.approx(ceiling))]
+
+
 def test_jitter_spreads_reconnects() -> None:
     delays = {backoff_delay(5, initial=0.5, maximum=30) for _ in range(50)}
     assert len(delays) > 40
-
-
-def test_republish_waits_double_each_attempt_up_to_the_maximum() -> None:
-    waits = [republish_after(a, first=30, maximum=600) for a in range(1, 8)]
-    assert waits == [30, 60, 120, 240, 480, 600, 600]
+    assert min(delays) < backoff_ceiling(5, initial=0.5, maximum=30, multiplier=2) / 2
 
 
 def test_negative_attempts_are_a_bug() -> None:

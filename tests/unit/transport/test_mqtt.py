@@ -1,0 +1,177 @@
+"""The shared MQTT link's pure parts: broker URLs, TLS files, ordered PUBACKs, the guard
+against lost cancellations, and the private aiomqtt/paho attributes it relies on."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, cast
+
+import aiomqtt
+import pytest
+
+from transport.mqtt import (
+    PRIVATE_API,
+    BrokerUrlError,
+    ClientOptions,
+    Endpoint,
+    OrderedAcks,
+    TlsError,
+    TlsFiles,
+    new_client,
+    ordered_acks,
+    private_api_missing,
+    publish_nowait,
+    stop_if_cancelled,
+    tls_context,
+    unacknowledged,
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "endpoint"),
+    [
+        ("mqtt://127.0.0.1", Endpoint("127.0.0.1", 1883, False)),
+        ("tcp://broker.local:1999", Endpoint("broker.local", 1999, False)),
+        ("mqtts://127.0.0.1", Endpoint("127.0.0.1", 8883, True)),
+        ("mqtts://broker.local:18883", Endpoint("broker.local", 18883, True)),
+    ],
+)
+def test_broker_urls(url: str, endpoint: Endpoint) -> None:
+    assert Endpoint.parse(url) == endpoint
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1", "mqtt://", "127.0.0.1:1883", "mqtts://h:99999", "mqtt://h:x"]
+)
+def test_bad_broker_urls_say_what_a_url_looks_like(url: str) -> None:
+    with pytest.raises(BrokerUrlError, match=r"mqtt://host:port or mqtts://host:port"):
+        Endpoint.parse(url)
+
+
+# -- TLS files (good ones are used against a real broker in tests/integration/transport) --
+
+
+def test_a_missing_ca_file_is_a_tls_error(tmp_path: Path) -> None:
+    with pytest.raises(TlsError, match=r"CA file .*nope\.pem"):
+        tls_context(TlsFiles(ca_file=tmp_path / "nope.pem"))
+
+
+def test_a_ca_file_without_certificates_is_a_tls_error(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    with pytest.raises(TlsError, match="CA file"):
+        tls_context(TlsFiles(ca_file=tmp_path / "ca.pem"))
+
+
+def test_a_key_without_its_certificate_is_a_tls_error(tmp_path: Path) -> None:
+    with pytest.raises(TlsError, match="needs its cert_file"):
+        tls_context(TlsFiles(key_file=tmp_path / "client.key"))
+
+
+def test_a_missing_client_certificate_is_a_tls_error(tmp_path: Path) -> None:
+    with pytest.raises(TlsError, match=r"client certificate .*client\.pem"):
+        tls_context(TlsFiles(cert_file=tmp_path / "client.pem"))
+
+
+def test_without_files_the_system_cas_verify_the_broker_and_its_name() -> None:
+    import ssl
+
+    context = tls_context(TlsFiles())
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert not tls_context(TlsFiles(insecure=True)).check_hostname
+
+
+# -- PUBACKs in the order the messages arrived (MQTT-4.6.0-2) ------------------------------
+
+
+def test_acks_wait_for_every_earlier_message() -> None:
+    sent: list[tuple[int, int]] = []
+    acks = OrderedAcks(lambda mid, qos: sent.append((mid, qos)))
+    first, second, third = (acks.received(mid, 1) for mid in (7, 8, 9))
+    acks.done(third)
+    acks.done(second)
+    assert sent == [] and len(acks) == 3
+    acks.done(first)
+    assert sent == [(7, 1), (8, 1), (9, 1)] and len(acks) == 0
+
+
+def test_acks_go_out_as_soon_as_the_oldest_are_done() -> None:
+    sent: list[int] = []
+    acks = OrderedAcks(lambda mid, qos: sent.append(mid))
+    tickets = [acks.received(mid, 1) for mid in range(1, 6)]
+    for index in (0, 3, 1):
+        acks.done(tickets[index])
+    assert sent == [1, 2]
+    acks.done(tickets[2])
+    assert sent == [1, 2, 3, 4]
+    acks.done(tickets[2])  # twice is once
+    assert sent == [1, 2, 3, 4]
+
+
+def test_a_message_never_done_holds_back_every_later_ack() -> None:
+    sent: list[int] = []
+    acks = OrderedAcks(lambda mid, qos: sent.append(mid))
+    acks.received(1, 1)  # its store failed: never done
+    for mid in (2, 3):
+        acks.done(acks.received(mid, 1))
+    assert sent == [] and len(acks) == 3
+
+
+def test_qos_0_messages_have_no_ack_and_hold_nothing_back() -> None:
+    sent: list[int] = []
+    acks = OrderedAcks(lambda mid, qos: sent.append(mid))
+    zero = acks.received(0, 0)
+    one = acks.received(5, 1)
+    acks.done(one)
+    acks.done(zero)
+    assert sent == [5]
+
+
+# -- the private attributes this package uses (and only this package) ----------------------
+
+
+async def test_the_private_aiomqtt_and_paho_attributes_are_where_we_use_them() -> None:
+    """An aiomqtt or paho release that renames them fails here, naming the attribute."""
+    client = new_client(ClientOptions(Endpoint("127.0.0.1", 9, False), "pinned", manual_acks=True))
+    assert private_api_missing(client) == []
+    assert unacknowledged(client) == 0
+    # Not connected: paho keeps the QoS 1 message queued and says it could not send it.
+    assert publish_nowait(client, "t", b"x") is False
+    assert unacknowledged(client) == 1
+    acks = ordered_acks(client)
+    acks.done(acks.received(1, 1))  # paho's ack without a connection: no error
+
+
+def test_a_missing_private_attribute_is_named() -> None:
+    class Renamed:
+        _paho = None
+
+    assert private_api_missing(cast(aiomqtt.Client, Renamed())) == list(PRIVATE_API)
+
+
+# -- the guard against cancellations lost by Python 3.11's wait_for ------------------------
+
+
+async def test_a_lost_cancellation_still_stops_the_task() -> None:
+    reached: list[str] = []
+
+    async def loses_its_cancellation() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            pass  # what wait_for does when the cancellation meets a completing future
+        reached.append("carried on")
+        stop_if_cancelled()
+        reached.append("never")
+
+    task: asyncio.Task[Any] = asyncio.create_task(loses_its_cancellation())
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert reached == ["carried on"]
+
+
+async def test_an_uncancelled_task_passes_the_guard() -> None:
+    stop_if_cancelled()
