@@ -30,9 +30,11 @@ from transport.mqtt import (
 QUICK = Backoff(initial=0.05, maximum=0.2)
 
 
-async def connects(broker: Mosquitto, files: TlsFiles) -> tuple[bool, list[str]]:
+async def connects(
+    broker: Mosquitto, files: TlsFiles, give_up_after: int = 2
+) -> tuple[bool, list[str]]:
     """Whether a client with ``files`` gets a message through ``broker``, and the errors it
-    met (it gives up after the second)."""
+    met (it gives up after ``give_up_after`` of them)."""
     errors: list[str] = []
     options = ClientOptions(Endpoint.parse(mqtts_url(broker)), "tls-client", tls=tls_context(files))
 
@@ -50,7 +52,9 @@ async def connects(broker: Mosquitto, files: TlsFiles) -> tuple[bool, list[str]]
         stay_connected(options, session, backoff=QUICK, on_lost=lost, guard_interval=0.05)
     )
     try:
-        await wait_until(lambda: runner.done() or len(errors) >= 2, 20)
+        # A bound on a hang, not a speed check: under TLS 1.3 a refused client certificate
+        # surfaces only when the CONNACK wait runs out, seconds per attempt on a busy machine.
+        await wait_until(lambda: runner.done() or len(errors) >= give_up_after, 90)
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
@@ -77,8 +81,8 @@ async def test_a_broker_requiring_certificates_takes_ours_and_refuses_none(
         mtls_broker, TlsFiles(pki.ca, cert_file=pki.client_cert, key_file=pki.client_key)
     )
     assert ok and errors == []
-    ok, errors = await connects(mtls_broker, TlsFiles(ca_file=pki.ca))
-    assert not ok and len(errors) >= 2
+    ok, errors = await connects(mtls_broker, TlsFiles(ca_file=pki.ca), give_up_after=1)
+    assert not ok and errors
 
 
 def hub_tls(pki: Pki, *, client_certificate: bool) -> dict[str, str]:
