@@ -119,8 +119,8 @@ class Hub:
             return "draining for shutdown"
         if self._ledger is None or self._sequencer is None:
             return "ledger not open"
-        if not self._sequencer.healthy:
-            return "the last commit failed"
+        if self._sequencer.write_failure is not None:
+            return f"the ledger cannot be written: {self._sequencer.write_failure}"
         if not self.link.connected.is_set():
             return "not connected to the MQTT broker"
         return None

@@ -23,6 +23,7 @@ from ledger.entries import RegistryEntry
 from ledger.errors import StoreError
 from ledger.store import Entry, NewEntry, RecordColumns
 
+from ..errors import NotReady
 from ..hub_ledger import HubLedger
 from ..metrics import HubMetrics
 from .checkpoints import SignedHead
@@ -86,8 +87,13 @@ class Sequencer:
         self._wake = asyncio.Event()
         self._full = asyncio.Event()
         self._closing = False
-        self.healthy = True
+        #: Why the ledger cannot be written now (the last commit failed), or None.
+        self.write_failure: str | None = ledger.write_failure
         metrics.log_size.set(ledger.writer.size())
+
+    @property
+    def healthy(self) -> bool:
+        return self.write_failure is None
 
     # -- intake ---------------------------------------------------------------------------
     def submit(self, v: Verified) -> None:
@@ -117,7 +123,7 @@ class Sequencer:
     async def change_registry(self, entries: Sequence[RegistryEntry]) -> list[Entry]:
         """Append registry entries through the same writer; returns them once committed."""
         if self._closing:
-            raise StoreError("the hub is shutting down")
+            raise _shutting_down()
         job = _RegistryJob(list(entries), asyncio.get_running_loop().create_future())
         self._batch.jobs.append(job)
         self._arrived()
@@ -134,7 +140,7 @@ class Sequencer:
         them once durable. ``committed`` runs on the event loop straight after the commit,
         so state derived from the log (consents) never lags what the log says."""
         if self._closing:
-            raise StoreError("the hub is shutting down")
+            raise _shutting_down()
         job = _EntryJob(
             list(entries), list(erase), asyncio.get_running_loop().create_future(), committed
         )
@@ -202,13 +208,16 @@ class Sequencer:
                 self.executor, partial(self.ledger.writer.append, entries, erase=erase)
             )
         except StoreError as exc:
-            self._failed(records, jobs, exc)
+            refusal = _unwritable(exc)
+            self._failed(records, jobs, exc, refusal)
             for ej in entry_jobs:
                 if not ej.done.done():
-                    ej.done.set_exception(exc)
+                    ej.done.set_exception(refusal)
             await asyncio.sleep(COMMIT_RETRY_S)
             return
-        self.healthy = True
+        if self.write_failure is not None:
+            log.info("the ledger takes writes again")
+        self.write_failure = None
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(stored))
         size = stored[-1].index + 1
@@ -273,11 +282,17 @@ class Sequencer:
                 )
         self.metrics.accepted.inc(accepted)
 
-    def _failed(self, records: list[Verified], jobs: list[_RegistryJob], exc: StoreError) -> None:
+    def _failed(
+        self,
+        records: list[Verified],
+        jobs: list[_RegistryJob],
+        exc: StoreError,
+        refusal: NotReady,
+    ) -> None:
         # No receipt: the agents keep the records and resend them, which is safe because
         # nothing of the batch was written.
         log.error("commit of %d records failed: %s", len(records), exc)
-        self.healthy = False
+        self.write_failure = str(exc)
         self.metrics.commit_failures.inc()
         for v in records:
             h = v.record.header
@@ -285,7 +300,7 @@ class Sequencer:
             self._pending_seqs.discard((h.pilot, h.source, h.seq))
         for job in jobs:
             if not job.done.done():
-                job.done.set_exception(exc)
+                job.done.set_exception(refusal)
 
     def _duplicate(self, record_id: str, index: int) -> Receipt:
         head = self.ledger.checkpoints.latest
@@ -313,6 +328,16 @@ class Sequencer:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True)
+
+
+def _unwritable(exc: StoreError) -> NotReady:
+    """What an HTTP caller waiting on a failed commit gets: 503, try again later (a full
+    disk is the operator's to fix; nothing of the request was written)."""
+    return NotReady(f"the ledger cannot be written now: {exc}", code="ledger_unavailable")
+
+
+def _shutting_down() -> NotReady:
+    return NotReady("the hub is shutting down; try again when it is back", code="shutting_down")
 
 
 def _record_entry(v: Verified) -> NewEntry:
