@@ -138,6 +138,11 @@ class MqttLink:
         self.metrics.mqtt_connected.set(0)
         self.receipts.attach(None)
 
+    def unsent(self) -> int:
+        """Receipts queued or handed to paho and not yet acknowledged by the broker."""
+        client = self._client
+        return len(self.receipts) + (len(client._client._out_messages) if client else 0)
+
     async def flush(self, seconds: float) -> None:
         """Wait (bounded) until queued receipts have been handed to paho and written."""
         deadline = asyncio.get_running_loop().time() + seconds
