@@ -27,6 +27,8 @@ from gateway.registry.mosquitto import (
     source_username,
 )
 
+from .stopping import die_with_parent
+
 BrokerKind = Literal["auto", "mosquitto", "embedded"]
 HUB_USER = "hub"
 
@@ -155,7 +157,12 @@ async def _mosquitto(
     conf, hub, logins = write_mosquitto_files(directory, port, sources)
     log = (directory / "mosquitto.log").open("ab")
     proc = await asyncio.create_subprocess_exec(
-        binary, "-c", str(conf), stdout=log, stderr=subprocess.STDOUT
+        binary,
+        "-c",
+        str(conf),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent(),
     )
     try:
         await _wait_for_port(port, 10.0, proc)
