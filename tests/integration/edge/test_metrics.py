@@ -47,6 +47,8 @@ def config(tmp_path: Path, hub: ThreadHub, **top: object) -> Path:
         broker_url=hub.mqtt_url,
         hub_url=hub.http_url,
         hub_key=hub.log_key,
+        # A record the broker dropped while it restarted goes again soon.
+        publish={"republish_after": 1.0, "republish_max": 2.0},
         directory={"enabled": True, "path": str(inbox), "poll_interval": 0.1, "settle": 0},
         **top,
     )
