@@ -208,11 +208,10 @@ class Sequencer:
                 self.executor, partial(self.ledger.writer.append, entries, erase=erase)
             )
         except StoreError as exc:
-            refusal = _unwritable(exc)
-            self._failed(records, jobs, exc, refusal)
+            self._failed(records, jobs, exc)
             for ej in entry_jobs:
                 if not ej.done.done():
-                    ej.done.set_exception(refusal)
+                    ej.done.set_exception(_unwritable(exc))
             await asyncio.sleep(COMMIT_RETRY_S)
             return
         if self.write_failure is not None:
@@ -282,13 +281,7 @@ class Sequencer:
                 )
         self.metrics.accepted.inc(accepted)
 
-    def _failed(
-        self,
-        records: list[Verified],
-        jobs: list[_RegistryJob],
-        exc: StoreError,
-        refusal: NotReady,
-    ) -> None:
+    def _failed(self, records: list[Verified], jobs: list[_RegistryJob], exc: StoreError) -> None:
         # No receipt: the agents keep the records and resend them, which is safe because
         # nothing of the batch was written.
         log.error("commit of %d records failed: %s", len(records), exc)
@@ -300,7 +293,7 @@ class Sequencer:
             self._pending_seqs.discard((h.pilot, h.source, h.seq))
         for job in jobs:
             if not job.done.done():
-                job.done.set_exception(refusal)
+                job.done.set_exception(_unwritable(exc))
 
     def _duplicate(self, record_id: str, index: int) -> Receipt:
         head = self.ledger.checkpoints.latest
