@@ -9,7 +9,7 @@ hospital and anonymous clients query the hub, and every answer must be the one i
 expects (200 with the consented patient's data, 403 with the refusal's reason, 401...):
 anything else, a 500 or an expired token included, is a violation.
 
-``SWIFTCHAIN_FAULT_ROUNDS`` (default 10, as issue 7 asks) sets the rounds; each round kills
+``SWIFTCHAIN_FAULT_ROUNDS`` (default 10) sets the rounds; each round kills
 the hub once and an agent once, every other round restarts the broker.
 ``SWIFTCHAIN_FAULT_AGENTS`` (default 6) sets the agents, ``SWIFTCHAIN_FAULT_SEED`` the seed.
 """
