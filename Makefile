@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench soak clean venv
+.PHONY: demo test lint typecheck bench soak clean venv provision
 
 venv: $(STAMP)
 
@@ -24,7 +24,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+# Mosquitto (and chromium) installed if this user can, else one line says what to install.
+provision:
+	PYTHON=$(PYTHON) VENV=$(VENV) .ci/provision
+
+test: provision $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Every benchmark, then bench/results.md (machine, versions, each figure against its target).

@@ -112,6 +112,7 @@ class Agent:
     directory: DirectorySource | None = None
     sensors: SensorSource | None = None
     http_port: int | None = None
+    metrics_port: int | None = None
     verifier: NoteVerifier | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -122,6 +123,19 @@ class Agent:
             tg.create_task(self.intake.run(), name="intake")
             if s.http.enabled:
                 self.http_port = await stack.enter_async_context(_http_site(self.intake, s))
+            if s.metrics_port is not None:
+                from .metrics import metrics_site  # prometheus and aiohttp only when used
+
+                self.metrics_port = await stack.enter_async_context(
+                    metrics_site(self, s.metrics_host, s.metrics_port)
+                )
+                log(
+                    logger,
+                    logging.INFO,
+                    "metrics.listening",
+                    host=s.metrics_host,
+                    port=self.metrics_port,
+                )
             if s.directory.enabled:
                 self.directory = DirectorySource(
                     self.intake,

@@ -169,6 +169,10 @@ class Link:
             self.stored.clear()
             page = await self.outbox.call(Outbox.pending_after, cursor, min(room, PAGE))
             if not page:
+                # Nothing new to publish: wait for a record to be stored. Room freed by a
+                # receipt is no reason to look again, and left set it made this loop spin
+                # on the outbox for as long as the agent was idle.
+                self._room.clear()
                 await _wait_any(self.stored, self._room, within=1.0)
                 continue
             now = time.monotonic()

@@ -235,6 +235,10 @@ class EdgeSettings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     #: Run on uvloop when it is installed (about a third more records a second).
     use_uvloop: bool = True
+    #: Serve Prometheus ``/metrics`` on this port (0: any free one); None: no metrics.
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    #: Loopback by default: only a scraper on this machine reaches the metrics.
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def settings_customise_sources(

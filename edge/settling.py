@@ -40,6 +40,8 @@ class Settler:
         self.receipts = receipts
         self.link = link
         self.counts: Counter[str] = Counter()
+        #: Receipts by the hub's status (and "malformed"), for the agent's /metrics.
+        self.statuses: Counter[str] = Counter()
         #: Set after each applied batch (tests and the bench wait on it).
         self.settled = asyncio.Event()
 
@@ -57,9 +59,11 @@ class Settler:
                 receipts.append(parse_receipt(message))
             except ReceiptError as exc:
                 self.counts["malformed"] += 1
+                self.statuses["malformed"] += 1
                 log(logger, logging.WARNING, "receipt.malformed", reason=exc.reason)
         if not receipts:
             return
+        self.statuses.update(r.status for r in receipts)
         # Checkpoint signatures are checked on the outbox thread, with the batch's rows.
         result = await self.outbox.call(Outbox.settle, receipts, self.judge)
         left: list[str] = []

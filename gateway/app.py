@@ -7,6 +7,10 @@ contexts, in this order (and the reverse on shutdown, which is the drain):
 2. the broker link (reconnect loop; on shutdown flush receipts, then disconnect),
 3. the sequencer and the checkpoint task (on shutdown commit what is queued),
 4. the intake (on shutdown stop taking messages, verify what was taken).
+
+The whole stop shares one budget, ``drain_timeout_s``, started by the shutdown signal
+(:class:`gateway.hub.Drain`); its end is logged as "drained in X s" or "drain cut at X s
+with N records unreceipted, they will be resent" (QoS 1 and the outboxes make that safe).
 """
 
 from __future__ import annotations
@@ -19,15 +23,17 @@ from typing import Any
 
 from aiohttp import web
 
+from ledger.errors import StoreError
+
 from .access import retention
 from .access.control import AccessControl
 from .api import admin, audit, clients, health, ledger, openapi, records, registry
 from .appkeys import ACCESS, HUB, SETTINGS
 from .dashboard import setup_dashboard
-from .errors import error_middleware
+from .errors import NotReady, error_middleware
 from .fhir import consent, metadata, search
 from .fhir.outcome import fhir_errors
-from .hub import Hub
+from .hub import Drain, Hub
 from .ingest.checks import no_consent_check
 from .settings import HubSettings
 from .smart import routes as smart
@@ -48,12 +54,23 @@ def create_app(settings: HubSettings) -> web.Application:
     late_windows = {pilot.id: pilot.late_delivery_window for pilot in access.pilots.values()}
     app[HUB] = Hub(settings, consent_check, late_windows)
     app.cleanup_ctx.extend([_store, _access, _broker_link, _sequencer, _intake])
+    app.on_shutdown.append(_begin_drain)
     for module in (health, ledger, registry, admin, openapi):
         app.add_routes(module.routes)
     for module in (smart, clients, records, audit, metadata, search, consent):
         app.add_routes(module.routes)
     setup_dashboard(app)
     return app
+
+
+def http_shutdown_timeout(settings: HubSettings) -> float:
+    """How long the stop waits for HTTP requests in flight: half the drain, so that the
+    records in flight keep the other half whatever the HTTP clients do."""
+    return settings.drain_timeout_s / 2
+
+
+async def _begin_drain(app: web.Application) -> None:
+    app[HUB].begin_drain()
 
 
 async def _stop(task: asyncio.Task[Any]) -> None:
@@ -80,6 +97,8 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         hub.close()
+        if hub.drain is not None:
+            log.info("%s", hub.drain.outcome())
 
 
 async def _access(app: web.Application) -> AsyncIterator[None]:
@@ -101,7 +120,9 @@ async def _broker_link(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await hub.link.flush(hub.settings.drain_timeout_s)
+        drain = hub.begin_drain()
+        await hub.link.flush(drain.left())
+        drain.unreceipted = hub.unreceipted()
         await _stop(task)
 
 
@@ -113,10 +134,16 @@ async def _sequencer(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        drain = hub.begin_drain()
         sequencer.close()
-        await _bounded(seq_task, hub.settings.drain_timeout_s, "sequencer")
+        # A timeout cancels the task; a commit already in its thread still completes, and
+        # its records, without receipts, come back as duplicates.
+        await _bounded(seq_task, drain, "the last commits")
         await _stop(cp_task)
-        await sequencer.persist_checkpoint()
+        try:
+            await _bounded(sequencer.persist_checkpoint(), drain, "the last checkpoint")
+        except (StoreError, NotReady) as exc:
+            log.warning("the last checkpoint is not stored (%s); the next start signs it", exc)
 
 
 async def _intake(app: web.Application) -> AsyncIterator[None]:
@@ -127,29 +154,40 @@ async def _intake(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        hub.draining = True
+        drain = hub.begin_drain()
         hub.link.on_message = None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(hub.settings.drain_timeout_s):
-                await intake.drain()
+        await _bounded(intake.drain(), drain, "verifying the records taken")
         await _stop(task)
 
 
-async def _bounded(task: Awaitable[None], seconds: float, what: str) -> None:
+async def _bounded(step: Awaitable[Any], drain: Drain, what: str) -> None:
+    """Await one step of the stop within what is left of the drain's budget."""
     try:
-        async with asyncio.timeout(seconds):
-            await task
+        async with asyncio.timeout(drain.left()):
+            await step
     except TimeoutError:
-        log.error("%s did not drain within %.1fs", what, seconds)
+        drain.cut = True
+        log.warning("%s did not finish within the drain (%.1f s)", what, drain.budget_s)
 
 
 async def _housekeeping(hub: Hub) -> None:
     """Persist the latest checkpoint and the dead letters once per interval."""
     loop = asyncio.get_running_loop()
+    unstored: str | None = None
     while True:
         await asyncio.sleep(hub.settings.checkpoint_interval_s)
         try:
-            await hub.sequencer.persist_checkpoint()
+            try:
+                await hub.sequencer.persist_checkpoint()
+            except StoreError as exc:
+                # A full disk: said once, retried every interval, said again when it works.
+                if unstored is None:
+                    log.warning("cannot store the latest checkpoint: %s; retrying", exc)
+                unstored = str(exc)
+            else:
+                if unstored is not None:
+                    log.info("the latest checkpoint is stored again")
+                unstored = None
             letters = hub.dead_letters.take()
             if letters:
                 await loop.run_in_executor(None, hub.dead_letters.write, letters)

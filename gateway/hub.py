@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ledger.entries import RegistryEntry
@@ -27,6 +29,33 @@ from .settings import HubSettings
 log = logging.getLogger("swiftchain.hub")
 
 Plan = Callable[[Registry], list[RegistryEntry]]
+
+
+@dataclass
+class Drain:
+    """The stop's one budget (``drain_timeout_s``, from the signal on): HTTP, the intake,
+    the last commits and the receipts each take what the steps before them left."""
+
+    budget_s: float
+    began: float = field(default_factory=time.monotonic)
+    #: A step ran out of time.
+    cut: bool = False
+    #: Records taken but not receipted when the broker link closed (their agents resend).
+    unreceipted: int = 0
+
+    def left(self) -> float:
+        return max(0.0, self.began + self.budget_s - time.monotonic())
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.began
+
+    def outcome(self) -> str:
+        if self.cut or self.unreceipted:
+            return (
+                f"drain cut at {self.elapsed():.1f} s with {self.unreceipted} records"
+                " unreceipted, they will be resent"
+            )
+        return f"drained in {self.elapsed():.1f} s"
 
 
 class Hub:
@@ -51,7 +80,7 @@ class Hub:
         self._intake: Intake | None = None
         self._dead_letters: DeadLetters | None = None
         self._registry_lock = asyncio.Lock()
-        self.draining = False
+        self.drain: Drain | None = None
 
     # -- lifecycle (called by the cleanup contexts) ---------------------------------------
     def open(self) -> None:
@@ -98,6 +127,23 @@ class Hub:
         if self._ledger is not None:
             self._ledger.close()
 
+    def begin_drain(self) -> Drain:
+        """Start the stop's clock (once; every step of the stop calls it)."""
+        if self.drain is None:
+            self.drain = Drain(self.settings.drain_timeout_s)
+            log.info("draining for shutdown, for at most %.1f s", self.settings.drain_timeout_s)
+        return self.drain
+
+    @property
+    def draining(self) -> bool:
+        return self.drain is not None
+
+    def unreceipted(self) -> int:
+        """Records taken from the broker that have no receipt on its way yet."""
+        taken = self._intake.pending if self._intake is not None else 0
+        committing = self._sequencer.in_flight if self._sequencer is not None else 0
+        return taken + committing + self.link.unsent()
+
     # -- parts ----------------------------------------------------------------------------
     @property
     def ledger(self) -> HubLedger:
@@ -132,8 +178,8 @@ class Hub:
             return "draining for shutdown"
         if self._ledger is None or self._sequencer is None:
             return "ledger not open"
-        if not self._sequencer.healthy:
-            return "the last commit failed"
+        if self._sequencer.write_failure is not None:
+            return f"the ledger cannot be written: {self._sequencer.write_failure}"
         if not self.link.connected.is_set():
             return "not connected to the MQTT broker"
         return None

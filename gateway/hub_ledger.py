@@ -8,12 +8,14 @@ running hub's admin API instead.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.checkpoint import NoteSigner
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, StoreError
 from ledger.keys import load_private_key
 from ledger.store import LedgerReader, LedgerWriter
 
@@ -23,6 +25,8 @@ from .registry.state import Registry
 from .settings import HubSettings
 
 LOG_KEY_META = "log_key"
+
+log = logging.getLogger("swiftchain.hub")
 
 
 def lock_path(db_path: Path) -> Path:
@@ -45,8 +49,13 @@ class WriterLock:
                 f"another process (a running hub?) is the writer of {self.path.with_suffix('')};"
                 " stop it, or make registry changes through its admin API (--url)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        # The pid is for the operator only; the lock is the flock. On a full disk writing it
+        # fails, and that must not stop a hub that can still serve reads.
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
         self.fd = fd
 
     def release(self) -> None:
@@ -67,6 +76,9 @@ class HubLedger:
     signer: NoteSigner
     checkpoints: Checkpointer
     registry: Registry
+    write_failure: str | None = None
+    """Why the last write at open failed (a full disk), or None: the hub then serves reads
+    and refuses writes until a commit succeeds."""
 
     def close(self) -> None:
         self.reader.close()
@@ -99,7 +111,12 @@ def open_ledger(settings: HubSettings) -> HubLedger:
             log_key = signer.verifier.encode()
             stored = writer.meta(LOG_KEY_META)
             if stored is None:
-                writer.set_meta(LOG_KEY_META, log_key)
+                try:
+                    writer.set_meta(LOG_KEY_META, log_key)
+                except sqlite3.Error as exc:
+                    raise StoreError(
+                        f"cannot record the log key in {settings.db_path}: {exc}"
+                    ) from None
             elif stored != log_key:
                 raise ConfigError(
                     f"{settings.db_path} was signed with log key {stored!r}, not this hub's"
@@ -112,14 +129,23 @@ def open_ledger(settings: HubSettings) -> HubLedger:
             if stored_cp is not None:
                 checkpoints.adopt(SignedHead(stored_cp.size, bytes(stored_cp.root), stored_cp.note))
             size = writer.size()
+            write_failure = None
             if stored_cp is None or stored_cp.size < size:
                 head = checkpoints.sign(size, writer.current_root())
-                writer.add_checkpoint(head.size, head.root, head.note)
-                checkpoints.persisted(head)
+                try:
+                    writer.add_checkpoint(head.size, head.root, head.note)
+                except StoreError as exc:
+                    # A crash on a full disk leaves entries no stored checkpoint covers. The
+                    # head is signed and served from memory; housekeeping stores it once the
+                    # disk has room. Refusing to start would stop the reads too.
+                    write_failure = str(exc)
+                    log.warning("%s; serving reads, refusing writes until there is room", exc)
+                else:
+                    checkpoints.persisted(head)
         except BaseException:
             writer.close()
             raise
     except BaseException:
         lock.release()
         raise
-    return HubLedger(settings, lock, writer, reader, signer, checkpoints, registry)
+    return HubLedger(settings, lock, writer, reader, signer, checkpoints, registry, write_failure)

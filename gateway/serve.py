@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .app import create_app
+from .app import create_app, http_shutdown_timeout
 from .settings import HubSettings
 
 log = logging.getLogger("swiftchain.hub")
+
+#: After the drain's budget, how long the stop may still take before the process gives up
+#: on it (every step is bounded; this is the guarantee that SIGTERM always ends the hub).
+WATCHDOG_GRACE_S = 5.0
 
 
 def run_hub(settings: HubSettings, *, log_level: str = "INFO") -> None:
@@ -23,12 +30,35 @@ def run_hub(settings: HubSettings, *, log_level: str = "INFO") -> None:
     )
     policy = type(asyncio.get_event_loop_policy())
     log.info("event loop: %s", policy.__module__.split(".")[0])
+    app = create_app(settings)
+    app.on_shutdown.append(_watchdog(settings.drain_timeout_s + WATCHDOG_GRACE_S))
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.http_host,
         port=settings.http_port,
         print=lambda text: log.info("%s", text.strip()),
         access_log=None,
-        shutdown_timeout=settings.drain_timeout_s,
+        shutdown_timeout=http_shutdown_timeout(settings),
     )
     log.info("hub stopped cleanly")
+
+
+def _watchdog(seconds: float) -> Callable[[web.Application], Awaitable[None]]:
+    """An ``on_shutdown`` hook: if the process is still stopping ``seconds`` later, exit."""
+
+    async def arm(app: web.Application) -> None:
+        timer = threading.Timer(seconds, _give_up, args=(seconds,))
+        timer.daemon = True
+        timer.start()
+
+    return arm
+
+
+def _give_up(seconds: float) -> None:
+    log.error(
+        "the hub did not stop within %.1f s of the signal; exiting now"
+        " (records without a receipt are resent by their agents)",
+        seconds,
+    )
+    logging.shutdown()
+    os._exit(1)

@@ -3,6 +3,7 @@ own so that rejections never write to (or slow down) the ledger file."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -12,6 +13,8 @@ from typing import Any
 
 from ledger.errors import StoreError
 from ledger.sqlite import open_wal
+
+log = logging.getLogger("swiftchain.hub.deadletters")
 
 #: Bytes of a rejected message kept for inspection.
 MAX_KEPT_BYTES = 16 * 1024
@@ -47,6 +50,8 @@ class DeadLetters:
         self.path = path
         self.max_rows = max_rows
         self._pending: list[DeadLetter] = []
+        # add/take on the event loop, write from a worker thread.
+        self._pending_lock = threading.Lock()
         self._lock = threading.Lock()
         try:
             # Losing the last few dead letters in a power cut is acceptable; they are a
@@ -56,26 +61,42 @@ class DeadLetters:
             raise StoreError(f"cannot open dead-letter table {path}: {exc}") from None
 
     def add(self, topic: str, record_id: str | None, reason: str, detail: str, raw: bytes) -> None:
-        self._pending.append(
-            DeadLetter(topic, record_id, reason, detail, raw[:MAX_KEPT_BYTES], time.time())
-        )
+        letter = DeadLetter(topic, record_id, reason, detail, raw[:MAX_KEPT_BYTES], time.time())
+        with self._pending_lock:
+            self._pending.append(letter)
+            self._trim()
+
+    def _trim(self) -> None:
         # Keep memory bounded even if flushing stalls.
         if len(self._pending) > self.max_rows:
             del self._pending[: len(self._pending) - self.max_rows]
 
     def take(self) -> list[DeadLetter]:
-        pending, self._pending = self._pending, []
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
         return pending
 
-    def write(self, letters: list[DeadLetter]) -> None:
+    def write(self, letters: list[DeadLetter]) -> bool:
+        """Store ``letters``; on a write error (a full disk) keep them pending, bounded, and
+        say so in the log: a diagnostic must never fail a request or the shutdown."""
         if not letters:
-            return
+            return True
         rows = [
             (d.at, d.topic, d.record_id, d.reason, d.detail, len(d.message), d.message)
             for d in letters
         ]
         with self._lock:
-            self._insert(rows)
+            try:
+                self._insert(rows)
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                log.warning("cannot store %d dead letters in %s: %s", len(rows), self.path, exc)
+                with self._pending_lock:
+                    self._pending[:0] = letters
+                    self._trim()
+                return False
+        return True
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         c = self._conn

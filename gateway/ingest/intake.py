@@ -68,6 +68,7 @@ class Intake:
         self._queue: deque[tuple[Candidate, bytes, str]] = deque()
         self._wake = asyncio.Event()
         self._busy = 0
+        self._in_hand = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -121,6 +122,7 @@ class Intake:
             n = min(self.chunk, len(self._queue))
             items = [self._queue.popleft() for _ in range(n)]
             self._busy += 1
+            self._in_hand += n
             try:
                 results = await loop.run_in_executor(
                     self.pool, verify_chunk, [c for c, _, _ in items]
@@ -136,6 +138,12 @@ class Intake:
                 log.exception("verifying a chunk of %d records failed", len(items))
             finally:
                 self._busy -= 1
+                self._in_hand -= n
+
+    @property
+    def pending(self) -> int:
+        """Messages taken but not yet handed to the sequencer or rejected."""
+        return len(self._queue) + self._in_hand
 
     async def drain(self) -> None:
         """Wait until every offered message is verified and handed on."""

@@ -131,6 +131,11 @@ class MqttLink:
         self.metrics.mqtt_connected.set(0)
         self.receipts.attach(None)
 
+    def unsent(self) -> int:
+        """Receipts queued or handed to paho and not yet acknowledged by the broker."""
+        client = self._connection
+        return len(self.receipts) + (unacknowledged(client) if client is not None else 0)
+
     async def flush(self, seconds: float) -> None:
         """Wait (bounded) until queued receipts have been handed to paho and written."""
         deadline = asyncio.get_running_loop().time() + seconds

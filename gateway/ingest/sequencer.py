@@ -145,8 +145,13 @@ class Sequencer:
         self._wake = asyncio.Event()
         self._full = asyncio.Event()
         self._closing = False
-        self.healthy = True
+        #: Why the ledger cannot be written now (the last commit failed), or None.
+        self.write_failure: str | None = ledger.write_failure
         metrics.log_size.set(ledger.writer.size())
+
+    @property
+    def healthy(self) -> bool:
+        return self.write_failure is None
 
     # -- intake ---------------------------------------------------------------------------
     def submit(self, v: Verified) -> None:
@@ -272,7 +277,9 @@ class Sequencer:
             self._failed(batch, exc)
             await asyncio.sleep(COMMIT_RETRY_S)
             return
-        self.healthy = True
+        if self.write_failure is not None:
+            log.info("the ledger takes writes again")
+        self.write_failure = None
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(stored))
         size = stored[-1].index + 1
@@ -305,7 +312,7 @@ class Sequencer:
         # No receipt: the agents keep the records and resend them, which is safe because
         # nothing of the batch was written.
         log.error("commit of %d records failed: %s", len(batch.records), exc)
-        self.healthy = False
+        self.write_failure = str(exc)
         self.metrics.commit_failures.inc()
         for v in batch.records:
             self._in_flight.release(v.record.header)

@@ -14,20 +14,33 @@ from runtime.process import run_until_signalled
 
 from .errors import friendly
 
+DEFAULT_CONFIG = Path("edge.toml")
+
+# No default of its own at either level: a default on the verb would win over a --config
+# given before it (`swiftchain edge --config x.toml run`); `config_path` decides.
 CONFIG = click.option(
     "--config",
     "config",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("edge.toml"),
-    show_default=True,
-    help="The agent's TOML settings (SWIFTCHAIN_EDGE_* variables override them).",
+    default=None,
+    help="The agent's TOML settings, before or after the verb (default: edge.toml;"
+    " SWIFTCHAIN_EDGE_* variables override them).",
 )
+
+
+def config_path(ctx: click.Context, config: Path | None) -> Path:
+    """The verb's --config, else the group's, else edge.toml; two different ones are an
+    error rather than a guess."""
+    given = ctx.parent.params.get("config") if ctx.parent is not None else None
+    if config is not None and given is not None and config != given:
+        raise click.UsageError(f"--config is given twice: {given} and {config}")
+    return config or given or DEFAULT_CONFIG
 
 
 @click.group(invoke_without_command=True)
 @CONFIG
 @click.pass_context
-def edge(ctx: click.Context, config: Path) -> None:
+def edge(ctx: click.Context, config: Path | None) -> None:
     """Run the edge agent: take records from its sources, sign them, keep them in a durable
     outbox and publish them to the hub until each has a checked receipt.
 
@@ -39,14 +52,15 @@ def edge(ctx: click.Context, config: Path) -> None:
 
 @edge.command("run")
 @CONFIG
+@click.pass_context
 @friendly
-def run(config: Path) -> None:
+def run(ctx: click.Context, config: Path | None) -> None:
     """Run the agent until Ctrl-C or SIGTERM (the same as plain `swiftchain edge`).
 
     Example: swiftchain edge run --config edge.toml
     """
     limit_malloc_arenas()
-    settings = load_settings(config)
+    settings = load_settings(config_path(ctx, config))
     configure_logging(settings.log.level, settings.log.format)
     run_until_signalled(run_agent(settings), use_uvloop=settings.use_uvloop)
 
@@ -54,13 +68,14 @@ def run(config: Path) -> None:
 @edge.command("status")
 @CONFIG
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_context
 @friendly
-def status(config: Path, as_json: bool) -> None:
+def status(ctx: click.Context, config: Path | None, as_json: bool) -> None:
     """Show the outbox: pending records and the oldest one's age, dead letters with their
     reasons, the last receipt and the last verified checkpoint.
 
     Example: swiftchain edge status --config edge.toml
     """
-    settings = load_settings(config)
+    settings = load_settings(config_path(ctx, config))
     current = read_status(settings.outbox_path)
     click.echo(current.to_json() if as_json else render_status(current))

@@ -28,6 +28,7 @@ from gateway.registry.mosquitto import (
 )
 
 from ..errors import SwiftchainError
+from .stopping import die_with_parent
 
 BrokerKind = Literal["auto", "mosquitto", "embedded"]
 HUB_USER = "hub"
@@ -157,7 +158,12 @@ async def _mosquitto(
     conf, hub, logins = write_mosquitto_files(directory, port, sources)
     log = (directory / "mosquitto.log").open("ab")
     proc = await asyncio.create_subprocess_exec(
-        binary, "-c", str(conf), stdout=log, stderr=subprocess.STDOUT
+        binary,
+        "-c",
+        str(conf),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent(),
     )
     try:
         await _wait_for_port(port, 10.0, proc)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.app import create_app
+from gateway.app import create_app, http_shutdown_timeout
 from gateway.settings import HubSettings, load_settings
 from ledger.keys import write_key_pair
 
@@ -66,7 +66,11 @@ async def demo_hub(workdir: Path, port: int, broker: DemoBroker) -> AsyncIterato
     """A hub that checks consent at ingest, as `swiftchain hub` does; drained on exit."""
     admin_token = secrets.token_urlsafe(24)
     settings = hub_settings(workdir, port, broker, admin_token)
-    runner = web.AppRunner(create_app(settings), access_log=None)
+    runner = web.AppRunner(
+        create_app(settings),
+        access_log=None,
+        shutdown_timeout=http_shutdown_timeout(settings),
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.http_host, settings.http_port)

@@ -24,6 +24,7 @@ from simulators.scenario import Scenario
 
 from .broker import BrokerKind, DemoBroker, demo_broker
 from .hub import DemoHub, demo_hub
+from .stopping import sigterm_as_interrupt
 from .story import (
     AUDITOR,
     AUDITOR_ORG,
@@ -93,7 +94,12 @@ def _clean(workdir: Path) -> None:
 
 
 async def run_demo(options: DemoOptions, hooks: DemoHooks | None = None) -> DemoResult:
-    hooks = hooks or DemoHooks()
+    """The demo, start to end; SIGTERM stops it as Ctrl-C does, parts and children alike."""
+    with sigterm_as_interrupt():
+        return await _run_demo(options, hooks or DemoHooks())
+
+
+async def _run_demo(options: DemoOptions, hooks: DemoHooks) -> DemoResult:
     began = time.monotonic()
     workdir = options.workdir
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)

@@ -4,8 +4,10 @@ clients query it; the hub is killed with SIGKILL at seeded random moments, the b
 restarted, agents are killed, and the ledger's disk quota runs out and is raised again.
 
 After every round: every record fed so far is on the log exactly once (seqs 1..n per
-source, each marker once), every outbox drains, ``verify_ledger`` is green, and no query
-returned data it should not.
+source, each marker once), every outbox drains, and ``verify_ledger`` is green. Throughout,
+hospital and anonymous clients query the hub, and every answer must be the one its query
+expects (200 with the consented patient's data, 403 with the refusal's reason, 401...):
+anything else, a 500 or an expired token included, is a violation.
 
 ``SWIFTCHAIN_FAULT_ROUNDS`` (default 10) sets the rounds; each round kills
 the hub once and an agent once, every other round restarts the broker.
@@ -14,111 +16,146 @@ the hub once and an agent once, every other round restarts the broker.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import random
-import re
-import sqlite3
 import threading
 import time
 import urllib.error
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from edge.errors import OutboxError
-from edge.status import read_status
-from ledger.envelope import utc_now
-from ledger.store import LedgerReader
-from ledger.verify import verify_ledger
-from tests.support.access import HOSPITAL, HospitalClient, http
+from tests.support.access import HOSPITAL, Device, HospitalClient, consent_document, http
 from tests.support.broker import Mosquitto
-from tests.support.edge import EdgeProcess, write_edge_config
-from tests.support.hub import ProcessHub, process_hub
+from tests.support.hub import ProcessHub
 
 from .conftest import FaultTally
+from .world import (
+    PER_FILE,
+    PILOT,
+    SETTLE_S,
+    TYPE,
+    Feed,
+    check_log,
+    metric,
+    page_count,
+    set_quota,
+    settle,
+    streaming_world,
+    wait_for,
+)
 
 ROUNDS = int(os.environ.get("SWIFTCHAIN_FAULT_ROUNDS", "10"))
 AGENTS = int(os.environ.get("SWIFTCHAIN_FAULT_AGENTS", "6"))
 SEED = int(os.environ.get("SWIFTCHAIN_FAULT_SEED", "20261129"))
-PILOT, TYPE = "demo-zone", "city.parking"
-#: Files per agent per round, records per file.
-FILES, PER_FILE = 4, 50
-#: Bound on every wait for the system to settle after a fault.
-SETTLE_S = 90.0
+#: Files per agent per round.
+FILES = 4
+#: The hospital's patients in its own pilot (chronic-care, which holds FHIR data): one
+#: whose consent lets the hospital read, one who withdrew (the records stay, unreadable),
+#: one who never consented.
+CONSENTED, WITHDRAWN, NEVER = "pt-fault-consented", "pt-fault-withdrawn", "pt-fault-never"
+CONSENTED_RECORDS = 3
+#: Access tokens live this long (the hub's setting); the queries take a new one at half.
+TOKEN_LIFETIME_S = 60
 
 
-@dataclass
-class Feed:
-    """One agent and what it has been given: the markers it must deliver exactly once."""
+@dataclass(frozen=True)
+class Expected:
+    """What one kind of query must answer: a status, and what the body must show."""
 
-    source: str
-    inbox: Path
-    agent: EdgeProcess
-    outbox: Path
-    fed: int = 0
-
-    def feed(self, files: int) -> None:
-        for _ in range(files):
-            lines = "".join(
-                json.dumps({"type": TYPE, "payload": parking(self.source, self.fed + i)}) + "\n"
-                for i in range(PER_FILE)
-            )
-            # Written aside and renamed, so the directory source never sees half a file.
-            tmp = self.inbox.parent / f".{self.source}-{self.fed}.tmp"
-            tmp.write_text(lines)
-            tmp.rename(self.inbox / f"batch-{self.fed:06d}.ndjson")
-            self.fed += PER_FILE
-
-    def describe(self) -> str:
-        try:
-            status = read_status(self.outbox)
-        except OutboxError as exc:
-            return f"{self.source}: {exc}"
-        waiting = len(list(self.inbox.glob("*.ndjson")))
-        return (
-            f"{self.source}: fed {self.fed}, last_seq {status.last_seq}, depth {status.depth}, "
-            f"dead {status.dead_letters_total}, files waiting {waiting}"
-        )
-
-    def settled(self) -> bool:
-        failed = self.inbox / "failed"
-        assert not (failed.is_dir() and any(failed.iterdir())), self.describe()
-        if list(self.inbox.glob("*.ndjson")):
-            return False
-        try:
-            status = read_status(self.outbox)
-        except OutboxError:
-            return False
-        return status.depth == 0 and status.last_seq == self.fed
+    what: str
+    status: int
+    check: Callable[[Any], str | None]
+    #: Audited reads write an ``access`` entry first: on a full disk they are refused (503).
+    audited: bool = True
 
 
-def parking(facility: str, occupied: int) -> dict[str, Any]:
-    return {
-        "facility": facility,
-        "observed_at": utc_now(),
-        "capacity": 100_000,
-        "occupied": occupied,
-    }
+def _bundle_of(subject: str, total: int) -> Callable[[Any], str | None]:
+    def check(body: Any) -> str | None:
+        entries = body.get("entry", []) if isinstance(body, dict) else []
+        subjects = {e["resource"]["subject"]["reference"] for e in entries}
+        if body.get("total") != total or subjects != {f"Patient/{subject}"}:
+            return f"expected {total} records of {subject}: {str(body)[:300]}"
+        return None
+
+    return check
+
+
+def _refused(reason: str) -> Callable[[Any], str | None]:
+    def check(body: Any) -> str | None:
+        if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+            codes = [c["code"] for c in body["issue"][0]["details"]["coding"]]
+        else:
+            codes = [body.get("error")] if isinstance(body, dict) else []
+        return None if reason in codes else f"expected reason {reason}: {str(body)[:300]}"
+
+    return check
+
+
+def _no_bodies(body: Any) -> str | None:
+    for entry in body.get("entries", []):
+        leaf = str(entry)
+        if "'payload'" in leaf or "'salt'" in leaf or "occupied" in leaf:
+            return f"a body on the public ledger: {leaf[:300]}"
+    return None
+
+
+def _anything(body: Any) -> str | None:
+    return None
+
+
+def _search(subject: str) -> str:
+    return "/fhir/Observation?" + urllib.parse.urlencode({"subject": f"Patient/{subject}"})
+
+
+#: The queries, in turn: (path, who asks, what it must answer).
+QUERIES: list[tuple[str, str, Expected]] = [
+    (
+        _search(CONSENTED),
+        "hospital",
+        Expected("consented patient", 200, _bundle_of(CONSENTED, CONSENTED_RECORDS)),
+    ),
+    (
+        _search(WITHDRAWN),
+        "hospital",
+        Expected("withdrawn consent", 403, _refused("consent_inactive")),
+    ),
+    (_search(NEVER), "hospital", Expected("no consent", 403, _refused("consent_missing"))),
+    (
+        f"/api/v1/records?pilot={PILOT}&type={TYPE}",
+        "hospital",
+        Expected("another pilot's records", 403, _refused("wrong_pilot")),
+    ),
+    (_search(CONSENTED), "anonymous", Expected("no token", 401, _anything, audited=False)),
+    (_search(CONSENTED), "forged", Expected("a forged token", 401, _anything, audited=False)),
+    (
+        "/api/v1/ledger/entries?start=0&end=50",
+        "anonymous",
+        Expected("the public ledger", 200, _no_bodies, audited=False),
+    ),
+]
 
 
 class Queries:
     """Hospital and anonymous clients reading the hub while it is being hurt, in a thread.
 
-    Each query either fails to connect (the hub is down: fine) or must not return data its
-    caller may not see: the hospital reads a patient nobody consented for, and the city
-    pilot it has no role in; an anonymous caller reads records; everyone reads the public
-    ledger, whose entries must never carry a body.
+    A query either fails to connect (the hub is down: fine) or answers exactly what its
+    kind expects; while the disk is full, audited reads may also be refused with 503
+    ``storage_unavailable``. The hospital's token is renewed at half its lifetime.
     """
 
-    def __init__(self, hub: ProcessHub, client: HospitalClient, token: str) -> None:
-        self.hub, self.client, self.token = hub, client, token
+    def __init__(self, hub: ProcessHub, client: HospitalClient) -> None:
+        self.hub, self.client = hub, client
+        self.token, self.token_at = client.token(), time.monotonic()
         self.count = 0
+        self.by_kind: dict[str, int] = {}
         self.violations: list[str] = []
+        self.disk_full = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fault-queries", daemon=True)
 
@@ -136,124 +173,71 @@ class Queries:
             if self._stop.is_set():
                 return
             try:
-                self._one(i)
+                self._renew_token()
+                self._one(*QUERIES[i % len(QUERIES)])
             except (urllib.error.URLError, ConnectionError, OSError, TimeoutError):
                 time.sleep(0.1)  # the hub is down; that refuses everything, which is fine
-            self.count += 1
             time.sleep(0.02)
 
-    def _one(self, i: int) -> None:
-        base = self.hub.http_url
-        kind = i % 4
-        if kind == 0:
-            query = urllib.parse.urlencode({"subject": "Patient/no-consent-anywhere"})
-            status, _, body = self.client.call("GET", f"/fhir/Observation?{query}", self.token)
-            if status == 200 and body.get("entry"):
-                self.violations.append(f"unconsented patient's data returned: {body}")
-        elif kind == 1:
-            status, _, body = self.client.call(
-                "GET", f"/api/v1/records?pilot={PILOT}&type={TYPE}", self.token
-            )
-            if status == 200 and (body.get("records") or body.get("entry")):
-                self.violations.append(f"another pilot's records returned: {str(body)[:300]}")
-        elif kind == 2:
-            status, _, body = http("GET", f"{base}/fhir/Observation")
-            if status == 200:
-                self.violations.append(f"anonymous read answered: {str(body)[:300]}")
+    def _renew_token(self) -> None:
+        if time.monotonic() - self.token_at < TOKEN_LIFETIME_S / 2:
+            return
+        status, body = self.client.token_request(scope="system/Observation.rs")
+        if status == 200:
+            self.token, self.token_at = str(body["access_token"]), time.monotonic()
+        elif not (status == 503 and self.disk_full):
+            self.violations.append(f"token request answered {status}: {str(body)[:300]}")
+
+    def _one(self, path: str, who: str, expected: Expected) -> None:
+        url = self.hub.http_url + path
+        if who == "hospital":
+            status, _, body = self.client.call("GET", path, self.token)
+        elif who == "forged":
+            status, _, body = http("GET", url, headers={"Authorization": "Bearer x.y.z"})
         else:
-            status, _, body = http("GET", f"{base}/api/v1/ledger/entries?start=0&end=50")
-            if status == 200:
-                for entry in body.get("entries", []):
-                    leaf = json.dumps(entry)
-                    if '"payload"' in leaf or '"salt"' in leaf or "occupied" in leaf:
-                        self.violations.append(f"a body on the public ledger: {leaf[:300]}")
+            status, _, body = http("GET", url)
+        self.count += 1
+        self.by_kind[expected.what] = self.by_kind.get(expected.what, 0) + 1
+        if expected.audited and self.disk_full and status == 503:
+            problem = _refused("storage_unavailable")(body)
+        elif status != expected.status:
+            problem = f"answered {status}, not {expected.status}: {str(body)[:300]}"
+        else:
+            problem = expected.check(body)
+        if problem is not None:
+            self.violations.append(f"{expected.what} ({path}): {problem}")
 
 
-def wait_for(condition: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {within}s")
-        time.sleep(0.2)
-
-
-def check_log(hub: ProcessHub, feeds: list[Feed]) -> int:
-    """Every fed record on the log exactly once and the whole log verified; how many."""
-    report = verify_ledger(hub.db_path)
-    assert report.ok, report.problems[:5]
-    checked = 0
-    with LedgerReader(hub.db_path) as ledger:
-        for feed in feeds:
-            rows = ledger.conn.execute(
-                "SELECT r.seq, b.payload FROM records r JOIN bodies b ON b.idx = r.idx"
-                " WHERE r.pilot = ? AND r.source = ? ORDER BY r.seq",
-                (PILOT, feed.source),
-            ).fetchall()
-            seqs = [r[0] for r in rows]
-            markers = [json.loads(r[1])["occupied"] for r in rows]
-            assert seqs == list(range(1, feed.fed + 1)), f"{feed.source}: seqs not 1..{feed.fed}"
-            assert sorted(markers) == list(range(feed.fed)), f"{feed.source}: lost or doubled"
-            checked += len(rows)
-    return checked
-
-
-def set_quota(hub: ProcessHub, pages: int | None) -> None:
-    """Write (or remove) the ledger's disk quota in the hub's config file."""
-    text = re.sub(r"(?m)^max_page_count = .*\n", "", hub.config_path.read_text())
-    if pages is not None:
-        text += f"max_page_count = {pages}\n"
-    hub.config_path.write_text(text)
-
-
-def page_count(db: Path) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("PRAGMA page_count").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def metric(hub: ProcessHub, name: str) -> float:
-    for line in hub.get_text("/metrics").splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
+def seed_patients(hub: ProcessHub) -> HospitalClient:
+    """The hospital, its patients' consents and their device readings (over MQTT)."""
+    hospital = HospitalClient(hub, "fault-ehr", HOSPITAL).register()
+    token = hospital.token()
+    device = Device(hub)
+    for consent_id, subject, records in (
+        ("c-fault-1", CONSENTED, CONSENTED_RECORDS),
+        ("c-fault-2", WITHDRAWN, 2),
+    ):
+        status, _, body = hospital.call(
+            "POST", "/fhir/Consent", token, body=consent_document(consent_id, subject)
+        )
+        assert status == 201, body
+        receipts = asyncio.run(device.publish(subject, consent_id, records))
+        assert [r["status"] for r in receipts] == ["accepted"] * records
+    # Withdrawn without erasure: the records stay on the log, and must not be read.
+    status, _, body = hospital.call("POST", "/fhir/Consent/c-fault-2/$withdraw", token)
+    assert status == 200, body
+    return hospital
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Mosquitto, ProcessHub, list[Feed]]]:
-    (tmp_path / "mosquitto").mkdir()
-    broker = Mosquitto(tmp_path / "mosquitto")
-    broker.start()
-    hub = process_hub(tmp_path / "hub", broker.url, batch_max_ms=5)
-    feeds: list[Feed] = []
-    try:
-        hub.start()
-        for n in range(AGENTS):
-            source = f"car-park-{n}"
-            key, _ = hub.register_source(PILOT, source, [TYPE])
-            inbox = tmp_path / f"inbox-{n}"
-            inbox.mkdir()
-            config = write_edge_config(
-                tmp_path / source,
-                pilot=PILOT,
-                source=source,
-                key_file=key,
-                broker_url=broker.url,
-                hub_url=hub.http_url,
-                hub_key=hub.log_key,
-                publish={"republish_after": 2.0, "republish_max": 4.0},
-                directory={"enabled": True, "path": str(inbox), "poll_interval": 0.1, "settle": 0},
-            )
-            feeds.append(Feed(source, inbox, EdgeProcess(config), tmp_path / source / "outbox.db"))
-        for feed in feeds:
-            feed.agent.start()
-        yield broker, hub, feeds
-    finally:
-        for feed in feeds:
-            feed.agent.kill()
-        hub.stop()
-        broker.stop()
+    with streaming_world(tmp_path, AGENTS, access_token_lifetime_s=TOKEN_LIFETIME_S) as world:
+        yield world
+
+
+def not_ready_because(hub: ProcessHub) -> str | None:
+    status, body = hub.request("GET", "/readyz")
+    return str(body["detail"]) if status == 503 else None
 
 
 def test_agents_hub_broker_and_disk_fail_and_nothing_is_lost(
@@ -261,22 +245,16 @@ def test_agents_hub_broker_and_disk_fail_and_nothing_is_lost(
 ) -> None:
     broker, hub, feeds = world
     rng = random.Random(SEED)
-    hospital = HospitalClient(hub, "fault-ehr", HOSPITAL).register()
-    token = hospital.token()
-
+    hospital = seed_patients(hub)
     distinct = [0]
 
-    def settle(after: str) -> None:
-        what = f"outboxes drained {after}"
-        try:
-            wait_for(lambda: all(f.settled() for f in feeds), SETTLE_S, what)
-        except TimeoutError:
-            raise AssertionError("; ".join(f.describe() for f in feeds)) from None
+    def settled(after: str) -> None:
+        settle(feeds, after)
         checked = check_log(hub, feeds)
         tally.records_checked += checked
         distinct[0] = checked
 
-    with Queries(hub, hospital, token) as queries:
+    with Queries(hub, hospital) as queries:
         for round_no in range(ROUNDS):
             for feed in feeds:
                 feed.feed(FILES)
@@ -302,11 +280,12 @@ def test_agents_hub_broker_and_disk_fail_and_nothing_is_lost(
                 tally.fault("broker restart")
                 time.sleep(rng.uniform(0.2, 1.0))
                 broker.start()
-            settle(f"after round {round_no + 1}")
+            settled(f"after round {round_no + 1}")
 
         # The disk fills: a quota a few pages above what the ledger holds now.
         hub.kill()
         set_quota(hub, page_count(hub.db_path) + 8)
+        queries.disk_full = True
         hub.start()
         tally.fault("ledger disk full")
         for feed in feeds:
@@ -319,16 +298,29 @@ def test_agents_hub_broker_and_disk_fail_and_nothing_is_lost(
         # Full: nothing more is acknowledged, so the outboxes hold on to the records.
         time.sleep(1.0)
         assert not all(f.settled() for f in feeds)
+        # Restarted on the full disk with the agents resending: it comes up, serves, and
+        # says why it is not ready.
+        hub.kill()
+        hub.start(wait=False)
+        hub.wait_listening()
+        wait_for(
+            lambda: "cannot be written" in (not_ready_because(hub) or ""),
+            SETTLE_S,
+            "/readyz saying the ledger cannot be written",
+        )
+        assert hub.get_text("/api/v1/ledger/checkpoint").startswith("test.swiftchain/ledger")
         # Recover: raise the quota and restart the hub, as an operator would.
         hub.kill()
         set_quota(hub, None)
         hub.start()
-        settle("after the disk quota was raised")
+        queries.disk_full = False
+        settled("after the disk quota was raised")
     tally.distinct_records += distinct[0]
     tally.queries += queries.count
     tally.query_violations += len(queries.violations)
     assert not queries.violations, queries.violations[:3]
-    assert queries.count > 0
+    # Every kind of query was asked, many times over.
+    assert set(queries.by_kind) == {expected.what for _, _, expected in QUERIES}
     assert sum(f.fed for f in feeds) == AGENTS * PER_FILE * (
         ROUNDS * (FILES + 1) + (ROUNDS + 1) // 2 + FILES
     )

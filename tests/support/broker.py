@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux kill the child when the test process dies (a killed
+    or timed-out pytest must not leave brokers, hubs and agents running on a shared machine)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+#: Pass as ``preexec_fn`` to every ``subprocess.Popen`` a test starts.
+DIE_WITH_PARENT = _die_with_parent()
 
 
 def free_port() -> int:
@@ -63,6 +87,7 @@ class Mosquitto:
             [binary, "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=open(self.workdir / "mosquitto.log", "ab"),
+            preexec_fn=DIE_WITH_PARENT,
         )
         wait_for_port(self.port)
 

@@ -20,6 +20,8 @@ from edge.settings import EdgeSettings, load_settings
 from ledger.envelope import utc_now
 from ledger.keys import write_key_pair
 
+from .broker import DIE_WITH_PARENT
+
 SWIFTCHAIN = str(Path(sys.executable).with_name("swiftchain"))
 PSEUDONYM_KEY_HEX = "5a" * 32
 
@@ -142,13 +144,14 @@ class EdgeProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=DIE_WITH_PARENT,
         )
         return self.proc
 
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
-            self.proc.wait(10)
+            self.proc.wait(60)
             self.proc = None
 
     def terminate(self) -> int:

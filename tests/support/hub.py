@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -31,7 +32,11 @@ from typing import Any
 from ledger.keys import key_id as key_id_of
 from ledger.keys import public_key_b64, write_key_pair
 
-from .broker import free_port, wait_for_port
+from .broker import DIE_WITH_PARENT, free_port
+
+#: Bound on a hub's start (import, ledger open, listening, ready): a bound on a hang, wide
+#: enough for a machine whose other core is busy.
+STARTUP_S = 120.0
 
 ADMIN_TOKEN = "test-admin-token"
 #: The console script installed next to this interpreter.
@@ -188,7 +193,7 @@ class HubHandle:
     def revoke_source(self, pilot: str, source: str) -> None:
         self.admin("sources/revoke", {"pilot": pilot, "source": source})
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = STARTUP_S) -> None:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -246,7 +251,7 @@ class ThreadHub(HubHandle):
 
         self._thread = threading.Thread(target=main, name="test-hub", daemon=True)
         self._thread.start()
-        started.wait(30)
+        started.wait(STARTUP_S)
         if failure:
             raise failure[0]
         self.wait_ready()
@@ -278,16 +283,34 @@ class ProcessHub(HubHandle):
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=DIE_WITH_PARENT,
         )
         if wait:
-            port = int(self.http_url.rsplit(":", 1)[1])
-            wait_for_port(port, timeout=30)
+            self.wait_listening()
             self.wait_ready()
+
+    def wait_listening(self, timeout: float = STARTUP_S) -> None:
+        """Until the hub accepts connections; at once if the process exits instead."""
+        assert self.proc is not None
+        port = int(self.http_url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+            code = self.proc.poll()
+            if code is not None:
+                raise RuntimeError(f"hub exited with status {code}: {self.log_text()[-1500:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"hub not listening on {port} after {timeout}s")
+            time.sleep(0.05)
 
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.kill()
-        self.proc.wait(10)
+        self.proc.wait(60)
         self.proc = None
 
     def terminate(self, timeout: float = 30) -> int:
@@ -300,7 +323,7 @@ class ProcessHub(HubHandle):
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.kill()
-            self.proc.wait(10)
+            self.proc.wait(60)
             self.proc = None
 
     def log_text(self) -> str:

@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from edge.outbox import Outbox
 from ledger.checkpoint import NoteSigner
 from ledger.keys import generate_key
 from tests.support.edge import SWIFTCHAIN, observation, write_edge_config
@@ -106,3 +109,66 @@ def test_bad_config_is_one_clear_message(tmp_path: Path) -> None:
         text=True,
     )
     assert missing.returncode == 1 and "no config file" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "order", [("--config", "{config}", "status"), ("status", "--config", "{config}")]
+)
+def test_status_takes_config_before_or_after_the_verb(
+    tmp_path: Path, broker, order: tuple[str, ...]
+) -> None:
+    config = write_edge_config(
+        tmp_path / "edge", pilot="hospital-a", source="ward-3", broker_url=broker.url
+    )
+    Outbox(config.parent / "outbox.db").close()
+    args = [a.format(config=config) for a in order]
+    # Run from a folder without an edge.toml: only the given file can be read.
+    result = subprocess.run(
+        [SWIFTCHAIN, "edge", *args, "--json"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["last_seq"] == 0
+
+
+@pytest.mark.parametrize(
+    "order", [("--config", "{config}", "run"), ("run", "--config", "{config}")]
+)
+def test_run_takes_config_before_or_after_the_verb(
+    tmp_path: Path, broker, order: tuple[str, ...]
+) -> None:
+    config = write_edge_config(
+        tmp_path / "edge",
+        pilot="hospital-a",
+        source="ward-3",
+        broker_url=broker.url,
+        hub_key=HUB_KEY,
+        stream={"enabled": True},
+    )
+    args = [a.format(config=config) for a in order]
+    proc = subprocess.Popen(
+        [SWIFTCHAIN, "edge", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write((json.dumps(observation("MRN-0042")) + "\n").encode())
+    proc.stdin.flush()
+    ack = proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert ack, stderr.decode()[-2000:]
+    assert json.loads(ack)["seqs"] == [1]
+    assert proc.returncode == 0
+
+
+def test_two_different_configs_are_refused(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [SWIFTCHAIN, "edge", "--config", "a.toml", "status", "--config", "b.toml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "--config is given twice: a.toml and b.toml" in result.stderr

@@ -162,3 +162,21 @@ async def test_the_link_reconnects_after_a_broker_restart(tmp_path: Path, broker
             )
         assert agent.link is not None and agent.link.connects >= 2
         assert await depth(agent) == 0
+
+
+async def test_an_idle_agent_waits_for_records_instead_of_polling(tmp_path: Path, broker) -> None:
+    settings = load_settings(config(tmp_path, broker.url, republish_after=30))
+    async with wire_hub(broker.port) as hub, running_agent(settings) as agent:
+        await agent.intake.submit_json(air(1))
+        await wait_until(lambda: len(hub.seen) == 1, 10)
+        await hub.answer(hub.seen[0], 0)
+        await wait_until(lambda: agent.link is not None and not agent.link.inflight, 10)
+        # Everything settled: now count what the agent asks its outbox while idle.
+        statements: list[str] = []
+        await agent.outbox.call(lambda box: box.conn.set_trace_callback(statements.append))
+        await asyncio.sleep(2.0)
+        await agent.outbox.call(lambda box: box.conn.set_trace_callback(None))
+    # About one look a second for new records (the wait's bound), not a loop on the outbox
+    # (which had a settled receipt wake the publisher for ever after).
+    looks = [s for s in statements if "FROM outbox" in s]
+    assert len(looks) <= 10, f"{len(looks)} outbox queries in 2 s of idling"

@@ -1,0 +1,184 @@
+"""A hub restarted on a full disk comes up: it listens, says on ``/readyz`` why it is not
+ready, serves the log to readers, and refuses writes with a clear 503 (HTTP) or no receipt
+(MQTT), losing nothing; once the quota is raised everything refused goes in exactly once.
+
+The disk is the ledger's quota (``max_page_count``), as in the chaos test."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.errors import StoreError
+from ledger.keys import load_private_key
+from ledger.store import LedgerReader, LedgerWriter
+from ledger.verify import verify_ledger
+from tests.support.broker import Mosquitto
+from tests.support.hub import MqttPeer, ProcessHub, process_hub
+from tests.support.records import PILOT, SOURCE, TOPIC, TYPE, make
+
+from .world import SETTLE_S, metric, page_count, set_quota
+
+ORIGIN = "test.swiftchain/ledger"
+
+
+def wait_json(hub: ProcessHub, path: str, want: Any, within: float = SETTLE_S) -> Any:
+    """Until GET ``path`` answers as ``want(status, body)`` says (bounded)."""
+    deadline = time.monotonic() + within
+    while True:
+        status, body = hub.request("GET", path)
+        if want(status, body):
+            return body
+        assert time.monotonic() < deadline, (path, status, body)
+        time.sleep(0.2)
+
+
+def signed_size(hub: ProcessHub) -> int:
+    """The tree size of the hub's latest signed checkpoint (C2SP: the note's second line)."""
+    return int(hub.get_text("/api/v1/ledger/checkpoint").splitlines()[1])
+
+
+def assert_serves_reads_refuses_writes(hub: ProcessHub, size: int) -> None:
+    ready = wait_json(hub, "/readyz", lambda s, b: s == 503 and "written" in b["detail"])
+    assert ready["error"] == "not_ready" and "full" in ready["detail"], ready
+    # Readers are served: the signed head (from memory if the disk has no room for it),
+    # the entries and their proofs.
+    head = signed_size(hub)
+    assert head >= size
+    assert len(hub.get_json(f"/api/v1/ledger/entries?start=0&end={size}")["entries"]) == size
+    hub.get_json(f"/api/v1/ledger/proof/inclusion?index=0&size={head}")
+    # A write is refused with its reason, never a 500 or a 400 (a small one may still fit
+    # in a page's last bytes: the disk fills up to the last one).
+    for n in range(100):
+        status, answer = hub.request(
+            "POST", "/api/v1/admin/registry/orgs", {"org": f"late-org-{n}", "name": "Late"}
+        )
+        if status != 201:
+            break
+    assert status == 503 and answer["error"] == "storage_unavailable", (status, answer)
+    assert "full" in answer["detail"]
+
+
+async def test_restarted_on_a_full_ledger_it_serves_reads_and_refuses_writes(
+    tmp_path: Path, hub_broker: Mosquitto
+) -> None:
+    hub = process_hub(tmp_path / "hub", hub_broker.url)
+    hub.start()
+    try:
+        key = load_private_key(hub.register_source(PILOT, SOURCE, [TYPE])[0])
+        records = [make(key, seq) for seq in range(1, 401)]
+        set_quota(hub, page_count(hub.db_path) + 2)
+        hub.kill()
+        hub.start()
+        async with MqttPeer(hub.mqtt_url) as peer:
+            # Stream until the quota is reached and a commit fails.
+            for rec in records:
+                await peer.publish(TOPIC, rec.to_wire())
+            await asyncio.to_thread(
+                lambda: wait_json(
+                    hub,
+                    "/metrics",
+                    lambda s, b: metric(hub, "swiftchain_commit_failures_total") > 0,
+                )
+            )
+            hub.kill()
+            with LedgerReader(hub.db_path) as reader:
+                size = reader.size()
+            accepted = {r["id"] for _, r in peer.receipts if r["status"] == "accepted"}
+            assert 0 < len(accepted) < len(records)
+
+            # The same full disk at the next start: the hub comes up all the same.
+            hub.start(wait=False)
+            await asyncio.to_thread(hub.wait_listening)
+            for rec in records:
+                if rec.header.id not in accepted:
+                    await peer.publish(TOPIC, rec.to_wire())
+            await asyncio.to_thread(assert_serves_reads_refuses_writes, hub, size)
+            # Refused means no receipt, so the senders keep their records (a last small
+            # batch may still fit, and a record committed before the kill is a duplicate:
+            # never a rejection).
+            late = [r for _, r in peer.receipts if r["id"] not in accepted]
+            assert all(r["status"] in ("accepted", "duplicate") for r in late), late[:3]
+            assert len({r["id"] for r in late}) < len(records) - len(accepted)
+
+            # The operator raises the quota: what was refused goes in, exactly once.
+            hub.kill()
+            set_quota(hub, None)
+            hub.start()
+            for rec in records:
+                if rec.header.id not in accepted:
+                    await peer.publish(TOPIC, rec.to_wire())
+            await peer.wait_until(
+                lambda: len({r["id"] for _, r in peer.receipts}) == len(records), SETTLE_S
+            )
+        hub.terminate()
+        with LedgerReader(hub.db_path) as reader:
+            ids = [row[0] for row in reader.conn.execute("SELECT id FROM records")]
+        assert sorted(ids) == sorted(r.header.id for r in records)
+        assert verify_ledger(hub.db_path).ok
+    finally:
+        hub.stop()
+
+
+def fill_checkpoints(hub: ProcessHub) -> int:
+    """What a crash on a full disk leaves: entries no stored checkpoint covers, and no room
+    for one more checkpoint. Returns the quota that makes it so."""
+    signer = NoteSigner(ORIGIN, load_private_key(hub.config_path.parent / "hub.key"))
+    quota = page_count(hub.db_path)
+    writer = LedgerWriter(hub.db_path, origin=ORIGIN, max_page_count=quota)
+    try:
+        # Earlier tree heads, each a true checkpoint of the log, until the quota is met.
+        for size in range(1, writer.size() - 1):
+            root = writer.root(size)
+            note = sign_checkpoint(Checkpoint(ORIGIN, size, root), signer)
+            try:
+                writer.add_checkpoint(size, root, note)
+            except StoreError:
+                break
+        else:
+            raise AssertionError("the checkpoints never filled the quota")
+    finally:
+        writer.close()
+    return quota
+
+
+async def test_a_checkpoint_it_cannot_store_at_start_does_not_stop_it(
+    tmp_path: Path, hub_broker: Mosquitto
+) -> None:
+    # Checkpoints are stored at start only, so the last records have none stored.
+    hub = process_hub(tmp_path / "hub", hub_broker.url, checkpoint_interval_s=3600)
+    hub.start()
+    try:
+        key = load_private_key(hub.register_source(PILOT, SOURCE, [TYPE])[0])
+        async with MqttPeer(hub.mqtt_url) as peer:
+            for seq in range(1, 201):
+                assert (await peer.send(make(key, seq)))["status"] == "accepted"
+        hub.kill()
+        set_quota(hub, fill_checkpoints(hub))
+        with LedgerReader(hub.db_path) as reader:
+            size = reader.size()
+            stored = reader.latest_checkpoint()
+        assert stored is not None and stored.size < size
+
+        hub.start(wait=False)
+        await asyncio.to_thread(hub.wait_listening)
+        ready = hub.request("GET", "/readyz")
+        assert ready[0] == 503 and "cannot store checkpoint" in ready[1]["detail"], ready
+        # The head the disk had no room for is signed and served all the same.
+        assert signed_size(hub) == size
+        await asyncio.to_thread(assert_serves_reads_refuses_writes, hub, size)
+
+        hub.kill()
+        set_quota(hub, None)
+        hub.start()
+        hub.get_json("/readyz")
+        hub.terminate()
+        with LedgerReader(hub.db_path) as reader:
+            latest = reader.latest_checkpoint()
+            assert latest is not None and latest.size == reader.size() >= size
+        assert verify_ledger(hub.db_path).ok
+    finally:
+        hub.stop()

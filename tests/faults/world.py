@@ -1,0 +1,184 @@
+"""The fault suite's world: a real Mosquitto, a ``swiftchain hub`` process and several
+``swiftchain edge`` processes streaming parking readings into it from watched folders, and
+the checks that nothing fed was lost or doubled."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.errors import OutboxError
+from edge.status import read_status
+from ledger.envelope import utc_now
+from ledger.store import LedgerReader
+from ledger.verify import verify_ledger
+from tests.support.broker import Mosquitto
+from tests.support.edge import EdgeProcess, write_edge_config
+from tests.support.hub import ProcessHub, process_hub
+
+PILOT, TYPE = "demo-zone", "city.parking"
+#: Records per file an agent is fed.
+PER_FILE = 50
+#: Bound on every wait for the system to settle after a fault (a bound on a hang: the
+#: machine may be busy with other work).
+SETTLE_S = 180.0
+
+
+@dataclass
+class Feed:
+    """One agent and what it has been given: the markers it must deliver exactly once."""
+
+    source: str
+    inbox: Path
+    agent: EdgeProcess
+    outbox: Path
+    fed: int = 0
+
+    def feed(self, files: int) -> None:
+        for _ in range(files):
+            lines = "".join(
+                json.dumps({"type": TYPE, "payload": parking(self.source, self.fed + i)}) + "\n"
+                for i in range(PER_FILE)
+            )
+            # Written aside and renamed, so the directory source never sees half a file.
+            tmp = self.inbox.parent / f".{self.source}-{self.fed}.tmp"
+            tmp.write_text(lines)
+            tmp.rename(self.inbox / f"batch-{self.fed:06d}.ndjson")
+            self.fed += PER_FILE
+
+    def describe(self) -> str:
+        try:
+            status = read_status(self.outbox)
+        except OutboxError as exc:
+            return f"{self.source}: {exc}"
+        waiting = len(list(self.inbox.glob("*.ndjson")))
+        return (
+            f"{self.source}: fed {self.fed}, last_seq {status.last_seq}, depth {status.depth}, "
+            f"dead {status.dead_letters_total}, files waiting {waiting}"
+        )
+
+    def settled(self) -> bool:
+        failed = self.inbox / "failed"
+        assert not (failed.is_dir() and any(failed.iterdir())), self.describe()
+        if list(self.inbox.glob("*.ndjson")):
+            return False
+        try:
+            status = read_status(self.outbox)
+        except OutboxError:
+            return False
+        return status.depth == 0 and status.last_seq == self.fed
+
+
+def parking(facility: str, occupied: int) -> dict[str, Any]:
+    return {
+        "facility": facility,
+        "observed_at": utc_now(),
+        "capacity": 100_000,
+        "occupied": occupied,
+    }
+
+
+def wait_for(condition: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {within}s")
+        time.sleep(0.2)
+
+
+def settle(feeds: list[Feed], after: str) -> None:
+    """Until every agent delivered everything it was fed (bounded)."""
+    try:
+        wait_for(lambda: all(f.settled() for f in feeds), SETTLE_S, f"outboxes drained {after}")
+    except TimeoutError:
+        raise AssertionError("; ".join(f.describe() for f in feeds)) from None
+
+
+def check_log(hub: ProcessHub, feeds: list[Feed]) -> int:
+    """Every fed record on the log exactly once and the whole log verified; how many."""
+    report = verify_ledger(hub.db_path)
+    assert report.ok, report.problems[:5]
+    checked = 0
+    with LedgerReader(hub.db_path) as ledger:
+        for feed in feeds:
+            rows = ledger.conn.execute(
+                "SELECT r.seq, b.payload FROM records r JOIN bodies b ON b.idx = r.idx"
+                " WHERE r.pilot = ? AND r.source = ? ORDER BY r.seq",
+                (PILOT, feed.source),
+            ).fetchall()
+            seqs = [r[0] for r in rows]
+            markers = [json.loads(r[1])["occupied"] for r in rows]
+            assert seqs == list(range(1, feed.fed + 1)), f"{feed.source}: seqs not 1..{feed.fed}"
+            assert sorted(markers) == list(range(feed.fed)), f"{feed.source}: lost or doubled"
+            checked += len(rows)
+    return checked
+
+
+def set_quota(hub: ProcessHub, pages: int | None) -> None:
+    """Write (or remove) the ledger's disk quota in the hub's config file."""
+    text = re.sub(r"(?m)^max_page_count = .*\n", "", hub.config_path.read_text())
+    if pages is not None:
+        text += f"max_page_count = {pages}\n"
+    hub.config_path.write_text(text)
+
+
+def page_count(db: Path) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("PRAGMA page_count").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def metric(hub: ProcessHub, name: str) -> float:
+    for line in hub.get_text("/metrics").splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+@contextmanager
+def streaming_world(
+    tmp_path: Path, agents: int, **hub_settings: Any
+) -> Iterator[tuple[Mosquitto, ProcessHub, list[Feed]]]:
+    """A broker, a hub process and ``agents`` edge processes, each watching an inbox; all
+    killed at the end, whatever happened."""
+    (tmp_path / "mosquitto").mkdir()
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    hub = process_hub(tmp_path / "hub", broker.url, batch_max_ms=5, **hub_settings)
+    feeds: list[Feed] = []
+    try:
+        hub.start()
+        for n in range(agents):
+            source = f"car-park-{n}"
+            key, _ = hub.register_source(PILOT, source, [TYPE])
+            inbox = tmp_path / f"inbox-{n}"
+            inbox.mkdir()
+            config = write_edge_config(
+                tmp_path / source,
+                pilot=PILOT,
+                source=source,
+                key_file=key,
+                broker_url=broker.url,
+                hub_url=hub.http_url,
+                hub_key=hub.log_key,
+                publish={"republish_after": 2.0, "republish_max": 4.0},
+                directory={"enabled": True, "path": str(inbox), "poll_interval": 0.1, "settle": 0},
+            )
+            feeds.append(Feed(source, inbox, EdgeProcess(config), tmp_path / source / "outbox.db"))
+        for feed in feeds:
+            feed.agent.start()
+        yield broker, hub, feeds
+    finally:
+        for feed in feeds:
+            feed.agent.kill()
+        hub.stop()
+        broker.stop()
