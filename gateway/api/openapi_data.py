@@ -239,7 +239,7 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
     },
     "/fhir/Consent/{id}": {
         "get": {
-            "summary": "Read a Consent's current version",
+            "summary": "Read a Consent's current version (an access entry about its person)",
             "tags": ["consent"],
             "security": BEARER,
             "parameters": [_CONSENT_ID],
@@ -291,7 +291,8 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/audit": {
         "get": {
-            "summary": "Every access entry about one person (auditors, consent administrators)",
+            "summary": "Every access entry about one person (auditors, consent administrators);"
+            " the view is an access entry too, named by access_index",
             "tags": ["audit"],
             "security": BEARER,
             "parameters": [
