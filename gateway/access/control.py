@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -184,8 +185,13 @@ class AccessControl:
             (stored,) = await hub.sequencer.append(
                 [NewEntry("client", entry.leaf())], committed=committed
             )
-            # The access file commits with an fsync: off the event loop.
-            await loop.run_in_executor(None, db.record_revocation, entry, stored.index)
+            try:
+                # The access file commits with an fsync: off the event loop.
+                await loop.run_in_executor(None, db.record_revocation, entry, stored.index)
+            except sqlite3.Error:
+                # In force anyway (in memory from the commit, and the log is the truth): the
+                # next start records it in the file.
+                log.exception("revocation %d is not in the access file yet", stored.index)
         log.warning(
             "client %s of %s revoked by %s (log entry %d): %s",
             entry.client,
