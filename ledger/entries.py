@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from .canonical import canonical_json
 from .envelope import FhirId, HexDigest, KeyId, Pseudonym, Slug, TypeId, UtcTimestamp
 
-EntryKind = Literal["record", "consent", "access", "registry", "erasure"]
-ENTRY_KINDS: tuple[str, ...] = ("record", "consent", "access", "registry", "erasure")
+EntryKind = Literal["record", "consent", "access", "registry", "erasure", "client"]
+ENTRY_KINDS: tuple[str, ...] = ("record", "consent", "access", "registry", "erasure", "client")
 
 Text = Annotated[str, Field(max_length=512)]
 
@@ -88,3 +88,24 @@ class ErasureEntry(_Entry):
     index: Annotated[int, Field(ge=0)]
     record: Annotated[str, Field(max_length=64)]
     reason: Literal["consent-withdrawn", "retention", "erasure-request"]
+
+
+class ClientEntry(_Entry):
+    """A hospital client cut off (``client.revoke``): which registration of which client,
+    by whom, when and why, and the RFC 7638 thumbprints of the keys it held. From the next
+    request on, the tokens of that registration are refused and its keys get no new ones."""
+
+    kind: Literal["client"] = "client"
+    action: Literal["client.revoke"]
+    at: UtcTimestamp
+    actor: Text
+    client: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+    org: Slug
+    pilot: Slug
+    #: The version of the registration revoked (a registration made later is not).
+    registration: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    keys: Annotated[
+        tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")], ...],
+        Field(min_length=1, max_length=10),
+    ]
+    reason: Annotated[str, Field(min_length=1, max_length=512)]

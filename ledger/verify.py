@@ -2,7 +2,8 @@
 
 Every leaf hash, every stored node, every checkpoint root and signature, every record
 signature (against the keys that ``registry`` entries put on the log before the record) and
-every remaining body's commitment is recomputed; the report names the first index at which
+every remaining body's commitment is recomputed, and every ``client`` entry (a hospital
+client's revocation) must be a well-formed one; the report names the first index at which
 anything differs from what the bytes imply. A body erased the supported way (an ``erasure``
 entry on the log) is expected and not a fault; a body missing without one is.
 """
@@ -20,8 +21,10 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .checkpoint import NoteVerifier, parse_checkpoint, verify_checkpoint
-from .entries import ENTRY_KINDS
+from .entries import ENTRY_KINDS, ClientEntry
 from .errors import CheckpointError, KeyFileError, LedgerError, StoreError
 from .hashing import HASH_SIZE, LEAF_PREFIX
 from .keys import b64url_decode, public_key_from_b64, raw_public
@@ -55,6 +58,7 @@ class VerifyReport:
     bodies: int = 0
     erased: int = 0
     registry: int = 0
+    client_revocations: int = 0
     checkpoints: int = 0
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
@@ -242,6 +246,8 @@ class _Walk:
             self._registry(index, value)
         elif leaf_kind == "erasure":
             report.erasures[int(value.get("index", -1))] = index
+        elif leaf_kind == "client":
+            self._client(index, value)
 
     def _node_fault(self, index: int, closed: list[bytes], stored: bytes) -> None:
         for level, h in enumerate(closed, start=1):
@@ -303,6 +309,17 @@ class _Walk:
         self.keys[str(leaf.get("key_id"))] = _Key(
             leaf.get("pilot"), leaf.get("source"), raw_public(public_key)
         )
+
+    def _client(self, index: int, leaf: dict[str, Any]) -> None:
+        """A revocation is evidence of who cut a client off and why: it must say so in full."""
+        try:
+            ClientEntry.model_validate(leaf)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "entry"
+            self.report.add(index, f"client entry is malformed: {where}: {first['msg']}")
+            return
+        self.report.client_revocations += 1
 
     def _checkpoint(self, cp: StoredCheckpoint) -> None:
         report, last = self.report, cp.size - 1

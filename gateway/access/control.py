@@ -1,7 +1,8 @@
 """Access control's state in one running hub: the pilots, the access file (clients, Consent
 resources), the consent book, the access-token key, and the per-person index of ``access``
 entries. Every decision, allow or deny, is written through :meth:`AccessControl.log_access`
-(the sequencer's group commit) before a byte of data is answered.
+(the sequencer's group commit) before a byte of data is answered; every client revocation
+through :meth:`AccessControl.revoke_client`, in force from its commit.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,7 +27,8 @@ from ..smart.assertion import JtiMemory, expected_audiences
 from ..smart.key import TokenKey, load_or_create_token_key
 from ..smart.tokens import AccessToken
 from .consents import ConsentBook
-from .db import AccessDb
+from .db import AccessDb, Revocation
+from .revocation import ClientRevoke, plan_revocation, replay_revocations
 
 log = logging.getLogger("swiftchain.hub.access")
 
@@ -67,6 +70,9 @@ class AccessControl:
     #: change decided on a state that another change is replacing (a PUT racing a
     #: withdrawal) would otherwise undo it.
     consent_changes: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Held by a registration or a revocation from reading the client's row to writing it:
+    #: a revocation must name the registration it ends.
+    client_changes: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         try:
@@ -86,6 +92,7 @@ class AccessControl:
                 len(self._db.versions),
             )
         reader = hub.ledger.reader
+        replay_revocations(self._db, reader.leaves("client"))
         self._book = ConsentBook.replay(self.pilots, reader.leaves("consent"), self._db)
         for index, leaf in reader.leaves("access"):
             self._index_access(index, json.loads(leaf))
@@ -158,6 +165,41 @@ class AccessControl:
                 hub.metrics.break_glass_reads.labels(entry.pilot or "", entry.reason).inc()
 
         (stored,) = await hub.sequencer.append([NewEntry("access", leaf)], committed=committed)
+        return stored
+
+    async def revoke_client(self, hub: Hub, change: ClientRevoke, actor: str) -> Entry:
+        """Commit the ``client`` entry revoking ``change.client_id``'s registration, then
+        record it in the access file; returns the entry. In force from its commit: the
+        bearer check reads :attr:`AccessDb.revoked`."""
+        db = self.db
+        loop = asyncio.get_running_loop()
+        async with self.client_changes:
+            # The access file is read off the event loop (another writer may hold its lock).
+            row = await loop.run_in_executor(None, db.client_row, change.client_id)
+            entry = plan_revocation(row, change, actor, utc_now())
+
+            def committed(done: list[Entry]) -> None:
+                revocation = Revocation(entry.at, entry.actor, entry.reason, done[0].index)
+                db.revoked[entry.registration] = revocation.describe()
+
+            (stored,) = await hub.sequencer.append(
+                [NewEntry("client", entry.leaf())], committed=committed
+            )
+            try:
+                # The access file commits with an fsync: off the event loop.
+                await loop.run_in_executor(None, db.record_revocation, entry, stored.index)
+            except sqlite3.Error:
+                # In force anyway (in memory from the commit, and the log is the truth): the
+                # next start records it in the file.
+                log.exception("revocation %d is not in the access file yet", stored.index)
+        log.warning(
+            "client %s of %s revoked by %s (log entry %d): %s",
+            entry.client,
+            entry.org,
+            entry.actor,
+            stored.index,
+            entry.reason,
+        )
         return stored
 
     def _index_access(self, index: int, leaf: dict[str, object]) -> None:

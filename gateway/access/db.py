@@ -9,6 +9,12 @@ version behind. Rows are erasable; the log keeps their hashes.
 Each client registration has a version of its own (a hash of the row, with the time it was
 stored), and :attr:`AccessDb.versions` holds the current one of every client in memory, so the
 bearer check can compare a token's version on every request without reading the file.
+
+A revocation is a ``client`` entry on the log first; the rows here (which registration, and
+which keys, it revoked) follow it, and are rebuilt from the log's entries at every hub start
+(:meth:`AccessDb.record_revocation` is idempotent), so a crash between the two loses nothing.
+A revoked client keeps its row: the listing shows it, and its tokens and assertions get a
+precise "client revoked". Its keys stay refused, even in a later registration.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ledger.entries import ClientEntry
 from ledger.sqlite import open_wal
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RegistryError
 from ..smart.assertion import RegisteredClient
 
 SCHEMA = """
@@ -38,6 +45,19 @@ CREATE TABLE IF NOT EXISTS clients (
     name TEXT NOT NULL DEFAULT '',
     added_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS client_revocations (
+    registration TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    entry INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revoked_keys (
+    thumbprint TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    entry INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS consent_versions (
     hash TEXT PRIMARY KEY,
     consent_id TEXT NOT NULL,
@@ -49,9 +69,26 @@ CREATE TABLE IF NOT EXISTS consent_versions (
 
 
 @dataclass(frozen=True)
+class Revocation:
+    """A revocation as the log's ``client`` entry at ``index`` has it."""
+
+    at: str
+    actor: str
+    reason: str
+    index: int
+
+    def describe(self) -> str:
+        return f"at {self.at} by {self.actor} (log entry {self.index}): {self.reason}"
+
+    def public(self) -> dict[str, Any]:
+        return {"at": self.at, "by": self.actor, "reason": self.reason, "index": self.index}
+
+
+@dataclass(frozen=True)
 class ClientRow:
     client: RegisteredClient
     added_at: float
+    revocation: Revocation | None = None
 
     def public(self) -> dict[str, Any]:
         c = self.client
@@ -63,7 +100,12 @@ class ClientRow:
             "name": c.name,
             "jwks": dict(c.jwks),
             "version": c.version,
+            "state": "active" if self.revocation is None else "revoked",
+            "revoked": self.revocation.public() if self.revocation else None,
         }
+
+
+_CLIENT_COLUMNS = "client_id, org, pilot, jwks, scopes, name, added_at"
 
 
 class AccessDb:
@@ -81,6 +123,10 @@ class AccessDb:
         self.versions: dict[str, str] = {}
         """Client id -> the version of its current registration, as last written or read here
         (read on the event loop without the lock: each change replaces one item)."""
+        self.revoked: dict[str, str] = {}
+        """Version of a revoked registration -> when, by whom and why (for the errors)."""
+        with self._lock:
+            self._load_revocations()
         for row in self.clients():
             self.versions[row.client.client_id] = row.client.version
 
@@ -89,10 +135,24 @@ class AccessDb:
 
     # -- clients ----------------------------------------------------------------------------
     def put_client(self, client: RegisteredClient) -> RegisteredClient:
-        """Register (or replace) ``client``; the stored registration, with its new version."""
+        """Register (or replace) ``client``; the stored registration, with its new version.
+        RegistryError ``key_revoked`` if it names a key a revocation cut off."""
         added_at = time.time()
-        stored = replace(client, version=registration_version(client, added_at))
+        stored = replace(client, version=registration_version(client, added_at), revoked="")
+        thumbprints = client.thumbprints()
         with self._lock:
+            marks = ",".join("?" * len(thumbprints))
+            hit = self.conn.execute(
+                f"SELECT thumbprint, client_id, entry FROM revoked_keys"
+                f" WHERE thumbprint IN ({marks}) LIMIT 1",
+                thumbprints,
+            ).fetchone()
+            if hit is not None:
+                raise RegistryError(
+                    "key_revoked",
+                    f"key {hit[0]} was revoked with client {hit[1]} (log entry {hit[2]});"
+                    " register the client with a new key",
+                )
             self.conn.execute(
                 "INSERT OR REPLACE INTO clients VALUES (?,?,?,?,?,?,?)",
                 (
@@ -109,34 +169,69 @@ class AccessDb:
         return stored
 
     def client(self, client_id: str) -> RegisteredClient | None:
-        """The current registration of ``client_id`` (and :attr:`versions` brought up to date
-        with it: another process, ``swiftchain clients add``, may have changed the file)."""
+        """The current registration of ``client_id`` (``revoked`` says why, if it is), and
+        :attr:`versions` brought up to date with it: another process, ``swiftchain clients``,
+        may have changed the file."""
+        row = self.client_row(client_id)
+        return row.client if row is not None else None
+
+    def client_row(self, client_id: str) -> ClientRow | None:
         with self._lock:
             row = self.conn.execute(
-                "SELECT client_id, org, pilot, jwks, scopes, name, added_at FROM clients"
-                " WHERE client_id = ?",
-                (client_id,),
+                f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,)
             ).fetchone()
             if row is None:
                 self.versions.pop(client_id, None)
                 return None
-            client = _client(row).client
-            self.versions[client_id] = client.version
-        return client
+            found = self._row(row)
+            self.versions[client_id] = found.client.version
+        return found
 
     def clients(self) -> list[ClientRow]:
         with self._lock:
             rows = self.conn.execute(
-                "SELECT client_id, org, pilot, jwks, scopes, name, added_at FROM clients"
-                " ORDER BY client_id"
+                f"SELECT {_CLIENT_COLUMNS} FROM clients ORDER BY client_id"
             ).fetchall()
-        return [_client(r) for r in rows]
+            return [self._row(r) for r in rows]
 
-    def remove_client(self, client_id: str) -> bool:
+    def record_revocation(self, entry: ClientEntry, index: int) -> Revocation:
+        """Store the revocation the log's ``client`` entry at ``index`` made (again is a
+        no-op): the registration it names is revoked, and its keys with it."""
+        revocation = Revocation(entry.at, entry.actor, entry.reason, index)
         with self._lock:
-            cur = self.conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
-            self.versions.pop(client_id, None)
-        return cur.rowcount > 0
+            self.conn.execute(
+                "INSERT OR IGNORE INTO client_revocations VALUES (?,?,?,?,?,?)",
+                (entry.registration, entry.client, entry.at, entry.actor, entry.reason, index),
+            )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO revoked_keys VALUES (?,?,?)",
+                [(thumbprint, entry.client, index) for thumbprint in entry.keys],
+            )
+            self.revoked[entry.registration] = revocation.describe()
+        return revocation
+
+    def _load_revocations(self) -> None:
+        for registration, at, actor, reason, index in self.conn.execute(
+            "SELECT registration, at, actor, reason, entry FROM client_revocations"
+        ):
+            self.revoked[registration] = Revocation(at, actor, reason, int(index)).describe()
+
+    def _row(self, row: tuple[Any, ...]) -> ClientRow:
+        """A client row with its revocation, if its current registration has one (under the
+        lock)."""
+        found = _client(row)
+        version = found.client.version
+        revoked = self.conn.execute(
+            "SELECT at, actor, reason, entry FROM client_revocations WHERE registration = ?",
+            (version,),
+        ).fetchone()
+        if revoked is None:
+            return found
+        at, actor, reason, index = revoked
+        revocation = Revocation(at, actor, reason, int(index))
+        self.revoked[version] = revocation.describe()
+        client = replace(found.client, revoked=revocation.describe())
+        return ClientRow(client, found.added_at, revocation)
 
     # -- consent versions --------------------------------------------------------------------
     def put_consent(self, digest: str, consent_id: str, pilot: str, resource: bytes) -> None:
@@ -162,7 +257,7 @@ class AccessDb:
 
 def registration_version(client: RegisteredClient, added_at: float) -> str:
     """The version of one registration: what it says and when it was stored, so that even the
-    same registration stored again (or removed and added back) is a new version."""
+    same registration stored again (or revoked and added back) is a new version."""
     row = {
         "client_id": client.client_id,
         "org": client.org,

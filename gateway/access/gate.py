@@ -1,7 +1,8 @@
 """The shell every data route runs in: authenticate, then make sure exactly one ``access``
 entry is committed for the request (allow with the count served, or deny with the reason),
 before the response leaves the hub. A refusal raised inside is logged as a deny, then
-rendered by the route family's error middleware."""
+rendered by the route family's error middleware. Which routes run in it is the table in
+:mod:`.exposure` (``gated``)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ async def gated(request: web.Request) -> AsyncIterator[Gate]:
     except ApiError as exc:
         if gate.logged_index is None:
             await gate.log(Refusal(exc.code))
+        raise
+    except web.HTTPException as exc:
+        if gate.logged_index is None and exc.status >= 400:
+            await gate.log(Refusal(f"http_{exc.status}"))
         raise
     if gate.logged_index is None:  # a route that forgot to decide: deny, loudly
         await gate.log(Refusal("no_decision"))

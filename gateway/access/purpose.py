@@ -3,6 +3,9 @@
 One mechanism: the ``X-Purpose-Of-Use`` request header carries one HL7 v3 ActReason code
 from the PurposeOfUse value set (``TREAT``, ``ETREAT``, ``PUBHLTH``, ``HRESCH``...), bare or
 as ``<system>|<code>`` with the v3-ActReason system. ``ETREAT`` is break-glass.
+
+Two reads take their purpose from the reader's role instead (the audit view and a Consent
+read): the codes below, recorded in their ``access`` entries.
 """
 
 from __future__ import annotations
@@ -37,3 +40,16 @@ def parse_purpose(value: str | None) -> str:
             code="purpose_unknown",
         )
     return code
+
+
+# Reads whose purpose is the reader's mandate in the pilot, not a header: the purpose of use
+# their ``access`` entry records (HL7 v3 PurposeOfUse codes, as the header would carry).
+
+#: An auditor reading the access log about a person, or a Consent: health compliance.
+AUDIT_PURPOSE: Final = "HCOMPL"
+#: A consent administrator reading a Consent: patient administration (the purpose the
+#: pilots' read rules give consent administrators for ``fhir.Consent``).
+CONSENT_ADMIN_PURPOSE: Final = "PATADMIN"
+#: A consent administrator reading who accessed a person's data: the person's own audit
+#: view, which only the person (through the consent administrator, their advocate) asks for.
+OWN_AUDIT_PURPOSE: Final = "PATRQT"

@@ -1,24 +1,27 @@
-"""Admin API for hospital clients: register (or replace) one, list them, remove one.
+"""Admin API for hospital clients: register (or replace) one, list them with their state,
+revoke one.
 
-Registering a client again, or removing it, ends every access token of its earlier
-registration at once (the tokens carry the registration's version)."""
+Registering a client again ends every access token of its earlier registration at once (the
+tokens carry the registration's version). A revocation is a ``client`` entry on the log (who,
+when, why): from the next request the client's tokens and assertions are refused, and its
+keys can be registered by no one again. Its row stays, ``revoked``, for the listing and
+for precise errors; it may be registered again with a new key."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
-from pydantic import TypeAdapter, ValidationError
 
-from ..access.clients import ClientId, ClientList, ClientRegistration, check_registration
-from ..appkeys import ACCESS
-from ..errors import BadParameter, NotFound
-from .admin import _admin
+from ..access.clients import ClientList, ClientRegistration, check_registration
+from ..access.revocation import ClientRevoke
+from ..appkeys import ACCESS, hub_of
+from .admin import ACTOR, _admin
+from .models import CommittedEntry
 from .params import json_body
 
 routes = web.RouteTableDef()
-
-_CLIENT_ID: TypeAdapter[str] = TypeAdapter(ClientId)
 
 
 @routes.post("/api/v1/admin/clients")
@@ -27,8 +30,9 @@ async def register(request: web.Request) -> web.Response:
     access = request.app[ACCESS]
     reg = await json_body(request, ClientRegistration)
     client = check_registration(reg, access.pilots)
-    # The access file commits with an fsync: off the event loop.
-    await asyncio.get_running_loop().run_in_executor(None, access.db.put_client, client)
+    async with access.client_changes:
+        # The access file commits with an fsync: off the event loop.
+        await asyncio.get_running_loop().run_in_executor(None, access.db.put_client, client)
     return web.json_response(reg.model_dump(), status=201)
 
 
@@ -40,19 +44,14 @@ async def list_clients(request: web.Request) -> web.Response:
     return web.json_response(ClientList(clients=[r.public() for r in rows]).model_dump())
 
 
-@routes.delete("/api/v1/admin/clients/{client_id}")
-async def remove(request: web.Request) -> web.Response:
-    """Remove a client: it gets no new token, and its tokens stop working at once."""
+@routes.post("/api/v1/admin/clients/revoke")
+async def revoke(request: web.Request) -> web.Response:
+    """Revoke a client: a ``client`` entry on the log, in force on the next request."""
     _admin(request)
-    access = request.app[ACCESS]
-    client_id = request.match_info["client_id"]
-    try:
-        _CLIENT_ID.validate_python(client_id)
-    except ValidationError:
-        raise BadParameter(
-            "client_id must be 1-128 of A-Z a-z 0-9 . _ : -", code="client_id"
-        ) from None
-    loop = asyncio.get_running_loop()
-    if not await loop.run_in_executor(None, access.db.remove_client, client_id):
-        raise NotFound(f"no registered client {client_id!r}")
-    return web.json_response({"client_id": client_id, "removed": True})
+    change = await json_body(request, ClientRevoke)
+    actor = f"{ACTOR}/{change.requested_by}" if change.requested_by else ACTOR
+    stored = await request.app[ACCESS].revoke_client(hub_of(request), change, actor)
+    body = CommittedEntry(
+        index=stored.index, leaf_hash=bytes(stored.leaf_hash).hex(), entry=json.loads(stored.leaf)
+    )
+    return web.json_response(text=body.model_dump_json(), status=201)

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from ..access.clients import ClientList, ClientRegistration
 from ..access.purpose import HEADER
+from ..access.revocation import ClientRevoke
 from . import models as m
 from .openapi_parts import (
     FHIR,
@@ -166,7 +167,7 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/admin/clients": {
         "get": {
-            "summary": "Registered hospital clients",
+            "summary": "Registered hospital clients, each active or revoked (when, by whom, why)",
             "tags": ["admin"],
             "security": [{"adminToken": []}],
             "responses": {
@@ -189,29 +190,31 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
                 "401": json_response("Missing or wrong admin token", ref(m.ErrorBody)),
                 "403": json_response("Admin API disabled", ref(m.ErrorBody)),
                 "404": json_response("Unknown pilot", ref(m.ErrorBody)),
-                "409": json_response("Organisation not a member of the pilot", ref(m.ErrorBody)),
+                "409": json_response(
+                    "Organisation not a member of the pilot, or a key a revocation cut off",
+                    ref(m.ErrorBody),
+                ),
             },
         },
     },
-    "/api/v1/admin/clients/{client_id}": {
-        "delete": {
-            "summary": "Remove a hospital client; its access tokens stop working at once",
+    "/api/v1/admin/clients/revoke": {
+        "post": {
+            "summary": "Revoke a hospital client: a client entry on the log (who, when, why);"
+            " from the next request its tokens and assertions are refused, and its keys may"
+            " not be registered again",
             "tags": ["admin"],
             "security": [{"adminToken": []}],
-            "parameters": [
-                {
-                    "name": "client_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-                }
-            ],
+            "requestBody": {"required": True, "content": {JSON: {"schema": ref(ClientRevoke)}}},
             "responses": {
-                "200": json_response("Removed"),
-                "400": json_response("Bad client_id", ref(m.ErrorBody)),
+                "201": json_response("The committed client entry", ref(m.CommittedEntry)),
+                "400": json_response("Bad request body", ref(m.ErrorBody)),
                 "401": json_response("Missing or wrong admin token", ref(m.ErrorBody)),
                 "403": json_response("Admin API disabled", ref(m.ErrorBody)),
                 "404": json_response("No such client", ref(m.ErrorBody)),
+                "409": json_response("Revoked already", ref(m.ErrorBody)),
+                "503": retry_later(
+                    json_response("The ledger's storage unavailable", ref(m.ErrorBody))
+                ),
             },
         },
     },
@@ -236,7 +239,7 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
     },
     "/fhir/Consent/{id}": {
         "get": {
-            "summary": "Read a Consent's current version",
+            "summary": "Read a Consent's current version (an access entry about its person)",
             "tags": ["consent"],
             "security": BEARER,
             "parameters": [_CONSENT_ID],
@@ -288,7 +291,8 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/audit": {
         "get": {
-            "summary": "Every access entry about one person (auditors, consent administrators)",
+            "summary": "Every access entry about one person (auditors, consent administrators);"
+            " the view is an access entry too, named by access_index",
             "tags": ["audit"],
             "security": BEARER,
             "parameters": [
@@ -300,7 +304,7 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
     },
 }
 
-ACCESS_SCHEMAS: tuple[type[BaseModel], ...] = (ClientRegistration, ClientList)
+ACCESS_SCHEMAS: tuple[type[BaseModel], ...] = (ClientRegistration, ClientList, ClientRevoke)
 SECURITY_SCHEMES = {
     "smartBearer": {
         "type": "http",

@@ -34,6 +34,8 @@ from pilots.ingest import consent_subject
 
 from ..access.consents import consent_bytes
 from ..access.control import AccessControl, Caller
+from ..access.gate import gated
+from ..access.purpose import AUDIT_PURPOSE, CONSENT_ADMIN_PURPOSE
 from ..appkeys import ACCESS, hub_of
 from ..errors import BadParameter, Forbidden, NotFound
 from ..smart.bearer import authenticate
@@ -43,10 +45,13 @@ from .outcome import FHIR_JSON
 routes = web.RouteTableDef()
 
 MAX_CONSENT_BYTES = 64 * 1024
+#: The pilots' data type of a Consent, named in the ``access`` entry of a Consent read.
+CONSENT_TYPE = "fhir.Consent"
 _PSEUDONYM_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 def _admin(request: web.Request, permission: str) -> tuple[Caller, Pilot, AccessControl]:
+    """The caller of a Consent change, if a consent administrator with the scope for it."""
     caller = authenticate(request)
     access = request.app[ACCESS]
     if not allows(list(caller.token.scopes), "Consent", permission):
@@ -57,8 +62,6 @@ def _admin(request: web.Request, permission: str) -> tuple[Caller, Pilot, Access
     if pilot is None:
         raise Forbidden(f"this hub has no definition of pilot {caller.pilot!r}", code="no_pilot")
     decision = can_manage_consent(pilot, caller.org)
-    if permission == "r" and not decision.allowed:
-        decision = can_audit(pilot, caller.org)
     if not decision.allowed:
         raise Forbidden(decision.detail, code=decision.reason.value)
     return caller, pilot, access
@@ -176,12 +179,38 @@ async def create(request: web.Request) -> web.Response:
 
 @routes.get("/fhir/Consent/{id}")
 async def read(request: web.Request) -> web.Response:
-    _, pilot, access = _admin(request, "r")
-    state = access.book.get(pilot.id, request.match_info["id"])
-    if state is None:
-        raise NotFound(f"no Consent/{request.match_info['id'][:64]} in pilot {pilot.id}")
-    if state.consent is None:
-        raise web.HTTPGone(reason="this Consent's resource was erased; its hash is on the log")
+    """A Consent is data about its person: the read passes the gate, and its ``access``
+    entry (purpose ``PATADMIN`` for a consent administrator, ``HCOMPL`` for an auditor) is
+    committed before the answer, about the person whose Consent it is."""
+    access = request.app[ACCESS]
+    async with gated(request) as gate:
+        gate.data_type = CONSENT_TYPE
+        caller = gate.caller
+        if not allows(list(caller.token.scopes), "Consent", "r"):
+            raise Forbidden("the access token has no Consent.r scope", code="insufficient_scope")
+        pilot = access.pilots.get(caller.pilot)
+        if pilot is None:
+            raise Forbidden(
+                f"this hub has no definition of pilot {caller.pilot!r}", code="no_pilot"
+            )
+        consent_id = request.match_info["id"]
+        state = access.book.get(pilot.id, consent_id)
+        if state is not None:
+            gate.subject = state.subject  # a refused attempt is on the person's trail too
+        decision, purpose = can_manage_consent(pilot, caller.org), CONSENT_ADMIN_PURPOSE
+        if not decision.allowed:
+            decision, purpose = can_audit(pilot, caller.org), AUDIT_PURPOSE
+        if not decision.allowed:
+            await gate.log(decision)
+            raise Forbidden(decision.detail, code=decision.reason.value)
+        gate.purpose = purpose
+        if state is None:
+            await gate.log(decision, count=0)
+            raise NotFound(f"no Consent/{consent_id[:64]} in pilot {pilot.id}")
+        if state.consent is None:
+            await gate.log(decision, count=0)
+            raise web.HTTPGone(reason="this Consent's resource was erased; its hash is on the log")
+        await gate.log(decision, count=1)
     headers = {"X-Ledger-Index": str(state.index), "ETag": f'W/"{state.index}"'}
     return web.Response(
         text=state.consent.model_dump_json(), content_type=FHIR_JSON, headers=headers

@@ -49,8 +49,11 @@ class RegisteredClient:
     name: str = ""
     version: str = ""
     """Which registration of this client this is: the access file gives every registration
-    its own (empty until stored). Access tokens carry it, so that re-registering or removing
+    its own (empty until stored). Access tokens carry it, so that re-registering or revoking
     a client ends the tokens of its earlier registration."""
+    revoked: str = ""
+    """Why this registration was revoked, when and by whom, for error messages; empty while
+    it is in force. A revoked client gets no token, whatever it signs."""
 
     def key_set(self) -> KeySet:
         try:
@@ -59,6 +62,10 @@ class RegisteredClient:
             raise _invalid(
                 f"client {self.client_id}'s registered JWK set is unusable: {exc}"
             ) from None
+
+    def thumbprints(self) -> tuple[str, ...]:
+        """The RFC 7638 (SHA-256) thumbprints of its keys: what a revocation names."""
+        return tuple(k.thumbprint() for k in self.key_set().keys)
 
 
 @dataclass
@@ -136,6 +143,9 @@ def check_client_assertion(
         raise _invalid(f"alg {alg!r} is not accepted; use one of {', '.join(ASSERTION_ALGORITHMS)}")
     if client is None:
         raise _invalid(f"no registered client {claims_preview.get('iss')!r}")
+    if client.revoked:
+        # Before the signature: a leaked key is exactly what signs these assertions.
+        raise _invalid(f"client revoked: {client.client_id} {client.revoked}")
     if client_id is not None and client_id != client.client_id:
         raise _invalid("client_id does not match the assertion's iss")
     kid = header.get("kid")

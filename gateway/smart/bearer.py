@@ -50,7 +50,7 @@ def authenticate(request: web.Request) -> Caller:
     if claims is None or claims.expires_at <= now:
         claims = _verify(access, raw, base, now)
     try:
-        check_current_registration(claims, access.db.versions)
+        check_current_registration(claims, access.db.versions, access.db.revoked)
     except InvalidToken as exc:
         raise Unauthorized(exc.description, code="invalid_token") from None
     return Caller(claims.client_id, claims.org, claims.pilot, claims)

@@ -5,7 +5,7 @@ The algorithm is named ``Ed25519`` (RFC 9864, which deprecates the polymorphic `
 Self-contained tokens let more than one hub worker check them with the same public key. Each
 carries the version of the client's registration it was issued under (claim
 ``registration``), checked against the current one on every request
-(:func:`check_current_registration`): re-registering a client with fewer scopes, or removing
+(:func:`check_current_registration`): re-registering a client with fewer scopes, or revoking
 it, ends its earlier tokens at once rather than when they expire.
 """
 
@@ -110,12 +110,18 @@ def check_access_token(token: str, *, key: OKPKey, issuer: str, now: int) -> Acc
         raise InvalidToken(f"the access token's claims are malformed: {exc}") from None
 
 
-def check_current_registration(token: AccessToken, current: Mapping[str, str]) -> None:
-    """Refuse a token whose client is no longer registered, or was registered again since
-    (``current``: client id -> version of its registration now)."""
+def check_current_registration(
+    token: AccessToken, current: Mapping[str, str], revoked: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a token whose client is no longer registered, was registered again since, or
+    whose current registration was revoked (``current``: client id -> version of its
+    registration now; ``revoked``: version of a revoked registration -> why, when, by whom)."""
     version = current.get(token.client_id)
     if version is None:
         raise InvalidToken(f"client {token.client_id} is no longer registered")
+    why = (revoked or {}).get(version)
+    if why is not None:
+        raise InvalidToken(f"client revoked: {token.client_id} {why}; its tokens no longer work")
     if version != token.registration:
         raise InvalidToken(
             f"client {token.client_id} was registered again since this token was issued;"

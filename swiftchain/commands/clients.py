@@ -1,25 +1,41 @@
 """`swiftchain clients`: register hospital clients (SMART Backend Services) with their
-public JWK set, organisation, pilot and allowed scopes; through a running hub's admin API
-(--url) or, with no --url, straight in the hub's access file."""
+public JWK set, organisation, pilot and allowed scopes, list them with their state, and
+revoke them; through a running hub's admin API (--url) or, with no --url, straight in the
+hub's files (a revocation under the ledger's writer lock, like `swiftchain registry`)."""
 
 from __future__ import annotations
 
+import getpass
 import json
-import urllib.error
-import urllib.request
+import re
 from pathlib import Path
+from typing import Any
 
 import click
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.access.clients import ClientRegistration, check_registration
 from gateway.access.db import AccessDb
+from gateway.access.offline import read_clients, revoke_in_files
+from gateway.access.revocation import ClientRevoke
 from gateway.errors import ConfigError
 from gateway.settings import load_settings
 from ledger.envelope import describe_validation_error
 from pilots import load_pilots
 
+from ..hubclient import admin_call
 from .errors import friendly
+
+CONFIG = click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Hub settings (TOML): where the access file and the ledger are.",
+)
+URL = click.option("--url", default=None, help="A running hub's base URL (admin API).")
+TOKEN = click.option(
+    "--token", envvar="SWIFTCHAIN_HUB_ADMIN_TOKEN", default=None, help="Admin token."
+)
 
 
 @click.group()
@@ -32,10 +48,30 @@ def clients() -> None:
     """
 
 
+def _model(model: type[BaseModel], **fields: Any) -> Any:
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def _token(config: Path | None, token: str | None) -> str | None:
+    """The admin token given, or the one in the hub's config."""
+    if token is None and config is not None:
+        secret = load_settings(config).admin_token
+        return secret.get_secret_value() if secret else None
+    return token
+
+
+def _operator() -> str:
+    """Who runs this command, for the log: ``cli:<login>``."""
+    return "cli:" + re.sub(r"[^A-Za-z0-9._@-]", "-", getpass.getuser())[:60]
+
+
 @clients.command("add")
-@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--url", default=None, help="A running hub's base URL (admin API).")
-@click.option("--token", envvar="SWIFTCHAIN_HUB_ADMIN_TOKEN", default=None, help="Admin token.")
+@CONFIG
+@URL
+@TOKEN
 @click.option("--client-id", required=True)
 @click.option("--org", required=True)
 @click.option("--pilot", required=True)
@@ -59,24 +95,17 @@ def add(
         jwks = json.loads(jwks_file.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the JWK set {jwks_file}: {exc}") from None
-    try:
-        reg = ClientRegistration(
-            client_id=client_id, org=org, pilot=pilot, jwks=jwks, scopes=list(scopes), name=name
-        )
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
+    reg = _model(
+        ClientRegistration,
+        client_id=client_id,
+        org=org,
+        pilot=pilot,
+        jwks=jwks,
+        scopes=list(scopes),
+        name=name,
+    )
     if url:
-        req = urllib.request.Request(
-            url.rstrip("/") + "/api/v1/admin/clients",
-            data=reg.model_dump_json().encode(),
-            method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=30):
-                pass
-        except urllib.error.HTTPError as exc:
-            raise ConfigError(f"the hub refused: {exc.read().decode(errors='replace')}") from None
+        admin_call(url, _token(config, token), "POST", "clients", reg)
     else:
         settings = load_settings(config)
         client = check_registration(reg, load_pilots(settings.pilot_definitions))
@@ -86,3 +115,68 @@ def add(
         finally:
             db.close()
     click.echo(f"client {client_id} ({org} in {pilot}) may ask for: {' '.join(scopes)}")
+
+
+@clients.command("revoke")
+@click.argument("client_id")
+@click.option("--reason", required=True, help="Why, for the log (e.g. 'private key leaked').")
+@CONFIG
+@URL
+@TOKEN
+@friendly
+def revoke(
+    client_id: str, reason: str, config: Path | None, url: str | None, token: str | None
+) -> None:
+    """Revoke a client: its tokens stop working on the next request.
+
+    The revocation is a `client` entry on the log (who, when, why); the client's keys get
+    no token and may not be registered again. Register the client anew with a new key.
+
+    Example: swiftchain clients revoke php-ehr --reason "private key leaked" --config hub.toml
+    """
+    operator = _operator()
+    if url:
+        change = _model(ClientRevoke, client_id=client_id, reason=reason, requested_by=operator)
+        answer = admin_call(url, _token(config, token), "POST", "clients/revoke", change)
+    else:
+        change = _model(ClientRevoke, client_id=client_id, reason=reason)
+        answer = revoke_in_files(load_settings(config), change, operator)
+    entry = answer["entry"]
+    click.echo(
+        f"#{answer['index']} client.revoke {entry['client']} ({entry['org']} in"
+        f" {entry['pilot']}) at {entry['at']} by {entry['actor']}: {entry['reason']}"
+    )
+
+
+@clients.command("list")
+@CONFIG
+@URL
+@TOKEN
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def list_clients(config: Path | None, url: str | None, token: str | None, as_json: bool) -> None:
+    """Show every client, active or revoked (when, by whom, why).
+
+    Example: swiftchain clients list --config hub.toml
+    """
+    if url:
+        rows: list[dict[str, Any]] = admin_call(url, _token(config, token), "GET", "clients", None)[
+            "clients"
+        ]
+    else:
+        rows = [r.public() for r in read_clients(load_settings(config))]
+    if as_json:
+        click.echo(json.dumps({"clients": rows}, indent=2))
+        return
+    for row in rows:
+        revoked = row.get("revoked")
+        state = (
+            f"revoked at {revoked['at']} by {revoked['by']} (log entry {revoked['index']}):"
+            f" {revoked['reason']}"
+            if revoked
+            else "active"
+        )
+        click.echo(
+            f"{row['client_id']}  {row['org']}  {row['pilot']}"
+            f"  scopes={','.join(row['scopes'])}  {state}"
+        )
