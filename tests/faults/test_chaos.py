@@ -217,9 +217,9 @@ def seed_patients(hub: ProcessHub) -> HospitalClient:
         ("c-fault-1", CONSENTED, CONSENTED_RECORDS),
         ("c-fault-2", WITHDRAWN, 2),
     ):
-        status, _, body = hospital.call(
-            "POST", "/fhir/Consent", token, body=consent_document(consent_id, subject)
-        )
+        # The Consent names the home device: only then may its readings be about the patient.
+        document = consent_document(consent_id, subject, sources=[device.source])
+        status, _, body = hospital.call("POST", "/fhir/Consent", token, body=document)
         assert status == 201, body
         receipts = asyncio.run(device.publish(subject, consent_id, records))
         assert [r["status"] for r in receipts] == ["accepted"] * records
