@@ -25,7 +25,7 @@ from .api import admin, audit, clients, health, ledger, openapi, records, regist
 from .appkeys import ACCESS, HUB, SETTINGS
 from .dashboard import setup_dashboard
 from .errors import error_middleware
-from .fhir import consent, metadata, search
+from .fhir import consent, consent_search, metadata, read, search
 from .fhir.outcome import fhir_errors
 from .hub import Hub
 from .ingest.checks import no_consent_check
@@ -50,7 +50,7 @@ def create_app(settings: HubSettings) -> web.Application:
     app.cleanup_ctx.extend([_store, _access, _broker_link, _sequencer, _intake])
     for module in (health, ledger, registry, admin, openapi):
         app.add_routes(module.routes)
-    for module in (smart, clients, records, audit, metadata, search, consent):
+    for module in (smart, clients, records, audit, metadata, search, read, consent, consent_search):
         app.add_routes(module.routes)
     setup_dashboard(app)
     return app
