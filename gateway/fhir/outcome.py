@@ -101,7 +101,7 @@ async def fhir_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         # A served type's unknown path is an interaction we do not offer (FHIR R4B
         # 3.1.0.8: 405); an unknown type is a 404.
         parts = request.path.split("/")
-        if len(parts) > 3 and parts[2] in SERVED_TYPES:
+        if len(parts) > 3 and parts[2] in SERVED_TYPES and parts[3]:
             return outcome(
                 405,
                 "not_supported",

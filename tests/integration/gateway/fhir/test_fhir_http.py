@@ -117,12 +117,14 @@ def test_unsupported_interactions_on_served_types_are_405(
     access_hub: ThreadHub, hospital: HospitalClient, method: str, path: str
 ) -> None:
     token = hospital.token()
-    status, _, outcome = http(
+    status, headers, outcome = http(
         method, access_hub.http_url + path, headers={"Authorization": f"Bearer {token}"}
     )
     assert status == 405, (method, path, outcome)
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["code"] == "not-supported"
+    if method in ("DELETE", "PUT", "PATCH"):
+        assert "GET" in headers["Allow"], headers
 
 
 def test_an_unknown_type_is_still_404(access_hub: ThreadHub) -> None:
