@@ -31,7 +31,7 @@ from .api import admin, audit, clients, health, ledger, openapi, records, regist
 from .appkeys import ACCESS, HUB, SETTINGS
 from .dashboard import setup_dashboard
 from .errors import NotReady, error_middleware
-from .fhir import consent, metadata, search
+from .fhir import consent, consent_search, metadata, read, search
 from .fhir.outcome import fhir_errors
 from .hub import Drain, Hub
 from .ingest.checks import no_consent_check
@@ -57,7 +57,7 @@ def create_app(settings: HubSettings) -> web.Application:
     app.on_shutdown.append(_begin_drain)
     for module in (health, ledger, registry, admin, openapi):
         app.add_routes(module.routes)
-    for module in (smart, clients, records, audit, metadata, search, consent):
+    for module in (smart, clients, records, audit, metadata, search, read, consent, consent_search):
         app.add_routes(module.routes)
     setup_dashboard(app)
     return app

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .entries import ENTRY_KINDS
 from .errors import RangeError
+from .schema import RESOURCE_ID
 from .sqlite import check_integer
 
 
@@ -30,6 +31,8 @@ class HeldRecord:
     observed_at: str
     payload: bytes
     """JCS(payload): exactly the bytes the record's commitment covers."""
+    subject: str | None = None
+    """The record's subject, where the query asked for it (:meth:`LedgerQueries.resource`)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,28 @@ class LedgerQueries:
             [subject, data_type, pilot, *args, _check_count(limit, "limit")],
         ).fetchall()
         return [HeldRecord(*row) for row in rows]
+
+    def resource(self, *, pilot: str, data_type: str, resource_id: str) -> HeldRecord | None:
+        """The newest held record of one type in a pilot whose resource has the FHIR ``id``
+        ``resource_id``, or else whose record id it is (a resource stored without an id is
+        named by its record's); with its subject. One indexed read each."""
+        for value, what in ((pilot, "pilot"), (data_type, "data type"), (resource_id, "id")):
+            _check_text(value, what)
+        columns = "SELECT r.idx, r.id, r.source, r.consent, r.observed_at, b.payload, r.subject"
+        row = self.conn.execute(
+            columns + " FROM bodies b INDEXED BY bodies_by_resource_id"
+            " CROSS JOIN records r ON r.idx = b.idx"
+            f" WHERE {RESOURCE_ID.replace('payload', 'b.payload')} = ?"
+            " AND r.pilot = ? AND r.type = ? ORDER BY r.idx DESC LIMIT 1",
+            (resource_id, pilot, data_type),
+        ).fetchone()
+        if row is None:
+            row = self.conn.execute(
+                columns + " FROM records r JOIN bodies b ON b.idx = r.idx"
+                " WHERE r.id = ? AND r.pilot = ? AND r.type = ?",
+                (resource_id, pilot, data_type),
+            ).fetchone()
+        return HeldRecord(*row) if row is not None else None
 
     def type_records(
         self,

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 SCHEMA_VERSION = "1"
 
-SCHEMA = """
+#: A body's FHIR ``id`` (``$.id`` of its JSON), NULL where it has none or is not JSON: what
+#: the FHIR read interaction finds a resource by. Guarded by ``json_valid`` so that a body
+#: that is not JSON still stores (and ``verify`` reports it) rather than failing the insert.
+RESOURCE_ID = (
+    "json_extract(CASE WHEN json_valid(CAST(payload AS TEXT))"
+    " THEN CAST(payload AS TEXT) END, '$.id')"
+)
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (
     idx INTEGER PRIMARY KEY,
@@ -47,6 +55,7 @@ CREATE TABLE IF NOT EXISTS bodies (
     payload BLOB NOT NULL,
     salt TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS bodies_by_resource_id ON bodies ({RESOURCE_ID});
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
     root BLOB NOT NULL,

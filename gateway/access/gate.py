@@ -28,6 +28,9 @@ class Gate:
     data_type: str | None = None
     subject: str | None = None
     logged_index: int | None = None
+    asked: str | None = None
+    """What was asked, where the URL does not say it (a search's form): logged instead of
+    the URL's query."""
 
     async def log(self, decision: Decision | Refusal, count: int | None = None) -> int:
         request = self.request
@@ -38,7 +41,7 @@ class Gate:
             purpose=self.purpose,
             data_type=self.data_type,
             subject=self.subject,
-            request=f"{request.method} {request.path_qs}",
+            request=f"{request.method} {self.asked or request.path_qs}",
             count=count,
         )
         self.logged_index = entry.index

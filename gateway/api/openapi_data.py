@@ -1,8 +1,10 @@
 """The OpenAPI paths of access control: the token endpoint and SMART discovery,
-hospital clients, the FHIR facade, Consents, city records and the audit view.
+hospital clients, city records and the audit view, and (from ``openapi_fhir``) the FHIR
+facade and Consents.
 
-Purpose of use: every data request carries the ``X-Purpose-Of-Use`` header (one HL7 v3
-PurposeOfUse code); it is a declared, required parameter of each data operation here.
+Purpose of use: every data request states one (HL7 v3 PurposeOfUse), in the
+``X-Purpose-Of-Use`` header or bound into its access token; the header is a declared
+parameter of each data operation.
 """
 
 from __future__ import annotations
@@ -12,43 +14,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..access.clients import ClientList, ClientRegistration
-from ..access.purpose import HEADER
 from ..access.revocation import ClientRevoke
 from . import models as m
-from .openapi_parts import (
-    FHIR,
-    FORM,
-    JSON,
-    fhir_response,
-    json_response,
-    query,
-    ref,
-    retry_later,
-)
+from .openapi_fhir import BEARER, FHIR_PATHS, PURPOSE
+from .openapi_parts import FORM, JSON, json_response, query, ref, retry_later
 
-PURPOSE = {
-    "name": HEADER,
-    "in": "header",
-    "required": True,
-    "description": "HL7 v3 PurposeOfUse code (v3-ActReason): TREAT, ETREAT (break-glass), "
-    "PUBHLTH, HRESCH, GOV, ... Required on every data request; the decision, allow or deny, "
-    "is an access entry on the log.",
-    "schema": {"type": "string", "maxLength": 120},
-}
-BEARER: list[dict[str, list[str]]] = [{"smartBearer": []}]
-
-
-FHIR_ERRORS = {
-    "400": fhir_response("OperationOutcome: bad parameter, purpose missing or unknown"),
-    "401": fhir_response("OperationOutcome: missing, expired or foreign access token"),
-    "403": fhir_response("OperationOutcome: policy or consent denies (the denial is on the log)"),
-    "404": fhir_response("OperationOutcome: no such resource"),
-    "409": fhir_response("OperationOutcome: conflict"),
-    "410": fhir_response("OperationOutcome: erased"),
-    "503": retry_later(
-        fhir_response("OperationOutcome: hub not ready, or the ledger's storage unavailable")
-    ),
-}
 JSON_ERRORS = {
     "400": json_response("Bad parameter or purpose", ref(m.ErrorBody)),
     "401": json_response("Missing or invalid access token", ref(m.ErrorBody)),
@@ -63,47 +33,6 @@ OAUTH_ERROR = {
     "required": ["error", "error_description"],
 }
 
-
-def _search(resource: str) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": f"Search a patient's {resource} resources (searchset Bundle)",
-            "tags": ["fhir"],
-            "security": BEARER,
-            "parameters": [
-                PURPOSE,
-                query("subject", "Patient/<pseudonym> (required, or patient)"),
-                query("patient", "Patient/<pseudonym>"),
-                {
-                    "name": "date",
-                    "in": "query",
-                    "required": False,
-                    "description": "[eq|ge|gt|le|lt]date or dateTime; repeatable",
-                    "schema": {"type": "array", "items": {"type": "string"}},
-                    "style": "form",
-                    "explode": True,
-                },
-                query("code", "LOINC codes, comma-separated"),
-                query("_count", "Page size 1..100 (default 20)", kind="integer"),
-                query("_offset", "Paging offset (from the next link)", kind="integer"),
-                query("pilot", "Must be the access token's pilot"),
-                query("_format", "json"),
-            ],
-            "responses": {
-                "200": fhir_response("searchset Bundle with self/next links"),
-                **FHIR_ERRORS,
-            },
-        }
-    }
-
-
-_CONSENT_ID = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-.]{1,64}$"},
-}
-_CONSENT_BODY = {"required": True, "content": {FHIR: {"schema": {"type": "object"}}}}
 
 ACCESS_PATHS: dict[str, dict[str, Any]] = {
     "/oauth/token": {
@@ -218,60 +147,7 @@ ACCESS_PATHS: dict[str, dict[str, Any]] = {
             },
         },
     },
-    "/fhir/metadata": {
-        "get": {
-            "summary": "CapabilityStatement",
-            "tags": ["fhir"],
-            "responses": {"200": fhir_response("CapabilityStatement")},
-        }
-    },
-    "/fhir/Observation": _search("Observation"),
-    "/fhir/DiagnosticReport": _search("DiagnosticReport"),
-    "/fhir/Composition": _search("Composition"),
-    "/fhir/Consent": {
-        "post": {
-            "summary": "Create a Consent (consent administrators); a consent entry on the log",
-            "tags": ["consent"],
-            "security": BEARER,
-            "requestBody": _CONSENT_BODY,
-            "responses": {"201": fhir_response("The stored Consent"), **FHIR_ERRORS},
-        }
-    },
-    "/fhir/Consent/{id}": {
-        "get": {
-            "summary": "Read a Consent's current version (an access entry about its person)",
-            "tags": ["consent"],
-            "security": BEARER,
-            "parameters": [_CONSENT_ID],
-            "responses": {"200": fhir_response("Consent"), **FHIR_ERRORS},
-        },
-        "put": {
-            "summary": "Update a Consent (a new version; a consent entry on the log)",
-            "tags": ["consent"],
-            "security": BEARER,
-            "parameters": [_CONSENT_ID],
-            "requestBody": _CONSENT_BODY,
-            "responses": {"200": fhir_response("The stored Consent"), **FHIR_ERRORS},
-        },
-    },
-    "/fhir/Consent/{id}/$withdraw": {
-        "post": {
-            "summary": "Withdraw a Consent from the next request; erase=true deletes the "
-            "bodies it covered (erasure entries on the log)",
-            "tags": ["consent"],
-            "security": BEARER,
-            "parameters": [
-                _CONSENT_ID,
-                {
-                    "name": "erase",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "string", "enum": ["true", "false"]},
-                },
-            ],
-            "responses": {"200": fhir_response("The withdrawn Consent"), **FHIR_ERRORS},
-        }
-    },
+    **FHIR_PATHS,
     "/api/v1/records": {
         "get": {
             "summary": "Non-personal (city) records by pilot, type and time",

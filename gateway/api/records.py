@@ -16,7 +16,7 @@ from aiohttp import web
 from pilots import decide_access
 
 from ..access.gate import gated
-from ..access.purpose import HEADER, parse_purpose
+from ..access.purpose import HEADER, request_purpose
 from ..appkeys import ACCESS, hub_of
 from ..errors import BadParameter, Forbidden
 from .params import int_param, str_param
@@ -45,7 +45,7 @@ def _time(request: web.Request, name: str) -> str | None:
 async def records(request: web.Request) -> web.Response:
     access = request.app[ACCESS]
     async with gated(request) as gate:
-        gate.purpose = parse_purpose(request.headers.get(HEADER))
+        gate.purpose = request_purpose(request.headers.get(HEADER), gate.caller.token.purposes)
         unknown = sorted(set(request.query) - KNOWN)
         if unknown:
             raise BadParameter(f"unknown query parameter {unknown[0][:40]!r}")

@@ -40,6 +40,7 @@ from ..appkeys import ACCESS, hub_of
 from ..errors import BadParameter, Forbidden, NotFound
 from ..smart.bearer import authenticate
 from ..smart.scopes import allows
+from .bindings import binding_violations
 from .outcome import FHIR_JSON
 
 routes = web.RouteTableDef()
@@ -74,9 +75,16 @@ async def _body(request: web.Request) -> Consent:
     if len(raw) > MAX_CONSENT_BYTES:
         raise BadParameter("the Consent is too large", code="too_large")
     try:
-        return parse_consent(raw)
+        consent = parse_consent(raw)
     except ConsentError as exc:
         raise BadParameter(str(exc), code="invalid_consent") from None
+    # fhir.resources does not enforce required bindings: a status or provision type outside
+    # its value set would be committed and then decided on as something it is not.
+    violations = binding_violations(consent, "Consent")
+    if violations:
+        more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
+        raise BadParameter(violations[0].sentence() + more, code="invalid_consent")
+    return consent
 
 
 def _subject(consent: Consent) -> str:

@@ -1,5 +1,7 @@
 """``GET /fhir/metadata``: the CapabilityStatement (FHIR R4B 4.0: what this server does),
-including how to authenticate (SMART Backend Services) and the purpose-of-use header."""
+including how to authenticate (SMART Backend Services: the ``oauth-uris`` extension, which
+is where clients such as fhirclient look for the token endpoint) and how to state the
+purpose of use."""
 
 from __future__ import annotations
 
@@ -19,25 +21,54 @@ from fhir.resources.R4B.capabilitystatement import (
 )
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.coding import Coding
+from fhir.resources.R4B.extension import Extension
 
 from ..access.purpose import HEADER
+from ..smart.assertion import TOKEN_PATH
 from ..smart.bearer import issuer
 from .outcome import FHIR_JSON
+from .results import DEFAULT_COUNT, MAX_COUNT
 from .search import SEARCHABLE
 
 routes = web.RouteTableDef()
 
+#: SMART App Launch 2.0, "FHIR Authorization Endpoint and Capabilities Discovery": the
+#: extension on ``rest.security`` naming the OAuth endpoints.
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 PURPOSE_DOC = (
-    f"Every data request carries the {HEADER} header: one HL7 v3 PurposeOfUse code "
-    "(http://terminology.hl7.org/CodeSystem/v3-ActReason), e.g. TREAT, PUBHLTH, HRESCH; "
-    "ETREAT is break-glass, allowed only where the pilot says so and flagged in the audit. "
-    "Every decision, allow or deny, is an access entry on the hub's log before any data "
-    "leaves."
+    "Every data request states its purpose of use: one HL7 v3 PurposeOfUse code "
+    "(http://terminology.hl7.org/CodeSystem/v3-ActReason), e.g. TREAT, PUBHLTH, HRESCH, "
+    f"in the {HEADER} header, or bound into the access token by the client assertion's "
+    "HL7 UDAP B2B extension (extensions.hl7-b2b.purpose_of_use); the header may then pick "
+    "one of the token's purposes, never another. ETREAT is break-glass, allowed only where "
+    "the pilot says so and flagged in the audit. Every decision, allow or deny, is an "
+    "access entry on the hub's log before any data leaves."
+)
+HANDLING_DOC = (
+    "Searches follow Prefer: handling=lenient (the default: a parameter the hub does not "
+    "support is ignored and named in an OperationOutcome entry, search.mode = outcome) or "
+    "handling=strict (it is a 400). Answers are application/fhir+json only (else 406)."
 )
 
 
 def _param(name: str, kind: str, doc: str) -> CapabilityStatementRestResourceSearchParam:
     return CapabilityStatementRestResourceSearchParam(name=name, type=kind, documentation=doc)
+
+
+def _result_params(sortable: bool) -> list[CapabilityStatementRestResourceSearchParam]:
+    sort = [_param("_sort", "special", "date (oldest first) or -date")] if sortable else []
+    return [
+        _param(
+            "_count",
+            "number",
+            f"page size, 0..{MAX_COUNT} (default {DEFAULT_COUNT}); 0: total only",
+        ),
+        _param("_offset", "number", "paging offset (from the Bundle's next link)"),
+        *sort,
+        _param("_summary", "special", "count (the total only) or false"),
+        _param("_total", "special", "none, estimate or accurate (always exact)"),
+        _param("_elements", "special", "top-level elements to keep (SUBSETTED)"),
+    ]
 
 
 def _search_params() -> list[CapabilityStatementRestResourceSearchParam]:
@@ -46,29 +77,45 @@ def _search_params() -> list[CapabilityStatementRestResourceSearchParam]:
         _param("patient", "reference", "same as subject"),
         _param("date", "date", "[eq|ge|gt|le|lt]date; repeatable, ANDed"),
         _param("code", "token", "LOINC codes, comma-separated"),
-        _param("_count", "number", "page size, 1..100 (default 20)"),
-        _param("_offset", "number", "paging offset (from the Bundle's next link)"),
         _param("pilot", "token", "optional; must be the access token's pilot"),
+        *_result_params(sortable=True),
     ]
+
+
+def _consent_params() -> list[CapabilityStatementRestResourceSearchParam]:
+    return [
+        _param("patient", "reference", "Patient/<pilot-scoped pseudonym>; required"),
+        _param("status", "token", "Consent statuses, comma-separated"),
+        _param("pilot", "token", "optional; must be the access token's pilot"),
+        *_result_params(sortable=False),
+    ]
+
+
+def _interactions(*codes: str) -> list[CapabilityStatementRestResourceInteraction]:
+    return [CapabilityStatementRestResourceInteraction(code=code) for code in codes]
+
+
+def _oauth_uris(base: str) -> Extension:
+    # Backend services only: a token endpoint and no authorize endpoint (no user launches).
+    return Extension(url=OAUTH_URIS, extension=[Extension(url="token", valueUri=base + TOKEN_PATH)])
 
 
 def capability_statement(base: str) -> CapabilityStatement:
     resources = [
         CapabilityStatementRestResource(
             type=resource,
-            interaction=[CapabilityStatementRestResourceInteraction(code="search-type")],
+            interaction=_interactions("read", "search-type"),
             searchParam=_search_params(),
-            documentation=PURPOSE_DOC,
+            documentation=f"Read and search (GET, or POST /fhir/{resource}/_search with the "
+            "parameters form-encoded), consent-gated. " + PURPOSE_DOC,
         )
         for resource in SEARCHABLE
     ]
     resources.append(
         CapabilityStatementRestResource(
             type="Consent",
-            interaction=[
-                CapabilityStatementRestResourceInteraction(code=code)
-                for code in ("create", "read", "update")
-            ],
+            interaction=_interactions("create", "read", "update", "search-type"),
+            searchParam=_consent_params(),
             operation=[
                 CapabilityStatementRestResourceOperation(
                     name="withdraw",
@@ -95,8 +142,9 @@ def capability_statement(base: str) -> CapabilityStatement:
         rest=[
             CapabilityStatementRest(
                 mode="server",
-                documentation=PURPOSE_DOC,
+                documentation=PURPOSE_DOC + " " + HANDLING_DOC,
                 security=CapabilityStatementRestSecurity(
+                    extension=[_oauth_uris(base)],
                     service=[
                         CodeableConcept(
                             coding=[

@@ -1,5 +1,7 @@
 """OperationOutcome for every error under ``/fhir/`` (FHIR R4B 3.1.0.8: the body of an
-error response), with the issue code FHIR's IssueType value set gives each status."""
+error response), with the issue code FHIR's IssueType value set gives each status; and the
+checks that come before any FHIR handler: the representation asked for (406), and the
+interactions the hub does not support on a type it serves (405, with ``Allow``)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,21 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome, OperationOutco
 from ledger.errors import LedgerError
 
 from ..errors import ApiError, RegistryError, ledger_failure
+from ..smart.scopes import SERVED_TYPES
+from .negotiation import accepts_json, format_is_json
 
 log = logging.getLogger("swiftchain.hub.fhir")
 
 FHIR_JSON = "application/fhir+json"
 REASON_SYSTEM = "urn:swiftchain:reason"
+
+
+class NotSupported(ApiError):
+    """An interaction FHIR defines that this hub does not offer (405)."""
+
+    status = 405
+    code = "not_supported"
+
 
 #: HTTP status -> FHIR IssueType (http://hl7.org/fhir/issue-type).
 ISSUE_TYPES = {
@@ -63,6 +75,11 @@ async def fhir_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     """Inside ``error_middleware``: errors of ``/fhir/`` routes leave as OperationOutcome."""
     if not request.path.startswith("/fhir"):
         return await handler(request)
+    if not accepts_json(request.headers.get("Accept")):
+        return outcome(406, "not_acceptable", "this hub answers application/fhir+json only")
+    fmt = request.query.getall("_format", [])
+    if any(not format_is_json(value) for value in fmt):
+        return outcome(406, "not_acceptable", "this hub answers _format=json only")
     try:
         return await handler(request)
     except ApiError as exc:
@@ -72,6 +89,26 @@ async def fhir_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except LedgerError as exc:
         failure = ledger_failure(exc)
         return outcome(failure.status, failure.code, failure.detail, failure.headers)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return outcome(
+            405,
+            "not_supported",
+            f"{request.method} is not supported on {request.path[:80]}; allowed: {allowed}",
+            {"Allow": allowed},
+        )
+    except web.HTTPNotFound as exc:
+        # A served type's unknown path is an interaction we do not offer (FHIR R4B
+        # 3.1.0.8: 405); an unknown type is a 404.
+        parts = request.path.split("/")
+        if len(parts) > 3 and parts[2] in SERVED_TYPES and parts[3]:
+            return outcome(
+                405,
+                "not_supported",
+                f"{request.method} {request.path[:80]}: this hub does not support that"
+                f" interaction on {parts[2]} (see /fhir/metadata)",
+            )
+        return outcome(404, "not_found", exc.reason)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

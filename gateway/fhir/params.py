@@ -1,10 +1,11 @@
-"""FHIR search parameters the hub understands, parsed strictly (FHIR R4B 3.1.1.4): anything
-else is a 400 OperationOutcome, never a guess. Pure functions over the query multidict.
+"""FHIR search parameters the hub understands, parsed strictly (FHIR R4B 3.1.1.4): a value
+that does not parse is a 400 OperationOutcome, never a guess. Pure functions over the query
+multidict. Result parameters (``_count``, ``_sort``...) and what the hub does not support
+are :mod:`.results`'.
 
 - ``subject`` (or ``patient``): ``Patient/<pseudonym>``, required (personal data only);
 - ``date``: ``[eq|ge|gt|le|lt]<date or dateTime>``, repeatable (ANDed);
 - ``code``: LOINC codes, comma-separated (ORed), bare or ``http://loinc.org|<code>``;
-- ``_count`` (1..100, default 20), ``_offset`` (paging, from our own ``next`` links);
 - ``pilot``: optional; must be the access token's pilot.
 
 Time bounds become text bounds on the stored RFC 3339 UTC ``observed_at``
@@ -23,12 +24,11 @@ from datetime import UTC, datetime, timedelta
 
 from multidict import MultiMapping
 
-from ..errors import BadParameter
+from .results import BadSearch, Handling, Ignored, Results, handle, one
+
+__all__ = ["BadSearch", "Search", "date_bounds", "parse_search", "resource_codes"]
 
 LOINC_SYSTEM = "http://loinc.org"
-DEFAULT_COUNT = 20
-MAX_COUNT = 100
-MAX_OFFSET = 1_000_000
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 _LOINC = re.compile(r"^\d{1,7}-\d$")
 _DATE = re.compile(
@@ -36,11 +36,7 @@ _DATE = re.compile(
     r"(?:Z|[+-]\d{2}:\d{2}))?)?)?)$"
 )
 _PILOT = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-KNOWN = frozenset({"subject", "patient", "date", "code", "_count", "_offset", "pilot", "_format"})
-
-
-class BadSearch(BadParameter):
-    code = "bad_search"
+FILTERS = frozenset({"subject", "patient", "date", "code", "pilot"})
 
 
 @dataclass(frozen=True)
@@ -51,28 +47,19 @@ class Search:
     until: str | None
     """Exclusive upper bound on observed_at, text."""
     codes: frozenset[str]
-    count: int
-    offset: int
     pilot: str | None
+    results: Results
+    ignored: tuple[Ignored, ...] = ()
+    applied: tuple[tuple[str, str], ...] = ()
+    """The parameters applied, in the order given (the Bundle's self and next links)."""
 
+    @property
+    def count(self) -> int:
+        return self.results.count
 
-def _one(query: MultiMapping[str], name: str) -> str | None:
-    values = query.getall(name, [])
-    if len(values) > 1:
-        raise BadSearch(f"{name} may be given only once")
-    return values[0] if values else None
-
-
-def _int(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
-    text = _one(query, name)
-    if text is None or text == "":
-        return default
-    if not (text.isascii() and text.isdigit()) or len(text) > 9:
-        raise BadSearch(f"{name} must be a whole number, not {text[:32]!r}")
-    value = int(text)
-    if not low <= value <= high:
-        raise BadSearch(f"{name} must be between {low} and {high}")
-    return value
+    @property
+    def offset(self) -> int:
+        return self.results.offset
 
 
 def _span(text: str) -> tuple[str, str]:
@@ -167,42 +154,41 @@ def parse_codes(value: str | None) -> frozenset[str]:
     return frozenset(codes)
 
 
-def subject_of(value: str | None) -> str:
+def subject_of(value: str | None, name: str = "subject") -> str:
     if value is None:
-        raise BadSearch("subject=Patient/<pseudonym> is required", code="subject_required")
+        raise BadSearch(f"{name}=Patient/<pseudonym> is required", code="subject_required")
     ident = value.removeprefix("Patient/")
     if not _PSEUDONYM.match(ident):
-        raise BadSearch("subject must be Patient/<pseudonym> (8-128 of A-Z a-z 0-9 _ -)")
+        raise BadSearch(f"{name} must be Patient/<pseudonym> (8-128 of A-Z a-z 0-9 _ -)")
     return ident
 
 
-def parse_search(query: MultiMapping[str]) -> Search:
-    unknown = sorted(set(query) - KNOWN)
-    if unknown:
-        raise BadSearch(
-            f"unsupported search parameter {unknown[0][:40]!r}"
-            " (supported: subject, date, code, _count, _offset, pilot)",
-            code="unsupported_parameter",
-        )
-    fmt = _one(query, "_format")
-    if fmt is not None and fmt not in ("json", "application/fhir+json", "application/json"):
-        raise BadSearch("only _format=json is served")
-    subject = _one(query, "subject")
-    patient = _one(query, "patient")
-    if subject is not None and patient is not None:
-        raise BadSearch("give subject or patient, not both")
-    since, until = date_bounds(query.getall("date", []))
-    pilot = _one(query, "pilot")
+def pilot_param(query: MultiMapping[str]) -> str | None:
+    pilot = one(query, "pilot")
     if pilot is not None and not _PILOT.match(pilot):
         raise BadSearch("pilot must be a pilot id")
+    return pilot
+
+
+def parse_search(query: MultiMapping[str], *, strict: bool = False) -> Search:
+    """A record search (Observation, DiagnosticReport, Composition); ``strict``: the
+    request's ``Prefer: handling=strict``."""
+    taken: Handling = handle(query, filters=FILTERS, strict=strict, sortable=True)
+    filters = taken.filters
+    subject = one(filters, "subject")
+    patient = one(filters, "patient")
+    if subject is not None and patient is not None:
+        raise BadSearch("give subject or patient, not both")
+    since, until = date_bounds(filters.getall("date", []))
     return Search(
         subject=subject_of(subject if subject is not None else patient),
         since=since,
         until=until,
-        codes=parse_codes(_one(query, "code")),
-        count=_int(query, "_count", DEFAULT_COUNT, 1, MAX_COUNT),
-        offset=_int(query, "_offset", 0, 0, MAX_OFFSET),
-        pilot=pilot,
+        codes=parse_codes(one(filters, "code")),
+        pilot=pilot_param(filters),
+        results=taken.results,
+        ignored=taken.ignored,
+        applied=taken.applied,
     )
 
 

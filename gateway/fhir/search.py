@@ -1,4 +1,6 @@
-"""Consent-gated FHIR searches: ``GET /fhir/{Observation|DiagnosticReport|Composition}``.
+"""Consent-gated FHIR searches: ``GET /fhir/{Observation|DiagnosticReport|Composition}``,
+and the same by ``POST /fhir/{type}/_search`` with the parameters form-encoded (FHIR R4B
+3.1.0.9.1: a server that searches by GET also searches by POST).
 
 One request, one decision (:func:`pilots.decide_access` on the subject's current Consent),
 one ``access`` entry committed before the Bundle leaves; records are then kept only where
@@ -12,21 +14,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from fhir.resources.R4B.bundle import Bundle, BundleLink
+from multidict import MultiDict, MultiMapping
 from yarl import URL
 
 from ledger.queries import HeldRecord
-from pilots import Decision, Pilot, decide_access
+from pilots import Decision, Pilot, Reason, decide_access
 
 from ..access.consents import ConsentBook
 from ..access.gate import Gate, gated
-from ..access.purpose import HEADER, parse_purpose
+from ..access.purpose import HEADER, request_purpose
 from ..appkeys import ACCESS, hub_of
 from ..errors import BadParameter, Forbidden
 from ..smart.bearer import issuer
 from ..smart.scopes import allows
+from .bundle import Match, searchset
 from .outcome import FHIR_JSON
 from .params import Search, parse_search, resource_codes
+from .results import prefers_strict
 
 routes = web.RouteTableDef()
 
@@ -36,6 +40,7 @@ SEARCHABLE = {
     "DiagnosticReport": "fhir.DiagnosticReport",
     "Composition": "fhir.Composition",
 }
+FORM = "application/x-www-form-urlencoded"
 
 
 def pilot_of(request: web.Request, gate: Gate, named: str | None) -> Pilot:
@@ -51,25 +56,57 @@ def pilot_of(request: web.Request, gate: Gate, named: str | None) -> Pilot:
     return pilot
 
 
-def _search_handler(resource: str) -> Any:
+def _get_handler(resource: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
-        return await search(request, resource)
+        return await search(request, resource, request.query)
 
     handler.__name__ = f"search_{resource}"
     return handler
 
 
+def _post_handler(resource: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        query = await search_form(request)
+        # The access entry names what was asked: the query the form stands for.
+        asked = str(URL(request.path).with_query(query))
+        return await search(request, resource, query, asked=asked)
+
+    handler.__name__ = f"search_{resource}_by_post"
+    return handler
+
+
 for _resource in SEARCHABLE:
-    routes.get(f"/fhir/{_resource}")(_search_handler(_resource))
+    routes.get(f"/fhir/{_resource}")(_get_handler(_resource))
+    routes.post(f"/fhir/{_resource}/_search")(_post_handler(_resource))
 
 
-async def search(request: web.Request, resource: str) -> web.Response:
+async def search_form(request: web.Request) -> MultiDict[str]:
+    """The parameters of a ``POST [type]/_search``: the URL's and the form's together
+    (FHIR R4B 3.1.0.9.1 allows both)."""
+    if request.content_type != FORM:
+        raise web.HTTPUnsupportedMediaType(reason=f"send the search parameters as {FORM}")
+    try:
+        form = await request.post()
+    except (ValueError, UnicodeDecodeError):
+        raise BadParameter("the body is not a valid form") from None
+    query: MultiDict[str] = MultiDict(request.query)
+    for name, value in form.items():
+        if not isinstance(value, str):
+            raise BadParameter(f"{name} is a file; send search parameters as text")
+        query.add(name, value)
+    return query
+
+
+async def search(
+    request: web.Request, resource: str, query: MultiMapping[str], asked: str | None = None
+) -> web.Response:
     data_type = SEARCHABLE[resource]
     access = request.app[ACCESS]
     async with gated(request) as gate:
+        gate.asked = asked
         gate.data_type = data_type
-        gate.purpose = parse_purpose(request.headers.get(HEADER))
-        params = parse_search(request.query)
+        gate.purpose = request_purpose(request.headers.get(HEADER), gate.caller.token.purposes)
+        params = parse_search(query, strict=prefers_strict(request.headers.get("Prefer")))
         gate.subject = params.subject
         pilot = pilot_of(request, gate, params.pilot)
         if not allows(list(gate.caller.token.scopes), resource, "s"):
@@ -108,10 +145,27 @@ async def search(request: web.Request, resource: str) -> web.Response:
                 f"more than {limit} records match; narrow the search by date", code="too_costly"
             )
         kept = _permitted(rows, access.book, pilot, gate, params, now, decision)
+        if params.results.descending:
+            kept.reverse()
         page = kept[params.offset : params.offset + params.count]
         await gate.log(decision, count=len(page))
-    body = _bundle(request, resource, params, page, total=len(kept))
-    return web.Response(body=body, content_type=FHIR_JSON)
+    base = issuer(request)
+    body = searchset(
+        base=base,
+        path=f"/fhir/{resource}",
+        applied=params.applied,
+        results=params.results,
+        page=[Match(f"{base}/fhir/{resource}/{resource_id(row)}", row.payload) for row in page],
+        total=len(kept),
+        ignored=params.ignored,
+    )
+    return web.Response(body=body, content_type=FHIR_JSON, headers=preference_applied(request))
+
+
+def preference_applied(request: web.Request) -> dict[str, str]:
+    """RFC 7240 3: which ``handling`` this answer followed."""
+    strict = prefers_strict(request.headers.get("Prefer"))
+    return {"Preference-Applied": "handling=strict" if strict else "handling=lenient"}
 
 
 def _permitted(
@@ -131,21 +185,9 @@ def _permitted(
     for row in rows:
         ok = verdicts.get(row.consent)
         if ok is None:
-            state = book.get(pilot.id, row.consent) if row.consent is not None else None
-            ok = (
-                state is not None
-                and state.subject == params.subject
-                and decide_access(
-                    pilot,
-                    org=gate.caller.org,
-                    data_type=gate.data_type,
-                    purpose=gate.purpose,
-                    at=now,
-                    subject=params.subject,
-                    consent=state.consent,
-                    codes=params.codes or None,
-                ).allowed
-            )
+            ok = record_consent_permits(
+                book, pilot, gate, row, params.subject, now, params.codes or None
+            ).allowed
             verdicts[row.consent] = ok
         if not ok:
             continue
@@ -155,36 +197,37 @@ def _permitted(
     return kept
 
 
-def _bundle(
-    request: web.Request, resource: str, params: Search, page: list[HeldRecord], total: int
-) -> bytes:
-    """A searchset Bundle. The shell is a ``fhir.resources`` model; the entries' resources
-    are the stored bodies, spliced in as the exact JCS bytes committed to (validated where
-    they entered, at the edge: revalidating each costs more than the whole search)."""
-    base = issuer(request)
-    this = URL(base + request.path).with_query(request.query)
-    links = [BundleLink(relation="self", url=str(this))]
-    if params.offset + len(page) < total:
-        query = dict(request.query)
-        query["_offset"] = str(params.offset + len(page))
-        links.append(BundleLink(relation="next", url=str(this.with_query(query))))
-    shell = Bundle(type="searchset", total=total, link=links).model_dump_json()
-    entries = []
-    for row in page:
-        full_url = f"{base}/fhir/{resource}/{_resource_id(row)}"
-        entries.append(
-            b'{"fullUrl":'
-            + json.dumps(full_url).encode()
-            + b',"resource":'
-            + row.payload
-            + b',"search":{"mode":"match"}}'
+def record_consent_permits(
+    book: ConsentBook,
+    pilot: Pilot,
+    gate: Gate,
+    row: HeldRecord,
+    subject: str,
+    now: datetime,
+    codes: frozenset[str] | None,
+) -> Decision:
+    """Does the Consent a record names (its subject's, on file) permit this access?"""
+    assert gate.purpose is not None and gate.data_type is not None
+    state = book.get(pilot.id, row.consent) if row.consent is not None else None
+    if state is None or state.subject != subject:
+        return Decision.deny(
+            Reason.CONSENT_MISSING,
+            f"record {row.id} names no Consent of its subject on file",
         )
-    if not entries:
-        return shell.encode()
-    return shell.encode()[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
+    return decide_access(
+        pilot,
+        org=gate.caller.org,
+        data_type=gate.data_type,
+        purpose=gate.purpose,
+        at=now,
+        subject=subject,
+        consent=state.consent,
+        codes=codes,
+    )
 
 
-def _resource_id(row: HeldRecord) -> str:
+def resource_id(row: HeldRecord) -> str:
+    """The id a stored resource is read by: its own, or its record's where it has none."""
     try:
         value = json.loads(row.payload).get("id")
     except (ValueError, AttributeError):

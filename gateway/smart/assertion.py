@@ -20,6 +20,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from ..access.purpose import PurposeError, purpose_code
 from .errors import OAuthError
 
 #: Signature algorithms a client may use. Never ``none`` and never an HMAC (HS*): a client's
@@ -32,6 +33,10 @@ CLOCK_SKEW = 30
 MAX_ASSERTION_BYTES = 8192
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_PATH = "/oauth/token"
+#: The key of the HL7 B2B authorization extension object in an assertion's ``extensions``
+#: claim (UDAP Security, B2B authorization extension).
+B2B_EXTENSION = "hl7-b2b"
+MAX_PURPOSES = 16
 
 
 def _invalid(description: str) -> OAuthError:
@@ -121,6 +126,41 @@ class ClientAssertion:
     client: RegisteredClient
     jti: str
     exp: int
+    purposes: tuple[str, ...] = ()
+    """The purposes of use the client asserts (``extensions.hl7-b2b.purpose_of_use``)."""
+
+
+def b2b_purposes(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """The PurposeOfUse codes of an assertion's HL7 B2B authorization extension
+    (``{"extensions": {"hl7-b2b": {"purpose_of_use": ["urn:oid:2.16.840.1.113883.5.8#TREAT"]}}}``),
+    or none. A malformed extension is refused, never read as "no purpose": the token would
+    otherwise be wider than the client asked for."""
+    extensions = claims.get("extensions")
+    if extensions is None:
+        return ()
+    if not isinstance(extensions, dict):
+        raise OAuthError("invalid_request", "the assertion's extensions claim must be an object")
+    b2b = extensions.get(B2B_EXTENSION)
+    if b2b is None:
+        return ()
+    where = f"the assertion's extensions.{B2B_EXTENSION}.purpose_of_use"
+    values = b2b.get("purpose_of_use") if isinstance(b2b, dict) else None
+    if (
+        not isinstance(values, list)
+        or not values
+        or len(values) > MAX_PURPOSES
+        or not all(isinstance(v, str) for v in values)
+    ):
+        raise OAuthError(
+            "invalid_request",
+            f"{where} must be an array of 1 to {MAX_PURPOSES} HL7 v3 PurposeOfUse codes,"
+            ' e.g. ["urn:oid:2.16.840.1.113883.5.8#TREAT"]',
+        )
+    try:
+        codes = [purpose_code(v, where) for v in values]
+    except PurposeError as exc:
+        raise OAuthError("invalid_request", exc.detail) from None
+    return tuple(dict.fromkeys(codes))
 
 
 def check_client_assertion(
@@ -182,8 +222,9 @@ def check_client_assertion(
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 256:
         raise _invalid("jti is required")
+    purposes = b2b_purposes(claims)
     jti_memory.use(client.client_id, jti, exp, now)
-    return ClientAssertion(client, jti, exp)
+    return ClientAssertion(client, jti, exp, purposes)
 
 
 Lookup = Callable[[str], RegisteredClient | None]

@@ -27,20 +27,15 @@ from .assertion import (
 )
 from .bearer import access_of, issuer
 from .errors import OAuthError
-from .scopes import grant, parse_scopes
+from .scopes import grant, parse_scopes, supported_scopes
 from .tokens import issue_access_token
 
 routes = web.RouteTableDef()
 
 MAX_FORM_BYTES = 16 * 1024
-#: Scopes this hub can grant (SMART v2), advertised in the discovery document.
-SUPPORTED_SCOPES = (
-    "system/Observation.rs",
-    "system/DiagnosticReport.rs",
-    "system/Composition.rs",
-    "system/Consent.cruds",
-    "system/*.rs",
-)
+#: Scopes this hub can grant (SMART v2), advertised in the discovery document: exactly what
+#: :func:`~.scopes.grant` gives.
+SUPPORTED_SCOPES = supported_scopes()
 
 
 #: Why a hub that does not know its own URL issues no token (and logs at start).
@@ -130,6 +125,7 @@ async def _token(request: web.Request) -> web.Response:
         registration=registered.version,
         now=int(time.time()),
         lifetime=settings.access_token_lifetime_s,
+        purposes=checked.purposes,
     )
     return web.json_response(
         {

@@ -18,6 +18,10 @@ GRANTABLE = frozenset("rs")
 #: administrators: whether a client's organisation is one is asked per request).
 GRANTABLE_FOR: dict[str, frozenset[str]] = {"Consent": frozenset("crus")}
 MAX_SCOPES = 32
+#: The FHIR resource types this hub has endpoints for. A scope is granted only for these (or
+#: ``*``, meaning these): ``system/Patient.rs`` granted through a registration's
+#: ``system/*.rs`` would promise a Patient endpoint that does not exist.
+SERVED_TYPES = ("Observation", "DiagnosticReport", "Composition", "Consent")
 
 
 @dataclass(frozen=True, order=True)
@@ -56,6 +60,8 @@ def grant(requested: list[Scope], allowed: list[Scope]) -> list[Scope]:
     """
     granted = []
     for r in requested:
+        if r.resource != "*" and r.resource not in SERVED_TYPES:
+            continue
         perms: set[str] = set()
         for a in allowed:
             if a.resource in ("*", r.resource):
@@ -66,6 +72,14 @@ def grant(requested: list[Scope], allowed: list[Scope]) -> list[Scope]:
     if not granted:
         raise OAuthError("invalid_scope", "none of the requested scopes is allowed for this client")
     return sorted(set(granted))
+
+
+def supported_scopes() -> tuple[str, ...]:
+    """Every scope this hub grants, widest first per type: what discovery advertises."""
+    named = [
+        str(Scope(resource, GRANTABLE_FOR.get(resource, GRANTABLE))) for resource in SERVED_TYPES
+    ]
+    return (*named, str(Scope("*", GRANTABLE)))
 
 
 def allows(scopes: list[Scope], resource: str, permission: str) -> bool:

@@ -39,6 +39,9 @@ class AccessToken:
     jti: str
     registration: str
     """The version of the client's registration the token was issued under."""
+    purposes: tuple[str, ...] = ()
+    """The purposes of use the token is bound to (claim ``purpose_of_use``, from the client
+    assertion's HL7 B2B extension); empty: each request names its own."""
 
 
 def issue_access_token(
@@ -52,6 +55,7 @@ def issue_access_token(
     registration: str,
     now: int,
     lifetime: int = ACCESS_TOKEN_LIFETIME,
+    purposes: tuple[str, ...] = (),
 ) -> tuple[str, AccessToken]:
     lifetime = min(lifetime, ACCESS_TOKEN_LIFETIME)
     jti = os.urandom(16).hex()
@@ -69,10 +73,12 @@ def issue_access_token(
         "jti": jti,
         "registration": registration,
     }
+    if purposes:
+        claims["purpose_of_use"] = list(purposes)
     header = {"alg": "Ed25519", "typ": TOKEN_TYPE, "kid": key.thumbprint()}
     token = jwt.encode(header, claims, key, algorithms=["Ed25519"])
     return token, AccessToken(
-        client_id, org, pilot, tuple(scopes), now + lifetime, jti, registration
+        client_id, org, pilot, tuple(scopes), now + lifetime, jti, registration, purposes
     )
 
 
@@ -95,6 +101,9 @@ def check_access_token(token: str, *, key: OKPKey, issuer: str, now: int) -> Acc
     registration = c.get("registration")
     if not isinstance(registration, str) or not registration:
         raise InvalidToken("the access token names no client registration; get a new token")
+    purposes = c.get("purpose_of_use", [])
+    if not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes):
+        raise InvalidToken("the access token's purpose_of_use claim is malformed")
     try:
         scopes = parse_scopes(str(c.get("scope", "")))
         return AccessToken(
@@ -105,6 +114,7 @@ def check_access_token(token: str, *, key: OKPKey, issuer: str, now: int) -> Acc
             exp,
             str(c["jti"]),
             registration,
+            tuple(purposes),
         )
     except (KeyError, OAuthError) as exc:
         raise InvalidToken(f"the access token's claims are malformed: {exc}") from None

@@ -1,7 +1,9 @@
 """`swiftchain clients`: register hospital clients (SMART Backend Services) with their
 public JWK set, organisation, pilot and allowed scopes, list them with their state, and
-revoke them; through a running hub's admin API (--url) or, with no --url, straight in the
-hub's files (a revocation under the ledger's writer lock, like `swiftchain registry`)."""
+revoke them; through a running hub's admin API (--url) or straight in the files of the hub
+that --config describes (a revocation under the ledger's writer lock, like `swiftchain
+registry`). One of the two is required: guessing a hub (the defaults, in the current folder)
+wrote a client no hub knew while printing success."""
 
 from __future__ import annotations
 
@@ -91,6 +93,17 @@ def add(
     name: str,
 ) -> None:
     """Register (or replace) a client with the public JWK set in a file."""
+    if url is None and config is None:
+        raise ConfigError(
+            "say which hub: --url <hub base URL> (its admin API, with --token) for a running"
+            " hub, or --config <hub.toml> (the hub's own settings, to write its access file)"
+        )
+    if url is not None and config is not None:
+        raise ConfigError("give --url or --config, not both")
+    if url is not None and not token:
+        raise ConfigError(
+            "--url needs the hub's admin token: --token or SWIFTCHAIN_HUB_ADMIN_TOKEN"
+        )
     try:
         jwks = json.loads(jwks_file.read_text())
     except (OSError, ValueError) as exc:

@@ -86,7 +86,20 @@ def test_every_gated_route_commits_one_access_entry_before_it_answers(
     for method, template in gated:
         path = concrete(template)
         before = log_size(access_hub)
-        status, _, body = hospital.call(method, path, token)
+        if path.endswith("/_search"):
+            # A search by POST is a form, as FHIR's http.html#search has it (empty: no subject).
+            status, _, body = http(
+                method,
+                access_hub.http_url + path,
+                body=b"",
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "X-Purpose-Of-Use": "TREAT",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+        else:
+            status, _, body = hospital.call(method, path, token)
         assert status < 500, (method, path, status, body)
         new = entries_since(access_hub, before)
         assert [kind for kind, _ in new] == ["access"], (method, path, status, new)

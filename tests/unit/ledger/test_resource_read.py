@@ -1,0 +1,68 @@
+"""``LedgerQueries.resource``: the record the FHIR read interaction serves, by the stored
+resource's own ``id`` (the newest of several is the current version), or by its record id
+where the resource has none; never an erased body, another pilot's or another type's; and
+through the resource-id index, not a scan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ledger.schema import RESOURCE_ID
+from ledger.store import LedgerReader
+from tests.support.ledger_builder import LedgerBuilder
+
+OBS = "fhir.Observation"
+
+
+def test_a_resource_is_found_by_its_id_or_its_record_id(tmp_path: Path) -> None:
+    b = LedgerBuilder(tmp_path / "l.db", pilot="chronic-care")
+    b.register_source()
+    first = b.append_record(
+        {"resourceType": "Observation", "id": "bp-1", "v": 1},
+        type=OBS,
+        subject="pt-00000001",
+        consent="c-1",
+    )
+    newer = b.append_record(
+        {"resourceType": "Observation", "id": "bp-1", "v": 2},
+        type=OBS,
+        subject="pt-00000001",
+        consent="c-1",
+    )
+    anonymous = b.append_record(
+        {"resourceType": "Observation"}, type=OBS, subject="pt-00000002", consent="c-2"
+    )
+    b.append_record(
+        {"resourceType": "Observation", "id": "gone"},
+        type=OBS,
+        subject="pt-00000003",
+        consent="c-3",
+    )
+    gone = b.writer.size() - 1
+    b.erase(gone)
+    b.close()
+    with LedgerReader(tmp_path / "l.db") as reader:
+        found = reader.resource(pilot="chronic-care", data_type=OBS, resource_id="bp-1")
+        assert found is not None and found.index == newer != first
+        assert found.subject == "pt-00000001"
+        record_id = reader.entries(anonymous, anonymous + 1)[0].leaf
+        by_record = reader.resource(
+            pilot="chronic-care",
+            data_type=OBS,
+            resource_id=json.loads(record_id)["id"],
+        )
+        assert by_record is not None and by_record.index == anonymous
+        for pilot, data_type, rid in [
+            ("chronic-care", OBS, "gone"),
+            ("air-quality", OBS, "bp-1"),
+            ("chronic-care", "fhir.DiagnosticReport", "bp-1"),
+            ("chronic-care", OBS, "nope"),
+        ]:
+            assert reader.resource(pilot=pilot, data_type=data_type, resource_id=rid) is None
+        plan = reader.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT idx FROM bodies INDEXED BY bodies_by_resource_id"
+            f" WHERE {RESOURCE_ID} = ?",
+            ("bp-1",),
+        ).fetchall()
+        assert "bodies_by_resource_id" in str(plan)
