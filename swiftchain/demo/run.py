@@ -94,7 +94,7 @@ def _clean(workdir: Path) -> None:
 
 
 async def run_demo(options: DemoOptions, hooks: DemoHooks | None = None) -> DemoResult:
-    """The demo, start to end; SIGTERM stops it as Ctrl-C does, parts and children alike."""
+    """The demo, start to end; SIGTERM or Ctrl-C stops it, parts and children alike."""
     with sigterm_as_interrupt():
         return await _run_demo(options, hooks or DemoHooks())
 
