@@ -17,8 +17,6 @@ from typing import Any
 
 from aiohttp import web
 
-from pilots import decide_access
-
 from ..access.gate import gated
 from ..access.purpose import HEADER, request_purpose
 from ..appkeys import ACCESS, hub_of
@@ -27,7 +25,7 @@ from ..smart.scopes import allows
 from .outcome import FHIR_JSON, NotSupported
 from .params import resource_codes
 from .results import BadSearch
-from .search import SEARCHABLE, pilot_of, record_consent_permits
+from .search import SEARCHABLE, pilot_of, record_consent_permits, subject_decision
 
 routes = web.RouteTableDef()
 
@@ -75,17 +73,7 @@ async def read(request: web.Request, resource: str) -> web.Response:
         gate.subject = row.subject
         now = datetime.now(UTC)
         codes = resource_codes(json.loads(row.payload)) or None
-        current = access.book.current_for(pilot.id, row.subject) if row.subject else None
-        decision = decide_access(
-            pilot,
-            org=gate.caller.org,
-            data_type=data_type,
-            purpose=gate.purpose,
-            at=now,
-            subject=row.subject,
-            consent=current.consent if current is not None else None,
-            codes=codes,
-        )
+        decision = subject_decision(access.book, pilot, gate, row.subject, now, codes)
         if decision.allowed and row.subject is not None:
             own = record_consent_permits(
                 access.book, pilot, gate, row, row.subject, now, codes=codes

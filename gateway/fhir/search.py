@@ -115,17 +115,7 @@ async def search(
             )
         now = datetime.now(UTC)
         codes = params.codes or None
-        current = access.book.current_for(pilot.id, params.subject)
-        decision = decide_access(
-            pilot,
-            org=gate.caller.org,
-            data_type=data_type,
-            purpose=gate.purpose,
-            at=now,
-            subject=params.subject,
-            consent=current.consent if current is not None else None,
-            codes=codes,
-        )
+        decision = subject_decision(access.book, pilot, gate, params.subject, now, codes)
         if not decision.allowed:
             await gate.log(decision)
             raise Forbidden(decision.detail, code=decision.reason.value)
@@ -195,6 +185,30 @@ def _permitted(
             continue
         kept.append(row)
     return kept
+
+
+def subject_decision(
+    book: ConsentBook,
+    pilot: Pilot,
+    gate: Gate,
+    subject: str | None,
+    now: datetime,
+    codes: frozenset[str] | None,
+) -> Decision:
+    """The request's decision: the pilot's policy, then the subject's current Consent (a
+    search and a read alike; each record's own Consent is ``record_consent_permits``)."""
+    assert gate.purpose is not None and gate.data_type is not None
+    current = book.current_for(pilot.id, subject) if subject else None
+    return decide_access(
+        pilot,
+        org=gate.caller.org,
+        data_type=gate.data_type,
+        purpose=gate.purpose,
+        at=now,
+        subject=subject,
+        consent=current.consent if current is not None else None,
+        codes=codes,
+    )
 
 
 def record_consent_permits(
