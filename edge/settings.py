@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,7 +43,7 @@ from pydantic_settings import (
 )
 
 from ledger.envelope import describe_validation_error
-from transport.mqtt import Endpoint, TlsFiles
+from transport.mqtt import Endpoint, TlsFiles, broker_url
 
 from .errors import ConfigError
 
@@ -61,7 +69,7 @@ class TlsSettings(_Section):
 class BrokerSettings(_Section):
     """The MQTT broker records go to and receipts come from."""
 
-    url: str = "mqtt://127.0.0.1:1883"
+    url: Annotated[str, AfterValidator(broker_url)] = "mqtt://127.0.0.1:1883"
     username: str | None = None
     password: SecretStr | None = None
     #: "mqtts://" in the URL or any TLS field turns TLS on.
@@ -72,12 +80,6 @@ class BrokerSettings(_Section):
     client_id: str | None = None
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
     connect_timeout: Seconds = 10.0
-
-    @field_validator("url")
-    @classmethod
-    def _mqtt_url(cls, value: str) -> str:
-        Endpoint.parse(value)  # a BrokerUrlError (a ValueError) says what is wrong
-        return value
 
     @property
     def endpoint(self) -> Endpoint:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,7 +18,7 @@ from pydantic_settings import (
 )
 
 from ledger.envelope import MAX_RECORD_BYTES, describe_validation_error
-from transport.mqtt import Endpoint, TlsFiles
+from transport.mqtt import Endpoint, TlsFiles, broker_url
 
 from .errors import ConfigError
 
@@ -60,7 +60,7 @@ class HubSettings(BaseSettings):
     """Bearer token for the admin API; the admin API is off without one."""
 
     # -- MQTT ------------------------------------------------------------------------------
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_url: Annotated[str, AfterValidator(broker_url)] = "mqtt://127.0.0.1:1883"
     """``mqtt://host:port``, or ``mqtts://host:port`` (8883 by default) for TLS."""
     mqtt_tls_ca_file: Path | None = None
     """PEM CA certificates the broker's certificate must chain to (the system's if unset).
@@ -128,12 +128,6 @@ class HubSettings(BaseSettings):
     enforce_consent: bool = True
     """Refuse at ingest a record about a person that its pilot's data type says needs
     consent, without a Consent in force in the book; off only for tests of other parts."""
-
-    @field_validator("mqtt_url")
-    @classmethod
-    def _mqtt_url(cls, value: str) -> str:
-        Endpoint.parse(value)  # a BrokerUrlError (a ValueError) says what is wrong
-        return value
 
     @property
     def mqtt_endpoint(self) -> Endpoint:

@@ -83,6 +83,13 @@ class Endpoint:
         return cls(parts.hostname, port or default_port, tls)
 
 
+def broker_url(value: str) -> str:
+    """``value`` if it is a broker URL; a BrokerUrlError (a ValueError, which settings models
+    report with the field's name) saying what one reads like otherwise."""
+    Endpoint.parse(value)
+    return value
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     ca_file: Path | None = None
