@@ -2,16 +2,28 @@
 
 A record's leaf is JCS(header) exactly; every other kind's leaf is JCS of one of these
 models, which carry a ``kind`` field, so the kind of any leaf is known from its bytes alone.
+
+Each model holds the whole fact (who, when, about whom). The ``consent``, ``access`` and
+``erasure`` kinds name people, so the hub writes them sealed (:meth:`_Entry.sealed`, wire v2):
+the leaf keeps the fields in ``PUBLIC`` and ``"v": 2``, and a ``person`` commitment to the
+rest, whose opening the store keeps off the log (:mod:`ledger.sealed`). Logs written before
+hold v1 leaves (every field in the leaf); :meth:`_Entry.from_leaf` reads both.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import json
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .canonical import canonical_json
 from .envelope import FhirId, HexDigest, KeyId, Pseudonym, Slug, TypeId, UtcTimestamp
+from .errors import InvalidEnvelope
+from .sealed import PERSON, Opening, opened, seal
+
+#: The leaf version of sealed entries (the record envelope's v2 is the same step).
+SEALED_VERSION = 2
 
 EntryKind = Literal["record", "consent", "access", "registry", "erasure", "client"]
 ENTRY_KINDS: tuple[str, ...] = ("record", "consent", "access", "registry", "erasure", "client")
@@ -22,8 +34,40 @@ Text = Annotated[str, Field(max_length=512)]
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: The fields a sealed (v2) leaf keeps in the open; () for a kind that names no person.
+    PUBLIC: ClassVar[tuple[str, ...]] = ()
+
     def leaf(self) -> bytes:
+        """The v1 leaf: every field in the open. What a kind that names nobody writes, and
+        what logs written before sealing hold for the others (use :meth:`sealed` for them)."""
         return canonical_json(self.model_dump(exclude_none=True))
+
+    def sealed(self, *, salt: bytes | None = None) -> tuple[bytes, Opening | None]:
+        """The leaf to append and the opening to keep off the log (None for a kind that
+        names nobody, whose leaf is :meth:`leaf`)."""
+        if not self.PUBLIC:
+            return self.leaf(), None
+        fields = self.model_dump(exclude_none=True)
+        public = {k: fields.pop(k) for k in self.PUBLIC if k in fields}
+        opening = seal(fields, salt=salt)
+        leaf = {**public, "v": SEALED_VERSION, PERSON: opening.commitment()}
+        return canonical_json(leaf), opening
+
+    @classmethod
+    def from_leaf(cls, leaf: bytes | dict[str, Any], opening: Opening | None = None) -> Self:
+        """The fact a leaf (v1, or v2 with its opening) records; InvalidEnvelope if the leaf
+        is not one of this kind or a v2 leaf's opening is not held."""
+        value = json.loads(leaf) if isinstance(leaf, bytes) else dict(leaf)
+        if not isinstance(value, dict):
+            raise InvalidEnvelope("invalid_entry", "a leaf is a JSON object")
+        sealed = PERSON in value
+        view = opened(value, opening)
+        view.pop("v", None)
+        try:
+            return cls.model_validate(view)
+        except ValidationError as exc:
+            held = "" if not sealed or opening is not None else " (its opening is not held)"
+            raise InvalidEnvelope("invalid_entry", f"not a {cls.__name__}{held}: {exc}") from None
 
 
 class RegistryEntry(_Entry):
@@ -46,6 +90,8 @@ class RegistryEntry(_Entry):
 class ConsentEntry(_Entry):
     """A consent grant, update or withdrawal: the hash of the FHIR Consent and the decision."""
 
+    PUBLIC = ("kind", "action", "at", "actor", "pilot", "erase", "custodian")
+
     kind: Literal["consent"] = "consent"
     action: Literal["grant", "update", "withdraw"]
     at: UtcTimestamp
@@ -64,6 +110,9 @@ class ConsentEntry(_Entry):
 class AccessEntry(_Entry):
     """One access decision, allowed or denied, written before any data leaves the hub."""
 
+    PUBLIC = ("kind", "at", "client", "org", "pilot", "purpose", "type", "decision")
+    PUBLIC += ("break_glass", "count")
+
     kind: Literal["access"] = "access"
     at: UtcTimestamp
     client: Text
@@ -81,6 +130,8 @@ class AccessEntry(_Entry):
 
 class ErasureEntry(_Entry):
     """A record's body was deleted: which, why and by whom. Its header and leaf remain."""
+
+    PUBLIC = ("kind", "at", "actor", "reason")
 
     kind: Literal["erasure"] = "erasure"
     at: UtcTimestamp

@@ -1,7 +1,14 @@
-"""The record envelope, wire format v1 (docs/wire.md, "The record envelope").
+"""The record envelope, wire formats v1 and v2 (docs/wire.md, "The record envelope").
 
 ``header`` is what is signed and what the ledger commits to; ``body`` carries the payload and
 its salt and may later be erased. ``sig`` is Ed25519 over JCS(header), base64url.
+
+v2 (what agents write) names no person in the header: where v1 had ``subject`` and
+``consent``, v2 has ``person``, a salted commitment to both (:mod:`ledger.sealed`), whose
+opening travels in ``body.person`` and is kept off the log with the payload. A v2 body may
+also carry ``origin``: the signed header of the personal device (a patient's home gateway)
+whose reading a relay agent brought onto the log under its own key, so that the device's
+name, key and counter are erasable with the body and never on the public log.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     model_validator,
 )
@@ -36,8 +45,13 @@ from .keys import (
 )
 from .keys import sign as ed25519_sign
 from .keys import verify as ed25519_verify
+from .sealed import Opening
+from .sealed import seal as seal_fields
 
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2
+#: Versions a hub accepts and ``ledger verify`` reads (v1: written before personal fields
+#: were sealed; still valid on the log, never written again).
+ENVELOPE_VERSIONS = (1, 2)
 #: Largest wire message a hub or agent accepts (the hub's ``max_record_bytes`` defaults to it).
 MAX_RECORD_BYTES = 256 * 1024
 #: Deepest JSON nesting accepted, so hostile input cannot exhaust the parser's stack.
@@ -62,7 +76,7 @@ def _utc_timestamp(value: str) -> str:
 def _not_bool(value: Any) -> Any:
     # Literal[1] compares by equality, so True (== 1) would pass and sign as "v":true.
     if isinstance(value, bool):
-        raise ValueError("must be the integer 1, not a boolean")
+        raise ValueError("must be an integer version, not a boolean")
     return value
 
 
@@ -116,7 +130,7 @@ class RecordHeader(BaseModel):
         return header_jcs(self)
 
 
-def header_jcs(header: RecordHeader) -> bytes:
+def header_jcs(header: Header) -> bytes:
     """JCS of a validated header, without the general-purpose canonicaliser.
 
     Measured on the 2-core machines: ``rfc8785.dumps(header.model_dump())`` costs ~87 us a
@@ -127,13 +141,59 @@ def header_jcs(header: RecordHeader) -> bytes:
     keys and no whitespace. tests/unit/ledger/test_header_jcs.py checks the two agree.
     """
     return json.dumps(
-        {name: getattr(header, name) for name in _HEADER_FIELDS},
+        {name: getattr(header, name) for name in _HEADER_FIELDS[header.v]},
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
 
 
-_HEADER_FIELDS = tuple(RecordHeader.model_fields)
+class RecordHeaderV2(BaseModel):
+    """The v2 header: no person in it. ``person`` is hex SHA-256(salt ‖ JCS({"consent",
+    "subject"})) when the record is about a person, else null; the opening is in the body."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    v: Annotated[Literal[2], BeforeValidator(_not_bool)]
+    id: RecordId
+    pilot: Slug
+    source: Slug
+    seq: Annotated[int, Field(ge=1, le=2**53 - 1)]
+    type: TypeId
+    person: HexDigest | None
+    observed_at: UtcTimestamp
+    commitment: HexDigest
+    key: KeyId
+
+    def canonical(self) -> bytes:
+        """JCS(header): the ledger leaf and the bytes the source signs."""
+        return header_jcs(self)
+
+
+Header = RecordHeader | RecordHeaderV2
+
+_HEADER_FIELDS = {1: tuple(RecordHeader.model_fields), 2: tuple(RecordHeaderV2.model_fields)}
+
+
+class PersonOpening(BaseModel):
+    """``body.person``: who a v2 record is about, and the salt of its ``person`` commitment."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    subject: Pseudonym
+    consent: FhirId
+    salt: Salt
+
+    def opening(self) -> Opening:
+        return Opening(self.salt, {"consent": self.consent, "subject": self.subject})
+
+
+class Origin(BaseModel):
+    """``body.origin``: the personal device's own signed v2 header, for a relayed record."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    header: RecordHeaderV2
+    sig: Signature
 
 
 class RecordBody(BaseModel):
@@ -141,6 +201,13 @@ class RecordBody(BaseModel):
 
     payload: dict[str, Any]
     salt: Salt
+    person: PersonOpening | None = None
+    origin: Origin | None = None
+
+
+def _header_version(value: Any) -> str | None:
+    raw = value.get("v") if isinstance(value, dict) else getattr(value, "v", None)
+    return "2" if raw == 2 and not isinstance(raw, bool) else "1"
 
 
 class SignedRecord(BaseModel):
@@ -148,12 +215,50 @@ class SignedRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    header: RecordHeader
+    header: Annotated[
+        Annotated[RecordHeader, Tag("1")] | Annotated[RecordHeaderV2, Tag("2")],
+        Discriminator(_header_version),
+    ]
     body: RecordBody
     sig: Signature
 
+    @model_validator(mode="after")
+    def _body_fits_version(self) -> SignedRecord:
+        header, body = self.header, self.body
+        if isinstance(header, RecordHeader):
+            if body.person is not None or body.origin is not None:
+                raise ValueError("a v1 record carries its subject in the header, not the body")
+        elif (header.person is None) != (body.person is None):
+            raise ValueError(
+                "body.person opens header.person: both present (a record about a person)"
+                " or both absent"
+            )
+        return self
+
+    @property
+    def subject(self) -> str | None:
+        """The pseudonym of the person the record is about (v1 header, v2 body)."""
+        if isinstance(self.header, RecordHeader):
+            return self.header.subject
+        return self.body.person.subject if self.body.person is not None else None
+
+    @property
+    def consent(self) -> str | None:
+        """The id of the Consent covering the record (v1 header, v2 body)."""
+        if isinstance(self.header, RecordHeader):
+            return self.header.consent
+        return self.body.person.consent if self.body.person is not None else None
+
+    def opening(self) -> Opening | None:
+        """The opening the store keeps off the log (v2 records about a person)."""
+        person = self.body.person
+        return person.opening() if person is not None else None
+
     def to_wire(self) -> bytes:
-        return json.dumps(self.model_dump(), separators=(",", ":"), ensure_ascii=False).encode()
+        value = self.model_dump()
+        # A v1 header spells its nulls out; a body leaves out what it does not carry.
+        value["body"] = {k: v for k, v in value["body"].items() if v is not None}
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def commitment(salt: bytes, payload: Any) -> str:
@@ -188,30 +293,62 @@ def seal(
     observed_at: str | None = None,
     record_id: str | None = None,
     salt: bytes | None = None,
+    person_salt: bytes | None = None,
+    origin: Origin | None = None,
+    version: int = ENVELOPE_VERSION,
 ) -> SignedRecord:
-    """Build, commit to and sign one record. Raises InvalidEnvelope for bad fields."""
+    """Build, commit to and sign one record (v2 unless ``version=1``, which only tests of
+    old ledgers write). Raises InvalidEnvelope for bad fields."""
     salt = os.urandom(SALT_BYTES) if salt is None else salt
     if not isinstance(salt, bytes) or len(salt) != SALT_BYTES:
         raise InvalidEnvelope("invalid_envelope", f"salt: must be {SALT_BYTES} bytes")
     if not isinstance(signing_key, Ed25519PrivateKey):
         raise InvalidEnvelope("invalid_envelope", "signing_key: must be an Ed25519 private key")
-    fields = {
-        "v": ENVELOPE_VERSION,
+    fields: dict[str, Any] = {
+        "v": version,
         "id": record_id or uuid7(),
         "pilot": pilot,
         "source": source,
         "seq": seq,
         "type": type,
-        "subject": subject,
-        "consent": consent,
         "observed_at": observed_at or utc_now(),
         "commitment": commitment(salt, payload),
         "key": key_id(signing_key.public_key()),
     }
-    header = _validate(RecordHeader, fields)
-    body = _validate(RecordBody, {"payload": payload, "salt": b64url_encode(salt)})
+    body: dict[str, Any] = {"payload": payload, "salt": b64url_encode(salt)}
+    header: Header
+    if version == 1:
+        header = _validate(RecordHeader, {**fields, "subject": subject, "consent": consent})
+    elif version == 2:
+        person = None
+        if subject is not None or consent is not None:
+            if subject is None or consent is None:
+                raise InvalidEnvelope(
+                    "invalid_envelope", "a record about a subject must name its consent"
+                )
+            person = _validate(
+                PersonOpening,
+                {"subject": subject, "consent": consent, **_opening_salt(person_salt)},
+            )
+            body["person"] = person
+        header = _validate(
+            RecordHeaderV2,
+            {**fields, "person": person.opening().commitment() if person else None},
+        )
+        if origin is not None:
+            body["origin"] = origin
+    else:
+        raise InvalidEnvelope("invalid_envelope", f"v: no envelope version {version!r}")
+    record_body = _validate(RecordBody, body)
     sig = b64url_encode(ed25519_sign(signing_key, header.canonical()))
-    return SignedRecord.model_construct(header=header, body=body, sig=sig)
+    record = SignedRecord.model_construct(header=header, body=record_body, sig=sig)
+    if origin is not None:
+        check_origin(record)
+    return record
+
+
+def _opening_salt(salt: bytes | None) -> dict[str, str]:
+    return {"salt": seal_fields({}, salt=salt).salt}
 
 
 def _validate(model: type[Any], data: Any) -> Any:
@@ -320,12 +457,44 @@ def parse_record(raw: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> SignedReco
 
 
 def check_commitment(record: SignedRecord) -> None:
-    """Raise InvalidEnvelope('commitment_mismatch') unless the body matches the header."""
+    """Raise InvalidEnvelope('commitment_mismatch') unless the body matches the header: the
+    payload its ``commitment`` and, in v2, the person opening its ``person``."""
     if not isinstance(record, SignedRecord):
         raise InvalidEnvelope("invalid_envelope", "only a SignedRecord has a commitment")
     salt = b64url_decode(record.body.salt)
     if commitment(salt, record.body.payload) != record.header.commitment:
         raise InvalidEnvelope("commitment_mismatch", "payload and salt do not match commitment")
+    header = record.header
+    if isinstance(header, RecordHeaderV2) and header.person is not None:
+        opening = record.opening()
+        if opening is None or not opening.opens(header.person):
+            raise InvalidEnvelope(
+                "commitment_mismatch", "body.person does not open the header's person commitment"
+            )
+
+
+#: The members a relayed record and its device's own header must share.
+_ORIGIN_SHARED = ("pilot", "type", "observed_at", "commitment", "person")
+
+
+def check_origin(record: SignedRecord) -> None:
+    """Raise InvalidEnvelope('origin_mismatch') unless a relayed record's ``body.origin`` is
+    the same reading: same pilot, type, observation time, payload commitment and person
+    commitment, from a source other than the relay. (The device's signature is the relay's
+    to check: it knows its devices' keys; the body keeps it for an auditor.)"""
+    origin = record.body.origin
+    if origin is None:
+        return
+    header = record.header
+    if not isinstance(header, RecordHeaderV2):
+        raise InvalidEnvelope("origin_mismatch", "only a v2 record is relayed")
+    for name in _ORIGIN_SHARED:
+        if getattr(origin.header, name) != getattr(header, name):
+            raise InvalidEnvelope(
+                "origin_mismatch", f"body.origin.header.{name} is not the record's {name}"
+            )
+    if origin.header.source == header.source:
+        raise InvalidEnvelope("origin_mismatch", "a source does not relay its own records")
 
 
 def check_signature(

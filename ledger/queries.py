@@ -10,13 +10,16 @@ Each query is one indexed read, and values only ever travel as SQL parameters.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .entries import ENTRY_KINDS
-from .errors import RangeError
+from .errors import InvalidEnvelope, RangeError, StoreError
 from .schema import RESOURCE_ID
+from .sealed import Opening, opened
 from .sqlite import check_integer
 
 
@@ -97,19 +100,71 @@ _HELD_RECORD = (
 
 _TAIL = """
 SELECT e.idx, e.kind, e.leaf, e.leaf_hash, e.created_at,
-       r.pilot, r.source, r.type, r.observed_at, b.payload
+       r.pilot, r.source, r.type, r.observed_at, b.payload{opening}
 FROM entries AS e
 LEFT JOIN records AS r ON r.idx = e.idx
-LEFT JOIN bodies AS b ON b.idx = e.idx AND r.subject IS NULL AND r.type IN ({types})
+LEFT JOIN bodies AS b ON b.idx = e.idx AND r.subject IS NULL AND r.type IN ({types}){join}
 WHERE e.idx >= ? AND e.idx < ?
 ORDER BY e.idx
 """
+_TAIL_OPENING = ", o.opening"
+_TAIL_JOIN = "\nLEFT JOIN openings AS o ON o.idx = e.idx AND e.kind = 'access'"
 
 
 class LedgerQueries:
     """The hub's reads (a part of :class:`ledger.store.LedgerReader`)."""
 
     conn: sqlite3.Connection
+    #: Whether the file has the openings table (schema "2"); a "1" file holds v1 leaves only.
+    sealed: bool
+
+    def opening(self, index: int) -> Opening | None:
+        """The opening of entry ``index``'s ``person`` commitment, or None (a v1 leaf, a leaf
+        about nobody's personal fields, or one erased or forgotten)."""
+        return self.openings([index]).get(index)
+
+    def openings(self, indexes: Collection[int]) -> dict[int, Opening]:
+        """The held openings of the entries at ``indexes``."""
+        wanted = [check_integer(i, "index") for i in indexes]
+        if not self.sealed or not wanted:
+            return {}
+        found: dict[int, Opening] = {}
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
+            rows = self.conn.execute(
+                f"SELECT idx, opening FROM openings WHERE idx IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for index, raw in rows:
+                found[int(index)] = _decoded(bytes(raw))
+        return found
+
+    def origin(self, index: int) -> bytes | None:
+        """A relayed record's ``body.origin`` (JSON) while its body is held."""
+        if not self.sealed:
+            return None
+        row = self.conn.execute(
+            "SELECT origin FROM origins WHERE idx = ?", (check_integer(index, "index"),)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def opened_leaves(self, kind: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(index, leaf as its readers know it) of every entry of ``kind``: a v2 leaf with its
+        held opening's fields in place of ``person`` (:func:`ledger.sealed.opened`)."""
+        if kind not in ENTRY_KINDS:
+            raise RangeError(f"unknown entry kind {kind!r}; one of {', '.join(ENTRY_KINDS)}")
+        if not self.sealed:
+            for index, leaf in self.leaves(kind):
+                yield index, json.loads(leaf)
+            return
+        cursor = self.conn.execute(
+            "SELECT e.idx, e.leaf, o.opening FROM entries e LEFT JOIN openings o ON o.idx = e.idx"
+            " WHERE e.kind = ? ORDER BY e.idx",
+            (kind,),
+        )
+        for index, leaf, raw in cursor:
+            held = _decoded(bytes(raw)) if raw is not None else None
+            yield int(index), opened(json.loads(leaf), held)
 
     def leaves(self, kind: str) -> Iterator[tuple[int, bytes]]:
         """(index, leaf) of every entry of ``kind``, in log order, streamed."""
@@ -224,5 +279,17 @@ class LedgerQueries:
         types = list(bodies_of)
         for t in types:
             _check_text(t, "data type")
-        sql = _TAIL.format(types=",".join("?" * len(types)))
+        sealed = self.sealed
+        sql = _TAIL.format(
+            types=",".join("?" * len(types)),
+            opening=_TAIL_OPENING if sealed else "",
+            join=_TAIL_JOIN if sealed else "",
+        )
         return [TailEntry(*row) for row in self.conn.execute(sql, [*types, start, end])]
+
+
+def _decoded(raw: bytes) -> Opening:
+    try:
+        return Opening.decode(raw)
+    except InvalidEnvelope as exc:
+        raise StoreError(f"a stored opening is not one: {exc.detail}") from None

@@ -1,14 +1,20 @@
 """The ledger's tables on SQLite, and the version a ledger file records in ``meta``.
 
 ``entries`` is the log itself (each leaf's exact bytes, its hash and the node hashes it
-closes); ``records`` indexes the signed headers of ``record`` entries; ``bodies`` holds their
-payloads off-log, erasable; ``checkpoints`` keeps every signed tree head. Only ``ledger/``
+closes); ``records`` indexes the signed headers of ``record`` entries (with the subject and
+Consent of v2 records from their openings: the hub's private index); ``bodies`` holds their
+payloads off-log, erasable; ``openings`` holds the openings of v2 leaves' ``person``
+commitments (:mod:`ledger.sealed`), erasable; ``origins`` the device headers of relayed
+records, erasable with the body; ``checkpoints`` keeps every signed tree head. Only ``ledger/``
 reads or writes these tables (:mod:`ledger.store`, :mod:`ledger.queries`, :mod:`ledger.verify`).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Schemas a reader opens; a writer brings a "1" file (no openings, no origins) to "2" by
+#: creating the two tables, which is all that changed.
+READABLE_SCHEMAS = ("1", "2")
 
 #: A body's FHIR ``id`` (``$.id`` of its JSON), NULL where it has none or is not JSON: what
 #: the FHIR read interaction finds a resource by. Guarded by ``json_valid`` so that a body
@@ -56,6 +62,16 @@ CREATE TABLE IF NOT EXISTS bodies (
     salt TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS bodies_by_resource_id ON bodies ({RESOURCE_ID});
+-- The openings of v2 leaves' person commitments: JCS of an object with fields, salt.
+CREATE TABLE IF NOT EXISTS openings (
+    idx INTEGER PRIMARY KEY,
+    opening BLOB NOT NULL
+);
+-- A relayed record's device header and signature (JSON), erased with its body.
+CREATE TABLE IF NOT EXISTS origins (
+    idx INTEGER PRIMARY KEY,
+    origin BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
     root BLOB NOT NULL,

@@ -71,6 +71,10 @@ def open_wal(
             # Some filesystems (network mounts) cannot hold WAL's shared memory.
             raise sqlite3.OperationalError(f"WAL mode is not available here (got {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Erased bodies and openings are overwritten with zeros, not left in free pages
+        # (https://sqlite.org/pragma.html#pragma_secure_delete): set here, not trusted to
+        # the build's SQLITE_SECURE_DELETE default.
+        conn.execute("PRAGMA secure_delete = ON")
         if max_page_count:
             conn.execute(f"PRAGMA max_page_count = {int(max_page_count)}")
         conn.executescript(schema)

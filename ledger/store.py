@@ -23,7 +23,8 @@ from typing import Any
 from .errors import LedgerError, RangeError, StoreError
 from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX
 from .queries import LedgerQueries
-from .schema import SCHEMA, SCHEMA_VERSION
+from .schema import READABLE_SCHEMAS, SCHEMA, SCHEMA_VERSION
+from .sealed import Opening
 from .sqlite import MAX_INTEGER, check_integer, connect, open_wal, storage_failure
 from .tree import (
     Frontier,
@@ -63,6 +64,10 @@ class NewEntry:
     payload: bytes | None = None
     """JCS(payload) of a record's body, stored off-log."""
     salt: str | None = None
+    opening: Opening | None = None
+    """The opening of a v2 leaf's ``person`` commitment, stored off-log."""
+    origin: bytes | None = None
+    """A relayed record's ``body.origin`` (JSON), stored off-log with its body."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class LedgerReader(LedgerQueries):
             raise StoreError(f"{self.path} is a directory, not a ledger file")
         if _conn is not None:
             self.conn = _conn  # the writer's, which makes the schema itself
+            self.sealed = True
             return
         try:
             self.conn = connect(self.path, readonly=True)
@@ -113,8 +119,10 @@ class LedgerReader(LedgerQueries):
             row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a Swiftchain ledger: {exc}") from None
-        if row is None or row[0] != SCHEMA_VERSION:
+        if row is None or row[0] not in READABLE_SCHEMAS:
             raise StoreError(f"{self.path} is not a Swiftchain ledger (schema {row})")
+        #: A schema "1" file has no openings (every leaf in it is v1).
+        self.sealed = row[0] != "1"
 
     def close(self) -> None:
         self.conn.close()
@@ -276,7 +284,8 @@ class LedgerWriter(LedgerReader):
         self._lock = threading.Lock()
         try:
             existing = self.meta("schema")
-            if existing is None:
+            if existing is None or existing == "1":
+                # "1" -> "2": the schema script above created the two new tables.
                 self._set_meta("schema", SCHEMA_VERSION)
             elif existing != SCHEMA_VERSION:
                 raise StoreError(f"{path} has ledger schema {existing}, not {SCHEMA_VERSION}")
@@ -302,21 +311,29 @@ class LedgerWriter(LedgerReader):
         with self._lock:
             self._set_meta(key, value)
 
-    def append(self, batch: Sequence[NewEntry], *, erase: Sequence[int] = ()) -> list[Entry]:
-        """Append ``batch`` (and delete the bodies at ``erase``) in one durable transaction.
+    def append(
+        self, batch: Sequence[NewEntry], *, erase: Sequence[int] = (), forget: Sequence[int] = ()
+    ) -> list[Entry]:
+        """Append ``batch`` in one durable transaction, in which also the records at
+        ``erase`` lose their bodies, openings and origins (and their index its subject and
+        Consent), and the entries at ``forget`` their openings.
 
         Returns the stored entries with their indexes. On any failure nothing is written and
-        the in-memory tree is unchanged.
+        the in-memory tree is unchanged. After an erasure the WAL is checkpointed and
+        truncated, so that no copy of an erased page stays in it.
         """
         try:
-            return self._append(batch, erase)
+            return self._append(batch, erase, forget)
         except (TypeError, AttributeError, ValueError, OverflowError, LedgerError) as exc:
             if isinstance(exc, StoreError):
                 raise
             raise StoreError(f"append of a malformed batch: {exc}") from None
 
-    def _append(self, batch: Sequence[NewEntry], erase: Sequence[int]) -> list[Entry]:
-        erase = [check_integer(i, "erased index") for i in erase]
+    def _append(
+        self, batch: Sequence[NewEntry], erase: Sequence[int], forget: Sequence[int]
+    ) -> list[Entry]:
+        erased = [(check_integer(i, "erased index"),) for i in erase]
+        forgotten = [(check_integer(i, "forgotten index"),) for i in forget]
         now = time.time()
         # The hot path (group commit): hash the batch in one comprehension, extend
         # the tree in one call, and build rows without per-entry helper calls.
@@ -352,6 +369,14 @@ class LedgerWriter(LedgerReader):
             body_rows = [
                 (start + i, e.payload, e.salt) for i, e in enumerate(batch) if e.payload is not None
             ]
+            opening_rows = [
+                (start + i, e.opening.encode())
+                for i, e in enumerate(batch)
+                if e.opening is not None
+            ]
+            origin_rows = [
+                (start + i, e.origin) for i, e in enumerate(batch) if e.origin is not None
+            ]
             c = self.conn
             try:
                 c.execute("BEGIN IMMEDIATE")
@@ -360,8 +385,18 @@ class LedgerWriter(LedgerReader):
                     c.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?)", record_rows)
                 if body_rows:
                     c.executemany("INSERT INTO bodies VALUES (?,?,?)", body_rows)
-                if erase:
-                    c.executemany("DELETE FROM bodies WHERE idx = ?", [(i,) for i in erase])
+                if opening_rows:
+                    c.executemany("INSERT INTO openings VALUES (?,?)", opening_rows)
+                if origin_rows:
+                    c.executemany("INSERT INTO origins VALUES (?,?)", origin_rows)
+                if erased:
+                    c.executemany("DELETE FROM bodies WHERE idx = ?", erased)
+                    c.executemany("DELETE FROM origins WHERE idx = ?", erased)
+                    c.executemany(
+                        "UPDATE records SET subject = NULL, consent = NULL WHERE idx = ?", erased
+                    )
+                if erased or forgotten:
+                    c.executemany("DELETE FROM openings WHERE idx = ?", erased + forgotten)
                 c.execute("COMMIT")
             except sqlite3.Error as exc:
                 if c.in_transaction:
@@ -369,7 +404,19 @@ class LedgerWriter(LedgerReader):
                 raise storage_failure(f"append of {len(batch)} entries failed", exc) from None
             self.frontier = frontier
             self._size = frontier.size
+            if erased or forgotten:
+                self._truncate_wal()
         return [Entry(row[0], row[1], row[2], row[3], row[5]) for row in entry_rows]
+
+    def _truncate_wal(self) -> None:
+        """Copy the WAL into the file and truncate it: the erased pages' old images go
+        (secure_delete zeroed them in the file). Readers in the middle of a read can keep
+        the WAL from being reset; the next erasure tries again, and the data is committed
+        either way."""
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error:
+            pass
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
         check_integer(size, "checkpoint size")
