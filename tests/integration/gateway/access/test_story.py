@@ -114,7 +114,9 @@ def test_consent_withdrawal_story(
     status, _, again = auditor.call("GET", f"/api/v1/audit?subject={SUBJECT}", auditor.token())
     assert status == 200, again
     seen = [(e["decision"], e["client"], e["reason"]) for e in again["entries"]]
-    assert seen[:3] == [(d, c, e["reason"]) for (d, c, _), e in zip(decisions, audit["entries"])]
+    assert seen[:3] == [
+        (d, c, e["reason"]) for (d, c, _), e in zip(decisions, audit["entries"], strict=True)
+    ]
     assert seen[3:] == [
         ("allow", auditor.client_id, "auditor"),  # the first view, itself a read about them
         ("deny", "php-ehr", "consent_inactive"),  # the request after the erasure
