@@ -53,9 +53,9 @@ class HomeDevices:
         """The device's sealed envelope of the event's reading (a JSON value)."""
         payload, subject = event.payload, None
         if event.patient is not None:
-            subject = self.network.pseudonym(event.pilot, event.patient)
-            system = self.network.pseudonymiser_for(event.pilot).system
-            payload = replace_patient(payload, event.patient, subject, system, set())
+            pseudonyms = self.network.pseudonymiser_for(event.pilot)
+            subject = pseudonyms.pseudonym(event.patient)
+            payload = replace_patient(payload, event.patient, subject, pseudonyms.system, set())
         self._seq[event.source] += 1
         record = seal_reading(
             payload,

@@ -3,10 +3,18 @@ published only by their hospital's relay."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
+from edge.datatypes import TypeRegistry
+from edge.drafts import drafts_from_json, prepare
+from edge.relay import Relay
+from ledger.keys import load_public_key
 from simulators import build_scenario, device_ids
 from simulators.devices import RELAYS, device_id, device_key
+from simulators.homes import HomeDevices
+from simulators.network import Network
 from simulators.params import CHRONIC_CARE
 from simulators.patients import roster
 from simulators.scenario import RecordEvent, Scenario
@@ -61,3 +69,27 @@ def test_device_keys_are_deterministic_and_distinct(demo: Scenario) -> None:
 def test_a_scenario_without_chronic_care_has_no_devices() -> None:
     city = build_scenario(pilots=["air-quality"], scale="small", hours=2)
     assert device_ids(city) == [] and city.header.devices == []
+
+
+def test_every_device_reading_is_what_its_relay_accepts(tmp_path: Path) -> None:
+    scenario = build_scenario(scale="small", hours=6)
+    network = Network("http://127.0.0.1:9", None, tmp_path)
+    devices = HomeDevices(scenario.header, network)
+    relays = {
+        key: Relay(key[0], key[1], {p.stem: load_public_key(p) for p in d.glob("*.pub")})
+        for key, d in devices.write_keys(tmp_path).items()
+    }
+    assert {relay for _, relay in relays} == set(RELAYS)
+    registry = TypeRegistry(allowed=["fhir.Observation"])
+    readings = _readings(scenario)
+    assert readings
+    for e in readings:
+        relay = devices.relay(e)
+        assert relay is not None
+        (draft,) = drafts_from_json(devices.seal(e))
+        prepared = prepare(draft, registry, None, None, relays[(e.pilot, relay)])
+        assert e.patient is not None and prepared.relayed is not None
+        assert prepared.subject == network.pseudonym(e.pilot, e.patient)
+        assert prepared.consent == e.consent
+        assert e.patient not in json.dumps(prepared.payload)
+        assert prepared.relayed.device == e.source
