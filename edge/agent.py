@@ -252,7 +252,8 @@ def load_relay(pilot: str, source: str, settings: RelaySettings) -> Relay | None
             raise ConfigError(
                 f"cannot read devices_dir {settings.devices_dir}: {exc.strerror}"
             ) from None
-        files.update((p.name.removesuffix(".pub"), p) for p in found)
+        # `swiftchain keys new hd-1.key` writes hd-1.key.pub: that is device hd-1 too.
+        files.update((p.name.removesuffix(".pub").removesuffix(".key"), p) for p in found)
     files.update(settings.devices)
     keys = {}
     for device, path in sorted(files.items()):

@@ -209,7 +209,7 @@ class RelaySettings(_Section):
     #: Device source id -> its Ed25519 public key file (PEM, ``<id>.key.pub`` of
     #: ``swiftchain keys new``).
     devices: dict[Slug, Path] = Field(default_factory=dict)
-    #: A directory of ``<device id>.pub`` files, one a device (read once at start).
+    #: A directory of ``<device id>.pub`` (or ``.key.pub``) files, one a device, read at start.
     devices_dir: Path | None = None
 
     @property
