@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.checkpoint import NoteVerifier
-from ledger.errors import CheckpointError
+from ledger.errors import CheckpointError, KeyFileError
+from ledger.keys import load_public_key
 from transport.backoff import backoff_delay
 
 from .datatypes import TypeRegistry
@@ -26,8 +28,9 @@ from .logs import log
 from .outbox import AsyncOutbox, Outbox
 from .pseudonym import Pseudonymiser, load_pseudonym_key
 from .receipts import ProofPolicy, ReceiptJudge
+from .relay import Relay
 from .reseal import reseal
-from .settings import BrokerSettings, EdgeSettings
+from .settings import BrokerSettings, EdgeSettings, RelaySettings
 from .settling import InclusionChecker, Settler
 from .signer import Signer
 from .sources.directory import DirectorySource
@@ -37,6 +40,7 @@ from .sources.stream import StreamSource, file_lines, stdin_lines
 logger = logging.getLogger("edge.agent")
 
 HUB_KEY_META = "hub_verifier_key"
+_DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 def configured_verifier(settings: EdgeSettings) -> NoteVerifier | None:
@@ -233,6 +237,35 @@ def _bound_port(runner: Any) -> int:
     raise ConfigError("the HTTP source is not listening on a TCP port")
 
 
+def load_relay(pilot: str, source: str, settings: RelaySettings) -> Relay | None:
+    """The devices this agent relays, their keys read from the files the settings name
+    (``[relay] devices`` wins over a same-named file of ``devices_dir``); None if none."""
+    if not settings.enabled:
+        return None
+    files: dict[str, Path] = {}
+    if settings.devices_dir is not None:
+        if not settings.devices_dir.is_dir():
+            raise ConfigError(f"[relay] devices_dir {settings.devices_dir} is not a directory")
+        try:
+            found = sorted(settings.devices_dir.glob("*.pub"))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read devices_dir {settings.devices_dir}: {exc.strerror}"
+            ) from None
+        # `swiftchain keys new hd-1.key` writes hd-1.key.pub: that is device hd-1 too.
+        files.update((p.name.removesuffix(".pub").removesuffix(".key"), p) for p in found)
+    files.update(settings.devices)
+    keys = {}
+    for device, path in sorted(files.items()):
+        if not _DEVICE_ID.match(device):
+            raise ConfigError(f"{path}: {device!r} is not a source id (a-z 0-9 . _ -)")
+        try:
+            keys[device] = load_public_key(path)
+        except KeyFileError as exc:
+            raise ConfigError(f"device {device}: {exc}") from None
+    return Relay(pilot, source, keys)
+
+
 @asynccontextmanager
 async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
     """Load keys and types, open the outbox and the hub client; close them on exit."""
@@ -243,6 +276,7 @@ async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
         pseudonymiser = Pseudonymiser(
             load_pseudonym_key(settings.pseudonym_key_file), settings.pilot
         )
+    relay = load_relay(settings.pilot, settings.source, settings.relay)
     configured_verifier(settings)  # fail early on a bad pinned key
     client_options(settings.broker, settings.client_id)  # and on unusable TLS files
     outbox = await AsyncOutbox.open(settings.outbox_path)
@@ -267,6 +301,7 @@ async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
                 pseudonymiser,
                 default_consent=settings.default_consent,
                 max_batch=max(settings.publish.window, 1000),
+                relay=relay,
             )
             yield Agent(settings, outbox, intake, hub)
     finally:

@@ -4,6 +4,9 @@ A source hands over JSON values; each becomes one or more *drafts* (a type id, a
 what the sender said about it), and each draft a *prepared record*: validated against its
 type, the person pseudonymised, the consent and the observation time settled. If any part of
 a submission is invalid, the whole submission is refused and nothing is stored.
+
+A personal device's sealed envelope (``{"header", "body", "sig"}``) is a draft too: a relay
+agent checks it (:mod:`edge.relay`) and prepares the same reading for its own seal.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .datatypes import TypeRegistry
 from .errors import InvalidInput
 from .fhir import bundle_entries, observed_time, patient_id, replace_patient, strings
 from .pseudonym import Pseudonymiser
+from .relay import Relay, Relayed, is_envelope, open_envelope
 
 #: A raw id this short could appear inside unrelated values, so only exact matches count.
 MIN_SUBSTRING_CHECK = 4
@@ -48,6 +52,8 @@ class Draft:
     observed_at: str | None = None
     #: Bundle-local Patient fullUrls -> local patient ids (for ``urn:uuid:`` references).
     local_patients: dict[str, str] = field(default_factory=dict)
+    #: A personal device's sealed envelope, for a relay agent to check and seal again.
+    envelope: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class Prepared:
     subject: str | None
     consent: str | None
     observed_at: str
+    #: Set for a device's reading this agent relays: the id, salts and origin it keeps.
+    relayed: Relayed | None = None
 
 
 def _join(where: str, inner: str) -> str:
@@ -69,7 +77,8 @@ def drafts_from_json(
     value: Any, *, default_type: str | None = None, consent: str | None = None, where: str = ""
 ) -> Iterator[Draft]:
     """The drafts in one JSON value: a FHIR resource, a Bundle (split into its entries),
-    ``{"type", "payload", ...}``, a bare payload of ``default_type``, or a list of these."""
+    ``{"type", "payload", ...}``, a device's sealed envelope ``{"header", "body", "sig"}``,
+    a bare payload of ``default_type``, or a list of these."""
     if isinstance(value, list):
         if not value:
             raise InvalidInput("empty", "an empty list holds no records", where=where or None)
@@ -80,6 +89,12 @@ def drafts_from_json(
         return
     if not isinstance(value, dict):
         raise InvalidInput("unknown_shape", "a record is a JSON object", where=where or None)
+    if is_envelope(value):
+        header = value["header"]
+        stated = header.get("type") if isinstance(header, dict) else None
+        type_id = stated if isinstance(stated, str) else "envelope"
+        yield Draft(type_id, {}, where or type_id, envelope=value)
+        return
     resource_type = value.get("resourceType")
     if resource_type is not None:
         if not isinstance(resource_type, str):
@@ -145,9 +160,13 @@ def prepare(
     registry: TypeRegistry,
     pseudonymiser: Pseudonymiser | None,
     default_consent: str | None = None,
+    relay: Relay | None = None,
 ) -> Prepared:
-    """Validate, pseudonymise and complete one draft; InvalidInput (located) if it cannot."""
+    """Validate, pseudonymise and complete one draft; InvalidInput (located) if it cannot.
+    A device's envelope is checked against ``relay`` (refused if the agent is none)."""
     try:
+        if draft.envelope is not None:
+            return _prepare_relayed(draft.envelope, registry, relay)
         return _prepare(draft, registry, pseudonymiser, default_consent)
     except InvalidInput as exc:
         if exc.where and draft.where and exc.where.startswith(draft.where):
@@ -194,6 +213,37 @@ def _prepare(
                 status=422,
             )
     return Prepared(draft.type_id, payload, subject, consent, observed or utc_now())
+
+
+def _prepare_relayed(
+    envelope: dict[str, Any], registry: TypeRegistry, relay: Relay | None
+) -> Prepared:
+    reading = open_envelope(envelope, relay)
+    data_type = registry.resolve(reading.type_id)
+    payload = reading.payload
+    data_type.validate(payload)
+    if not data_type.is_fhir:
+        if reading.subject is not None:
+            raise InvalidInput("subject_not_allowed", f"{reading.type_id} records are not personal")
+    else:
+        # The device names its patient by pseudonym (the hospital enrolled it so); the
+        # payload and the sealed person must agree, or the record files under someone else.
+        named = patient_id(payload)
+        if named is not None and named != reading.subject:
+            raise InvalidInput(
+                "subject_mismatch",
+                "the payload's patient is not the person the envelope is sealed about"
+                if reading.subject is not None
+                else "a reading about a patient carries body.person (subject and consent)",
+            )
+    return Prepared(
+        reading.type_id,
+        payload,
+        reading.subject,
+        reading.consent,
+        reading.observed_at,
+        relayed=reading.relayed,
+    )
 
 
 def _own_consent_id(payload: dict[str, Any]) -> str | None:

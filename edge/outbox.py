@@ -78,6 +78,15 @@ CREATE TABLE IF NOT EXISTS ingested (
     records INTEGER NOT NULL,
     at REAL NOT NULL
 );
+-- Device records this agent relayed (edge/relay.py): the id, SHA-256 of the device's header
+-- and the seq it was stored under, so the same record is stored once. (Added in schema 2
+-- without a version change: CREATE IF NOT EXISTS adds it to an older file as it opens.)
+CREATE TABLE IF NOT EXISTS relayed (
+    id TEXT PRIMARY KEY,
+    origin_hash BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL
+);
 """
 #: Schema 1 -> 2: re-sealed records remember the leaf hashes of their earlier seals.
 MIGRATE_1_TO_2 = "ALTER TABLE outbox ADD COLUMN earlier_leaf_hashes BLOB NOT NULL DEFAULT x''"
@@ -156,8 +165,26 @@ class Outbox:
         row = self.conn.execute("SELECT 1 FROM ingested WHERE key = ?", (key,)).fetchone()
         return row is not None
 
-    def store(self, records: Sequence[Sealed], ingest_keys: Iterable[tuple[str, int]] = ()) -> None:
-        """Store ``records`` (and the idempotency keys of their submissions) durably, in one
+    def relayed(self, ids: Sequence[str]) -> dict[str, tuple[bytes, int]]:
+        """(origin hash, seq) of each of these device record ids relayed before."""
+        found: dict[str, tuple[bytes, int]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for rid, origin_hash, seq in self.conn.execute(
+                f"SELECT id, origin_hash, seq FROM relayed WHERE id IN ({marks})", chunk
+            ):
+                found[rid] = (bytes(origin_hash), int(seq))
+        return found
+
+    def store(
+        self,
+        records: Sequence[Sealed],
+        ingest_keys: Iterable[tuple[str, int]] = (),
+        relayed: Iterable[tuple[str, bytes, int]] = (),
+    ) -> None:
+        """Store ``records`` (and the idempotency keys of their submissions, and the
+        (id, origin hash, seq) of the device records among them) durably, in one
         transaction; on return they survive a power cut."""
         if not records:
             return
@@ -172,6 +199,10 @@ class Outbox:
             self.conn.executemany(
                 "INSERT INTO ingested (key, records, at) VALUES (?, ?, ?)",
                 [(k, n, now) for k, n in ingest_keys],
+            )
+            self.conn.executemany(
+                "INSERT INTO relayed (id, origin_hash, seq, at) VALUES (?, ?, ?, ?)",
+                [(rid, h, seq, now) for rid, h, seq in relayed],
             )
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_seq', ?)",

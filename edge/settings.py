@@ -201,6 +201,22 @@ class SensorSourceSettings(_Section):
     batch: Annotated[int, Field(ge=1, le=10_000)] = 500
 
 
+class RelaySettings(_Section):
+    """Personal devices (patients' home gateways) whose sealed readings this agent relays
+    under its own source and key (edge/relay.py). Their keys are the relay's to know: the
+    hub's public registry never lists them."""
+
+    #: Device source id -> its Ed25519 public key file (PEM, ``<id>.key.pub`` of
+    #: ``swiftchain keys new``).
+    devices: dict[Slug, Path] = Field(default_factory=dict)
+    #: A directory of ``<device id>.pub`` (or ``.key.pub``) files, one a device, read at start.
+    devices_dir: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.devices) or self.devices_dir is not None
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -234,6 +250,7 @@ class EdgeSettings(BaseSettings):
     directory: DirectorySourceSettings = Field(default_factory=DirectorySourceSettings)
     stream: StreamSourceSettings = Field(default_factory=StreamSourceSettings)
     sensors: SensorSourceSettings = Field(default_factory=SensorSourceSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
     log: LogSettings = Field(default_factory=LogSettings)
     #: Run on uvloop when it is installed (about a third more records a second).
     use_uvloop: bool = True
@@ -310,6 +327,12 @@ def resolve_paths(s: EdgeSettings, base: Path) -> EdgeSettings:
                 "key_file": _under(base, tls.key_file),
             }
         )
+    relay = s.relay.model_copy(
+        update={
+            "devices": {d: _under(base, p) for d, p in s.relay.devices.items()},
+            "devices_dir": _under(base, s.relay.devices_dir),
+        }
+    )
     stream = s.stream
     if stream.path != "-":
         stream = stream.model_copy(update={"path": str(_under(base, Path(stream.path)))})
@@ -324,5 +347,6 @@ def resolve_paths(s: EdgeSettings, base: Path) -> EdgeSettings:
             ),
             "directory": directory,
             "stream": stream,
+            "relay": relay,
         }
     )

@@ -39,7 +39,11 @@ class Signer:
         return cls(pilot, source, load_private_key(path))
 
     def seal(self, record: Prepared, seq: int) -> Sealed:
-        """Seal one record; InvalidInput if its fields cannot make a valid envelope."""
+        """Seal one record; InvalidInput if its fields cannot make a valid envelope.
+
+        A relayed reading keeps its device's id, salt and person salt (so both commitments
+        are the device's) and carries the device's signed header in ``body.origin``."""
+        relayed = record.relayed
         try:
             signed = seal(
                 pilot=self.pilot,
@@ -51,6 +55,10 @@ class Signer:
                 subject=record.subject,
                 consent=record.consent,
                 observed_at=record.observed_at,
+                record_id=relayed.record_id if relayed else None,
+                salt=relayed.salt if relayed else None,
+                person_salt=relayed.person_salt if relayed else None,
+                origin=relayed.origin if relayed else None,
             )
         except InvalidEnvelope as exc:
             raise InvalidInput(exc.reason, exc.detail) from None
@@ -66,10 +74,11 @@ class Signer:
         )
 
     def reseal(self, wire: bytes) -> Sealed | None:
-        """The record ``wire`` holds, signed again with this key: the same id, seq, salt,
-        body, subject, consent and ``observed_at``, so the same commitment; only ``key``
-        and the signature change. None if this key signed it already, or if it is not a
-        record of this source (a source renamed in the settings keeps its old records).
+        """The record ``wire`` holds, signed again with this key: the same id, seq, salts,
+        body (person opening and origin included) and ``observed_at``, so the same
+        commitments; only ``key`` and the signature change (a v1 record stays v1). None if
+        this key signed it already, or if it is not a record of this source (a source
+        renamed in the settings keeps its old records).
 
         This is how a backlog outlives a key: the hub judges a key when it receives a
         record, and a key rotated out a while ago vouches for nothing it receives now.
@@ -81,6 +90,7 @@ class Signer:
         h = record.header
         if h.key == self.key_id or (h.pilot, h.source) != (self.pilot, self.source):
             return None
+        person = record.body.person
         try:
             signed = seal(
                 pilot=h.pilot,
@@ -89,11 +99,14 @@ class Signer:
                 type=h.type,
                 payload=record.body.payload,
                 signing_key=self._key,
-                subject=h.subject,
-                consent=h.consent,
+                subject=record.subject,
+                consent=record.consent,
                 observed_at=h.observed_at,
                 record_id=h.id,
                 salt=b64url_decode(record.body.salt),
+                person_salt=b64url_decode(person.salt) if person is not None else None,
+                origin=record.body.origin,
+                version=h.v,
             )
         except InvalidEnvelope:
             return None

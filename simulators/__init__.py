@@ -6,6 +6,7 @@ documents the file format and reads and writes it.
 """
 
 from .build import build_scenario, default_scenario
+from .devices import device_ids
 from .scenario import Scenario, ScenarioError, read_scenario, write_scenario
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "ScenarioError",
     "build_scenario",
     "default_scenario",
+    "device_ids",
     "read_scenario",
     "write_scenario",
 ]

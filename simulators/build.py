@@ -18,6 +18,7 @@ from .scenario import (
     FORMAT_VERSION,
     ClientInfo,
     ConsentEvent,
+    DeviceInfo,
     Header,
     QueryEvent,
     RecordEvent,
@@ -60,11 +61,14 @@ def _org_of(source: str) -> str:
     raise ValueError(f"no organisation operates source {source!r}")
 
 
-def _sources(events: Sequence[AnyEvent]) -> list[SourceInfo]:
+def _sources(events: Sequence[AnyEvent], devices: dict[str, DeviceInfo]) -> list[SourceInfo]:
+    """Every source that publishes: a device's readings are its relay's."""
     types: dict[tuple[str, str], set[str]] = {}
     for e in events:
         if e.kind != "query":
-            types.setdefault((e.pilot, e.source), set()).add(e.type)
+            device = devices.get(e.source)
+            source = device.relay if device is not None else e.source
+            types.setdefault((e.pilot, source), set()).add(e.type)
     return [
         SourceInfo(pilot=pilot, source=source, org=_org_of(source), types=sorted(kinds))
         for (pilot, source), kinds in sorted(
@@ -133,6 +137,9 @@ def build_scenario(
     )
     # Stable: events at the same second keep generator order (consents first, queries last).
     events = sorted((e for g in groups for e in g), key=lambda e: e.t)
+    homes = chronic_care.devices(seed, chronic_plans) if chronic_care.PILOT in chosen else {}
+    used = {e.source for e in events if e.kind == "record"}
+    homes = {d: info for d, info in homes.items() if d in used}
     header = Header(
         format=FORMAT,
         version=FORMAT_VERSION,
@@ -142,9 +149,10 @@ def build_scenario(
         duration_s=window.seconds,
         pilots=chosen,
         generators=GENERATORS,
-        sources=_sources(events),
+        sources=_sources(events, homes),
         clients=_clients(events),
         counts=count_events(events),
+        devices=sorted(homes.values(), key=lambda d: d.device),
     )
     return Scenario(header, events)
 

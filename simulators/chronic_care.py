@@ -6,10 +6,11 @@ measure glucose fasting in the morning and after dinner in the evening, in mg/dL
 2339-0) at hospital-a and mmol/L (15074-8) at hospital-b. Values drift by day with each
 patient's trend; readings are skipped (adherence) and whole days missed.
 
-Each patient's home gateway uploads a reading a few minutes after it is taken; readings from
-before the scenario (``history_days``) go up in the gateway's first sync just after its
-patient's Consent is recorded. Only readings covered by an active permit Consent are sent:
-none for patients who refused, none after a withdrawal.
+Each patient's own home device (:mod:`simulators.devices`: an opaque id, a key of its own)
+uploads a reading a few minutes after it is taken, sealed by the device and relayed by the
+patient's hospital's agent; readings from before the scenario (``history_days``) go up in
+the device's first sync just after its patient's Consent is recorded. Only readings covered
+by an active permit Consent are sent: none for patients who refused, none after a withdrawal.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from fhir.resources.R4B.observation import Observation, ObservationComponent
 from fhir.resources.R4B.reference import Reference
 
 from .clock import Window, rfc3339
+from .devices import device_id, relay_of
 from .fhir_models import OBSERVATION_CATEGORY, as_payload, concept, loinc, patient_ref, quantity
 from .params import CHRONIC_CARE, HOSPITAL_A, Scale, new_id, rng_for
 from .patients import ConsentPlan, Patient
-from .scenario import RecordEvent
+from .scenario import DeviceInfo, RecordEvent
 
-VERSION = "1"
+VERSION = "2"
 PILOT = CHRONIC_CARE
 TYPE = "fhir.Observation"
 #: mg/dL per mmol/L of glucose.
@@ -129,7 +131,7 @@ def generate(
                     t=rfc3339(upload),
                     kind="record",
                     pilot=PILOT,
-                    source=patient.gateway,
+                    source=device_id(seed, PILOT, patient),
                     type=TYPE,
                     patient=patient.local_id,
                     consent=plan.id,
@@ -137,3 +139,12 @@ def generate(
                 )
             )
     return events
+
+
+def devices(seed: int, plans: list[ConsentPlan]) -> dict[str, DeviceInfo]:
+    """The home device of every patient with a chronic-care plan, by device id."""
+    out = {}
+    for plan in plans:
+        device = device_id(seed, PILOT, plan.patient)
+        out[device] = DeviceInfo(pilot=PILOT, device=device, relay=relay_of(plan.patient))
+    return out

@@ -58,11 +58,6 @@ class Patient:
     glucose_per_day: float
 
     @property
-    def gateway(self) -> str:
-        """The home-monitoring gateway that uploads this patient's readings."""
-        return "home-bp-gw-01" if self.hospital == HOSPITAL_A else "home-bp-gw-02"
-
-    @property
     def ehr(self) -> str:
         return f"{self.hospital}-ehr"
 

@@ -8,6 +8,11 @@ consent: a Consent's POST returns once the Consent is on the ledger, and every e
 in the file is released only then, so no record reaches the hub before its Consent. Before a
 withdrawal or a query, every record already released is waited for (its receipt settled), so
 an erasure erases them and a query sees them.
+
+Patients' home devices (the header's ``devices``) have no agent of their own: replay seals
+each of their readings as the device would (its key from the seed, the patient named by
+pseudonym) and hands the envelope to the agent of the device's relay, which checks it against
+the device keys in its ``[relay]`` settings and publishes it under its own source.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from edge.outbox import Outbox
 from edge.settings import load_settings
 
 from .errors import SimulatorError
+from .homes import HomeDevices
 from .network import Network
 from .scenario import ConsentEvent, Header, QueryEvent, RecordEvent
 
@@ -122,9 +128,14 @@ def _when(t: str) -> float:
 
 @asynccontextmanager
 async def running_agents(
-    network: Network, broker: BrokerAccess, workdir: Path
+    network: Network,
+    broker: BrokerAccess,
+    workdir: Path,
+    relays: dict[tuple[str, str], Path] | None = None,
 ) -> AsyncIterator[dict[tuple[str, str], Agent]]:
-    """One agent per registered record source, each running until the block ends."""
+    """One agent per registered record source, each running until the block ends;
+    ``relays``: the sources that relay home devices, and the directory of their keys."""
+    relays = relays or {}
     agents: dict[tuple[str, str], Agent] = {}
     async with AsyncExitStack() as stack:
         for key, source in sorted(network.sources.items()):
@@ -137,6 +148,7 @@ async def running_agents(
                 pseudonym_key_file=network.pseudonym_keys.get(pilot),
                 outbox_path=workdir / "outboxes" / f"{pilot}--{name}.db",
                 types=list(source.types),
+                relay={"devices_dir": str(relays[key])} if key in relays else {},
                 broker={
                     "url": broker.url,
                     "protocol": broker.protocol,
@@ -178,6 +190,7 @@ class Replay:
         erase_on_withdraw: bool = True,
         settle_timeout_s: float = 120.0,
         on_event: OnEvent | None = None,
+        devices: HomeDevices | None = None,
     ) -> None:
         self.network = network
         self.header = header
@@ -188,6 +201,7 @@ class Replay:
         self.erase_on_withdraw = erase_on_withdraw
         self.settle_timeout_s = settle_timeout_s
         self.on_event = on_event
+        self.devices = devices or HomeDevices(header, network)
         self.tallies: dict[str, PilotTally] = {p: PilotTally() for p in header.pilots}
         self.queries: list[QueryOutcome] = []
         self.withdrawals: list[WithdrawalOutcome] = []
@@ -226,11 +240,12 @@ class Replay:
 
     # -- records ---------------------------------------------------------------------------
     async def _record(self, event: RecordEvent) -> None:
-        key = (event.pilot, event.source)
+        relay = self.devices.relay(event)
+        key = (event.pilot, relay or event.source)
         if key not in self.agents:
-            raise ReplayError(f"no agent runs source {event.pilot}/{event.source}")
+            raise ReplayError(f"no agent runs source {key[0]}/{key[1]}")
         batch = self._pending.setdefault(key, [])
-        batch.append(event.submission())
+        batch.append(self.devices.seal(event) if relay is not None else event.submission())
         self.tallies.setdefault(event.pilot, PilotTally()).sent += 1
         if len(batch) >= SUBMIT_BATCH:
             await self._submit(key, self._pending.pop(key))
@@ -370,7 +385,18 @@ async def replay_scenario(
         )
         if on_ready is not None:
             on_ready(network)
-        async with running_agents(network, broker, workdir) as agents:
-            replay = Replay(network, header, events, agents, http, speed=speed, on_event=on_event)
+        devices = HomeDevices(header, network)
+        relays = await asyncio.to_thread(devices.write_keys, workdir)
+        async with running_agents(network, broker, workdir, relays) as agents:
+            replay = Replay(
+                network,
+                header,
+                events,
+                agents,
+                http,
+                speed=speed,
+                on_event=on_event,
+                devices=devices,
+            )
             report = await replay.run()
     return network, report

@@ -14,7 +14,11 @@ Format ``swiftchain-scenario`` version 1 — NDJSON, UTF-8, ``\\n`` line ends:
 
   ``sources`` lists every ``(pilot, source)`` that emits records or consents, with the
   operating organisation and the types it emits: replay registers each and runs one edge
-  agent per source with records. A hospital EHR's ``fhir.Consent`` events go to the hub's
+  agent per source with records. ``devices`` lists patients' home devices
+  (``{"pilot","device","relay"}``): a record event whose ``source`` is a device is sealed by
+  that device (its key derived from the seed, :mod:`simulators.devices`) and handed to the
+  agent of its ``relay`` source, which publishes it under its own name; devices are never
+  registered on the hub. A hospital EHR's ``fhir.Consent`` events go to the hub's
   consent API instead (as the pilot's consent administrator). ``clients`` are the
   organisations' API clients that the ``query`` events use.
 
@@ -96,6 +100,15 @@ class SourceInfo(_Strict):
     types: list[TypeId]
 
 
+class DeviceInfo(_Strict):
+    """A patient's home device: its readings reach the log through its hospital's relay."""
+
+    pilot: Slug
+    device: Slug
+    #: The relay agent's source (one of ``sources``) that publishes the device's readings.
+    relay: Slug
+
+
 class ClientInfo(_Strict):
     """An organisation's API client that asks the scripted queries."""
 
@@ -125,6 +138,15 @@ class Header(_Strict):
     sources: list[SourceInfo]
     clients: list[ClientInfo]
     counts: Counts
+    #: Patients' home devices and the relays that publish their readings.
+    devices: list[DeviceInfo] = Field(default_factory=list)
+
+    def relay(self, pilot: str, source: str) -> str | None:
+        """The relay source that publishes a device's readings; None for other sources."""
+        for d in self.devices:
+            if (d.pilot, d.device) == (pilot, source):
+                return d.relay
+        return None
 
 
 class _Event(_Strict):

@@ -5,6 +5,10 @@
 stored record once all of them are durably in the outbox, or ``4xx`` with an
 OperationOutcome saying what is wrong (and nothing is stored). The Consent that covers the
 data is named in the ``X-Consent`` header or the ``consent`` query parameter.
+
+``POST /relay`` takes a personal device's sealed envelope (or a list of them) for a relay
+agent (edge/relay.py): ``202`` once stored, ``200`` if every one was relayed before (nothing
+stored again), ``4xx`` with the reason (``unknown_device``, ``bad_signature``, ...).
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from ledger.errors import InvalidEnvelope
 
 from ..errors import EdgeError, InvalidInput
 from ..fhir import Issue, operation_outcome, outcome_for
-from ..intake import Intake
+from ..intake import Intake, Stored
 from ..logs import log
+from ..relay import is_envelope
 
 logger = logging.getLogger("edge.sources.http")
 
@@ -96,13 +101,38 @@ async def _store(request: web.Request, resource_type: str | None) -> web.Respons
     except InvalidInput as exc:
         return _refuse(exc)
     log(logger, logging.INFO, "http.stored", records=len(stored), first_seq=stored[0].seq)
-    issues = [
-        Issue("information", "informational", f"stored {s.id} seq {s.seq} ({s.type_id})")
-        for s in stored
-    ]
-    response = _outcome_response(operation_outcome(issues), 202)
+    response = _outcome_response(operation_outcome([_stored_issue(s) for s in stored]), 202)
     response.headers["X-Record-Ids"] = ",".join(s.id for s in stored)
     return response
+
+
+@routes.post("/relay")
+async def post_relay(request: web.Request) -> web.Response:
+    try:
+        value = await _read_json(request)
+        envelopes = value if isinstance(value, list) else [value]
+        if not envelopes or not all(is_envelope(e) for e in envelopes):
+            raise InvalidInput(
+                "invalid_envelope",
+                'POST /relay carries a device\'s sealed envelope {"header", "body", "sig"}'
+                " or a list of them",
+                status=400,
+            )
+        stored = await request.app[INTAKE].submit_json(value)
+    except InvalidInput as exc:
+        return _refuse(exc)
+    new = [s for s in stored if not s.duplicate]
+    log(logger, logging.INFO, "http.relayed", records=len(new), before=len(stored) - len(new))
+    response = _outcome_response(operation_outcome([_stored_issue(s) for s in stored]), 202)
+    if not new:
+        response.set_status(200)
+    response.headers["X-Record-Ids"] = ",".join(s.id for s in stored)
+    return response
+
+
+def _stored_issue(s: Stored) -> Issue:
+    said = "relayed before as" if s.duplicate else "stored"
+    return Issue("information", "informational", f"{said} {s.id} seq {s.seq} ({s.type_id})")
 
 
 @routes.get("/healthz")

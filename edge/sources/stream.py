@@ -95,7 +95,13 @@ class StreamSource:
 
 
 def _ack(n: int, stored: list[Stored]) -> dict[str, Any]:
-    return {"line": n, "ids": [s.id for s in stored], "seqs": [s.seq for s in stored]}
+    ack: dict[str, Any] = {"line": n, "ids": [s.id for s in stored]}
+    ack["seqs"] = [s.seq for s in stored]
+    before = [s.id for s in stored if s.duplicate]
+    if before:
+        # Device records relayed before: stored then, under those seqs; nothing stored now.
+        ack["relayed_before"] = before
+    return ack
 
 
 async def _read_line(reader: asyncio.StreamReader) -> bytes | InvalidInput | None:

@@ -135,6 +135,12 @@ async def _replay_and_story(
     hooks.on_stage(
         f"Registering {len(header.sources)} sources and their organisations; "
         f"one edge agent per record source"
+        + (
+            f"; {len(header.devices)} patients' home devices, relayed by their hospitals'"
+            " agents (never registered, never named on the log)"
+            if header.devices
+            else ""
+        )
     )
     network, report = await replay_scenario(
         header,

@@ -15,6 +15,7 @@ import pytest
 
 from ledger.verify import verify_ledger
 from simulators.build import build_scenario
+from simulators.devices import device_ids
 from simulators.scenario import RecordEvent, write_scenario
 from tests.support.broker import Mosquitto
 from tests.support.hub import ADMIN_TOKEN, ThreadHub, _handle
@@ -63,11 +64,15 @@ def test_replay_lands_every_record_exactly_once(
         per_source.setdefault((pilot, source), []).append(seq)
     for seqs in per_source.values():
         assert sorted(seqs) == list(range(1, len(seqs) + 1))
-    expected = {(e.pilot, e.source) for e in records}
+    # A home device's readings are on the log under its hospital's relay, never its own id.
+    header = scenario.header
+    published = [(e.pilot, header.relay(e.pilot, e.source) or e.source) for e in records]
+    expected = set(published)
     assert set(per_source) == expected
+    assert not {source for _, source in per_source} & set(device_ids(scenario))
     counted = {k: 0 for k in expected}
-    for e in records:
-        counted[(e.pilot, e.source)] += 1
+    for key in published:
+        counted[key] += 1
     assert {k: len(v) for k, v in per_source.items()} == counted
     report = verify_ledger(consent_hub.db_path)
     assert report.ok, report.problems

@@ -32,7 +32,9 @@ async def test_a_resource_is_accepted_once_stored(client: Any, tmp_path: Path) -
     assert outcome["issue"][0]["severity"] == "information"
     (record,) = stored_records(tmp_path / "outbox.db")
     assert record["header"]["id"] == resp.headers["X-Record-Ids"]
-    assert record["header"]["consent"] == "consent-1"
+    # Wire v2: the consent is in the body's person opening; the header holds its commitment.
+    assert record["body"]["person"]["consent"] == "consent-1"
+    assert "consent" not in record["header"] and record["header"]["person"] is not None
     assert "MRN-4711" not in json.dumps(record)
 
 

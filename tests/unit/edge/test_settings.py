@@ -76,3 +76,45 @@ def test_bad_settings_are_one_clear_error(tmp_path: Path, text: str, match: str)
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no config file"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_relay_devices_from_a_table_and_a_directory(tmp_path: Path) -> None:
+    from edge.agent import load_relay
+    from ledger.keys import key_id, write_key_pair
+
+    conf = tmp_path / "conf"
+    one = write_key_pair(conf / "devices" / "hd-1.key")  # hd-1.key.pub
+    two = write_key_pair(conf / "elsewhere" / "hd-2.key")
+    (conf / "devices" / "hd-3.pub").write_bytes((conf / "elsewhere" / "hd-2.key.pub").read_bytes())
+    text = MINIMAL + '\n[relay]\ndevices_dir = "devices"\n'
+    text += 'devices = { "hd-2" = "elsewhere/hd-2.key.pub" }\n'
+    s = load_settings(write(tmp_path, text))
+    assert s.relay.devices_dir == conf / "devices"
+    assert s.relay.devices == {"hd-2": conf / "elsewhere" / "hd-2.key.pub"}
+    relay = load_relay(s.pilot, s.source, s.relay)
+    assert relay is not None
+    assert relay.key_ids == {
+        "hd-1": key_id(one.public_key()),
+        "hd-2": key_id(two.public_key()),
+        "hd-3": key_id(two.public_key()),
+    }
+    assert load_relay(s.pilot, s.source, load_settings(write(tmp_path, MINIMAL)).relay) is None
+
+
+@pytest.mark.parametrize(
+    ("table", "match"),
+    [
+        ('devices_dir = "nowhere"', "not a directory"),
+        ('devices = { "hd-1" = "missing.pub" }', "device hd-1"),
+        ('devices = { "station-1" = "d.pub" }', "own source"),
+    ],
+)
+def test_unusable_relay_settings_are_config_errors(tmp_path: Path, table: str, match: str) -> None:
+    from edge.agent import load_relay
+    from ledger.keys import write_key_pair
+
+    write_key_pair(tmp_path / "conf" / "d")
+    (tmp_path / "conf" / "d.pub").write_bytes((tmp_path / "conf" / "d.pub").read_bytes())
+    s = load_settings(write(tmp_path, MINIMAL + f"\n[relay]\n{table}\n"))
+    with pytest.raises(ConfigError, match=match):
+        load_relay(s.pilot, s.source, s.relay)
