@@ -63,6 +63,8 @@ class TailEntry:
     type: str | None = None
     observed_at: str | None = None
     payload: bytes | None = None
+    opening: bytes | None = None
+    """An ``access`` entry's held opening (:meth:`ledger.sealed.Opening.encode`), if any."""
 
 
 def _check_count(value: object, what: str) -> int:
