@@ -1,19 +1,21 @@
 """The people of a scenario as an outsider must never see them: each patient's pseudonym in
 each pilot (made as the demo's edge makes it, with the pilot's key from the run's ``keys/``),
-each Consent id, each patient's local id and each per-person device's source id; and which
-of them a withdrawal with erasure was about."""
+each Consent id, each patient's local id and each per-person device's source id
+(``simulators.device_ids``); and which of them a withdrawal with erasure was about."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
+import simulators
 from edge.pseudonym import Pseudonymiser, load_pseudonym_key
 from simulators.scenario import ConsentEvent, RecordEvent, Scenario
 
-#: Sources that stand for one person or household (a patient's home gateway): the
-#: simulators' home gateways. (The relay work lists each person's devices; until then these.)
+#: Before patients had home devices of their own (``simulators.device_ids``), the home
+#: gateways that wrote their readings stood for them.
 PERSONAL_SOURCE_PREFIXES = ("home-",)
 
 
@@ -32,15 +34,26 @@ class People:
 
 def personal_sources(scenario: Scenario) -> set[str]:
     """Source ids of the scenario's per-person devices."""
+    listed = getattr(simulators, "device_ids", None)
+    if listed is not None:
+        return set(listed(scenario))
     return {
-        s.source for s in scenario.header.sources if s.source.startswith(PERSONAL_SOURCE_PREFIXES)
-    } | {
         e.source
         for e in scenario.events
         if isinstance(e, RecordEvent)
         and e.patient is not None
         and e.source.startswith(PERSONAL_SOURCE_PREFIXES)
     }
+
+
+def device_of(scenario: Scenario, pilot: str, patient: str) -> str | None:
+    """The patient's own home device in ``pilot``, if the scenario gives them one."""
+    try:
+        from simulators.devices import device_id
+    except ImportError:
+        return None
+    device = device_id(scenario.header.seed, pilot, SimpleNamespace(local_id=patient))  # type: ignore[arg-type]
+    return device if device in personal_sources(scenario) else None
 
 
 def scenario_people(scenario: Scenario, keys: Path, *, erased_too: bool = True) -> People:
@@ -73,6 +86,9 @@ def scenario_people(scenario: Scenario, keys: Path, *, erased_too: bool = True) 
         people.needles[name] = f"pseudonym of {patient} in {pilot}"
         people.pseudonyms.append(name)
         people.needles[patient] = f"local id of {patient}"
+        device = device_of(scenario, pilot, patient)
+        if device is not None:
+            people.needles[device] = f"per-person device of {patient} in {pilot}"
     for (pilot, patient, consent), withdrawn in sorted(consents.items()):
         people.needles[consent] = f"Consent id of {patient} in {pilot}"
         people.consents.append(consent)
@@ -88,7 +104,7 @@ def scenario_people(scenario: Scenario, keys: Path, *, erased_too: bool = True) 
         else:
             people.erased[name] = f"pseudonym of {patient} in {pilot} (withdrawn, erased)"
     for source in sorted(personal_sources(scenario)):
-        people.needles[source] = f"per-person device {source}"
+        people.needles.setdefault(source, f"per-person device of a patient ({source})")
     return people
 
 
