@@ -110,8 +110,10 @@ class ConsentEntry(_Entry):
 class AccessEntry(_Entry):
     """One access decision, allowed or denied, written before any data leaves the hub."""
 
-    PUBLIC = ("kind", "at", "client", "org", "pilot", "purpose", "type", "decision")
-    PUBLIC += ("break_glass", "count")
+    PUBLIC = (
+        *("kind", "at", "client", "org", "pilot", "purpose", "type", "decision"),
+        *("break_glass", "count"),
+    )
 
     kind: Literal["access"] = "access"
     at: UtcTimestamp

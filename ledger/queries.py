@@ -64,7 +64,7 @@ class TailEntry:
     observed_at: str | None = None
     payload: bytes | None = None
     opening: bytes | None = None
-    """An ``access`` entry's held opening (:meth:`ledger.sealed.Opening.encode`), if any."""
+    """The stored opening of an ``access`` entry (for the operator's view of decisions)."""
 
 
 def _check_count(value: object, what: str) -> int:
@@ -140,6 +140,22 @@ class LedgerQueries:
             for index, raw in rows:
                 found[int(index)] = _decoded(bytes(raw))
         return found
+
+    def blinded(self, tag: str) -> list[tuple[int, bytes]]:
+        """(index, box) of the blinded openings filed under ``tag``, in log order."""
+        _check_text(tag, "tag")
+        if not self.sealed:
+            return []
+        rows = self.conn.execute(
+            "SELECT idx, box FROM blinded WHERE tag = ? ORDER BY idx", (tag,)
+        ).fetchall()
+        return [(int(i), bytes(box)) for i, box in rows]
+
+    def blinded_tags(self) -> set[str]:
+        """The tags of every erased person with blinded openings."""
+        if not self.sealed:
+            return set()
+        return {str(t) for (t,) in self.conn.execute("SELECT DISTINCT tag FROM blinded")}
 
     def origin(self, index: int) -> bytes | None:
         """A relayed record's ``body.origin`` (JSON) while its body is held."""

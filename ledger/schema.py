@@ -67,6 +67,14 @@ CREATE TABLE IF NOT EXISTS openings (
     idx INTEGER PRIMARY KEY,
     opening BLOB NOT NULL
 );
+-- Openings of an erased person's entries, blinded (ledger.sealed.blind): found by the tag
+-- derived from their pseudonym, opened only with it.
+CREATE TABLE IF NOT EXISTS blinded (
+    idx INTEGER PRIMARY KEY,
+    tag TEXT NOT NULL,
+    box BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS blinded_by_tag ON blinded (tag);
 -- A relayed record's device header and signature (JSON), erased with its body.
 CREATE TABLE IF NOT EXISTS origins (
     idx INTEGER PRIMARY KEY,

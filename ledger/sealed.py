@@ -9,6 +9,13 @@ view, an auditor's mandate) checks it against the public leaf, and whoever does 
 nothing from the leaf: a fresh salt on every entry keeps two entries about one person from
 looking alike, and keeps a guessed pseudonym from being confirmed against a leaf.
 
+After a person's erasure their audit trail must stay readable to them and their auditors
+while no file of the hub still spells their pseudonym or Consent id: the hub then keeps the
+openings that name them *blinded* (:func:`blind`): AES-256-GCM under a key derived from the
+pilot and the pseudonym, found by a tag derived the same way. Whoever already knows the
+pseudonym (the person's advocate asking for their audit view, an auditor with a mandate)
+opens them; the files alone give nothing (a pseudonym is a 256-bit HMAC output: not guessed).
+
 Pure functions only; the store keeps openings as :meth:`Opening.encode` bytes.
 """
 
@@ -21,6 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .canonical import canonical_json
 from .errors import InvalidEnvelope
@@ -70,7 +80,9 @@ class Opening:
             or not isinstance(value["fields"], dict)
             or not isinstance(value["salt"], str)
         ):
-            raise InvalidEnvelope("invalid_opening", 'an opening is {"fields": {...}, "salt": "..."}')
+            raise InvalidEnvelope(
+                "invalid_opening", 'an opening is {"fields": {...}, "salt": "..."}'
+            )
         return cls(value["salt"], value["fields"])
 
     def public(self) -> dict[str, Any]:
@@ -102,6 +114,37 @@ def opened(leaf: Mapping[str, Any], opening: Opening | None) -> dict[str, Any]:
         for name, value in opening.fields.items():
             view.setdefault(name, value)
     return view
+
+
+NONCE_BYTES = 12
+
+
+def subject_tag(pilot: str, subject: str) -> str:
+    """What the blinded openings about ``subject`` in ``pilot`` are found by (hex)."""
+    return _derive(b"swiftchain/blinded-tag", pilot, subject).hex()
+
+
+def blind(opening: Opening, *, pilot: str, subject: str, index: int) -> bytes:
+    """``opening`` sealed for whoever knows ``subject``: nonce ‖ AES-256-GCM(key, opening),
+    bound to the entry's ``index`` (associated data), so a box cannot be moved to another."""
+    nonce = os.urandom(NONCE_BYTES)
+    key = AESGCM(_derive(b"swiftchain/blinded-key", pilot, subject))
+    return nonce + key.encrypt(nonce, opening.encode(), str(index).encode())
+
+
+def unblind(box: bytes, *, pilot: str, subject: str, index: int) -> Opening:
+    """The opening :func:`blind` sealed; InvalidEnvelope for another subject, index or a
+    damaged box."""
+    key = AESGCM(_derive(b"swiftchain/blinded-key", pilot, subject))
+    try:
+        raw = key.decrypt(box[:NONCE_BYTES], box[NONCE_BYTES:], str(index).encode())
+    except (InvalidTag, ValueError):
+        raise InvalidEnvelope("invalid_opening", "the blinded opening does not open") from None
+    return Opening.decode(raw)
+
+
+def _derive(label: bytes, pilot: str, subject: str) -> bytes:
+    return sha256(b"\n".join((label, pilot.encode(), subject.encode()))).digest()
 
 
 def _present(fields: Mapping[str, Any]) -> dict[str, Any]:

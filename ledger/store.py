@@ -24,7 +24,8 @@ from .errors import LedgerError, RangeError, StoreError
 from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX
 from .queries import LedgerQueries
 from .schema import READABLE_SCHEMAS, SCHEMA, SCHEMA_VERSION
-from .sealed import Opening
+from .sealed import Opening, subject_tag
+from .sealed import blind as blind_for
 from .sqlite import MAX_INTEGER, check_integer, connect, open_wal, storage_failure
 from .tree import (
     Frontier,
@@ -68,6 +69,17 @@ class NewEntry:
     """The opening of a v2 leaf's ``person`` commitment, stored off-log."""
     origin: bytes | None = None
     """A relayed record's ``body.origin`` (JSON), stored off-log with its body."""
+    blinded_for: tuple[str, str] | None = None
+    """(pilot, subject): store ``opening`` blinded for that erased person, not in the open."""
+
+
+@dataclass(frozen=True)
+class Blinded:
+    """An entry's opening as :func:`ledger.sealed.blind` sealed it, with its tag."""
+
+    index: int
+    tag: str
+    box: bytes
 
 
 @dataclass(frozen=True)
@@ -312,28 +324,40 @@ class LedgerWriter(LedgerReader):
             self._set_meta(key, value)
 
     def append(
-        self, batch: Sequence[NewEntry], *, erase: Sequence[int] = (), forget: Sequence[int] = ()
+        self,
+        batch: Sequence[NewEntry],
+        *,
+        erase: Sequence[int] = (),
+        forget: Sequence[int] = (),
+        blind: Sequence[Blinded] = (),
     ) -> list[Entry]:
         """Append ``batch`` in one durable transaction, in which also the records at
         ``erase`` lose their bodies, openings and origins (and their index its subject and
-        Consent), and the entries at ``forget`` their openings.
+        Consent), the entries at ``forget`` their openings, and the entries of ``blind``
+        have their openings replaced by the blinded ones.
 
         Returns the stored entries with their indexes. On any failure nothing is written and
         the in-memory tree is unchanged. After an erasure the WAL is checkpointed and
         truncated, so that no copy of an erased page stays in it.
         """
         try:
-            return self._append(batch, erase, forget)
+            return self._append(batch, erase, forget, blind)
         except (TypeError, AttributeError, ValueError, OverflowError, LedgerError) as exc:
             if isinstance(exc, StoreError):
                 raise
             raise StoreError(f"append of a malformed batch: {exc}") from None
 
     def _append(
-        self, batch: Sequence[NewEntry], erase: Sequence[int], forget: Sequence[int]
+        self,
+        batch: Sequence[NewEntry],
+        erase: Sequence[int],
+        forget: Sequence[int],
+        blind: Sequence[Blinded],
     ) -> list[Entry]:
         erased = [(check_integer(i, "erased index"),) for i in erase]
+        blinded = [(check_integer(b.index, "blinded index"), b.tag, b.box) for b in blind]
         forgotten = [(check_integer(i, "forgotten index"),) for i in forget]
+        forgotten += [(row[0],) for row in blinded]
         now = time.time()
         # The hot path (group commit): hash the batch in one comprehension, extend
         # the tree in one call, and build rows without per-entry helper calls.
@@ -372,7 +396,18 @@ class LedgerWriter(LedgerReader):
             opening_rows = [
                 (start + i, e.opening.encode())
                 for i, e in enumerate(batch)
-                if e.opening is not None
+                if e.opening is not None and e.blinded_for is None
+            ]
+            blinded += [
+                (
+                    start + i,
+                    subject_tag(*e.blinded_for),
+                    blind_for(
+                        e.opening, pilot=e.blinded_for[0], subject=e.blinded_for[1], index=start + i
+                    ),
+                )
+                for i, e in enumerate(batch)
+                if e.opening is not None and e.blinded_for is not None
             ]
             origin_rows = [
                 (start + i, e.origin) for i, e in enumerate(batch) if e.origin is not None
@@ -397,6 +432,8 @@ class LedgerWriter(LedgerReader):
                     )
                 if erased or forgotten:
                     c.executemany("DELETE FROM openings WHERE idx = ?", erased + forgotten)
+                if blinded:
+                    c.executemany("INSERT OR REPLACE INTO blinded VALUES (?,?,?)", blinded)
                 c.execute("COMMIT")
             except sqlite3.Error as exc:
                 if c.in_transaction:

@@ -25,10 +25,11 @@ from pydantic import ValidationError
 
 from .checkpoint import NoteVerifier, parse_checkpoint, verify_checkpoint
 from .entries import ENTRY_KINDS, ClientEntry
-from .errors import CheckpointError, KeyFileError, LedgerError, StoreError
+from .errors import CheckpointError, InvalidEnvelope, KeyFileError, LedgerError, StoreError
 from .hashing import HASH_SIZE, LEAF_PREFIX
 from .keys import b64url_decode, public_key_from_b64, raw_public
 from .schema import RECORD_COLUMNS
+from .sealed import PERSON, Opening, opened
 from .sigcheck import PendingSig, SignatureChecks
 from .store import LedgerReader, StoredCheckpoint
 from .tree import Frontier
@@ -60,6 +61,8 @@ class VerifyReport:
     registry: int = 0
     client_revocations: int = 0
     checkpoints: int = 0
+    openings: int = 0
+    """Openings of sealed (v2) leaves held in the file and checked against their leaves."""
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     key_source: str = "none"
@@ -104,12 +107,14 @@ _ROWS = (
     "SELECT e.idx, e.kind, CAST(e.leaf AS BLOB), CAST(e.leaf_hash AS BLOB), e.sig,"
     " CAST(e.nodes AS BLOB),"
     " r.id, r.pilot, r.source, r.seq, r.type, r.subject, r.consent, r.observed_at, r.key,"
-    " CAST(b.payload AS BLOB), b.salt"
+    " CAST(b.payload AS BLOB), b.salt, {opening}"
     " FROM entries e"
     " LEFT JOIN records r ON r.idx = e.idx"
-    " LEFT JOIN bodies b ON b.idx = e.idx"
+    " LEFT JOIN bodies b ON b.idx = e.idx{join}"
     " WHERE e.idx >= 0 ORDER BY e.idx"
 )
+#: The opening column on a schema-2 file (NULL on a "1" file, which holds v1 leaves only).
+_OPENING = ("CAST(o.opening AS BLOB)", " LEFT JOIN openings o ON o.idx = e.idx")
 _RECORD_FIELDS = RECORD_COLUMNS
 _record_fields = itemgetter(*_RECORD_FIELDS)
 _row_record = itemgetter(6, 7, 8, 9, 10, 11, 12, 13, 14)
@@ -165,6 +170,8 @@ class _Walk:
         self.frontier = Frontier()
         #: Records without a body, by index (each needs an erasure entry).
         self.bodiless: list[int] = []
+        #: Sealed erasure entries whose opening (the record they name) is not held here.
+        self.unopened_erasures: list[int] = []
         #: Sizes of checkpoints whose signed root the entries give.
         self.good_checkpoints: list[int] = []
         #: (first, last, level) of stored nodes that differ from the recomputed ones.
@@ -182,7 +189,8 @@ class _Walk:
         futures: list[Future[list[int]]] = []
         pool = SignatureChecks(self.workers, processes=total >= PROCESS_POOL_FROM)
         try:
-            cursor = self.reader.conn.execute(_ROWS)
+            opening, join = _OPENING if self.reader.sealed else ("NULL", "")
+            cursor = self.reader.conn.execute(_ROWS.format(opening=opening, join=join))
             while rows := cursor.fetchmany(_FETCH):
                 for row in rows:
                     index = frontier.size
@@ -245,9 +253,31 @@ class _Walk:
             report.registry += 1
             self._registry(index, value)
         elif leaf_kind == "erasure":
-            report.erasures[int(value.get("index", -1))] = index
+            view = self._opened(index, value, row[17])
+            if "index" in view:
+                report.erasures[int(view["index"])] = index
+            else:
+                self.unopened_erasures.append(index)
+        elif leaf_kind in ("consent", "access"):
+            self._opened(index, value, row[17])
         elif leaf_kind == "client":
             self._client(index, value)
+
+    def _opened(self, index: int, leaf: dict[str, Any], raw: bytes | None) -> dict[str, Any]:
+        """The leaf with its stored opening's fields (:func:`ledger.sealed.opened`); an
+        opening that does not open the leaf's ``person`` commitment is a fault."""
+        if raw is None:
+            return opened(leaf, None)
+        self.report.openings += 1
+        try:
+            opening = Opening.decode(bytes(raw))
+        except InvalidEnvelope:
+            self.report.add(index, "stored opening is not one")
+            return opened(leaf, None)
+        if PERSON not in leaf or not opening.opens(leaf[PERSON]):
+            self.report.add(index, "stored opening does not open the leaf's person commitment")
+            return opened(leaf, None)
+        return opened(leaf, opening)
 
     def _node_fault(self, index: int, closed: list[bytes], stored: bytes) -> None:
         for level, h in enumerate(closed, start=1):
@@ -280,7 +310,16 @@ class _Walk:
             # The leaf is JCS(header), exactly the bytes the source signed.
             pending.append((index, leaf, sig, key.raw))
         try:
-            expected = _record_fields(header)
+            if header.get("v") == 2:
+                # The index's subject and Consent come from the opening, when it is held.
+                view = self._opened(index, header, row[17])
+                view.setdefault("subject", None)
+                view.setdefault("consent", None)
+                if header.get("person") is not None and row[17] is None and row[15] is not None:
+                    report.add(index, "record's body is held but the opening of its person is not")
+                expected = _record_fields(view)
+            else:
+                expected = _record_fields(header)
         except KeyError:
             expected = None
         if row[6] is None or _row_record(row) != expected:
@@ -374,10 +413,18 @@ class _Walk:
                 )
         # (When the log was cut short, the missing erasure entries may be in the lost part;
         # the cut is what is reported.)
+        # A sealed erasure entry whose opening this copy lacks (a mirror's) accounts for one
+        # bodiless record before it.
+        unopened = sorted(self.unopened_erasures)
         for index in [] if truncated else self.bodiless:
             at = report.erasures.get(index)
-            if at is None or at < index:
-                report.add(index, "record body is gone but no erasure entry records it")
+            if at is not None and at > index:
+                continue
+            later = bisect_right(unopened, index)
+            if later < len(unopened):
+                del unopened[later]
+                continue
+            report.add(index, "record body is gone but no erasure entry records it")
         if self.progress:
             self.progress(frontier.size, frontier.size)
 

@@ -7,6 +7,12 @@ custodians were recorded: the organisation of the client that wrote the first on
 rebuilt from the log at start and changed only in the sequencer's commit callback, so a
 withdrawal is in force before the withdrawing request is answered, and on the very next
 request: nothing is cached that could outlive it.
+
+A v2 ``consent`` entry names its Consent and subject only in its opening (off the log):
+the book is replayed from the opened leaves. A Consent withdrawn with erasure has its
+openings blinded and its versions deleted, so a hub started after that no longer knows it:
+a record naming it is refused as ``consent_required``, a search about its person finds no
+Consent (denied either way).
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from fhir.resources.R4B.consent import Consent
-from pydantic import ValidationError
 
 from ledger.entries import ConsentEntry
-from ledger.envelope import RecordHeader
+from ledger.envelope import SignedRecord
+from ledger.errors import InvalidEnvelope
 from pilots import Pilot, StoredConsent, consent_hash, decide_writer, parse_consent
 from pilots.consent import consent_json
 from pilots.errors import ConsentError
@@ -57,19 +64,24 @@ class ConsentBook:
         self.pilots = pilots
         self._by_id: dict[tuple[str, str], ConsentState] = {}
         self._by_subject: dict[tuple[str, str], list[str]] = {}
+        self._entries: dict[tuple[str, str], list[int]] = {}
 
     # -- building -----------------------------------------------------------------------------
     @classmethod
     def replay(
-        cls, pilots: dict[str, Pilot], leaves: Iterable[tuple[int, bytes]], db: AccessDb
+        cls, pilots: dict[str, Pilot], leaves: Iterable[tuple[int, dict[str, Any]]], db: AccessDb
     ) -> ConsentBook:
+        """The book from the log's ``consent`` entries, opened
+        (:meth:`ledger.queries.LedgerQueries.opened_leaves`)."""
         book = cls(pilots)
         latest: dict[tuple[str, str], tuple[int, ConsentEntry]] = {}
         first: dict[tuple[str, str], ConsentEntry] = {}
-        for index, leaf in leaves:
+        for index, view in leaves:
+            if view.get("v") == 2 and "consent" not in view:
+                continue  # its opening is blinded: a Consent withdrawn with erasure
             try:
-                entry = ConsentEntry.model_validate_json(leaf)
-            except ValidationError:
+                entry = ConsentEntry.from_leaf(view)
+            except InvalidEnvelope:
                 log.error("consent entry %d does not parse; ignored", index)
                 continue
             latest[(entry.pilot, entry.consent)] = (index, entry)
@@ -92,6 +104,7 @@ class ConsentBook:
 
     def apply(self, index: int, entry: ConsentEntry, consent: Consent | None) -> None:
         key = (entry.pilot, entry.consent)
+        self._entries.setdefault(key, []).append(index)
         self._by_id[key] = ConsentState(
             entry.pilot,
             entry.consent,
@@ -111,6 +124,11 @@ class ConsentBook:
     def get(self, pilot: str, consent_id: str) -> ConsentState | None:
         return self._by_id.get((pilot, consent_id))
 
+    def indexes_of(self, pilot: str, consent_id: str) -> list[int]:
+        """Log indexes of every ``consent`` entry of one Consent seen since the book was
+        built (what an erasure blinds)."""
+        return list(self._entries.get((pilot, consent_id), ()))
+
     def of_subject(self, pilot: str, subject: str) -> list[ConsentState]:
         """The subject's consents in this pilot, most recently changed last."""
         ids = self._by_subject.get((pilot, subject), [])
@@ -126,24 +144,24 @@ class ConsentBook:
         return states[-1] if states else None
 
     # -- the ingest hook (gateway.ingest.checks.ConsentCheck) ----------------------------
-    def check_record(self, header: RecordHeader, source_org: str) -> None:
+    def check_record(self, record: SignedRecord, source_org: str) -> None:
         """Raise Rejected('consent_required' | 'consent_not_active' | 'source_not_permitted')
         for a record about a person that its pilot's data type says needs consent, without
         one in force, or from a source (operated by ``source_org``) that the Consent does not
         let write about that person."""
-        if not needs_consent(self.pilots.get(header.pilot), header.type, header.subject):
+        header, subject, consent_id = record.header, record.subject, record.consent
+        if not needs_consent(self.pilots.get(header.pilot), header.type, subject):
             return
-        subject = header.subject
         assert subject is not None  # needs_consent is False without one
-        if header.consent is None:
+        if consent_id is None:
             raise Rejected(
                 "consent_required", f"{header.type} about a person names no consent", header.id
             )
-        state = self.get(header.pilot, header.consent)
+        state = self.get(header.pilot, consent_id)
         if state is None or state.consent is None:
             raise Rejected(
                 "consent_required",
-                f"consent {header.consent!r} is not on file in pilot {header.pilot!r}",
+                f"consent {consent_id!r} is not on file in pilot {header.pilot!r}",
                 header.id,
             )
         verdict = consent_in_force(state.consent, subject=subject, at=datetime.now(UTC))

@@ -8,14 +8,14 @@ through :meth:`AccessControl.revoke_client`, in force from its commit.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ledger.entries import AccessEntry
-from ledger.envelope import RecordHeader, utc_now
+from ledger.envelope import SignedRecord, utc_now
+from ledger.sealed import subject_tag
 from ledger.store import Entry, NewEntry
 from pilots import Decision, Pilot, load_pilots
 from pilots.errors import PilotError
@@ -66,6 +66,9 @@ class AccessControl:
     _key: TokenKey | None = None
     #: (pilot, subject) -> log indexes of ``access`` entries about that person.
     _audit: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    #: Tags (:func:`ledger.sealed.subject_tag`) of the people erased: openings about them
+    #: are stored blinded, also those of later requests about them.
+    erased: set[str] = field(default_factory=set)
     #: Held by a Consent change from reading the stored state to its entry's commit: a
     #: change decided on a state that another change is replacing (a PUT racing a
     #: withdrawal) would otherwise undo it.
@@ -93,9 +96,10 @@ class AccessControl:
             )
         reader = hub.ledger.reader
         replay_revocations(self._db, reader.leaves("client"))
-        self._book = ConsentBook.replay(self.pilots, reader.leaves("consent"), self._db)
-        for index, leaf in reader.leaves("access"):
-            self._index_access(index, json.loads(leaf))
+        self._book = ConsentBook.replay(self.pilots, reader.opened_leaves("consent"), self._db)
+        for index, view in reader.opened_leaves("access"):
+            self._index_access(index, view)
+        self.erased = reader.blinded_tags()
 
     def close(self) -> None:
         if self._db is not None:
@@ -121,9 +125,9 @@ class AccessControl:
         return self._key
 
     # -- the ingest hook --------------------------------------------------------------------------
-    def consent_check(self, header: RecordHeader, source_org: str) -> None:
+    def consent_check(self, record: SignedRecord, source_org: str) -> None:
         """``gateway.ingest.checks.ConsentCheck``: before the book is loaded nothing is ingested."""
-        self.book.check_record(header, source_org)
+        self.book.check_record(record, source_org)
 
     # -- the audit trail ---------------------------------------------------------------------------
     async def log_access(
@@ -155,17 +159,27 @@ class AccessControl:
             request=request[:512],
             count=count,
         )
-        leaf = entry.leaf()
+        leaf, opening = entry.sealed()
+        erased = self.erased_subject(entry.pilot, subject)
 
         def committed(done: list[Entry]) -> None:
-            for e in done:
-                self._index_access(e.index, json.loads(e.leaf))
+            if not erased:
+                for e in done:
+                    self._index_access(e.index, entry.model_dump())
             if entry.break_glass and entry.decision == "allow":
                 # Every emergency read is for review: count it once it is on the log.
                 hub.metrics.break_glass_reads.labels(entry.pilot or "", entry.reason).inc()
 
-        (stored,) = await hub.sequencer.append([NewEntry("access", leaf)], committed=committed)
+        blinded_for = (entry.pilot or "", subject) if erased and subject else None
+        (stored,) = await hub.sequencer.append(
+            [NewEntry("access", leaf, opening=opening, blinded_for=blinded_for)],
+            committed=committed,
+        )
         return stored
+
+    def erased_subject(self, pilot: str | None, subject: str | None) -> bool:
+        """Whether ``subject`` of ``pilot`` was erased (their openings are kept blinded)."""
+        return bool(pilot and subject and subject_tag(pilot, subject) in self.erased)
 
     async def revoke_client(self, hub: Hub, change: ClientRevoke, actor: str) -> Entry:
         """Commit the ``client`` entry revoking ``change.client_id``'s registration, then
@@ -208,7 +222,14 @@ class AccessControl:
             self._audit.setdefault((pilot, subject), []).append(index)
 
     def access_indexes(self, pilot: str, subject: str) -> list[int]:
+        """The ``access`` entries about a person whose openings are held in the open (an
+        erased person's are blinded: :meth:`forget_subject`)."""
         return list(self._audit.get((pilot, subject), ()))
+
+    def forget_subject(self, pilot: str, subject: str) -> list[int]:
+        """Drop a person from the audit index (their openings are being blinded); returns
+        the indexes that were filed under them."""
+        return self._audit.pop((pilot, subject), [])
 
 
 def now_utc() -> datetime:

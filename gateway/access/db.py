@@ -241,6 +241,24 @@ class AccessDb:
                 (digest, consent_id, pilot, resource, time.time()),
             )
 
+    def forget_consent(self, consent_id: str, pilot: str) -> int:
+        """Delete every stored version of one Consent (its person's erasure): the log keeps
+        the entries, whose openings are blinded. Returns how many versions went."""
+        with self._lock:
+            c = self.conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                gone = c.execute(
+                    "DELETE FROM consent_versions WHERE consent_id = ? AND pilot = ?",
+                    (consent_id, pilot),
+                ).rowcount
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return int(gone)
+
     def consent_resources(self, digests: Iterable[str]) -> dict[str, bytes]:
         wanted = list(digests)
         out: dict[str, bytes] = {}

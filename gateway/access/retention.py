@@ -58,15 +58,12 @@ async def _sweep_type(hub: Hub, pilot: str, data_type: DataType, now: datetime) 
         if not due:
             return total
         stamp = utc_now()
-        entries = [
-            NewEntry(
-                "erasure",
-                ErasureEntry(
-                    at=stamp, actor=ACTOR, index=body.index, record=body.record, reason="retention"
-                ).leaf(),
-            )
-            for body in due
-        ]
+        entries = []
+        for body in due:
+            leaf, opening = ErasureEntry(
+                at=stamp, actor=ACTOR, index=body.index, record=body.record, reason="retention"
+            ).sealed()
+            entries.append(NewEntry("erasure", leaf, opening=opening))
         await hub.sequencer.append(entries, erase=[body.index for body in due])
         total += len(due)
         if len(due) < len(held) or len(held) < CHUNK:

@@ -15,14 +15,18 @@ also set on refused emergency attempts."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
 from aiohttp import web
 
-from ledger.store import Entry
+from ledger.errors import InvalidEnvelope
+from ledger.sealed import Opening, opened, subject_tag, unblind
+from ledger.store import Entry, LedgerReader
 from pilots import can_audit, can_manage_consent
 
+from ..access.control import AccessControl
 from ..access.gate import gated
 from ..access.purpose import AUDIT_PURPOSE, OWN_AUDIT_PURPOSE
 from ..appkeys import ACCESS, hub_of
@@ -30,6 +34,7 @@ from ..errors import BadParameter, Forbidden
 from .params import int_param
 
 routes = web.RouteTableDef()
+log = logging.getLogger("swiftchain.hub.audit")
 
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
@@ -59,8 +64,11 @@ async def audit(request: web.Request) -> web.Response:
                 code="not_auditor",
             )
         reader = hub_of(request).ledger.reader
-        indexes = access.access_indexes(pilot.id, subject)[-limit:]
-        entries = [_entry(reader.entry(index)) for index in indexes]
+        openings = _openings(access, reader, pilot.id, subject)
+        entries = [
+            _entry(reader.entry(index), opening)
+            for index, opening in sorted(openings.items())[-limit:]
+        ]
         # This read is itself an access entry about the person, committed before the answer
         # (it shows in the next view).
         access_index = await gate.log(decision, count=len(entries))
@@ -75,10 +83,32 @@ async def audit(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def _entry(entry: Entry) -> dict[str, Any]:
-    leaf = json.loads(entry.leaf)
+def _openings(
+    access: AccessControl, reader: LedgerReader, pilot: str, subject: str
+) -> dict[int, Opening | None]:
+    """Index -> opening of every ``access`` entry about the person: a v1 leaf names them in
+    the open (no opening), a v2 one through its held opening or, once the person was erased,
+    its blinded one, which their pseudonym opens."""
+    indexes = access.access_indexes(pilot, subject)
+    held = reader.openings(indexes)
+    found: dict[int, Opening | None] = {i: held.get(i) for i in indexes}
+    for index, box in reader.blinded(subject_tag(pilot, subject)):
+        if reader.entry(index).kind != "access":
+            continue  # the person's consent entries, blinded with them
+        try:
+            found[index] = unblind(box, pilot=pilot, subject=subject, index=index)
+        except InvalidEnvelope:
+            log.error("blinded opening of entry %d does not open", index)
+    return found
+
+
+def _entry(entry: Entry, opening: Opening | None) -> dict[str, Any]:
+    """One decision as the view shows it, with the opening (salt and fields) that lets the
+    reader check it against the public leaf (``leaf_hash``, an inclusion proof)."""
+    leaf = opened(json.loads(entry.leaf), opening)
     break_glass = bool(leaf.get("break_glass", False))
     return {
+        "opening": opening.public() if opening is not None else None,
         "index": entry.index,
         "leaf_hash": bytes(entry.leaf_hash).hex(),
         "at": leaf.get("at"),

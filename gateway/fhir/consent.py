@@ -18,7 +18,8 @@ from fhir.resources.R4B.consent import Consent
 from ledger.entries import ConsentEntry, ErasureEntry
 from ledger.envelope import utc_now
 from ledger.queries import HeldBody
-from ledger.store import Entry, NewEntry
+from ledger.sealed import blind, subject_tag
+from ledger.store import Blinded, Entry, LedgerReader, NewEntry
 from pilots import (
     Decision,
     Pilot,
@@ -116,7 +117,14 @@ async def commit_consent(
     custodian: str | None,
     erase: bool = False,
 ) -> tuple[Entry, int]:
-    """Store the version, commit its ``consent`` entry (with erasures), update the book."""
+    """Store the version, commit its ``consent`` entry (with erasures), update the book.
+
+    With ``erase``, the person is erased in the same commit: the bodies the Consent covered
+    go (with their openings and origins), and the openings that name the person -- this
+    Consent's entries, the access entries about them -- are blinded
+    (:func:`ledger.sealed.blind`); then the Consent's stored versions and the dead letters
+    naming them go too. Nothing in the hub's files names them after that, and their audit
+    view still opens for whoever knows their pseudonym."""
     access = request.app[ACCESS]
     hub = hub_of(request)
     subject = _subject(consent)
@@ -138,31 +146,68 @@ async def commit_consent(
         erase=erase,
         custodian=custodian,
     )
+    leaf, opening = entry.sealed()
     erased: list[HeldBody] = []
+    blinded: list[Blinded] = []
     if erase:
         erased = hub.ledger.reader.bodies_of_consent(pilot.id, subject, consent.id)
-    entries = [NewEntry("consent", entry.leaf())]
-    entries.extend(
+        named = [*access.book.indexes_of(pilot.id, consent.id)]
+        named += access.forget_subject(pilot.id, subject)
+        blinded = blind_openings(hub.ledger.reader, named, pilot.id, subject)
+    entries = [
         NewEntry(
-            "erasure",
-            ErasureEntry(
-                at=now,
-                actor=caller.client_id,
-                index=body.index,
-                record=body.record,
-                reason="consent-withdrawn",
-            ).leaf(),
+            "consent",
+            leaf,
+            opening=opening,
+            blinded_for=(pilot.id, subject) if erase else None,
         )
-        for body in erased
-    )
+    ]
+    for body in erased:
+        erasure, held = ErasureEntry(
+            at=now,
+            actor=caller.client_id,
+            index=body.index,
+            record=body.record,
+            reason="consent-withdrawn",
+        ).sealed()
+        entries.append(NewEntry("erasure", erasure, opening=held))
 
     def committed(done: list[Entry]) -> None:
         access.book.apply(done[0].index, entry, consent)
+        if erase:
+            access.erased.add(subject_tag(pilot.id, subject))
 
     stored_entries = await hub.sequencer.append(
-        entries, erase=[body.index for body in erased], committed=committed
+        entries, erase=[body.index for body in erased], blind=blinded, committed=committed
     )
+    if erase:
+        await _forget_elsewhere(request, pilot.id, subject, consent.id)
     return stored_entries[0], len(erased)
+
+
+def blind_openings(
+    reader: LedgerReader, indexes: list[int], pilot: str, subject: str
+) -> list[Blinded]:
+    """The held openings at ``indexes``, blinded for ``subject``."""
+    held = reader.openings(indexes)
+    return [
+        Blinded(i, subject_tag(pilot, subject), blind(o, pilot=pilot, subject=subject, index=i))
+        for i, o in sorted(held.items())
+    ]
+
+
+async def _forget_elsewhere(request: web.Request, pilot: str, subject: str, consent: str) -> None:
+    """After an erasure's commit: the Consent's stored versions, the dead letters naming the
+    person, and the openings of access entries about them committed meanwhile."""
+    access = request.app[ACCESS]
+    hub = hub_of(request)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, access.db.forget_consent, consent, pilot)
+    await loop.run_in_executor(None, hub.dead_letters.scrub, [subject, consent])
+    late = access.forget_subject(pilot, subject)
+    if late:
+        blinded = blind_openings(hub.ledger.reader, late, pilot, subject)
+        await hub.sequencer.append([], blind=blinded)
 
 
 @routes.post("/fhir/Consent")

@@ -24,7 +24,9 @@ from pydantic import ValidationError
 from ledger.canonical import canonical_json
 from ledger.envelope import (
     RecordHeader,
+    RecordHeaderV2,
     SignedRecord,
+    check_origin,
     check_signature,
     describe_validation_error,
     parse_json,
@@ -59,6 +61,8 @@ REASONS: Final = (
     "consent_not_active",
     "subject_mismatch",
     "source_not_permitted",
+    "subject_in_header",
+    "origin_mismatch",
 )
 #: FHIR R4B elements that point at the patient a resource is about. The edge rewrites each
 #: to ``Patient/<pseudonym>`` (or an identifier of the pilot's pseudonym system).
@@ -94,13 +98,30 @@ class Verified:
     receipts_topic: str
 
 
-ConsentCheck = Callable[[RecordHeader, str], None]
-"""Hook for consent checks, given the header and the organisation operating its source:
+ConsentCheck = Callable[[SignedRecord, str], None]
+"""Hook for consent checks, given the record and the organisation operating its source:
 raise Rejected('consent_required' | 'consent_not_active' | 'source_not_permitted', ...)."""
 
 
-def no_consent_check(header: RecordHeader, source_org: str) -> None:
+def no_consent_check(record: SignedRecord, source_org: str) -> None:
     return None
+
+
+def check_sealed(record: SignedRecord) -> None:
+    """Nothing new names a person on the log: a v1 record (whose header is public) only
+    while it is about nobody; a relayed v2 record's origin is the same reading."""
+    h = record.header
+    if isinstance(h, RecordHeader) and h.subject is not None:
+        raise Rejected(
+            "subject_in_header",
+            "a wire v1 record names its subject in the public header; send wire v2, whose"
+            " header holds only the person commitment (docs/wire.md)",
+            h.id,
+        )
+    try:
+        check_origin(record)
+    except InvalidEnvelope as exc:
+        raise Rejected(exc.reason, exc.detail, h.id) from None
 
 
 def topic_parts(topic: str) -> tuple[str, str] | None:
@@ -209,18 +230,18 @@ def check_subject(record: SignedRecord) -> None:
     the resource has (``subject``, ``patient``, ``beneficiary``; a Patient's own ``id``)
     must name ``Patient/<header subject>``, and at least one must be there.
     """
-    h = record.header
-    if h.subject is None:
+    h, subject = record.header, record.subject
+    if subject is None:
         return
     payload = record.body.payload
     if "resourceType" not in payload and not h.type.startswith("fhir."):
-        return  # a pilot's own model: its subject is the header's alone
+        return  # a pilot's own model: its subject is the record's alone
     named = _payload_patients(payload, h.pilot)
-    if not named or named != {h.subject}:
+    if not named or named != {subject}:
         found = ", ".join(sorted(f"Patient/{p}" for p in named if p)) or "no patient"
         raise Rejected(
             "subject_mismatch",
-            f"the header's subject is Patient/{h.subject}, the payload names {found}",
+            f"the record's subject is Patient/{subject}, the payload names {found}",
             h.id,
         )
 
@@ -275,10 +296,11 @@ def precheck(
     record = parse_message(raw, max_bytes=max_bytes)
     check_topic(record, topic)
     check_observed_at(record, received_at, rules)
+    check_sealed(record)
     verifier = check_registry(record, registry, received_at, rules)
     check_subject(record)
     h = record.header
-    consent_check(h, registry.sources[(h.pilot, h.source)].org)
+    consent_check(record, registry.sources[(h.pilot, h.source)].org)
     return Candidate(record, verifier, receipts_topic(h.pilot, h.source))
 
 
@@ -304,6 +326,13 @@ def verify(candidate: Candidate) -> Verified:
     salt = b64url_decode(record.body.salt)
     if sha256(salt + payload).hexdigest() != record.header.commitment:
         raise Rejected("commitment_mismatch", "payload and salt do not match commitment", rid)
+    header = record.header
+    if isinstance(header, RecordHeaderV2) and header.person is not None:
+        opening = record.opening()
+        if opening is None or not opening.opens(header.person):
+            raise Rejected(
+                "commitment_mismatch", "body.person does not open the person commitment", rid
+            )
     return Verified(record, leaf, payload, candidate.receipts_topic)
 
 

@@ -3,6 +3,7 @@ own so that rejections never write to (or slow down) the ledger file."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import StoreError
+from ledger.envelope import parse_json
+from ledger.errors import InvalidEnvelope, StoreError
 from ledger.sqlite import open_wal
 
 log = logging.getLogger("swiftchain.hub.deadletters")
@@ -31,6 +33,32 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     message BLOB NOT NULL
 );
 """
+
+
+#: What a dead letter about a person keeps of its body and detail.
+WITHHELD = "withheld: the record is about a person"
+
+
+def withhold_person(raw: bytes, detail: str) -> tuple[bytes, str]:
+    """``raw`` and ``detail`` as a dead letter keeps them: for a record about a person (a v2
+    body with ``person``, or a v1 header with a ``subject``) its header alone, and no detail."""
+    try:
+        # The strict, bounded parser: a refused message may be a parser bomb.
+        value = parse_json(raw, max_bytes=len(raw))
+    except InvalidEnvelope:
+        return raw, detail
+    if not isinstance(value, dict):
+        return raw, detail
+    body, header = value.get("body"), value.get("header")
+    personal = (isinstance(body, dict) and body.get("person") is not None) or (
+        isinstance(header, dict) and header.get("subject") is not None
+    )
+    if not personal:
+        return raw, detail
+    if isinstance(header, dict) and header.get("subject") is not None:
+        header = {k: v for k, v in header.items() if k not in ("subject", "consent")}
+    kept = {"header": header, "body": WITHHELD}
+    return json.dumps(kept, separators=(",", ":")).encode(), WITHHELD
 
 
 @dataclass(frozen=True)
@@ -61,6 +89,9 @@ class DeadLetters:
             raise StoreError(f"cannot open dead-letter table {path}: {exc}") from None
 
     def add(self, topic: str, record_id: str | None, reason: str, detail: str, raw: bytes) -> None:
+        """Keep a refused message; one about a person keeps its header only (the sender got
+        the whole detail in its receipt): the hub's files hold no one's data it refused."""
+        raw, detail = withhold_person(raw, detail)
         letter = DeadLetter(topic, record_id, reason, detail, raw[:MAX_KEPT_BYTES], time.time())
         with self._pending_lock:
             self._pending.append(letter)
@@ -121,6 +152,32 @@ class DeadLetters:
             ).fetchall()
         keys = ("id", "at", "topic", "record_id", "reason", "detail", "size")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def scrub(self, needles: list[str]) -> int:
+        """Delete every dead letter whose message or detail holds one of ``needles`` (an
+        erased person's pseudonym and Consent id), pending ones too; returns how many went.
+        The page images go with them (secure_delete, then a WAL truncation)."""
+        wanted = [n.encode() for n in needles if n]
+        if not wanted:
+            return 0
+
+        def names(message: bytes, detail: str) -> bool:
+            return any(n in message or n in detail.encode() for n in wanted)
+
+        with self._pending_lock:
+            kept = [d for d in self._pending if not names(d.message, d.detail)]
+            gone = len(self._pending) - len(kept)
+            self._pending = kept
+        with self._lock:
+            c = self._conn
+            rows = c.execute("SELECT id, detail, message FROM dead_letters").fetchall()
+            ids = [(i,) for i, detail, message in rows if names(bytes(message), str(detail))]
+            if ids:
+                c.execute("BEGIN")
+                c.executemany("DELETE FROM dead_letters WHERE id = ?", ids)
+                c.execute("COMMIT")
+                c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return gone + len(ids)
 
     def close(self) -> None:
         self._conn.close()

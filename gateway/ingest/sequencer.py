@@ -20,9 +20,9 @@ from functools import partial
 from typing import Any
 
 from ledger.entries import RegistryEntry
-from ledger.envelope import RecordHeader
+from ledger.envelope import Header
 from ledger.errors import StorageError, StoreError
-from ledger.store import Entry, NewEntry, RecordColumns
+from ledger.store import Blinded, Entry, NewEntry, RecordColumns
 
 from ..hub_ledger import HubLedger
 from ..metrics import HubMetrics
@@ -39,12 +39,14 @@ COMMIT_RETRY_S = 0.5
 @dataclass
 class Job:
     """Entries to append in the next group commit (registry changes, or hub-made consent,
-    access and erasure entries), the bodies they erase, and what to do on the event loop
-    right after the commit, before anyone awaiting ``done`` resumes."""
+    access and erasure entries), the bodies they erase, the openings they forget, and what
+    to do on the event loop right after the commit, before anyone awaiting ``done`` resumes."""
 
     entries: list[NewEntry]
     done: asyncio.Future[list[Entry]]
     erase: list[int] = field(default_factory=list)
+    forget: list[int] = field(default_factory=list)
+    blind: list[Blinded] = field(default_factory=list)
     committed: Callable[[list[Entry]], None] | None = None
 
 
@@ -87,11 +89,11 @@ class InFlight:
     def claims(self, seq: SeqKey) -> bool:
         return seq in self._seqs
 
-    def take(self, header: RecordHeader) -> None:
+    def take(self, header: Header) -> None:
         self._copies[header.id] = []
         self._seqs.add((header.pilot, header.source, header.seq))
 
-    def release(self, header: RecordHeader) -> list[str]:
+    def release(self, header: Header) -> list[str]:
         """Forget a record (committed or failed); the topics of its copies."""
         self._seqs.discard((header.pilot, header.source, header.seq))
         return self._copies.pop(header.id, [])
@@ -167,7 +169,7 @@ class Sequencer:
         self._batch.records.append(v)
         self._arrived()
 
-    def _already_used(self, h: RecordHeader) -> Receipt | None:
+    def _already_used(self, h: Header) -> Receipt | None:
         """The answer to a record whose id is on the log, or whose seq is taken."""
         reader = self.ledger.reader
         index = reader.record_index(h.id)
@@ -194,12 +196,17 @@ class Sequencer:
         entries: Sequence[NewEntry],
         *,
         erase: Sequence[int] = (),
+        forget: Sequence[int] = (),
+        blind: Sequence[Blinded] = (),
         committed: Callable[[list[Entry]], None] | None = None,
     ) -> list[Entry]:
-        """Append hub-made entries (and erase bodies) in the next group commit; returns
-        them once durable. ``committed`` runs on the event loop straight after the commit,
-        so state derived from the log (consents) never lags what the log says."""
+        """Append hub-made entries (erasing the records at ``erase`` and forgetting the
+        openings at ``forget``) in the next group commit; returns them once durable.
+        ``committed`` runs on the event loop straight after the commit, so state derived
+        from the log (consents) never lags what the log says."""
         job = self._job(list(entries), committed, erase)
+        job.forget.extend(forget)
+        job.blind.extend(blind)
         self._batch.behind.append(job)
         self._arrived()
         return await job.done
@@ -214,7 +221,7 @@ class Sequencer:
             # Worth retrying (on this hub restarted, or another): nothing of it was written.
             raise StorageError("the hub is shutting down")
         loop = asyncio.get_running_loop()
-        return Job(entries, loop.create_future(), list(erase), committed)
+        return Job(entries, loop.create_future(), list(erase), committed=committed)
 
     def _arrived(self) -> None:
         if self._oldest is None:
@@ -267,11 +274,16 @@ class Sequencer:
         entries.extend(_record_entry(v) for v in batch.records)
         entries.extend(e for job in batch.behind for e in job.entries)
         erase = [i for job in (*batch.ahead, *batch.behind) for i in job.erase]
+        forget = [i for job in (*batch.ahead, *batch.behind) for i in job.forget]
+        blind = [b for job in (*batch.ahead, *batch.behind) for b in job.blind]
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
             stored = await loop.run_in_executor(
-                self.executor, partial(self.ledger.writer.append, entries, erase=erase)
+                self.executor,
+                partial(
+                    self.ledger.writer.append, entries, erase=erase, forget=forget, blind=blind
+                ),
             )
         except StoreError as exc:
             self._failed(batch, exc)
@@ -364,16 +376,27 @@ def _complete(jobs: list[Job], stored: list[Entry], position: int) -> int:
 
 
 def _record_entry(v: Verified) -> NewEntry:
-    h = v.record.header
+    record = v.record
+    h, origin = record.header, record.body.origin
     return NewEntry(
         "record",
         v.leaf,
-        sig=v.record.sig,
+        sig=record.sig,
         record=RecordColumns(
-            h.id, h.pilot, h.source, h.seq, h.type, h.subject, h.consent, h.observed_at, h.key
+            h.id,
+            h.pilot,
+            h.source,
+            h.seq,
+            h.type,
+            record.subject,
+            record.consent,
+            h.observed_at,
+            h.key,
         ),
         payload=v.payload,
-        salt=v.record.body.salt,
+        salt=record.body.salt,
+        opening=record.opening(),
+        origin=origin.model_dump_json().encode() if origin is not None else None,
     )
 
 

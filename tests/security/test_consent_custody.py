@@ -12,7 +12,6 @@ patient) and tests/unit/pilots/test_access_table.py (break-glass after a withdra
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from typing import Any
 
@@ -42,8 +41,7 @@ def university(access_hub: ThreadHub) -> HospitalClient:
 
 def consent_entries(hub: ThreadHub) -> list[tuple[str, str, str | None]]:
     """(action, consent id, custodian) of every ``consent`` entry on the log."""
-    page = hub.get_json("/api/v1/ledger/entries?start=0&end=1000")["entries"]
-    leaves = [json.loads(base64.b64decode(e["leaf"])) for e in page if e["kind"] == "consent"]
+    leaves = hub.opened_entries("consent")
     return [(leaf["action"], leaf["consent"], leaf.get("custodian")) for leaf in leaves]
 
 

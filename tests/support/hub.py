@@ -12,6 +12,7 @@ Registration goes through the hub's admin HTTP API, exactly as an operator's wou
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -131,6 +132,36 @@ class HubHandle:
         assert status == 200, (path, status, body)
         assert isinstance(body, str)
         return body
+
+    def opened_entries(self, kind: str | None = None, start: int = 0) -> list[dict[str, Any]]:
+        """The entries from ``start`` on (of ``kind``, or all, each with its ``kind`` and
+        ``index``) as the hub knows them: each public leaf (from the API, page by page) with
+        the fields of its opening from the hub's own file in place of its ``person``
+        commitment. Checks on the way that the public leaf names nobody: a v2 leaf carries
+        none of the fields its opening holds."""
+        from ledger.sealed import PERSON, opened
+        from ledger.store import LedgerReader
+
+        found: list[tuple[int, dict[str, Any]]] = []
+        for _ in range(1000):
+            page = self.get_json(f"/api/v1/ledger/entries?start={start}&end={start + 1000}")
+            found += [
+                (e["index"], {**json.loads(base64.b64decode(e["leaf"])), "kind": e["kind"]})
+                for e in page["entries"]
+                if kind is None or e["kind"] == kind
+            ]
+            start += len(page["entries"])
+            if not page["entries"] or start >= page["size"]:
+                break
+        with LedgerReader(self.db_path) as reader:
+            openings = reader.openings([i for i, _ in found])
+        views = []
+        for index, leaf in found:
+            held = openings.get(index)
+            if held is not None:
+                assert PERSON in leaf and not set(held.fields) & set(leaf), (index, leaf)
+            views.append({**opened(leaf, held), "index": index})
+        return views
 
     def admin(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         status, answer = self.request("POST", "/api/v1/admin/registry/" + path, body)

@@ -20,15 +20,26 @@ ORIGIN = "swiftchain.test/log"
 
 def record_entry(record: SignedRecord) -> NewEntry:
     h = record.header
+    origin = record.body.origin
     return NewEntry(
         kind="record",
         leaf=h.canonical(),
         sig=record.sig,
         record=RecordColumns(
-            h.id, h.pilot, h.source, h.seq, h.type, h.subject, h.consent, h.observed_at, h.key
+            h.id,
+            h.pilot,
+            h.source,
+            h.seq,
+            h.type,
+            record.subject,
+            record.consent,
+            h.observed_at,
+            h.key,
         ),
         payload=canonical_json(record.body.payload),
         salt=record.body.salt,
+        opening=record.opening(),
+        origin=origin.model_dump_json().encode() if origin is not None else None,
     )
 
 
@@ -122,7 +133,8 @@ class LedgerBuilder:
         leaf = ErasureEntry(
             at=utc_now(), actor="test", index=index, record=str(entry.index), reason="retention"
         )
-        self.writer.append([NewEntry("erasure", leaf.leaf())], erase=[index])
+        sealed, opening = leaf.sealed()
+        self.writer.append([NewEntry("erasure", sealed, opening=opening)], erase=[index])
         self.checkpoint()
 
     def close(self) -> None:

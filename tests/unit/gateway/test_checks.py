@@ -270,8 +270,8 @@ def test_observed_at_ahead_of_the_hub(
 
 
 def test_consent_hook_can_refuse(registry: Registry, source_key: Ed25519PrivateKey) -> None:
-    def refuse(header: Any, source_org: str) -> None:
-        raise Rejected("consent_required", "consent withdrawn", header.id)
+    def refuse(record: Any, source_org: str) -> None:
+        raise Rejected("consent_required", "consent withdrawn", record.header.id)
 
     with pytest.raises(Rejected) as err:
         precheck(

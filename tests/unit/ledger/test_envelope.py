@@ -13,8 +13,10 @@ from ledger.canonical import canonical_json
 from ledger.envelope import (
     MAX_JSON_DEPTH,
     MAX_RECORD_BYTES,
+    Origin,
     SignedRecord,
     check_commitment,
+    check_origin,
     check_signature,
     commitment,
     parse_record,
@@ -22,6 +24,7 @@ from ledger.envelope import (
 )
 from ledger.errors import InvalidEnvelope, KeyFileError, SignatureError
 from ledger.keys import b64url_encode, generate_key, key_id
+from ledger.sealed import commit
 
 KEY = generate_key()
 OTHER_KEY = generate_key()
@@ -45,7 +48,8 @@ def sealed(**overrides: Any) -> SignedRecord:
 
 
 def wire(**overrides: Any) -> dict[str, Any]:
-    return json.loads(sealed().to_wire())  # type: ignore[no-any-return]
+    """A v1 message: the strictness cases below name v1's members (a hub still parses v1)."""
+    return json.loads(sealed(version=1).to_wire())  # type: ignore[no-any-return]
 
 
 def raw(value: Any) -> bytes:
@@ -85,7 +89,11 @@ def test_seal_defaults_make_fresh_ids_salts_and_times() -> None:
 
 def test_subject_with_consent_round_trips() -> None:
     record = sealed(subject="pseudo-12345678", consent="consent-1")
-    assert parse_record(record.to_wire()).header.subject == "pseudo-12345678"
+    parsed = parse_record(record.to_wire())
+    assert (parsed.subject, parsed.consent) == ("pseudo-12345678", "consent-1")
+    assert parsed == record
+    v1 = parse_record(sealed(subject="pseudo-12345678", consent="consent-1", version=1).to_wire())
+    assert (v1.header.v, v1.subject, v1.consent) == (1, "pseudo-12345678", "consent-1")
 
 
 # -- strictness ------------------------------------------------------------------------------
@@ -107,7 +115,7 @@ def _with(path: tuple[str, ...], value: Any, drop: bool = False) -> bytes:
         (("extra",), 1),
         (("header", "extra"), 1),
         (("body", "extra"), "x"),
-        (("header", "v"), 2),
+        (("header", "v"), 3),
         (("header", "seq"), "7"),
         (("header", "seq"), True),
         (("header", "seq"), 7.0),
@@ -354,3 +362,107 @@ def test_fuzz_mutated_real_records(data: st.DataObject) -> None:
 def test_fuzz_envelope_shapes(value: dict[str, Any]) -> None:
     with pytest.raises(InvalidEnvelope):
         parse_record(json.dumps(value).encode())
+
+
+# -- wire v2: no person in the header -------------------------------------------------------------
+PERSON_SALT = bytes(range(16, 32))
+
+
+def about_a_person(**overrides: Any) -> SignedRecord:
+    return sealed(
+        subject="pseudo-12345678", consent="consent-1", person_salt=PERSON_SALT, **overrides
+    )
+
+
+def test_a_v2_header_names_nobody() -> None:
+    record = about_a_person()
+    leaf = record.header.canonical()
+    assert record.header.v == 2
+    assert b"pseudo-12345678" not in leaf and b"consent-1" not in leaf
+    opening = record.opening()
+    assert opening is not None and opening.commitment() == record.header.person
+    assert json.loads(leaf)["person"] == commit(
+        PERSON_SALT, {"consent": "consent-1", "subject": "pseudo-12345678"}
+    )
+    check_commitment(parse_record(record.to_wire()))
+
+
+def test_two_records_about_one_person_do_not_look_alike() -> None:
+    a = sealed(subject="pseudo-12345678", consent="consent-1")
+    b = sealed(subject="pseudo-12345678", consent="consent-1")
+    assert a.header.person != b.header.person
+
+
+def test_a_v2_record_about_nobody_has_a_null_person() -> None:
+    record = sealed()
+    assert record.header.person is None and record.opening() is None
+    assert "person" not in json.loads(record.to_wire())["body"]
+
+
+def _v2(mutate: Any) -> bytes:
+    msg = json.loads(about_a_person().to_wire())
+    mutate(msg)
+    return raw(msg)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda m: m["header"].update(subject="pseudo-12345678"),
+        lambda m: m["header"].pop("person"),
+        lambda m: m["body"].pop("person"),
+        lambda m: m["body"]["person"].pop("salt"),
+        lambda m: m["body"]["person"].update(extra=1),
+        lambda m: m["body"]["person"].update(subject="short"),
+        lambda m: m.update(body={**m["body"], "origin": {"header": m["header"], "sig": "x"}}),
+        lambda m: m["header"].update(person=None),
+    ],
+)
+def test_v2_strictness(mutate: Any) -> None:
+    assert reason_of(_v2(mutate)) == "invalid_envelope"
+
+
+def test_a_v1_body_carries_no_person() -> None:
+    msg = wire()
+    msg["body"]["person"] = {"subject": "pseudo-12345678", "consent": "c", "salt": "A" * 22}
+    assert reason_of(raw(msg)) == "invalid_envelope"
+
+
+def test_an_opening_of_another_person_is_a_commitment_mismatch() -> None:
+    msg = json.loads(about_a_person().to_wire())
+    msg["body"]["person"]["subject"] = "pseudo-87654321"
+    with pytest.raises(InvalidEnvelope) as exc:
+        check_commitment(parse_record(raw(msg)))
+    assert exc.value.reason == "commitment_mismatch"
+
+
+def test_a_relayed_record_carries_its_devices_header() -> None:
+    device = about_a_person(source="home-device-7", signing_key=OTHER_KEY)
+    assert device.body.person is not None
+    relayed = sealed(
+        subject="pseudo-12345678",
+        consent="consent-1",
+        person_salt=PERSON_SALT,
+        origin=Origin(header=device.header, sig=device.sig),
+    )
+    parsed = parse_record(relayed.to_wire())
+    check_origin(parsed)
+    assert parsed.body.origin is not None and parsed.body.origin.header.source == "home-device-7"
+    assert b"home-device-7" not in parsed.header.canonical()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"observed_at": "2026-05-01T08:31:00Z"},
+        {"type": "city.parking"},
+        {"pilot": "chronic-care"},
+        {"source": "station-1"},
+        {"payload": {"pm25": 13}},
+    ],
+)
+def test_an_origin_that_is_another_reading_is_refused(change: dict[str, Any]) -> None:
+    device = about_a_person(**{"source": "home-device-7", **change})
+    with pytest.raises(InvalidEnvelope) as exc:
+        about_a_person(origin=Origin(header=device.header, sig=device.sig))
+    assert exc.value.reason == "origin_mismatch"

@@ -10,8 +10,6 @@ used to leave no entry, are shown allowed and denied with the purpose each recor
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from aiohttp import web
@@ -55,8 +53,8 @@ def log_size(hub: ThreadHub) -> int:
 
 
 def entries_since(hub: ThreadHub, start: int) -> list[tuple[str, dict[str, Any]]]:
-    page = hub.get_json(f"/api/v1/ledger/entries?start={start}&end={start + 100}")["entries"]
-    return [(e["kind"], json.loads(base64.b64decode(e["leaf"]))) for e in page]
+    """(kind, leaf with its opening's fields) of the entries from ``start`` on."""
+    return [(e["kind"], e) for e in hub.opened_entries(start=start)]
 
 
 def test_every_route_is_classified_and_every_row_is_a_route(access_hub: ThreadHub) -> None:

@@ -6,7 +6,6 @@ endpoints, and purpose of use bound into the token."""
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.parse
 from typing import Any
@@ -22,8 +21,7 @@ SEARCH = "/fhir/Observation?subject=Patient/{subject}"
 
 
 def access_entries(hub: ThreadHub) -> list[dict[str, Any]]:
-    entries = hub.get_json("/api/v1/ledger/entries?start=0&end=1000")["entries"]
-    return [json.loads(base64.b64decode(e["leaf"])) for e in entries if e["kind"] == "access"]
+    return hub.opened_entries("access")
 
 
 def non_access_entries(hub: ThreadHub) -> int:

@@ -4,6 +4,7 @@ and the consent book's ingest decision."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from multidict import MultiDict
@@ -15,8 +16,11 @@ from gateway.fhir.params import BadSearch, date_bounds, parse_search, resource_c
 from gateway.ingest.checks import Rejected
 from gateway.smart.scopes import grant, parse_scopes
 from ledger.entries import ConsentEntry
-from ledger.envelope import RecordHeader
+from ledger.envelope import SignedRecord, seal
+from ledger.keys import generate_key
 from pilots import load_pilots, make_consent, with_status
+
+KEY = generate_key()
 
 
 def q(**kw: str | list[str]) -> MultiDict[str]:
@@ -96,10 +100,9 @@ def test_consent_scopes_are_granted_only_for_consent() -> None:
     assert [str(s) for s in granted] == ["system/Consent.crus", "system/Observation.rs"]
 
 
-def _header(**kw: object) -> RecordHeader:
-    fields = {
-        "v": 1,
-        "id": "0190a5a0-0000-7000-8000-000000000001",
+def _header(**kw: object) -> SignedRecord:
+    """A record as the consent hook sees it (v2: its subject and Consent in the body)."""
+    fields: dict[str, Any] = {
         "pilot": "chronic-care",
         "source": "home-bp",
         "seq": 1,
@@ -107,11 +110,11 @@ def _header(**kw: object) -> RecordHeader:
         "subject": "pt-00000001",
         "consent": "c-1",
         "observed_at": "2026-01-01T00:00:00Z",
-        "commitment": "0" * 64,
-        "key": "k1",
+        "payload": {},
+        "signing_key": KEY,
         **kw,
     }
-    return RecordHeader.model_validate(fields)
+    return seal(**fields)
 
 
 def test_consent_book_decides_ingest() -> None:
