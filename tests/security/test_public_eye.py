@@ -126,7 +126,19 @@ async def test_nothing_served_publicly_names_a_person(tmp_path: Path) -> None:
         assert crawl.size > 100
         remaining = {p: "pseudonym" for p in people.pseudonyms if p not in people.erased}
         assert search(serving, remaining), "no pseudonym is in the hub's own files: wrong key?"
+        devices = {d: "device" for d in people.devices if d not in people.erased}
+        assert not devices or search(serving, devices), "no device is in the hub's own files"
 
     stopped = await asyncio.to_thread(erased_files, workdir)
     files += search(stopped, people.erased)
+    crawled = sum(len(s.data) for s in crawl.seen)
+    searched = (
+        f"{len(people.pseudonyms)} pseudonyms, {len(people.consents)} Consent ids,"
+        f" {len(people.devices)} devices"
+    )
+    print(
+        f"public eye: {len(crawl.seen)} answers and leaves ({crawled:,} bytes, a log of"
+        f" {crawl.size} entries) searched for {searched}; {len(stopped)} files for"
+        f" {len(people.erased)} identifiers of the erased"
+    )
     assert not (public or files or crawl.missed()), failure(public, files, crawl.missed())

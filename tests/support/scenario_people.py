@@ -25,6 +25,7 @@ class People:
     """identifier -> what it is ("pseudonym of HOSP-A-000001 in chronic-care")."""
     pseudonyms: list[str] = field(default_factory=list)
     consents: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
     erased: dict[str, str] = field(default_factory=dict)
     """The identifiers of the people whose Consent was withdrawn with erasure, as above."""
     kept: list[str] = field(default_factory=list)
@@ -104,6 +105,7 @@ def scenario_people(scenario: Scenario, keys: Path, *, erased_too: bool = True) 
         else:
             people.erased[name] = f"pseudonym of {patient} in {pilot} (withdrawn, erased)"
     for source in sorted(personal_sources(scenario)):
+        people.devices.append(source)
         people.needles.setdefault(source, f"per-person device of a patient ({source})")
     return people
 
