@@ -12,7 +12,8 @@ there (:func:`ledger.sealed.opened`), and a v1 leaf of an older log is read as i
 states are not folded: a v2 ``consent`` leaf has no Consent id in the open, and a Consent
 withdrawn with erasure loses the openings of all its entries, so the monitor recounts them
 from the log's consent leaves with their openings (:func:`consent_states`) whenever a consent
-or erasure entry arrives.
+or erasure entry arrives, and takes whom and why out of the lines of access decisions whose
+openings an erasure took away (:func:`forget_lines`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import json
 import math
 import re
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -71,6 +72,8 @@ class AccessDecision:
     decision: str
     reason: str
     break_glass: bool
+    sealed: bool = False
+    """A v2 leaf: whom and why came from its opening (which an erasure takes away)."""
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,8 @@ def consent_states(
     opening). A Consent's latest entry decides its state; unreadable leaves count nothing.
 
     A v2 leaf whose opening is gone belongs to a Consent withdrawn with erasure (the only
-    way the hub forgets a consent entry's opening): its entries cannot be told apart from
+    way the hub takes a consent entry's opening away: it keeps it blinded, which only the
+    person's pseudonym opens): its entries cannot be told apart from
     another's any more, so each such withdrawal counts one withdrawn Consent and its grants
     and updates count nothing. A Consent whose withdrawal is still opened is counted by its
     id as any other, whatever became of its earlier entries' openings."""
@@ -323,8 +327,23 @@ def _access(tally: LogTally, row: TailEntry) -> None:
         decision=decision,
         reason=_reason(_text(leaf.get("reason"), 120)),
         break_glass=break_glass,
+        sealed=PERSON in sealed,
     )
     tally.access.append(shown)
     if break_glass and decision == "allow":
         tally.break_glass_reads += 1
         tally.latest_break_glass = shown
+
+
+def forget_lines(tally: LogTally, held: Collection[int]) -> None:
+    """Take whom and why out of the lines of v2 access entries whose openings are no longer
+    ``held`` (the person was erased since: their openings are blinded)."""
+
+    def forgotten(d: AccessDecision) -> AccessDecision:
+        if not d.sealed or d.index in held or (d.subject is None and not d.reason):
+            return d
+        return replace(d, subject=None, reason="")
+
+    tally.access = deque((forgotten(d) for d in tally.access), maxlen=tally.access.maxlen)
+    if tally.latest_break_glass is not None:
+        tally.latest_break_glass = forgotten(tally.latest_break_glass)

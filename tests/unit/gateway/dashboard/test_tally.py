@@ -10,11 +10,13 @@ from typing import Any
 from gateway.dashboard.tally import (
     AIR_QUALITY,
     PARKING,
+    RECENT_ACCESS,
     TRAFFIC_FLOW,
     LogTally,
     consent_states,
     epoch,
     fold,
+    forget_lines,
     redact,
     shorten,
 )
@@ -228,6 +230,20 @@ def test_sealed_access_decisions_are_read_through_their_openings() -> None:
     assert erased.subject is None and erased.reason == "" and erased.break_glass
     assert tally.break_glass_reads == 1 and tally.latest_break_glass == erased
     assert SUBJECT[:7] not in repr(tally.access)
+
+
+def test_an_erasure_takes_whom_and_why_out_of_the_lines() -> None:
+    tally = LogTally()
+    fold(
+        tally,
+        [access(0, "allow"), sealed_access(1, "allow", True), sealed_access(2, "deny")],
+    )
+    forget_lines(tally, held={2})  # entry 1's opening blinded by an erasure since
+    v1, erased, kept = tally.access
+    assert (erased.subject, erased.reason, erased.break_glass) == (None, "", True)
+    assert tally.latest_break_glass == erased and tally.access.maxlen == RECENT_ACCESS
+    assert kept.subject == "ababab…" and kept.reason
+    assert v1.subject == "ababab…"  # a v1 leaf says it in the open anyway
 
 
 def test_a_stored_opening_that_is_not_one_is_ignored() -> None:
