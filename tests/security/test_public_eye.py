@@ -82,6 +82,19 @@ async def _drain(stream: asyncio.StreamReader, output: list[str]) -> None:
         output.append(line.decode(errors="replace"))
 
 
+async def counted_consents(url: str, entries: int) -> dict[str, int]:
+    """The public dashboard's Consent counts, once it has read ``entries`` consent entries
+    (it reads the log a second at a time; bounded)."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(40):
+            async with session.get(url + "/api/v1/dashboard/summary") as response:
+                summary = await response.json()
+            if summary["ledger"]["kinds"].get("consent", 0) >= entries:
+                return dict(summary["consents"])
+            await asyncio.sleep(0.25)
+    raise AssertionError(f"the dashboard never read {entries} consent entries: {summary}")
+
+
 def erased_files(workdir: Path) -> list[Seen]:
     """The hub's folder, and the copy of its ledger the story's forger made."""
     copy = workdir / "tampered-copy.db"
@@ -128,6 +141,15 @@ async def test_nothing_served_publicly_names_a_person(tmp_path: Path) -> None:
         assert search(serving, remaining), "no pseudonym is in the hub's own files: wrong key?"
         devices = {d: "device" for d in people.devices if d not in people.erased}
         assert not devices or search(serving, devices), "no device is in the hub's own files"
+
+        # The public counts stay right on v2 leaves (and the Consents withdrawn with erasure,
+        # whose entries are no longer opened).
+        consent_leaves = sum(
+            s.where.startswith("leaf ") and "(consent)" in s.where for s in crawl.seen
+        )
+        consents = await counted_consents(url, consent_leaves)
+        assert consents["withdrawn"] == len({c for c in people.erased if c in people.consents})
+        assert sum(consents.values()) == len(people.consents), consents
 
     stopped = await asyncio.to_thread(erased_files, workdir)
     files += search(stopped, people.erased)
