@@ -96,13 +96,14 @@ def _chunk(args: tuple[bytes, int, int, int]) -> list[tuple[Any, ...]]:
                     h.source,
                     h.seq,
                     h.type,
-                    h.subject,
-                    h.consent,
+                    r.subject,
+                    r.consent,
                     h.observed_at,
                     h.key,
                 ),
                 canonical_json(payload),
                 r.body.salt,
+                r.opening(),
             )
         )
     return rows
@@ -167,7 +168,8 @@ def build(directory: Path, records: int, subjects: int) -> None:
             status="active",
             resource_hash=digest,
         )
-        consents.append(NewEntry("consent", entry.leaf()))
+        leaf, opening = entry.sealed()
+        consents.append(NewEntry("consent", leaf, opening=opening))
     db.close()
     writer.append(consents)
     raw = source_key.private_bytes_raw()
@@ -184,8 +186,9 @@ def build(directory: Path, records: int, subjects: int) -> None:
                         record=RecordColumns(*cols),
                         payload=payload,
                         salt=salt,
+                        opening=opening,
                     )
-                    for leaf, sig, cols, payload, salt in rows
+                    for leaf, sig, cols, payload, salt, opening in rows
                 ]
             )
             if done % 10 == 0:

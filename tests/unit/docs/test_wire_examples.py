@@ -16,7 +16,13 @@ from gateway.ingest.receipts import Receipt
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
 from ledger.envelope import SignedRecord, check_commitment, check_signature, parse_record
 from ledger.hashing import leaf_hash
-from ledger.keys import Ed25519PrivateKey, key_id, public_key_b64, public_key_from_b64
+from ledger.keys import (
+    Ed25519PrivateKey,
+    b64url_encode,
+    key_id,
+    public_key_b64,
+    public_key_from_b64,
+)
 
 from .pages import code_blocks, code_names, first_column, read, section
 
@@ -80,3 +86,18 @@ def test_every_rejection_reason_is_explained() -> None:
     table = section(PAGE, "Why a record is rejected")
     explained = [name for cell in first_column(table) for name in code_names(cell)]
     assert sorted(explained) == sorted(REASONS)
+
+
+def test_the_example_about_a_person_names_nobody_in_its_leaf() -> None:
+    blocks = [b for lang, b in code_blocks(PAGE) if lang == "json" and '"person": "' in b]
+    assert blocks, "docs/wire.md has no example of a record about a person"
+    record = parse_record(blocks[0].encode())
+    check_commitment(record)
+    private = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    check_signature(record.header.canonical(), record.sig, private.public_key())
+    assert record.body.person is not None and record.body.person.salt == b64url_encode(
+        bytes([1] * 16)
+    )
+    leaf = record.header.canonical()
+    assert record.subject is not None and record.consent is not None
+    assert record.subject.encode() not in leaf and record.consent.encode() not in leaf

@@ -6,7 +6,10 @@ denied, the audit shows both decisions, the bodies are gone and the ledger verif
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 
+from ledger.sealed import Opening
 from ledger.verify import verify_ledger
 from tests.support.access import Device, HospitalClient, consent_document
 from tests.support.hub import ThreadHub
@@ -80,10 +83,41 @@ def test_consent_withdrawal_story(
     (late,) = asyncio.run(device.publish(SUBJECT, "c-bp-1"))
     assert late["status"] == "rejected" and late["reason"] == "consent_not_active"
 
+    # Each decision of the view opens its public leaf: the person can check it themselves.
+    for entry in audit["entries"]:
+        (public,) = access_hub.get_json(
+            f"/api/v1/ledger/entries?start={entry['index']}&end={entry['index'] + 1}"
+        )["entries"]
+        leaf = json.loads(base64.b64decode(public["leaf"]))
+        assert SUBJECT not in json.dumps(leaf) and "reason" not in leaf
+        opening = Opening(entry["opening"]["salt"], entry["opening"]["fields"])
+        assert opening.fields["subject"] == SUBJECT and opening.opens(leaf["person"])
+
     # The bodies are gone, their hashes stay, and the ledger verifies.
     reader = access_hub.hub.ledger.reader
     assert all(reader.body(r["index"]) is None for r in receipts)
     assert all(reader.entry(r["index"]).leaf_hash.hex() == r["leaf_hash"] for r in receipts)
+    # A later request about the erased person is logged, and blinded like the rest.
+    assert hospital.call("GET", query, token)[0] == 403
     access_hub.stop()
     report = verify_ledger(access_hub.db_path)
     assert report.ok, report
+
+    # No file of the hub names the person or their Consent any more...
+    for path in sorted(access_hub.config_path.parent.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            for needle in (SUBJECT, "c-bp-1"):
+                assert needle.encode() not in data, (path.name, needle)
+    # ...and a hub started afresh still shows them every decision about them.
+    access_hub.start()
+    status, _, again = auditor.call("GET", f"/api/v1/audit?subject={SUBJECT}", auditor.token())
+    assert status == 200, again
+    seen = [(e["decision"], e["client"], e["reason"]) for e in again["entries"]]
+    assert seen[:3] == [
+        (d, c, e["reason"]) for (d, c, _), e in zip(decisions, audit["entries"], strict=True)
+    ]
+    assert seen[3:] == [
+        ("allow", auditor.client_id, "auditor"),  # the first view, itself a read about them
+        ("deny", "php-ehr", "consent_inactive"),  # the request after the erasure
+    ]
