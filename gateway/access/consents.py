@@ -94,7 +94,7 @@ class ConsentBook:
                 try:
                     consent = parse_consent(raw)
                 except ConsentError:
-                    log.error("stored Consent %s does not parse", entry.consent)
+                    log.error("the stored Consent of entry %d does not parse", index)
             if entry.custodian is None:
                 origin = first[(entry.pilot, entry.consent)]
                 custodian = origin.custodian or _legacy_custodian(origin, db)

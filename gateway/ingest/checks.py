@@ -111,7 +111,7 @@ def check_sealed(record: SignedRecord) -> None:
     """Nothing new names a person on the log: a v1 record (whose header is public) only
     while it is about nobody; a relayed v2 record's origin is the same reading."""
     h = record.header
-    if isinstance(h, RecordHeader) and h.subject is not None:
+    if isinstance(h, RecordHeader) and (h.subject is not None or h.consent is not None):
         raise Rejected(
             "subject_in_header",
             "a wire v1 record names its subject in the public header; send wire v2, whose"

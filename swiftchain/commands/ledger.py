@@ -103,7 +103,9 @@ def _as_dict(report: VerifyReport, elapsed: float) -> dict[str, object]:
         "signatures": report.signatures,
         "bodies": report.bodies,
         "erased": report.erased,
+        "openings": report.openings,
         "registry": report.registry,
+        "client_revocations": report.client_revocations,
         "checkpoints": report.checkpoints,
         "checkpoint_key": report.key_source,
         "first_bad_index": report.first_bad_index,
@@ -122,7 +124,11 @@ def _print(report: VerifyReport, elapsed: float) -> None:
         f"  records      {report.records:,}   signatures checked {report.signatures:,}"
         f"   bodies checked {report.bodies:,}   erased {report.erased:,}"
     )
-    click.echo(f"  registry     {report.registry:,} entries")
+    click.echo(f"  openings     {report.openings:,} held here, each checked against its leaf")
+    click.echo(
+        f"  registry     {report.registry:,} entries"
+        f"   client revocations {report.client_revocations:,}"
+    )
     click.echo(f"  checkpoints  {report.checkpoints:,} (key: {report.key_source})")
     click.echo(f"  time         {elapsed:.2f}s ({rate:,.0f} entries/s)")
     if report.ok:
