@@ -20,7 +20,7 @@ from ledger.store import LedgerReader
 
 from ..hub import Hub
 from .summary import COUNTER_WINDOW_S, HubSample, build_summary, public_summary
-from .tally import CITY_TYPES, LogTally, fold
+from .tally import CITY_TYPES, LogTally, consent_states, fold, forget_lines
 from .verification import IncrementalVerifier
 
 log = logging.getLogger("swiftchain.hub.dashboard")
@@ -154,6 +154,22 @@ class DashboardMonitor:
             self.verifier.feed(rows)
             if note is not None and self.verifier.size == end:
                 self.verifier.check(note)
+        if self.tally.consents_stale:
+            self._consents_changed(reader)
+
+    def _consents_changed(self, reader: LedgerReader) -> None:
+        """Count the consents again, up to the entries folded (in the executor): a v2 consent
+        leaf names its Consent in its opening only, and a withdrawal with erasure blinds the
+        openings of the Consent's entries, so no running fold stays right."""
+        folded = self.tally.size
+        leaves = [(i, leaf) for i, leaf in reader.leaves("consent") if i < folded]
+        held = reader.openings([i for i, _ in leaves])
+        self.tally.consents = consent_states(leaves, held)
+        # An erasure blinds the openings of the person's access entries too: their lines
+        # for operators say whom and why no more.
+        lines = reader.openings([d.index for d in self.tally.access if d.sealed])
+        forget_lines(self.tally, lines)
+        self.tally.consents_stale = False
 
     def _sample(self, at: float) -> HubSample:
         hub, m = self.hub, self.hub.metrics

@@ -278,12 +278,13 @@ def _round(value: float | None, digits: int) -> float | None:
 # -- consent and access ---------------------------------------------------------------------------
 
 
-def consent_counts(states: Mapping[str, str]) -> dict[str, int]:
-    counts = Counter(states.values())
-    return {k: counts.get(k, 0) for k in ("active", "withdrawn", "other")}
+def consent_counts(states: Mapping[str, int]) -> dict[str, int]:
+    """Consents by state (:func:`gateway.dashboard.tally.consent_states`), every state named."""
+    return {k: int(states.get(k, 0)) for k in ("active", "withdrawn", "other")}
 
 
 def access_summary(tally: LogTally) -> dict[str, Any]:
+    """The access panel as an operator sees it (:func:`public_summary` keeps its counts)."""
     return {
         "allow": tally.access_counts.get("allow", 0),
         "deny": tally.access_counts.get("deny", 0),
@@ -291,27 +292,36 @@ def access_summary(tally: LogTally) -> dict[str, Any]:
         "break_glass_reads": tally.break_glass_reads,
         "break_glass_alert": break_glass_alert(tally),
         "recent": [_decision(d) for d in reversed(tally.access)],
+        "recent_withheld": False,
     }
 
 
 def break_glass_alert(tally: LogTally) -> dict[str, Any] | None:
     """The access panel's alert while the log holds break-glass reads: every emergency read
-    is for review (not a fault of the hub, so not in the network banner)."""
+    is for review (not a fault of the hub, so not in the network banner). For operators: it
+    names the latest read (who read whose data, and why)."""
     latest = tally.latest_break_glass
     if latest is None:
         return None
     n = tally.break_glass_reads
     who = f"{latest.client} ({latest.org})" if latest.org else latest.client
+    because = f" ({latest.reason})" if latest.reason else ""
+    return {
+        **_break_glass_count(n),
+        "message": (
+            f"{n} break-glass read{'s' * (n != 1)} to review; latest: {who} read"
+            f" {latest.type or 'data'} of {latest.subject or 'a patient'} at {latest.at}" + because
+        ),
+        "latest": _decision(latest),
+    }
+
+
+def _break_glass_count(n: int) -> dict[str, Any]:
     return {
         "level": "warning",
         "code": "break_glass_reads",
-        "message": (
-            f"{n} break-glass read{'s' * (n != 1)} to review; latest: {who} read"
-            f" {latest.type or 'data'} of {latest.subject or 'a patient'} at {latest.at}"
-            f" ({latest.reason})"
-        ),
+        "message": f"{n} break-glass read{'s' * (n != 1)} to review (details for operators)",
         "count": n,
-        "latest": _decision(latest),
     }
 
 
@@ -331,13 +341,22 @@ def _decision(d: AccessDecision) -> dict[str, Any]:
     }
 
 
+#: What the public access panel keeps of the operators': counts, never a line.
+PUBLIC_ACCESS_COUNTS = ("allow", "deny", "break_glass", "break_glass_reads")
+
+
 def public_summary(snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """The snapshot for anyone who asks: everything but the access decisions' lines (each
-    about one person's records), whose counts stay; the lines need the admin token."""
-    access = dict(snapshot["access"])
-    access["recent"] = []
-    access["recent_withheld"] = True
-    return {**snapshot, "access": access}
+    """The snapshot for anyone who asks: the city's data and counts, no line about one
+    person (no access decision, not even the latest break-glass read, whose alert keeps its
+    count only). The access panel is rebuilt from the counts it names rather than pruned,
+    so that a field added to the operators' panel stays theirs until it is made public."""
+    access = snapshot["access"]
+    public: dict[str, Any] = {k: access[k] for k in PUBLIC_ACCESS_COUNTS if k in access}
+    alert = access.get("break_glass_alert")
+    public["break_glass_alert"] = None if not alert else _break_glass_count(int(alert["count"]))
+    public["recent"] = []
+    public["recent_withheld"] = True
+    return {**snapshot, "access": public}
 
 
 # -- verification, checkpoint, alerts -------------------------------------------------------------

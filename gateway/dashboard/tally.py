@@ -1,10 +1,19 @@
 """What the dashboard keeps from the log: one fold over new entries only.
 
 The monitor reads the entries a new checkpoint covers (``LedgerReader.tail``) and folds them
-into a ``LogTally``: counts by kind and pilot, records per commit second, consent states, the latest
-access decisions (already redacted) and the city readings the charts draw. ``fold`` is the
-one function here that changes state; it does no I/O and reads no clock, so a test feeds it
-rows and reads the tally back.
+into a ``LogTally``: counts by kind and pilot, records per commit second, the latest access
+decisions (already redacted) and the city readings the charts draw. ``fold`` is the one
+function here that changes state; it does no I/O and reads no clock, so a test feeds it rows
+and reads the tally back.
+
+A v2 ``access`` leaf (wire v2) names nobody: its subject and reason are in its opening, which
+the tail carries from the hub's private store; the decision's line for operators is read from
+there (:func:`ledger.sealed.opened`), and a v1 leaf of an older log is read as it is. Consent
+states are not folded: a v2 ``consent`` leaf has no Consent id in the open, and a Consent
+withdrawn with erasure loses the openings of all its entries, so the monitor recounts them
+from the log's consent leaves with their openings (:func:`consent_states`) whenever a consent
+or erasure entry arrives, and takes whom and why out of the lines of access decisions whose
+openings an erasure took away (:func:`forget_lines`).
 """
 
 from __future__ import annotations
@@ -13,17 +22,23 @@ import json
 import math
 import re
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
+from ledger.errors import InvalidEnvelope
 from ledger.queries import TailEntry
+from ledger.sealed import PERSON, Opening, opened
 
 AIR_QUALITY = "city.air-quality"
 TRAFFIC_FLOW = "city.traffic-flow"
 PARKING = "city.parking"
 #: The non-personal data types whose bodies the charts read (never a personal body).
 CITY_TYPES: tuple[str, ...] = (AIR_QUALITY, TRAFFIC_FLOW, PARKING)
+#: Entry kinds after which the consent counts are taken again (a withdrawal with erasure
+#: forgets the openings of the Consent's earlier entries).
+CONSENT_KINDS = frozenset({"consent", "erasure"})
 
 #: Seconds of per-pilot commit counts kept (the rate chart's span and a little more).
 RATE_HISTORY_S = 180
@@ -43,7 +58,8 @@ _REASON_CODE = re.compile(r"^[a-z]+(?:_[a-z]+)+$")
 
 @dataclass(frozen=True)
 class AccessDecision:
-    """An ``access`` entry as the page may show it: no subject in full, no request text."""
+    """An ``access`` entry as an operator's view shows it: no subject in full, no request
+    text. Never in the public snapshot (only its counts are)."""
 
     index: int
     at: str
@@ -56,6 +72,8 @@ class AccessDecision:
     decision: str
     reason: str
     break_glass: bool
+    sealed: bool = False
+    """A v2 leaf: whom and why came from its opening (which an erasure takes away)."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +108,10 @@ class LogTally:
     records_by_pilot: Counter[str] = field(default_factory=Counter)
     per_second: dict[int, Counter[str]] = field(default_factory=dict)
     """Commit second (Unix time) -> records committed in it, by pilot."""
-    consents: dict[str, str] = field(default_factory=dict)
-    """Consent id -> ``active``, ``withdrawn`` or ``other`` (its latest entry decides)."""
+    consents: Counter[str] = field(default_factory=Counter)
+    """Consents by state: ``active``, ``withdrawn`` or ``other`` (:func:`consent_states`)."""
+    consents_stale: bool = False
+    """A consent or erasure entry was folded since the consents were last counted."""
     access: deque[AccessDecision] = field(default_factory=lambda: deque(maxlen=RECENT_ACCESS))
     access_counts: Counter[str] = field(default_factory=Counter)
     break_glass_reads: int = 0
@@ -154,6 +174,15 @@ def epoch(text: str | None) -> float | None:
     return None if moment.tzinfo is None else moment.timestamp()
 
 
+def _opening(raw: bytes | None) -> Opening | None:
+    if raw is None:
+        return None
+    try:
+        return Opening.decode(raw)
+    except InvalidEnvelope:
+        return None
+
+
 def _json_object(raw: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(raw)
@@ -173,10 +202,12 @@ def fold(tally: LogTally, rows: list[TailEntry]) -> None:
         tally.last_commit_at = row.created_at
         if row.kind == "record":
             _record(tally, row)
-        elif row.kind == "consent":
-            _consent(tally, row)
         elif row.kind == "access":
             _access(tally, row)
+        elif row.kind == "consent" and _json_object(row.leaf) is None:
+            tally.unreadable += 1
+        if row.kind in CONSENT_KINDS:
+            tally.consents_stale = True
     if tally.per_second:
         oldest = max(tally.per_second) - RATE_HISTORY_S
         for second in [s for s in tally.per_second if s < oldest]:
@@ -231,26 +262,54 @@ def _series(table: dict[str, deque[P]], key: str) -> deque[P]:
     return series
 
 
-def _consent(tally: LogTally, row: TailEntry) -> None:
-    leaf = _json_object(row.leaf)
-    consent = _text(leaf.get("consent")) if leaf else None
-    if leaf is None or consent is None:
-        tally.unreadable += 1
-        return
+def consent_states(
+    leaves: Iterable[tuple[int, bytes]], openings: Mapping[int, Opening]
+) -> Counter[str]:
+    """Consents by state (``active``, ``withdrawn``, ``other``) from every consent leaf and
+    the openings the hub holds of them (a v1 leaf is read as it is, a v2 leaf through its
+    opening). A Consent's latest entry decides its state; unreadable leaves count nothing.
+
+    A v2 leaf whose opening is gone belongs to a Consent withdrawn with erasure (the only
+    way the hub takes a consent entry's opening away: it keeps it blinded, which only the
+    person's pseudonym opens): its entries cannot be told apart from
+    another's any more, so each such withdrawal counts one withdrawn Consent and its grants
+    and updates count nothing. A Consent whose withdrawal is still opened is counted by its
+    id as any other, whatever became of its earlier entries' openings."""
+    latest: dict[tuple[str, str], str] = {}
+    forgotten = 0
+    for index, raw in leaves:
+        leaf = _json_object(raw)
+        if leaf is None:
+            continue
+        sealed = PERSON in leaf
+        view = opened(leaf, openings.get(index))
+        consent = _text(view.get("consent"))
+        if consent is not None:
+            latest[(_text(view.get("pilot")) or "", consent)] = _consent_state(view)
+        elif sealed and view.get("action") == "withdraw":
+            forgotten += 1
+    counts: Counter[str] = Counter(latest.values())
+    if forgotten:
+        counts["withdrawn"] += forgotten
+    return counts
+
+
+def _consent_state(leaf: Mapping[str, Any]) -> str:
     if leaf.get("action") == "withdraw" or leaf.get("status") in ("inactive", "withdrawn"):
-        state = "withdrawn"
-    elif leaf.get("status") == "active":
-        state = "active"
-    else:
-        state = "other"  # refused, proposed, entered in error
-    tally.consents[consent] = state
+        return "withdrawn"
+    if leaf.get("status") == "active":
+        return "active"
+    return "other"  # refused, proposed, entered in error
 
 
 def _access(tally: LogTally, row: TailEntry) -> None:
-    leaf = _json_object(row.leaf)
-    if leaf is None:
+    sealed = _json_object(row.leaf)
+    if sealed is None:
         tally.unreadable += 1
         return
+    # The decision's counts are in the open; who it was about and why only in its opening
+    # (none held: a v1 leaf, or one about a person since erased; the line says neither).
+    leaf = opened(sealed, _opening(row.opening))
     decision = "allow" if leaf.get("decision") == "allow" else "deny"
     break_glass = leaf.get("break_glass") is True
     tally.access_counts[decision] += 1
@@ -268,8 +327,23 @@ def _access(tally: LogTally, row: TailEntry) -> None:
         decision=decision,
         reason=_reason(_text(leaf.get("reason"), 120)),
         break_glass=break_glass,
+        sealed=PERSON in sealed,
     )
     tally.access.append(shown)
     if break_glass and decision == "allow":
         tally.break_glass_reads += 1
         tally.latest_break_glass = shown
+
+
+def forget_lines(tally: LogTally, held: Collection[int]) -> None:
+    """Take whom and why out of the lines of v2 access entries whose openings are no longer
+    ``held`` (the person was erased since: their openings are blinded)."""
+
+    def forgotten(d: AccessDecision) -> AccessDecision:
+        if not d.sealed or d.index in held or (d.subject is None and not d.reason):
+            return d
+        return replace(d, subject=None, reason="")
+
+    tally.access = deque((forgotten(d) for d in tally.access), maxlen=tally.access.maxlen)
+    if tally.latest_break_glass is not None:
+        tally.latest_break_glass = forgotten(tally.latest_break_glass)

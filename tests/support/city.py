@@ -21,6 +21,8 @@ from tests.support.hub import MqttPeer, ThreadHub, records_topic
 ORIGIN = "test.swiftchain/ledger"
 #: Pseudonyms as the edge makes them (HMAC-SHA-256, hex); the page must never show one whole.
 SUBJECTS = [f"{i:02x}" * 32 for i in range(1, 13)]
+#: The subject whose Consent :func:`seed_consents_and_access` withdraws with erasure.
+ERASED = 9
 GENERATORS = (air_quality, traffic, parking)
 
 
@@ -28,11 +30,24 @@ def _at(minutes_ago: float) -> str:
     return rfc3339(datetime.now(UTC) - timedelta(minutes=minutes_ago))
 
 
+def _entry(kind: str, fact: ConsentEntry | AccessEntry, sealed: bool) -> NewEntry:
+    if not sealed:
+        return NewEntry(kind, fact.leaf())
+    leaf, opening = fact.sealed()
+    return NewEntry(kind, leaf, opening=opening)
+
+
 def seed_consents_and_access(db_path: Path) -> dict[str, int]:
     """Write 12 consents (3 withdrawn, 1 refused) and 14 access decisions (3 denied, one
-    break-glass) into a new ledger at ``db_path``; returns the counts a summary should show."""
+    break-glass) into a new ledger at ``db_path``; returns the counts a summary should show.
+
+    An older log written on: the first consents and every other access decision are v1
+    leaves, the rest v2 (wire v2: sealed, their openings in the private store). One Consent
+    (``cns-009``) is withdrawn with erasure: the openings of its entries, and of the access
+    decision about its subject, are forgotten."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     entries: list[NewEntry] = []
+    forget: list[int] = []
     for i, subject in enumerate(SUBJECTS):
         status = "rejected" if i == 11 else "active"
         grant = ConsentEntry(
@@ -45,8 +60,10 @@ def seed_consents_and_access(db_path: Path) -> dict[str, int]:
             status=status,
             resource_hash=f"{i:064x}",
         )
-        entries.append(NewEntry("consent", grant.leaf()))
-    for i in (2, 5, 7):
+        if i == ERASED:
+            forget.append(len(entries))
+        entries.append(_entry("consent", grant, sealed=i >= 6))
+    for i in (2, 5, ERASED):
         withdraw = ConsentEntry(
             action="withdraw",
             at=_at(120 - i),
@@ -56,8 +73,11 @@ def seed_consents_and_access(db_path: Path) -> dict[str, int]:
             subject=SUBJECTS[i],
             status="inactive",
             resource_hash=f"{i + 100:064x}",
+            erase=i == ERASED,
         )
-        entries.append(NewEntry("consent", withdraw.leaf()))
+        if i == ERASED:
+            forget.append(len(entries))
+        entries.append(_entry("consent", withdraw, sealed=i >= 5))
     who = [
         ("hospital-a-ehr", "hospital-a", "TREAT", "fhir.Observation"),
         ("hospital-b-ehr", "hospital-b", "TREAT", "fhir.DiagnosticReport"),
@@ -68,6 +88,7 @@ def seed_consents_and_access(db_path: Path) -> dict[str, int]:
         client, org, purpose, data_type = who[i % len(who)]
         denied = i in (3, 8, 12)
         personal = data_type.startswith("fhir.")
+        about = SUBJECTS[i % len(SUBJECTS)] if personal else None
         access = AccessEntry(
             at=_at(60 - 4 * i),
             client=client,
@@ -75,16 +96,19 @@ def seed_consents_and_access(db_path: Path) -> dict[str, int]:
             pilot="chronic-care" if personal else "air-quality",
             purpose=purpose,
             type=data_type,
-            subject=SUBJECTS[i % len(SUBJECTS)] if personal else None,
+            subject=about,
             decision="deny" if denied else "allow",
             reason="consent withdrawn" if denied else "policy and consent permit",
             break_glass=i == 6,
             count=None if denied else 3,
         )
-        entries.append(NewEntry("access", access.leaf()))
+        if about == SUBJECTS[ERASED]:
+            forget.append(len(entries))
+        entries.append(_entry("access", access, sealed=i % 2 == 1))
     writer = LedgerWriter(db_path, origin=ORIGIN)
     try:
         writer.append(entries)
+        writer.append([], forget=forget)
     finally:
         writer.close()
     return {"consent": 15, "access": 14, "active": 8, "withdrawn": 3, "other": 1, "deny": 3}

@@ -1,5 +1,6 @@
 """The dashboard's data through a real hub: records over real MQTT, the JSON snapshot, the
-SSE stream (content, bounds, clean-up), the page's files, and faults turning into alerts."""
+SSE stream (content, bounds, clean-up), the page's files, faults turning into alerts, and a
+log of v1 and v2 consent and access entries: counts for everyone, lines for operators."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from gateway.dashboard import DASHBOARD
 from ledger.envelope import seal
 from ledger.keys import generate_key, load_private_key
 from tests.support.broker import Mosquitto
-from tests.support.city import ORIGIN, SUBJECTS, seed_consents_and_access
+from tests.support.city import ERASED, ORIGIN, SUBJECTS, seed_consents_and_access
 from tests.support.hub import MqttPeer, ThreadHub, records_topic, thread_hub
 
 PILOT, SOURCE, TYPE = "city-air", "station-1", "city.air-quality"
@@ -172,6 +173,44 @@ def test_a_tampered_ledger_fails_live_verification(tmp_path: Path, hub_broker: M
     assert summary["access"]["deny"] == seeded["deny"]
     text = json.dumps(summary)
     assert not any(subject[:12] in text for subject in SUBJECTS)
+
+
+async def test_counts_for_everyone_and_lines_for_operators(
+    seeded_hub: ThreadHub, seeded: dict[str, int]
+) -> None:
+    operators = poll(seeded_hub, lambda s: s["ledger"]["kinds"].get("access") == seeded["access"])
+    url = seeded_hub.http_url + "/api/v1/dashboard/summary"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        public = await response.json()
+    (_, streamed), *_ = await read_events(seeded_hub.http_url + "/api/v1/dashboard/stream", 1)
+    for snapshot in (operators, public, streamed):
+        # Counted right from v1 leaves, v2 leaves through their openings, and the Consent
+        # withdrawn with erasure whose openings are gone.
+        counts = {k: seeded[k] for k in ("active", "withdrawn", "other")}
+        assert snapshot["consents"] == counts
+        assert snapshot["access"]["deny"] == seeded["deny"]
+        assert snapshot["access"]["break_glass"] == 1
+        assert snapshot["ledger"]["unreadable"] == 0
+    for snapshot in (public, streamed):
+        access = snapshot["access"]
+        assert access["recent"] == [] and access["recent_withheld"] is True
+        text = json.dumps(snapshot)
+        for subject in SUBJECTS:
+            assert subject[:6] not in text
+        for name in ("cns-", "hospital-a-ehr", "research-etl", "consent withdrawn"):
+            assert name not in text
+    # Operators get every decision's line: the v2 ones opened, the forgotten one without
+    # its subject and reason.
+    lines = operators["access"]["recent"]
+    assert len(lines) == seeded["access"] and operators["access"]["recent_withheld"] is False
+    shown = {line["subject"] for line in lines if line["subject"] is not None}
+    forgotten = [line for line in lines if line["type"].startswith("fhir.") and not line["subject"]]
+    assert {SUBJECTS[i % 12][:6] + "…" for i in range(14) if i % 4 != 3} - shown == {
+        SUBJECTS[ERASED][:6] + "…"
+    }
+    assert [(f["reason"], f["client"]) for f in forgotten] == [("", "hospital-b-ehr")]
+    assert {line["reason"] for line in lines} >= {"consent withdrawn", "policy and consent permit"}
 
 
 def test_the_page_and_its_files(running_hub: ThreadHub) -> None:

@@ -26,9 +26,25 @@ def test_one_peer_gets_its_share_and_others_the_rest() -> None:
 
 def snapshot() -> dict[str, Any]:
     line = {"index": 7, "client": "php-ehr", "subject": "pt-att…", "decision": "allow"}
+    alert = {
+        "level": "warning",
+        "code": "break_glass_reads",
+        "message": "1 break-glass read to review; latest: php-ehr read fhir.Observation of pt-att…",
+        "count": 1,
+        "latest": line,
+    }
     return {
         "ledger": {"size": 9},
-        "access": {"allow": 5, "deny": 2, "break_glass": 1, "recent": [line]},
+        "access": {
+            "allow": 5,
+            "deny": 2,
+            "break_glass": 1,
+            "break_glass_reads": 1,
+            "break_glass_alert": alert,
+            "recent": [line],
+            "recent_withheld": False,
+            "a_new_field_for_operators": "pt-att…",
+        },
         "consents": {"active": 1, "withdrawn": 0, "other": 0},
     }
 
@@ -40,8 +56,22 @@ def test_without_the_admin_token_the_snapshot_keeps_counts_only() -> None:
         "allow": 5,
         "deny": 2,
         "break_glass": 1,
+        "break_glass_reads": 1,
+        "break_glass_alert": {
+            "level": "warning",
+            "code": "break_glass_reads",
+            "message": "1 break-glass read to review (details for operators)",
+            "count": 1,
+        },
         "recent": [],
         "recent_withheld": True,
     }
     assert public["ledger"] == full["ledger"] and public["consents"] == full["consents"]
+    assert "pt-att" not in repr(public) and "php-ehr" not in repr(public)
     assert full["access"]["recent"]  # the operators' snapshot is left as it was
+
+
+def test_without_break_glass_reads_there_is_no_alert() -> None:
+    full = snapshot()
+    full["access"]["break_glass_alert"] = None
+    assert public_summary(full)["access"]["break_glass_alert"] is None

@@ -176,7 +176,7 @@ def test_traffic_chart_and_parking() -> None:
 
 
 def test_consent_counts() -> None:
-    assert consent_counts({"a": "active", "b": "withdrawn", "c": "active"}) == {
+    assert consent_counts(Counter({"active": 2, "withdrawn": 1})) == {
         "active": 2,
         "withdrawn": 1,
         "other": 0,

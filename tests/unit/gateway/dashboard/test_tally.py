@@ -1,5 +1,6 @@
 """The log tally: what the dashboard keeps from each new entry, tolerant of odd bodies and
-never keeping a pseudonym whole."""
+never keeping a pseudonym whole; v1 leaves of older logs and v2 leaves read through their
+openings alike, and consents counted right after a withdrawal with erasure forgot them."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ from typing import Any
 from gateway.dashboard.tally import (
     AIR_QUALITY,
     PARKING,
+    RECENT_ACCESS,
     TRAFFIC_FLOW,
     LogTally,
+    consent_states,
     epoch,
     fold,
+    forget_lines,
     redact,
     shorten,
 )
 from ledger.entries import AccessEntry, ConsentEntry
 from ledger.queries import TailEntry
+from ledger.sealed import Opening
 
 T0 = 1_780_000_000.0
 SUBJECT = "ab" * 32
@@ -37,12 +42,15 @@ def record(
     return TailEntry(index, "record", b"{}", b"", at, pilot, source, type_, observed_at, body)
 
 
-def entry(index: int, kind: str, leaf: bytes, at: float = T0) -> TailEntry:
-    return TailEntry(index, kind, leaf, b"", at)
+def entry(
+    index: int, kind: str, leaf: bytes, at: float = T0, opening: Opening | None = None
+) -> TailEntry:
+    held = None if opening is None else opening.encode()
+    return TailEntry(index, kind, leaf, b"", at, opening=held)
 
 
-def consent(index: int, cid: str, action: str, status: str) -> TailEntry:
-    leaf = ConsentEntry(
+def consent_entry(cid: str, action: str, status: str) -> ConsentEntry:
+    return ConsentEntry(
         action=action,  # type: ignore[arg-type]
         at="2026-05-04T08:00:00Z",
         actor="hospital-a",
@@ -51,12 +59,16 @@ def consent(index: int, cid: str, action: str, status: str) -> TailEntry:
         subject=SUBJECT,
         status=status,
         resource_hash="0" * 64,
-    ).leaf()
-    return entry(index, "consent", leaf)
+        erase=action == "withdraw",
+    )
 
 
-def access(index: int, decision: str, break_glass: bool = False) -> TailEntry:
-    leaf = AccessEntry(
+def consent(index: int, cid: str, action: str, status: str) -> TailEntry:
+    return entry(index, "consent", consent_entry(cid, action, status).leaf())
+
+
+def access_entry(decision: str, break_glass: bool = False) -> AccessEntry:
+    return AccessEntry(
         at="2026-05-04T08:00:00Z",
         client="hospital-a-ehr",
         org="hospital-a",
@@ -68,8 +80,18 @@ def access(index: int, decision: str, break_glass: bool = False) -> TailEntry:
         reason=f"no consent for {SUBJECT}",
         break_glass=break_glass,
         request="GET /fhir/Observation?subject=" + SUBJECT,
-    ).leaf()
-    return entry(index, "access", leaf)
+    )
+
+
+def access(index: int, decision: str, break_glass: bool = False) -> TailEntry:
+    return entry(index, "access", access_entry(decision, break_glass).leaf())
+
+
+def sealed_access(
+    index: int, decision: str, break_glass: bool = False, *, held: bool = True
+) -> TailEntry:
+    leaf, opening = access_entry(decision, break_glass).sealed()
+    return entry(index, "access", leaf, opening=opening if held else None)
 
 
 def test_counts_kinds_pilots_and_commit_seconds() -> None:
@@ -134,19 +156,56 @@ def test_city_readings_are_read_tolerantly() -> None:
 
 
 def test_consents_follow_their_latest_entry() -> None:
+    steps = [
+        ("c1", "grant", "active"),
+        ("c2", "grant", "active"),
+        ("c3", "grant", "rejected"),
+        ("c2", "withdraw", "inactive"),
+        ("c4", "grant", "active"),
+        ("c4", "update", "active"),
+    ]
+    v1 = [(i, consent_entry(*step).leaf()) for i, step in enumerate(steps)]
+    assert consent_states(v1, {}) == {"active": 2, "withdrawn": 1, "other": 1}
+    # The same story in v2 leaves, each read through its opening.
+    sealed = [consent_entry(*step).sealed() for step in steps]
+    v2 = [(i, leaf) for i, (leaf, _) in enumerate(sealed)]
+    openings = {i: o for i, (_, o) in enumerate(sealed) if o is not None}
+    assert consent_states(v2, openings) == {"active": 2, "withdrawn": 1, "other": 1}
+    # Both in one log (an older log written on): c2's v2 withdrawal ends its v1 grant.
+    mixed = v1[:3] + v2[3:]
+    assert consent_states(mixed, openings) == {"active": 2, "withdrawn": 1, "other": 1}
+
+
+def test_a_consent_withdrawn_with_erasure_counts_once_without_its_openings() -> None:
+    steps = [
+        ("c1", "grant", "active"),
+        ("c2", "grant", "active"),
+        ("c2", "update", "active"),
+        ("c2", "withdraw", "inactive"),
+    ]
+    sealed = [consent_entry(*step).sealed() for step in steps]
+    leaves = [(i, leaf) for i, (leaf, _) in enumerate(sealed)]
+    openings = {i: o for i, (_, o) in enumerate(sealed) if o is not None}
+    # Every entry of c2 forgotten: no Consent id left, its withdrawal still counts it.
+    kept = {0: openings[0]}
+    assert consent_states(leaves, kept) == {"active": 1, "withdrawn": 1}
+    # Its earlier entries forgotten, the withdrawal still opened: counted by its id.
+    kept = {0: openings[0], 3: openings[3]}
+    assert consent_states(leaves, kept) == {"active": 1, "withdrawn": 1}
+    # An opening of another entry's is no opening of this one: not counted as c1.
+    assert consent_states(leaves[:1], {0: openings[3]}) == {}
+    assert consent_states([(0, b"[1]"), (1, b"\xff")], {}) == {}
+
+
+def test_consent_and_erasure_entries_call_for_a_recount() -> None:
     tally = LogTally()
-    fold(
-        tally,
-        [
-            consent(0, "c1", "grant", "active"),
-            consent(1, "c2", "grant", "active"),
-            consent(2, "c3", "grant", "rejected"),
-            consent(3, "c2", "withdraw", "inactive"),
-            consent(4, "c4", "grant", "active"),
-            consent(5, "c4", "update", "active"),
-        ],
-    )
-    assert tally.consents == {"c1": "active", "c2": "withdrawn", "c3": "other", "c4": "active"}
+    fold(tally, [access(0, "allow")])
+    assert not tally.consents_stale
+    fold(tally, [consent(1, "c1", "grant", "active")])
+    assert tally.consents_stale
+    tally.consents_stale = False
+    fold(tally, [entry(2, "erasure", b"{}")])
+    assert tally.consents_stale
 
 
 def test_access_decisions_never_keep_a_pseudonym_or_the_request() -> None:
@@ -158,6 +217,40 @@ def test_access_decisions_never_keep_a_pseudonym_or_the_request() -> None:
     assert newest.subject == "ababab…"
     assert SUBJECT not in repr(tally.access)
     assert SUBJECT[:7] not in repr(tally.access)
+
+
+def test_sealed_access_decisions_are_read_through_their_openings() -> None:
+    tally = LogTally()
+    fold(tally, [sealed_access(0, "allow"), sealed_access(1, "allow", True, held=False)])
+    assert tally.access_counts == {"allow": 2, "break_glass": 1}
+    opened, erased = tally.access
+    assert opened.subject == "ababab…" and opened.reason == "no consent for ababab…"
+    assert opened.client == "hospital-a-ehr" and opened.type == "fhir.Observation"
+    # Its person erased: counted, and its line says whom and why no more.
+    assert erased.subject is None and erased.reason == "" and erased.break_glass
+    assert tally.break_glass_reads == 1 and tally.latest_break_glass == erased
+    assert SUBJECT[:7] not in repr(tally.access)
+
+
+def test_an_erasure_takes_whom_and_why_out_of_the_lines() -> None:
+    tally = LogTally()
+    fold(
+        tally,
+        [access(0, "allow"), sealed_access(1, "allow", True), sealed_access(2, "deny")],
+    )
+    forget_lines(tally, held={2})  # entry 1's opening blinded by an erasure since
+    v1, erased, kept = tally.access
+    assert (erased.subject, erased.reason, erased.break_glass) == (None, "", True)
+    assert tally.latest_break_glass == erased and tally.access.maxlen == RECENT_ACCESS
+    assert kept.subject == "ababab…" and kept.reason
+    assert v1.subject == "ababab…"  # a v1 leaf says it in the open anyway
+
+
+def test_a_stored_opening_that_is_not_one_is_ignored() -> None:
+    leaf, _ = access_entry("deny").sealed()
+    tally = LogTally()
+    fold(tally, [TailEntry(0, "access", leaf, b"", T0, opening=b"not an opening")])
+    assert tally.access_counts == {"deny": 1} and tally.access[-1].subject is None
 
 
 def test_unreadable_leaves_are_counted_not_fatal() -> None:
