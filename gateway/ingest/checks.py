@@ -297,6 +297,15 @@ def precheck(
     check_topic(record, topic)
     check_observed_at(record, received_at, rules)
     check_sealed(record)
+    origin = record.body.origin
+    if origin is not None and (origin.header.pilot, origin.header.source) in registry.sources:
+        # A device is relayed so that its name is on no public list; a registered one is.
+        raise Rejected(
+            "origin_mismatch",
+            f"the relayed device {origin.header.source!r} is a registered source: it publishes"
+            " itself, or is relayed unregistered",
+            record.header.id,
+        )
     verifier = check_registry(record, registry, received_at, rules)
     check_subject(record)
     h = record.header

@@ -21,9 +21,14 @@ from gateway.ingest.checks import (
     verify_chunk,
 )
 from gateway.ingest.validity import KeyPeriod, TimeRules, future_refusal, key_refusal
-from gateway.registry.changes import plan_key_revoke, plan_key_rotate, plan_source_revoke
+from gateway.registry.changes import (
+    plan_key_revoke,
+    plan_key_rotate,
+    plan_source_add,
+    plan_source_revoke,
+)
 from gateway.registry.state import Registry, parse_time
-from ledger.envelope import MAX_RECORD_BYTES, SignedRecord, seal
+from ledger.envelope import MAX_RECORD_BYTES, Origin, SignedRecord, seal
 from ledger.keys import Ed25519PrivateKey, generate_key, key_id, public_key_b64
 from tests.support.registry import apply_all
 
@@ -435,3 +440,70 @@ def test_pilots_without_a_window_get_the_default() -> None:
     rules = TimeRules(late_delivery={"strict": timedelta(0)})
     assert rules.late_delivery_window("strict") == timedelta(0)
     assert rules.late_delivery_window("city-air") == timedelta(minutes=10)
+
+
+# -- wire v2: nothing new names a person on the log ----------------------------------------------
+def test_a_v1_record_naming_a_person_or_a_consent_is_refused(
+    registry: Registry, source_key: Ed25519PrivateKey
+) -> None:
+    about = record(source_key, subject="pt-00000001", consent="c-1", version=1)
+    assert reason_of(registry, about.to_wire()) == "subject_in_header"
+    consent_only = tamper(
+        record(source_key, version=1), lambda d: d["header"].update(consent="c-1")
+    )
+    assert reason_of(registry, consent_only) in ("subject_in_header", "bad_signature")
+    # A v1 record about nobody (an old city agent) still goes in.
+    assert check(registry, record(source_key, version=1).to_wire())
+
+
+def test_a_v2_record_keeps_its_person_off_the_leaf(
+    registry: Registry, source_key: Ed25519PrivateKey
+) -> None:
+    v = check(registry, record(source_key, subject="pt-00000001", consent="c-1").to_wire())
+    assert b"pt-00000001" not in v.leaf and b"c-1" not in v.leaf
+    assert v.record.subject == "pt-00000001" and v.record.consent == "c-1"
+    other = tamper(
+        record(source_key, subject="pt-00000001", consent="c-1"),
+        lambda d: d["body"]["person"].update(subject="pt-00000002"),
+    )
+    assert reason_of(registry, other) == "commitment_mismatch"
+
+
+def test_a_relayed_reading_is_the_devices_and_the_device_is_unregistered(
+    registry: Registry, source_key: Ed25519PrivateKey
+) -> None:
+    device_key = generate_key()
+    salts = {"salt": bytes(16), "person_salt": bytes(range(16))}
+    device = record(
+        device_key, source="hd-0a1b2c3d4e", subject="pt-00000001", consent="c-1", **salts
+    )
+    relayed = record(
+        source_key,
+        subject="pt-00000001",
+        consent="c-1",
+        record_id=device.header.id,
+        origin=Origin(header=device.header, sig=device.sig),
+        **salts,
+    )
+    assert check(registry, relayed.to_wire()).record.body.origin is not None
+    moved = tamper(
+        relayed, lambda d: d["body"]["origin"]["header"].update(observed_at=WHEN[:-3] + "01Z")
+    )
+    assert reason_of(registry, moved) == "origin_mismatch"
+    # A device on the public registry would name itself: refused.
+    apply_all(
+        registry,
+        plan_source_add(
+            registry,
+            pilot="city-air",
+            source="hd-0a1b2c3d4e",
+            org="city",
+            types=["city.air-quality"],
+            public_key=public_key_b64(device_key.public_key()),
+            actor="test",
+            valid_from="2026-01-01T00:00:00Z",
+        ),
+    )
+    with pytest.raises(Rejected) as err:
+        check(registry, relayed.to_wire())
+    assert err.value.reason == "origin_mismatch" and "registered source" in err.value.detail
