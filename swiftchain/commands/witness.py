@@ -131,18 +131,16 @@ def logs(directory: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    if not rows:
+    if not records:
         click.echo("no logs yet; add one with: swiftchain witness add-log --dir DIR VKEY")
-    for row in rows:
-        when = row["cosigned_at"]
-        cosigned = (
-            "never cosigned"
-            if when is None
-            else f"cosigned size {row['size']} at "
-            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(int(str(when))))}"
-        )
-        click.echo(f"{row['origin']}: {cosigned}; refused {row['refused_inconsistent']}")
-        for k in row["keys"]:  # type: ignore[attr-defined]
+    for r in records:
+        if r.cosigned_at is None:
+            cosigned = "never cosigned"
+        else:
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.cosigned_at))
+            cosigned = f"cosigned size {r.size} at {when}"
+        click.echo(f"{r.origin}: {cosigned}; refused as inconsistent {r.refusals}")
+        for k in r.vkeys:
             click.echo(f"  key {k}")
 
 
