@@ -77,7 +77,7 @@ def test_a_trusted_name_and_key_id_with_a_bad_signature_is_403() -> None:
 
 def test_a_bad_trusted_line_beside_a_good_one_is_still_403() -> None:
     note = LOG.note(5)
-    body, good = note.split("\n\n")
+    _body, good = note.split("\n\n")
     name, b64 = good[2:-1].split(" ")
     raw = base64.b64decode(b64)
     bad = f"— {name} {base64.b64encode(raw[:4] + bytes(64)).decode()}\n"
