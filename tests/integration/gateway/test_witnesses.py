@@ -1,4 +1,4 @@
-"""The hub and its alliance's witnesses (issue 14): every new checkpoint goes to each
+"""The hub and its alliance's witnesses: every new checkpoint goes to each
 witness of the trust policy, real `swiftchain witness serve` processes over real HTTP; what
 they cosign is published with the checkpoint and, once the quorum is met, carried by the
 receipts; a witness down costs nothing but its cosignature, and /readyz says when the
