@@ -71,7 +71,7 @@ async def test_409_names_the_size_and_the_hub_can_retry(
 async def test_a_hub_restored_from_a_backup_and_rewritten_is_refused(
     serve_witness: Start, hub_log: HubLog, tmp_path: Path
 ) -> None:
-    """The split view of issue 14: same origin, same key, another tree after the backup."""
+    """A split view: same origin, same key, another tree after the backup."""
     w = await witnessing(serve_witness, hub_log)
     hub_log.grow(5)  # size 6
     backup = hub_log.restored_copy(tmp_path / "restored.db")
