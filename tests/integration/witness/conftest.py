@@ -4,7 +4,7 @@ way the hub builds it) whose checkpoints and consistency proofs are submitted to
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,11 +76,11 @@ class HubLog:
 
 
 @pytest.fixture
-def hub_log(tmp_path: Path) -> HubLog:
+def hub_log(tmp_path: Path) -> Iterator[HubLog]:
     builder = LedgerBuilder(tmp_path / "hub" / "ledger.db")
     builder.register_source()
     log = HubLog(builder)
-    yield log  # type: ignore[misc]
+    yield log
     log.close()
 
 
@@ -97,9 +97,6 @@ class Served:
     async def latest(self, origin: str = ORIGIN) -> tuple[int, str]:
         async with self.session.get(f"{self.url}/{origin_sha256(origin)}/checkpoint") as r:
             return r.status, await r.text()
-
-
-MakeWitness = Callable[..., "AsyncIterator[Served]"]
 
 
 @pytest.fixture

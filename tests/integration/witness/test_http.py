@@ -145,7 +145,7 @@ async def test_refusals_over_http(serve_witness: Start, hub_log: HubLog) -> None
     await expect(b"old 1\n\n\xff", 400, "UTF-8")
     await expect(f"old 01\n\n{note}".encode(), 400, "leading zeroes")
     await expect(f"old 1\nnot-a-hash\n\n{note}".encode(), 400, "proof line 1")
-    await expect(("old 1\n" + "A" * 43 + "=\n") * 1 + "\n" + "garbage\n", 400, "malformed")
+    await expect(("old 1\n" + "A" * 43 + "=\n\n" + "garbage\n").encode(), 400, "malformed")
     await expect(format_add_checkpoint(11, [], note), 400, "larger than the checkpoint")
 
     other = sign_checkpoint(

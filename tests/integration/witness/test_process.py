@@ -15,7 +15,9 @@ from pathlib import Path
 
 import aiohttp
 
+from ledger.checkpoint import NoteSigner
 from ledger.cosignature import CosignerVerifier, attach_cosignatures, verify_cosignatures
+from ledger.keys import generate_key
 from tests.support.broker import DIE_WITH_PARENT, free_port, wait_for_port
 from tests.support.ledger_builder import ORIGIN
 from witness.store import origin_sha256
@@ -65,9 +67,6 @@ def test_the_commands(tmp_path: Path, hub_log: HubLog) -> None:
     assert added.returncode == 0 and f"witnessing {ORIGIN}" in added.stdout
     same = run("add-log", "--dir", str(home), log_vkey)
     assert same.returncode == 0 and "nothing changed" in same.stdout
-    from ledger.checkpoint import NoteSigner
-    from ledger.keys import generate_key
-
     other = NoteSigner(ORIGIN, generate_key()).verifier.encode()
     refused = run("add-log", "--dir", str(home), other)
     assert refused.returncode == 1 and "never replaces a log's key" in refused.stderr
