@@ -12,12 +12,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from gateway.alliance.submission import request_body as format_add_checkpoint
 from ledger.checkpoint import NoteSigner
 from ledger.store import LedgerReader
 from tests.support.ledger_builder import ORIGIN, LedgerBuilder
 from witness.app import create_app
 from witness.home import init_home
-from witness.request import format_add_checkpoint
 from witness.service import Witness
 from witness.store import origin_sha256
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import aiohttp
 
+from gateway.alliance.submission import request_body as format_add_checkpoint
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint, verify_checkpoint
 from ledger.cosignature import attach_cosignatures, verify_cosignatures
 from ledger.keys import generate_key
 from tests.support.ledger_builder import ORIGIN
-from witness.request import format_add_checkpoint
 
 from .conftest import WITNESS_NAME, HubLog, Served
 
