@@ -111,12 +111,19 @@ class DashboardMonitor:
             tally=self.tally,
             verifier=self.verifier,
             head_since=self._head_since,
+            witnesses=self._witnesses(),
         )
         self.version += 1
         self.public_snapshot = public_summary(self.snapshot)
         self.event = _event(self.version, self.snapshot)
         self.public_event = _event(self.version, self.public_snapshot)
         self._wake()
+
+    def _witnesses(self) -> dict[str, Any] | None:
+        witnessing = self.hub.witnessing
+        if witnessing is None:
+            return None
+        return witnessing.status(self.hub.ledger.writer.size())
 
     async def next_tick(self) -> None:
         """Wait for the next snapshot (or shutdown; at most two intervals)."""

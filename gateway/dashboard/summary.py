@@ -456,14 +456,20 @@ def build_summary(
     tally: LogTally,
     verifier: IncrementalVerifier,
     head_since: float | None,
+    witnesses: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole snapshot (``samples`` oldest first, at least one)."""
+    """The whole snapshot (``samples`` oldest first, at least one); ``witnesses`` is the
+    hub's witness status (``gateway.alliance.witnessing.Witnessing.status``), when it has
+    a trust policy."""
     sample = samples[-1]
     now = sample.at
     checkpoint = checkpoint_state(sample, head_since)
     verification = verification_state(verifier, sample.head_size)
     rejected = rejections(*window(samples, REJECT_WINDOW_S))
     found = alerts(sample, checkpoint, verification, rejected)
+    if witnesses is not None and not witnesses.get("quorum_met"):
+        why = "; ".join(witnesses.get("why") or []) or "no round has met it yet"
+        found.append(Alert("warning", "witness_quorum", f"Witness quorum not met: {why}"))
     per_pilot = record_rates(tally.per_second, now)
     return {
         "generated_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
@@ -478,6 +484,7 @@ def build_summary(
         },
         "checkpoint": checkpoint,
         "verification": verification,
+        "witnesses": dict(witnesses) if witnesses is not None else None,
         "rates": {
             "window_s": RATE_WINDOW_S,
             "per_pilot": per_pilot,

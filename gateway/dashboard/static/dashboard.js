@@ -288,6 +288,8 @@
     setLevel("kpi-verify", v.state === "failed" ? "critical" : v.state === "verified" || v.state === "empty" ? "ok" : "warning");
     setText("foot-verified", `Live re-verification: leaves and signed roots verified up to entry ${fmtInt(v.verified_size)}`);
 
+    renderWitnesses(d.witnesses);
+
     const b = d.broker;
     setBig("broker-state", b.connected ? "Connected" : "Down");
     $("broker-state").classList.add("stateful");
@@ -489,6 +491,25 @@
       .sort((a, b) => b[1] - a[1])
       .map(([reason, n]) => ({ label: reason, value: n, colour: "#f87171" }));
     bars($("bars-rejected"), reasons, "No rejections");
+  }
+
+  function renderWitnesses(w) {
+    if (!w) {
+      setBig("witness-state", "None");
+      setText("witness-sub", "no trust policy: the operator's signature alone");
+      setLevel("kpi-witnesses", "ok");
+      return;
+    }
+    const up = w.witnesses.filter((x) => x.reachable).length;
+    setBig("witness-state", w.quorum_met ? "Met" : "Not met");
+    $("witness-state").classList.add("stateful");
+    const at = w.quorum_size === null ? "never met yet" : `cosigned up to ${fmtInt(w.quorum_size)}`;
+    setText("witness-sub", `${up} of ${w.witnesses.length} witnesses up · ${at}`);
+    $("witness-sub").title = w.witnesses
+      .map((x) => `${x.name}${x.operator ? " (" + x.operator + ")" : ""}: ` +
+        (x.error ? x.error : `cosigned ${fmtInt(x.cosigned_size || 0)}, lag ${fmtInt(x.lag_entries || 0)}`))
+      .join("\n");
+    setLevel("kpi-witnesses", w.quorum_met ? "ok" : "warning");
   }
 
   function render(d) {

@@ -113,6 +113,14 @@ async def test_the_quorum_cosigns_and_survives_one_witness_down(
     assert [w["reachable"] for w in state["witnesses"]] == [True] * 3
     report = evaluate(policy, hub.get_text("/api/v1/ledger/checkpoint"))
     assert report.ok and len(report.cosigned) == 3
+    # The dashboard, public, shows the quorum too.
+    panel = until(
+        "the dashboard shows the quorum",
+        lambda: (
+            (w := hub.get_json("/api/v1/dashboard/summary")["witnesses"]) and w["quorum_met"] and w
+        ),
+    )
+    assert len(panel["witnesses"]) == 3
 
     # Receipts now carry a checkpoint the quorum cosigned.
     (later,) = await publish(hub, 6, 1)
