@@ -1,0 +1,85 @@
+"""Checking one page of the hub's entries before any of it is written: indexes in order,
+each leaf's hash recomputed (RFC 9162 2.1.1), its kind, the public registry replayed from
+``registry`` leaves as :mod:`ledger.verify` does, and every record's signer looked up in it.
+The signatures themselves are checked in bulk by :func:`ledger.sigcheck.check_signatures`;
+the page's place in the hub's signed tree by a consistency proof (:mod:`mirror.follow`)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from hashlib import sha256
+
+from ledger.entries import ENTRY_KINDS
+from ledger.errors import KeyFileError
+from ledger.hashing import LEAF_PREFIX
+from ledger.schema import RECORD_COLUMNS
+from ledger.sigcheck import PendingSig
+from ledger.store import NewEntry, RecordColumns
+from ledger.verify import RegistryKeys, UnsignedRecord
+
+from .errors import HubFault
+from .wire import LedgerEntry
+
+#: Header members every record's index row needs (``subject`` and ``consent`` are v1's and
+#: absent, or null, on a v2 leaf, whose ``person`` commitment the mirror cannot open).
+_REQUIRED = tuple(f for f in RECORD_COLUMNS if f not in ("subject", "consent"))
+
+
+@dataclass
+class CheckedPage:
+    start: int
+    entries: list[NewEntry]
+    leaf_hashes: list[bytes]
+    signatures: list[PendingSig]
+    registry: RegistryKeys
+    """The registry after this page's ``registry`` entries (the caller's is left as it was)."""
+
+
+def check_page(start: int, served: list[LedgerEntry], registry: RegistryKeys) -> CheckedPage:
+    """The page as entries to store; HubFault naming the first index that is wrong."""
+    keys = registry.copy()
+    entries: list[NewEntry] = []
+    hashes: list[bytes] = []
+    sigs: list[PendingSig] = []
+    for offset, e in enumerate(served):
+        index = start + offset
+        if e.index != index:
+            raise HubFault(f"the hub sent entry {e.index} where {index} was due")
+        try:
+            leaf = base64.b64decode(e.leaf, validate=True)
+        except (binascii.Error, ValueError):
+            raise HubFault(f"entry {index}: the leaf is not base64") from None
+        leaf_hash = sha256(LEAF_PREFIX + leaf).digest()
+        if e.leaf_hash != leaf_hash.hex():
+            raise HubFault(f"entry {index}: leaf_hash is not SHA-256(0x00 || leaf)")
+        try:
+            value = json.loads(leaf)
+        except (ValueError, UnicodeDecodeError):
+            raise HubFault(f"entry {index}: the leaf is not JSON") from None
+        if not isinstance(value, dict):
+            raise HubFault(f"entry {index}: the leaf is not a JSON object")
+        kind = value.get("kind", "record")
+        if kind != e.kind or kind not in ENTRY_KINDS:
+            raise HubFault(f"entry {index}: kind {e.kind!r} does not match its leaf ({kind!r})")
+        record = None
+        if kind == "record":
+            try:
+                raw_key = keys.signer_of(value, e.sig)
+            except UnsignedRecord as exc:
+                raise HubFault(f"entry {index}: {exc}") from None
+            assert e.sig is not None
+            sigs.append((index, leaf, e.sig, raw_key))
+            if any(value.get(f) is None for f in _REQUIRED):
+                raise HubFault(f"entry {index}: the record header lacks a member")
+            record = RecordColumns(*(value.get(f) for f in RECORD_COLUMNS))
+        elif kind == "registry":
+            try:
+                keys.learn(value)
+            except KeyFileError as exc:
+                raise HubFault(f"entry {index}: registry key is unreadable: {exc}") from None
+        entries.append(NewEntry(kind=kind, leaf=leaf, sig=e.sig, record=record))
+        hashes.append(leaf_hash)
+    return CheckedPage(start, entries, hashes, sigs, keys)
