@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
-from ledger.errors import CheckpointError, ProofError
+from ledger.errors import CheckpointError, ProofError, StoreError
 from ledger.hashing import EMPTY_ROOT
 from ledger.proofs import verify_consistency
 from ledger.sigcheck import check_signatures
@@ -74,6 +74,9 @@ class Follower:
             self.registry.learn(json.loads(leaf))
         self.fork: dict[str, Any] | None = store.fork()
         self.last_error: str | None = None
+        self.crashed: str | None = None
+        #: Counts what was made durable (pending checkpoints, pages, mirror checkpoints).
+        self.progress = 0
         self.hub_size: int | None = None
         #: Poll the hub's checkpoint before the next page (after a failure, a fork may be why).
         self.recheck = False
@@ -82,23 +85,36 @@ class Follower:
     # -- the loop ---------------------------------------------------------------------------
     async def run(self) -> None:
         """Follow until cancelled or until a fork stops it."""
+        try:
+            await self._run()
+        except Exception as exc:
+            # A bug, not the hub: say so on /readyz rather than die silently.
+            self.crashed = f"{type(exc).__name__}: {exc}"
+            log.exception("the follower stopped")
+            raise
+
+    async def _run(self) -> None:
         failures = 0
         while self.fork is None:
+            before = self.progress
             try:
                 idle = await self.step()
-            except (HubFault, HubUnreachable) as exc:
+            except (HubFault, HubUnreachable, StoreError) as exc:
                 failures += 1
                 self.last_error = str(exc)
                 self.recheck = True
-                kind = "unreachable" if isinstance(exc, HubUnreachable) else "fault"
+                kind = {HubUnreachable: "unreachable", StoreError: "store"}.get(type(exc), "fault")
                 self.metrics.hub_errors.labels(kind).inc()
                 self.metrics.hub_up.set(0 if kind == "unreachable" else 1)
                 wait = backoff(failures, initial=self.poll_s, maximum=self.max_backoff_s)
                 log.warning("%s; again in %.1fs", exc, wait)
                 await asyncio.sleep(wait)
                 continue
-            failures = 0
-            self.last_error = None
+            # A poll that succeeds before the same failure again is no recovery: the wait
+            # keeps doubling until something is stored or there is nothing left to do.
+            if idle or self.progress != before:
+                failures = 0
+                self.last_error = None
             self.metrics.hub_up.set(1)
             if idle:
                 await asyncio.sleep(self.poll_s)
@@ -122,7 +138,9 @@ class Follower:
         try:
             cp = verify_checkpoint(note, self.log_key)
         except CheckpointError as exc:
-            raise HubFault(f"the hub's checkpoint does not verify under the pinned key: {exc}")
+            raise HubFault(
+                f"the hub's checkpoint does not verify under the pinned key: {exc}"
+            ) from None
         if cp.origin != self.log_key.name:
             raise HubFault(f"the hub's checkpoint is of origin {cp.origin!r}")
         new = HeldCheckpoint(Head(cp.size, cp.root_hash), note)
@@ -156,6 +174,7 @@ class Follower:
                 return True
         if verdict.action is Action.EXTEND:
             self.store.set_pending(new)
+            self.progress += 1
         return False
 
     # -- stage 2: entries -------------------------------------------------------------------
@@ -190,6 +209,7 @@ class Follower:
         # One durable transaction (synchronous=FULL): off the loop.
         await loop.run_in_executor(None, self.store.append, checked.entries)
         self.registry = checked.registry
+        self.progress += 1
         self.metrics.fetched.inc(len(checked.entries))
         self._update_gauges()
 
@@ -200,6 +220,7 @@ class Follower:
         cosigned = self.cosigner.cosign(pending.note)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.commit_checkpoint, pending, cosigned)
+        self.progress += 1
         self.metrics.cosignatures.inc()
         self.metrics.last_verified.set(time.time())
         self._update_gauges()

@@ -3,8 +3,6 @@ an auditor makes (``/api/v1/ledger/checkpoint``, ``/entries``, ``/proof/consiste
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 from pydantic import ValidationError
 
@@ -27,15 +25,19 @@ class HubClient:
             async with self.session.get(
                 self.url + path, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
             ) as resp:
-                body = await resp.content.read(MAX_BODY + 1)
-                if len(body) > MAX_BODY:
-                    raise HubFault(f"GET {path}: the answer is larger than {MAX_BODY} bytes")
+                chunks, length = [], 0
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    length += len(chunk)
+                    if length > MAX_BODY:
+                        raise HubFault(f"GET {path}: the answer is larger than {MAX_BODY} bytes")
+                    chunks.append(chunk)
+                body = b"".join(chunks)
                 if resp.status >= 500:
                     raise HubUnreachable(f"GET {path}: HTTP {resp.status}: {body[:200]!r}")
                 if resp.status != 200:
                     raise HubFault(f"GET {path}: HTTP {resp.status}: {body[:200]!r}")
                 return body
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise HubUnreachable(f"GET {self.url}{path}: {type(exc).__name__}: {exc}") from None
 
     async def checkpoint(self) -> str:

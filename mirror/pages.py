@@ -11,21 +11,17 @@ import binascii
 import json
 from dataclasses import dataclass
 from hashlib import sha256
+from typing import Any
 
 from ledger.entries import ENTRY_KINDS
 from ledger.errors import KeyFileError
 from ledger.hashing import LEAF_PREFIX
-from ledger.schema import RECORD_COLUMNS
 from ledger.sigcheck import PendingSig
 from ledger.store import NewEntry, RecordColumns
 from ledger.verify import RegistryKeys, UnsignedRecord
 
 from .errors import HubFault
 from .wire import LedgerEntry
-
-#: Header members every record's index row needs (``subject`` and ``consent`` are v1's and
-#: absent, or null, on a v2 leaf, whose ``person`` commitment the mirror cannot open).
-_REQUIRED = tuple(f for f in RECORD_COLUMNS if f not in ("subject", "consent"))
 
 
 @dataclass
@@ -72,9 +68,7 @@ def check_page(start: int, served: list[LedgerEntry], registry: RegistryKeys) ->
                 raise HubFault(f"entry {index}: {exc}") from None
             assert e.sig is not None
             sigs.append((index, leaf, e.sig, raw_key))
-            if any(value.get(f) is None for f in _REQUIRED):
-                raise HubFault(f"entry {index}: the record header lacks a member")
-            record = RecordColumns(*(value.get(f) for f in RECORD_COLUMNS))
+            record = _columns(index, value)
         elif kind == "registry":
             try:
                 keys.learn(value)
@@ -83,3 +77,29 @@ def check_page(start: int, served: list[LedgerEntry], registry: RegistryKeys) ->
         entries.append(NewEntry(kind=kind, leaf=leaf, sig=e.sig, record=record))
         hashes.append(leaf_hash)
     return CheckedPage(start, entries, hashes, sigs, keys)
+
+
+def _columns(index: int, header: dict[str, Any]) -> RecordColumns:
+    """The record's index row from its public header (``subject`` and ``consent`` are v1's;
+    absent on a v2 leaf, whose ``person`` commitment a mirror cannot and must not open)."""
+
+    def text(name: str, optional: bool = False) -> Any:
+        value = header.get(name)
+        if not (isinstance(value, str) or (optional and value is None)):
+            raise HubFault(f"entry {index}: the record header's {name!r} is not text")
+        return value
+
+    seq = header.get("seq")
+    if type(seq) is not int:
+        raise HubFault(f"entry {index}: the record header's 'seq' is not an integer")
+    return RecordColumns(
+        id=text("id"),
+        pilot=text("pilot"),
+        source=text("source"),
+        seq=seq,
+        type=text("type"),
+        subject=text("subject", True),
+        consent=text("consent", True),
+        observed_at=text("observed_at"),
+        key=text("key"),
+    )
