@@ -20,7 +20,7 @@ from ledger.keys import load_private_key, write_key_pair
 from mirror.config import init_mirror
 
 from .broker import DIE_WITH_PARENT, free_port
-from .hub import SWIFTCHAIN, ThreadHub, thread_hub
+from .hub import SWIFTCHAIN, ThreadHub, write_hub_config
 from .ledger_builder import ORIGIN, LedgerBuilder
 
 #: Bound on any wait for a mirror (catching up is a few seconds; this bounds a hang).
@@ -45,9 +45,20 @@ def build_hub_dir(directory: Path, records: int) -> LedgerBuilder:
 
 
 @contextmanager
-def built_hub(directory: Path, mqtt_url: str) -> Iterator[ThreadHub]:
-    with thread_hub(directory, mqtt_url, origin=ORIGIN, batch_max_ms=2) as hub:
+def built_hub(directory: Path, mqtt_url: str, port: int | None = None) -> Iterator[ThreadHub]:
+    """A hub serving ``directory``'s ledger; on ``port`` (to restart it where a mirror
+    expects it) or a free one."""
+    port = port or free_port()
+    config = write_hub_config(
+        directory, mqtt_url=mqtt_url, http_port=port, origin=ORIGIN, batch_max_ms=2
+    )
+    (directory / "keys").mkdir(exist_ok=True)
+    hub = ThreadHub(config, f"http://127.0.0.1:{port}", mqtt_url, directory / "keys")
+    hub.start()
+    try:
         yield hub
+    finally:
+        hub.stop()
 
 
 def get(url: str) -> tuple[int, Any]:
