@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -106,8 +107,10 @@ def status(directory: Path, as_json: bool) -> None:
     """
     config = load_config(directory)
     path = directory / LEDGER_FILE
-    state = read_state(path) if path.exists() else {"stored": 0, "verified": 0, "fork": None}
-    state = {"hub": config.hub, "origin": config.verifier().name, **state}
+    held: dict[str, Any] = (
+        read_state(path) if path.exists() else {"stored": 0, "verified": 0, "fork": None}
+    )
+    state: dict[str, Any] = {"hub": config.hub, "origin": config.verifier().name, **held}
     if as_json:
         click.echo(json.dumps(state, indent=2))
     else:
