@@ -12,7 +12,9 @@ Each page of entries is one transaction, so a kill -9 loses at most the page in 
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ class MirrorStore:
     """The single writer of a mirror's ledger file."""
 
     def __init__(self, path: Path, log_key: NoteVerifier) -> None:
+        self._lock = _take_lock(path)
         try:
             self.writer = LedgerWriter(path, origin=log_key.name)
             stored = self.writer.meta(LOG_KEY_META)
@@ -60,10 +63,15 @@ class MirrorStore:
                     f"{path} mirrors the log of key {stored!r}, not {log_key.encode()!r}"
                 )
         except LedgerError as exc:
+            os.close(self._lock)
             raise MirrorConfigError(f"cannot open the mirror's ledger {path}: {exc}") from None
+        except MirrorConfigError:
+            os.close(self._lock)
+            raise
 
     def close(self) -> None:
         self.writer.close()
+        os.close(self._lock)
 
     @property
     def stored(self) -> int:
@@ -115,6 +123,21 @@ class MirrorStore:
 
     def record_fork(self, evidence: dict[str, Any]) -> None:
         self.writer.set_meta(FORK_META, json.dumps(evidence, sort_keys=True))
+
+
+def _take_lock(path: Path) -> int:
+    """One writer per mirror: a second ``mirror run`` on the same directory is refused."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise MirrorConfigError(f"cannot create {lock}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise MirrorConfigError(f"another mirror is running on {path.parent}") from None
+    return fd
 
 
 def read_state(path: Path) -> dict[str, Any]:
