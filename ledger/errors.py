@@ -50,3 +50,23 @@ class RangeError(StoreError):
 class StorageError(StoreError):
     """The storage cannot take the write now (disk or quota full, I/O error, a lock held
     past the busy timeout); nothing of it was written, and the same write may succeed later."""
+
+
+class PolicyError(LedgerError):
+    """A trust policy cannot be read or is inconsistent (an undefined name, a duplicate key,
+    a threshold out of range). ``problems`` lists every one found, each as (line, message)
+    with the 1-based line of the policy text it is on (None when not from text)."""
+
+    def __init__(
+        self, problems: list[tuple[int | None, str]] | str, *, file: str | None = None
+    ) -> None:
+        self.problems = [(None, problems)] if isinstance(problems, str) else list(problems)
+        self.file = file
+        lines = [self.place(line) + message for line, message in self.problems]
+        text = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
+        super().__init__(text)
+
+    def place(self, line: int | None) -> str:
+        if self.file is None:
+            return "" if line is None else f"line {line}: "
+        return f"{self.file}: " if line is None else f"{self.file}:{line}: "

@@ -29,7 +29,7 @@ _MAX_BYTES = 1 << 20
 
 
 @dataclass
-class _Positions:
+class Positions:
     values: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
     keys: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
     nodes: int = 0
@@ -56,9 +56,36 @@ def load_pilot_text(text: str | bytes, file: str = "<string>") -> Pilot:
 
 
 def _load(raw: bytes, file: str) -> Pilot:
+    pilot, _ = load_model(
+        raw, file, Pilot, "a pilot definition is a mapping of keys (id, name, ...)"
+    )
+    return pilot
+
+
+M = typing.TypeVar("M", bound=BaseModel)
+
+
+def load_model(raw: bytes, file: str, model: type[M], shape: str) -> tuple[M, Positions]:
+    """Validate YAML ``raw`` as ``model`` (every problem at file:line:column in a
+    PilotDefinitionError); ``shape`` says what the document should be when it is not a
+    mapping. The positions place later problems (:func:`place`). Shared by pilot
+    definitions and trust policies (``pilots.trust``)."""
+    document, positions = compose_document(raw, file, shape)
+    try:
+        return model.model_validate(document), positions
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        problems = [_from_pydantic(e, model) for e in errors if not _echo(e, errors)]
+    except PilotDefinitionError as exc:
+        problems = list(exc.problems)
+    raise PilotDefinitionError(place(problems, positions, file)) from None
+
+
+def compose_document(raw: bytes, file: str, shape: str) -> tuple[dict[str, Any], Positions]:
+    """The YAML mapping in ``raw`` as plain values, with where each key and value stood."""
     if len(raw) > _MAX_BYTES:
         raise PilotDefinitionError(
-            [Problem((), f"larger than {_MAX_BYTES} bytes: not a pilot definition", file=file)]
+            [Problem((), f"larger than {_MAX_BYTES} bytes: not a definition file", file=file)]
         )
     try:
         text = raw.decode("utf-8")
@@ -66,35 +93,20 @@ def _load(raw: bytes, file: str) -> Pilot:
         raise PilotDefinitionError(
             [Problem((), f"not UTF-8 text (byte {exc.start})", file=file)]
         ) from None
-    positions = _Positions()
+    positions = Positions()
     problems: list[Problem] = []
     document = _compose(text, file, positions, problems)
     if problems:
-        raise PilotDefinitionError(_placed(problems, positions, file))
+        raise PilotDefinitionError(place(problems, positions, file))
     if not isinstance(document, dict):
         what = "empty" if document is None else f"a {type(document).__name__}"
         raise PilotDefinitionError(
-            [
-                Problem(
-                    (),
-                    f"a pilot definition is a mapping of keys (id, name, ...); this is {what}",
-                    file=file,
-                    line=1,
-                    column=1,
-                )
-            ]
+            [Problem((), f"{shape}; this is {what}", file=file, line=1, column=1)]
         )
-    try:
-        return Pilot.model_validate(document)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        problems = [_from_pydantic(e) for e in errors if not _echo(e, errors)]
-    except PilotDefinitionError as exc:
-        problems = list(exc.problems)
-    raise PilotDefinitionError(_placed(problems, positions, file)) from None
+    return document, positions
 
 
-def _compose(text: str, file: str, positions: _Positions, problems: list[Problem]) -> Any:
+def _compose(text: str, file: str, positions: Positions, problems: list[Problem]) -> Any:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -129,7 +141,7 @@ def _build(
     loader: yaml.SafeLoader,
     node: yaml.Node,
     path: DocPath,
-    positions: _Positions,
+    positions: Positions,
     problems: list[Problem],
 ) -> Any:
     positions.nodes += 1
@@ -195,13 +207,13 @@ def _echo(error: Any, errors: list[Any]) -> bool:
     return any(len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors)
 
 
-def _from_pydantic(error: Any) -> Problem:
+def _from_pydantic(error: Any, root: type[BaseModel] = Pilot) -> Problem:
     loc: DocPath = tuple(error["loc"])
     kind = error["type"]
     message = str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
     if kind == "extra_forbidden" and loc:
-        message = _unknown_key_message(loc)
+        message = _unknown_key_message(loc, root)
     elif kind == "missing":
         message = f"required key {loc[-1]!r} missing" if loc else "required key missing"
     elif kind == "string_pattern_mismatch":
@@ -216,9 +228,9 @@ def _from_pydantic(error: Any) -> Problem:
     return Problem(loc, message)
 
 
-def _unknown_key_message(loc: DocPath) -> str:
+def _unknown_key_message(loc: DocPath, root: type[BaseModel]) -> str:
     key = str(loc[-1])
-    model = _model_at(loc[:-1])
+    model = _model_at(loc[:-1], root)
     if model is None:
         return f"unknown key {key!r}"
     expected = sorted(model.model_fields)
@@ -227,9 +239,9 @@ def _unknown_key_message(loc: DocPath) -> str:
     return f"unknown key {key!r}{hint} (expected: {', '.join(expected)})"
 
 
-def _model_at(loc: DocPath) -> type[BaseModel] | None:
-    """The model class that validates the mapping at ``loc`` inside a pilot document."""
-    model: type[BaseModel] = Pilot
+def _model_at(loc: DocPath, root: type[BaseModel]) -> type[BaseModel] | None:
+    """The model class that validates the mapping at ``loc`` inside a ``root`` document."""
+    model: type[BaseModel] = root
     for segment in loc:
         if isinstance(segment, int):
             continue
@@ -255,7 +267,7 @@ def _element_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _placed(problems: list[Problem], positions: _Positions, file: str) -> list[Problem]:
+def place(problems: list[Problem], positions: Positions, file: str) -> list[Problem]:
     """Give each problem the file and the line:column of the nearest thing it names."""
     placed = []
     for p in problems:
