@@ -16,6 +16,7 @@ COPY gateway gateway
 COPY edge edge
 COPY simulators simulators
 COPY swiftchain swiftchain
+COPY witness witness
 RUN pip install . && rm -rf /src
 
 WORKDIR /work

@@ -13,6 +13,8 @@ from datetime import timedelta
 from ledger.entries import RegistryEntry
 from ledger.store import Entry
 
+from .alliance.setup import open_witnessing
+from .alliance.witnessing import Witnessing
 from .errors import NotReady
 from .hub_ledger import HubLedger, open_ledger
 from .ingest.checks import ConsentCheck, no_consent_check
@@ -78,6 +80,8 @@ class Hub:
         self._ledger: HubLedger | None = None
         self._sequencer: Sequencer | None = None
         self._intake: Intake | None = None
+        #: The alliance's witnesses, when the settings name a trust policy.
+        self.witnessing: Witnessing | None = None
         self._dead_letters: DeadLetters | None = None
         self._registry_lock = asyncio.Lock()
         self.drain: Drain | None = None
@@ -106,6 +110,9 @@ class Hub:
             consent_check=self.consent_check,
             rules=self.time_rules,
         )
+        self.witnessing = open_witnessing(s, self._ledger, self.metrics)
+        if self.witnessing is not None:
+            self._sequencer.cosigned = self.witnessing.quorum_checkpoint
         head = self._ledger.checkpoints.latest
         if head is not None:
             self.metrics.checkpoint_signed(head.size)

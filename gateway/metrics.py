@@ -50,6 +50,35 @@ class HubMetrics:
             " swiftchain_log_size > swiftchain_checkpoint_size.",
             registry=r,
         )
+        self.witness_up = Gauge(
+            "swiftchain_witness_up",
+            "1 if the witness answered the last round (cosigned or refused), else 0.",
+            ["witness"],
+            registry=r,
+        )
+        self.witness_cosigned_size = Gauge(
+            "swiftchain_witness_cosigned_size",
+            "Tree size of the newest checkpoint the witness cosigned.",
+            ["witness"],
+            registry=r,
+        )
+        self.witness_lag_entries = Gauge(
+            "swiftchain_witness_lag_entries",
+            "Entries of the latest checkpoint the witness has not cosigned yet.",
+            ["witness"],
+            registry=r,
+        )
+        self.witness_lag_seconds = Gauge(
+            "swiftchain_witness_lag_seconds",
+            "Seconds since the witness last cosigned.",
+            ["witness"],
+            registry=r,
+        )
+        self.witness_quorum_met = Gauge(
+            "swiftchain_witness_quorum_met",
+            "1 if the newest submitted checkpoint meets the trust policy's quorum.",
+            registry=r,
+        )
         self._checkpoint_at: float | None = None
         self.checkpoint_age.set_function(self._checkpoint_age)
         self.receipts = Counter(

@@ -25,6 +25,7 @@ from .errors import ConfigError
 ENV_PREFIX = "SWIFTCHAIN_HUB_"
 _PATH_FIELDS = (
     "db_path",
+    "trust_policy",
     "signing_key",
     "dead_letter_path",
     "token_key",
@@ -100,6 +101,14 @@ class HubSettings(BaseSettings):
     """How far ahead of the hub's clock a record's ``observed_at`` may be before it is
     rejected ``observed_in_future``: five minutes, Kerberos's customary skew allowance,
     covers a gateway whose clock drifts between NTP syncs."""
+
+    # -- the alliance: witnesses ---------------------------------------------------------------
+    trust_policy: Path | None = None
+    """The alliance's trust policy (c2sp.org/tlog-policy text, or its YAML form): its
+    witnesses with a URL get every new checkpoint to cosign, and its quorum decides which
+    checkpoint receipts carry as ``cosigned``. None: no witnesses (docs/alliance.md)."""
+    witness_interval_s: Annotated[float, Field(ge=0.05, le=3600)] = 1.0
+    witness_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
 
     # -- access: hospital auth, consents, data API ------------------------------------------
     token_key: Path | None = None

@@ -25,6 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "registry": ("registry", "registry"),
     "clients": ("clients", "clients"),
     "pilot": ("pilot", "pilot"),
+    "witness": ("witness", "witness"),
     "broker-config": ("broker", "broker_config"),
 }
 

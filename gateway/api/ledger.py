@@ -22,8 +22,13 @@ DEFAULT_PAGE = 100
 
 @routes.get("/api/v1/ledger/checkpoint")
 async def checkpoint(request: web.Request) -> web.Response:
-    """The latest signed checkpoint (C2SP signed note)."""
-    head = hub_of(request).ledger.checkpoints.latest
+    """The latest signed checkpoint (C2SP signed note). With witnesses: the newest one
+    submitted to them, with every cosignature it got (a second or so behind the log)."""
+    hub = hub_of(request)
+    witnessing = hub.witnessing
+    if witnessing is not None and witnessing.published is not None:
+        return web.Response(text=witnessing.published, content_type="text/plain")
+    head = hub.ledger.checkpoints.latest
     if head is None:
         raise NotReady("no checkpoint signed yet")
     return web.Response(text=head.note, content_type="text/plain")

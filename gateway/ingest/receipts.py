@@ -31,6 +31,10 @@ class Receipt(BaseModel):
     leaf_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     checkpoint: str | None = None
     """Signed note whose tree covers ``index`` (accepted, duplicate)."""
+    cosigned: str | None = None
+    """The newest checkpoint that meets the trust policy's witness quorum (with its
+    cosignatures), when the hub has witnesses and one met it; it may be of a smaller tree
+    than ``index`` (docs/alliance.md)."""
     reason: str | None = None
     detail: Annotated[str, Field(max_length=1024)] | None = None
 

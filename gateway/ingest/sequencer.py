@@ -100,7 +100,11 @@ class InFlight:
 
 
 def fan_out(
-    records: Sequence[Verified], stored: Sequence[Entry], head: SignedHead, in_flight: InFlight
+    records: Sequence[Verified],
+    stored: Sequence[Entry],
+    head: SignedHead,
+    in_flight: InFlight,
+    cosigned: str | None = None,
 ) -> list[tuple[str, Receipt]]:
     """The receipts of committed records, in order: ``accepted`` to each record's sender,
     then ``duplicate`` (same index) to each copy that arrived while it was in flight."""
@@ -113,6 +117,7 @@ def fan_out(
             index=entry.index,
             leaf_hash=entry.leaf_hash.hex(),
             checkpoint=head.note,
+            cosigned=cosigned,
         )
         out.append((v.receipts_topic, accepted))
         copies = in_flight.release(h)
@@ -139,6 +144,9 @@ class Sequencer:
         self.max_records = max_records
         self.max_wait = max_wait_ms / 1000
         self.on_committed = on_committed
+        #: The newest checkpoint meeting the witness quorum, for receipts (the hub's
+        #: witness client sets it; no witnesses: none).
+        self.cosigned: Callable[[], str | None] = lambda: None
         # SQLite commits block for an fsync: one thread, so appends stay in order.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="sequencer")
         self._batch = _Batch()
@@ -314,7 +322,7 @@ class Sequencer:
     def _send_receipts(
         self, records: list[Verified], stored: list[Entry], head: SignedHead
     ) -> None:
-        receipts = fan_out(records, stored, head, self._in_flight)
+        receipts = fan_out(records, stored, head, self._in_flight, self.cosigned())
         for topic, receipt in receipts:
             self.receipts.send(topic, receipt)
         self.metrics.accepted.inc(len(records))
@@ -341,6 +349,7 @@ class Sequencer:
             index=index,
             leaf_hash=self.ledger.reader.entry(index).leaf_hash.hex(),
             checkpoint=covering,
+            cosigned=self.cosigned(),
         )
 
     async def persist_checkpoint(self) -> SignedHead | None:

@@ -14,6 +14,7 @@ from gateway.errors import HubError
 from ledger.errors import LedgerError
 from pilots.errors import PilotError
 from simulators.errors import SimulatorError
+from witness.errors import WitnessError
 
 from ..errors import SwiftchainError
 
@@ -28,6 +29,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     PilotError,
     SimulatorError,
     SwiftchainError,
+    WitnessError,
 )
 
 

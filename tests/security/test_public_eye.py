@@ -1,4 +1,4 @@
-"""The public eye (issue 12): the demo's story run against a real hub, then everything the
+"""The public eye: the demo's story run against a real hub, then everything the
 hub serves without credentials downloaded (every ledger entry and its decoded leaf, proofs,
 the checkpoint and key, the registry, the dashboard's page, files, snapshot and stream,
 /metrics, /readyz, discovery, and a sample of error bodies) and every byte searched for each

@@ -1,4 +1,4 @@
-"""An outsider's crawl of a hub (issue 12, the "public eye"): everything the hub serves
+"""An outsider's crawl of a hub (the "public eye"): everything the hub serves
 without credentials, downloaded; then every byte searched for the people of a scenario.
 
 :class:`PublicCrawl` walks the public routes of :data:`gateway.access.exposure.ROUTES` (and

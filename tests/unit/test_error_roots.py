@@ -15,6 +15,7 @@ from ledger.errors import LedgerError
 from pilots.errors import PilotError
 from simulators.errors import SimulatorError
 from swiftchain.errors import SwiftchainError
+from witness.errors import WitnessError
 
 ROOTS: dict[str, type[Exception]] = {
     "ledger": LedgerError,
@@ -23,6 +24,7 @@ ROOTS: dict[str, type[Exception]] = {
     "pilots": PilotError,
     "simulators": SimulatorError,
     "swiftchain": SwiftchainError,
+    "witness": WitnessError,
 }
 
 

@@ -1,0 +1,88 @@
+"""Witnesses as separate processes (`swiftchain witness serve`) on free loopback ports, and the
+trust policy file a hub or an agent reads them from."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.broker import DIE_WITH_PARENT, free_port
+
+SWIFTCHAIN = str(Path(sys.executable).with_name("swiftchain"))
+STARTUP_S = 30.0
+
+
+def _cli(*args: str) -> str:
+    done = subprocess.run([SWIFTCHAIN, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@dataclass
+class WitnessProcess:
+    """One witness: its state directory, name, verifier key, port and process."""
+
+    directory: Path
+    name: str
+    operator: str
+    port: int = field(default_factory=free_port)
+    vkey: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def init(self, log_vkey: str, origin: str) -> None:
+        _cli("witness", "init", "--dir", str(self.directory), "--name", self.name)
+        self.vkey = _cli("witness", "vkey", "--dir", str(self.directory)).strip()
+        _cli("witness", "add-log", "--dir", str(self.directory), log_vkey, "--origin", origin)
+
+    def start(self) -> None:
+        log = open(self.directory / "witness.log", "ab")
+        self.proc = subprocess.Popen(
+            [
+                *(SWIFTCHAIN, "witness", "serve", "--dir", str(self.directory)),
+                *("--port", str(self.port), "--log-level", "WARNING"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=DIE_WITH_PARENT,
+        )
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.directory / "witness.log").read_text(errors="replace"))
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"witness {self.name} not serving after {STARTUP_S}s")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(30)
+            self.proc = None
+
+
+def write_policy(
+    path: Path, log_vkey: str, witnesses: list[WitnessProcess], quorum: int, *, urls: bool = True
+) -> Path:
+    """A tlog-policy text file: the log, each witness (with its URL for a hub), ``quorum`` of
+    them."""
+    lines = [f"log {log_vkey}"]
+    for w in witnesses:
+        lines.append(f"witness {w.name} {w.vkey}" + (f" {w.url}" if urls else ""))
+    lines.append(f"group alliance {quorum} " + " ".join(w.name for w in witnesses))
+    lines.append("quorum alliance")
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,183 @@
+"""The add-checkpoint decision as a table (c2sp.org/tlog-witness, add-checkpoint): each
+row a request and what the witness knows, and the answer the spec prescribes."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.hashing import EMPTY_ROOT
+from ledger.keys import generate_key
+from tests.support.witness import ORIGIN, MemoryLog
+from witness.decide import Accepted, LogView, check_signatures, decide
+from witness.errors import BadRequest, Inconsistent, NotTrusted, SizeConflict, UnknownLog
+from witness.request import format_add_checkpoint, parse_add_checkpoint
+
+LOG = MemoryLog().grow(40)
+
+
+def view(size: int, log: MemoryLog = LOG) -> LogView:
+    return LogView(ORIGIN, (log.signer.verifier,), size, log.root(size))
+
+
+def judge(body: bytes, known: LogView | None) -> Accepted:
+    return decide(parse_add_checkpoint(body), known)
+
+
+def test_first_checkpoint_from_zero_is_accepted() -> None:
+    got = judge(LOG.request(0, 10), view(0))
+    assert got.checkpoint == Checkpoint(ORIGIN, 10, LOG.root(10))
+    assert got.body == LOG.note(10).split("\n\n")[0].encode() + b"\n"
+    assert got.log_signatures == (LOG.note(10).split("\n\n")[1],)
+
+
+@pytest.mark.parametrize(("old", "new"), [(1, 2), (3, 7), (8, 16), (10, 40), (16, 17), (31, 33)])
+def test_growing_with_a_consistency_proof_is_accepted(old: int, new: int) -> None:
+    assert judge(LOG.request(old, new), view(old)).checkpoint.size == new
+
+
+def test_the_same_checkpoint_again_is_accepted() -> None:
+    assert judge(LOG.request(10, 10), view(10)).checkpoint.size == 10
+
+
+def test_the_empty_tree_is_accepted_from_zero() -> None:
+    assert judge(LOG.request(0, 0), view(0)).checkpoint.root_hash == EMPTY_ROOT
+
+
+def test_unknown_origin_is_404() -> None:
+    with pytest.raises(UnknownLog) as info:
+        judge(LOG.request(0, 5), None)
+    assert info.value.status == 404
+
+
+def test_a_view_of_another_origin_is_404() -> None:
+    with pytest.raises(UnknownLog):
+        judge(LOG.request(0, 5), LogView("other/log", (LOG.signer.verifier,), 0, EMPTY_ROOT))
+
+
+def test_no_trusted_signature_is_403() -> None:
+    stranger = MemoryLog(key=generate_key()).grow(5)
+    with pytest.raises(NotTrusted, match="no signature by a trusted key") as info:
+        judge(stranger.request(0), view(0))
+    assert info.value.status == 403
+
+
+def test_a_trusted_name_and_key_id_with_a_bad_signature_is_403() -> None:
+    note = LOG.note(5)
+    body, sig_line = note.split("\n\n")
+    name, b64 = sig_line[2:-1].split(" ")
+    raw = bytearray(base64.b64decode(b64))
+    raw[-1] ^= 1
+    forged = f"{body}\n\n— {name} {base64.b64encode(bytes(raw)).decode()}\n"
+    with pytest.raises(NotTrusted, match="does not verify"):
+        judge(format_add_checkpoint(0, [], forged), view(0))
+
+
+def test_a_bad_trusted_line_beside_a_good_one_is_still_403() -> None:
+    note = LOG.note(5)
+    _body, good = note.split("\n\n")
+    name, b64 = good[2:-1].split(" ")
+    raw = base64.b64decode(b64)
+    bad = f"— {name} {base64.b64encode(raw[:4] + bytes(64)).decode()}\n"
+    with pytest.raises(NotTrusted):
+        judge(format_add_checkpoint(0, [], note + bad), view(0))
+
+
+def test_unknown_signatures_are_ignored() -> None:
+    other = NoteSigner("witness.other/w", generate_key())
+    note = LOG.note(5) + other.signature_line(LOG.note(5).split("\n\n")[0].encode() + b"\n")
+    stranger_same_name = NoteSigner(ORIGIN, generate_key())
+    note += stranger_same_name.signature_line(b"whatever\n")
+    got = judge(format_add_checkpoint(0, [], note), view(0))
+    assert got.log_signatures == (LOG.note(5).split("\n\n")[1],)
+
+
+def test_any_of_several_trusted_keys_will_do() -> None:
+    old_key = MemoryLog(key=generate_key())
+    known = LogView(ORIGIN, (old_key.signer.verifier, LOG.signer.verifier), 0, EMPTY_ROOT)
+    assert judge(LOG.request(0, 3), known).checkpoint.size == 3
+
+
+def test_signatures_are_checked_before_sizes() -> None:
+    # A request nobody trusted signed learns nothing of the witness's state.
+    stranger = MemoryLog(key=generate_key()).grow(5)
+    with pytest.raises(NotTrusted):
+        judge(stranger.request(3), view(0))
+
+
+def test_old_larger_than_the_checkpoint_is_400() -> None:
+    body = format_add_checkpoint(12, [], LOG.note(10))
+    with pytest.raises(BadRequest, match="larger than the checkpoint size") as info:
+        judge(body, view(12))
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize(("known", "old"), [(10, 0), (0, 10), (10, 5), (5, 10)])
+def test_old_not_the_cosigned_size_is_409_with_that_size(known: int, old: int) -> None:
+    with pytest.raises(SizeConflict) as info:
+        judge(LOG.request(old, 20), view(known))
+    assert info.value.status == 409 and info.value.known_size == known
+
+
+def test_size_zero_with_another_root_is_422() -> None:
+    note = sign_checkpoint(Checkpoint(ORIGIN, 0, bytes(32)), LOG.signer)
+    with pytest.raises(Inconsistent, match="empty tree") as info:
+        judge(format_add_checkpoint(0, [], note), view(0))
+    assert info.value.status == 422
+
+
+def test_a_proof_from_zero_is_422() -> None:
+    body = format_add_checkpoint(0, [bytes(32)], LOG.note(5))
+    with pytest.raises(Inconsistent, match="from size 0"):
+        judge(body, view(0))
+
+
+def test_same_size_another_root_is_a_split_view_422() -> None:
+    fork = LOG.fork(6).grow(4)
+    with pytest.raises(Inconsistent, match="split view"):
+        judge(fork.request(10, 10), view(10))
+
+
+def test_same_size_with_a_proof_is_422() -> None:
+    body = format_add_checkpoint(10, [bytes(32)], LOG.note(10))
+    with pytest.raises(Inconsistent, match="equal sizes"):
+        judge(body, view(10))
+
+
+def test_a_fork_after_the_cosigned_size_is_422() -> None:
+    # Same origin and key, a different tree after leaf 6: no proof from 10 can reach it.
+    fork = LOG.fork(6).grow(14)
+    with pytest.raises(Inconsistent, match="consistency proof"):
+        judge(fork.request(10, 20), view(10))
+
+
+@pytest.mark.parametrize("mutation", ["flip", "drop", "extra", "empty", "swap"])
+def test_a_bad_consistency_proof_is_422(mutation: str) -> None:
+    proof = LOG.proof(10, 20)
+    if mutation == "flip":
+        proof[0] = bytes([proof[0][0] ^ 1]) + proof[0][1:]
+    elif mutation == "drop":
+        proof = proof[:-1]
+    elif mutation == "extra":
+        proof = [*proof, bytes(32)]
+    elif mutation == "empty":
+        proof = []
+    else:
+        proof = list(reversed(proof))
+    with pytest.raises(Inconsistent):
+        judge(format_add_checkpoint(10, proof, LOG.note(20)), view(10))
+
+
+def test_a_proof_for_other_sizes_is_422() -> None:
+    body = format_add_checkpoint(10, LOG.proof(9, 20), LOG.note(20))
+    with pytest.raises(Inconsistent):
+        judge(body, view(10))
+
+
+def test_check_signatures_returns_each_verified_line_once() -> None:
+    note = LOG.note(5)
+    line = note.split("\n\n")[1]
+    request = parse_add_checkpoint(format_add_checkpoint(0, [], note + line))
+    assert check_signatures(request, (LOG.signer.verifier,)) == (line,)
