@@ -88,11 +88,3 @@ def _hash(line: str, number: int) -> bytes:
         raise BadRequest(f"proof line {number} is not valid base64") from None
     assert len(raw) == HASH_SIZE
     return raw
-
-
-def format_add_checkpoint(
-    old_size: int, proof: list[bytes] | tuple[bytes, ...], note: str
-) -> bytes:
-    """The request body a log sends (the inverse of ``parse_add_checkpoint``)."""
-    lines = [f"old {old_size}", *(base64.b64encode(h).decode("ascii") for h in proof), ""]
-    return ("\n".join(lines) + "\n" + note).encode("utf-8")

@@ -24,7 +24,7 @@ class Witness:
         store: WitnessStore,
         *,
         clock: Callable[[], float] = time.time,
-        before_persist: Callable[[], None] | None = None,
+        before_persist: Callable[[], object] | None = None,
     ) -> None:
         self.signer = signer
         self.store = store
@@ -38,7 +38,7 @@ class Witness:
         directory: Path,
         *,
         clock: Callable[[], float] = time.time,
-        before_persist: Callable[[], None] | None = None,
+        before_persist: Callable[[], object] | None = None,
     ) -> Witness:
         signer, store = open_home(directory)
         return cls(signer, store, clock=clock, before_persist=before_persist)

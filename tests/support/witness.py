@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.alliance.submission import request_body as format_add_checkpoint
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.hashing import EMPTY_ROOT, leaf_hash, node_hash
 from ledger.keys import Ed25519PrivateKey, generate_key
 from ledger.tree import largest_power_of_two_below
-from witness.request import format_add_checkpoint
 
 ORIGIN = "swiftchain.test/log"
 

@@ -29,6 +29,7 @@ PARTS = (
     "pilots",
     "simulators",
     "swiftchain",
+    "witness",
     "tests",
     "bench",
     "docs",

@@ -7,13 +7,14 @@ import base64
 
 import pytest
 
+from gateway.alliance.submission import request_body as format_add_checkpoint
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.hashing import EMPTY_ROOT
 from ledger.keys import generate_key
 from tests.support.witness import ORIGIN, MemoryLog
 from witness.decide import Accepted, LogView, check_signatures, decide
 from witness.errors import BadRequest, Inconsistent, NotTrusted, SizeConflict, UnknownLog
-from witness.request import format_add_checkpoint, parse_add_checkpoint
+from witness.request import parse_add_checkpoint
 
 LOG = MemoryLog().grow(40)
 

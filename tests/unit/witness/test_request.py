@@ -9,14 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.alliance.submission import request_body as format_add_checkpoint
 from tests.support.witness import MemoryLog
 from witness.errors import BadRequest
-from witness.request import (
-    MAX_BODY_BYTES,
-    MAX_PROOF_LINES,
-    format_add_checkpoint,
-    parse_add_checkpoint,
-)
+from witness.request import MAX_BODY_BYTES, MAX_PROOF_LINES, parse_add_checkpoint
 
 LOG = MemoryLog().grow(20)
 NOTE = LOG.note()
