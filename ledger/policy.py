@@ -164,6 +164,17 @@ class PolicyBuilder:
         if name not in self._names:
             self._failed.add(name)
 
+    def check_member(self, group: str, member: str) -> None:
+        """Could ``member`` join a group now? (Defined before, not ``none``, in no group.)"""
+        if member == NONE:
+            raise PolicyError(f"'{NONE}' cannot be a group member")
+        self._check_defined(member, f"group {group}:")
+        if member in self._member_of:
+            raise PolicyError(
+                f"group {group}: {member} is already a member of group "
+                f"{self._member_of[member]} (a name is a group member at most once)"
+            )
+
     def _check_defined(self, name: str, what: str) -> None:
         if name not in self._names:
             if name in self._failed:
@@ -233,16 +244,9 @@ class PolicyBuilder:
             raise PolicyError(f"group {name} lists no members (at least one is needed)")
         seen: set[str] = set()
         for member in listed:
-            if member == NONE:
-                raise PolicyError(f"'{NONE}' cannot be a group member")
-            self._check_defined(member, f"group {name}:")
+            self.check_member(name, member)
             if member in seen:
                 raise PolicyError(f"group {name} lists {member} twice")
-            if member in self._member_of:
-                raise PolicyError(
-                    f"group {name}: {member} is already a member of group "
-                    f"{self._member_of[member]} (a name is a group member at most once)"
-                )
             seen.add(member)
         keyword: Literal["all", "any"] | None = None
         if threshold == "all":

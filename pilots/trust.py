@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StringConstraints
 
 from ledger.checkpoint import NoteVerifier
 from ledger.cosignature import CosignerVerifier
@@ -80,9 +80,17 @@ class WitnessDefinition(_Strict):
     url: Url | None = None
 
 
+def _threshold(value: object) -> int | Literal["any", "all"]:
+    if value in ("any", "all") and isinstance(value, str):
+        return "any" if value == "any" else "all"
+    if type(value) is int and 1 <= value <= 100_000:
+        return value
+    raise ValueError(f"{value!r} is not a threshold: a whole number k >= 1, any or all")
+
+
 class GroupDefinition(_Strict):
     name: PolicyName
-    threshold: Annotated[int, Field(ge=1, le=100_000)] | Literal["any", "all"]
+    threshold: Annotated[int | Literal["any", "all"], PlainValidator(_threshold)]
     members: Annotated[Items[PolicyName], Field(min_length=1)]
 
 
@@ -173,15 +181,18 @@ def _build(document: TrustPolicyDocument, file: str, positions: Positions) -> Tr
             key = CosignerVerifier.parse(w.key)
         except CheckpointError as exc:
             problems.append(Problem(("witnesses", i, "key"), str(exc)))
-            if w.name is not None:
-                builder.failed(w.name)
+            for name in (w.name, w.operator):
+                if name is not None:
+                    builder.failed(name)
             continue
         name = w.name if w.name is not None else key.name
-        attempt(("witnesses", i), name, builder.add_witness, name, key, w.url, w.operator)
+        if not attempt(("witnesses", i), name, builder.add_witness, name, key, w.url, w.operator):
+            if w.operator is not None:
+                builder.failed(w.operator)
     operators = _operators(builder)
     for i, g in enumerate(document.groups):
         members_ok = [
-            attempt(("groups", i, "members", j), None, _org_group, builder, operators, member)
+            attempt(("groups", i, "members", j), None, _member, builder, operators, g.name, member)
             for j, member in enumerate(g.members)
         ]
         if all(members_ok):
@@ -211,6 +222,13 @@ def _operators(builder: PolicyBuilder) -> dict[str, list[str]]:
         if w.operator is not None:
             found.setdefault(w.operator, []).append(w.name)
     return found
+
+
+def _member(
+    builder: PolicyBuilder, operators: dict[str, list[str]], group: str, member: str
+) -> None:
+    _org_group(builder, operators, member)
+    builder.check_member(group, member)
 
 
 def _org_group(builder: PolicyBuilder, operators: dict[str, list[str]], name: str) -> None:
