@@ -20,6 +20,7 @@ from ledger.tlogproof import (
     HEADER,
     MAX_INCLUSION,
     TlogProof,
+    assemble_proof,
     format_proof,
     parse_proof,
     verify_proof,
@@ -308,3 +309,16 @@ def test_verify_bad_leaf_type() -> None:
 def test_sha256_is_of_the_leaf_with_its_prefix() -> None:
     # RFC 9162 2.1.1: the proven hash is SHA-256(0x00 || leaf), not SHA-256(leaf).
     assert HASHES[0] == hashlib.sha256(b"\x00" + LEAVES[0]).digest()
+
+
+def test_assemble_checks_before_it_hands_out() -> None:
+    text = assemble_proof(NOTE, 6, path(6, 0, SIZE), LEAVES[6])
+    assert text == GOOD
+    with pytest.raises(ProofError, match="do not lead to the root signed at size 11"):
+        assemble_proof(NOTE, 6, path(6, 0, SIZE), LEAVES[5])
+    with pytest.raises(ProofError, match="outside a tree of size 11"):
+        assemble_proof(NOTE, 11, [], LEAVES[0])
+    with pytest.raises(ProofError, match="not a signed note"):
+        assemble_proof("junk", 0, [], LEAVES[0])
+    with pytest.raises(ProofError, match="a leaf is bytes"):
+        assemble_proof(NOTE, 0, [], "leaf")  # type: ignore[arg-type]
