@@ -196,7 +196,10 @@ def _build(document: TrustPolicyDocument, file: str, positions: Positions) -> Tr
             for j, member in enumerate(g.members)
         ]
         if all(members_ok):
-            attempt(("groups", i), g.name, builder.add_group, g.name, g.threshold, g.members)
+            # The members are checked above, so what add_group can still refuse is the
+            # name or the threshold.
+            where = ("groups", i, "threshold") if _threshold_fits(g) is False else ("groups", i)
+            attempt(where, g.name, builder.add_group, g.name, g.threshold, g.members)
         else:
             builder.failed(g.name)
     if attempt(("quorum",), None, _org_group, builder, operators, document.quorum):
@@ -204,6 +207,10 @@ def _build(document: TrustPolicyDocument, file: str, positions: Positions) -> Tr
     if problems:
         raise PilotDefinitionError(place(problems, positions, file))
     return builder.build()
+
+
+def _threshold_fits(g: GroupDefinition) -> bool:
+    return not isinstance(g.threshold, int) or g.threshold <= len(g.members)
 
 
 def _add_log(builder: PolicyBuilder, log: LogDefinition) -> None:

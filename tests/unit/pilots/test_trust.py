@@ -142,7 +142,7 @@ def line_of(text: str, needle: str) -> int:
         (("threshold: 2", "threshold: true"), "threshold: true", "True is not a threshold"),
         (
             ("threshold: 2", "threshold: 4"),
-            "- name: two-organisations",
+            "threshold: 4",
             "threshold 4 is not between 1",
         ),
         (("threshold: 2", "threshold: 0"), "threshold: 0", "0 is not a threshold"),
