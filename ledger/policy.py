@@ -34,6 +34,7 @@ from .errors import CheckpointError, PolicyError
 __all__ = [
     "NONE",
     "Group",
+    "KnockOn",
     "Log",
     "PolicyBuilder",
     "TrustPolicy",
@@ -128,6 +129,13 @@ def _describe(policy: TrustPolicy, name: str) -> str:
     return f"{name}: {how} of ({parts})"
 
 
+class KnockOn(PolicyError):
+    """A reference to a name whose own definition was refused (already reported)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name!r} was not defined (see its own line)")
+
+
 class PolicyBuilder:
     """A policy built line by line, each step checked against c2sp.org/tlog-policy:
 
@@ -148,6 +156,30 @@ class PolicyBuilder:
         self.quorum: str | None = None
         self._names: set[str] = set()
         self._member_of: dict[str, str] = {}
+        self._failed: set[str] = set()
+
+    def failed(self, name: str) -> None:
+        """Note that the definition of ``name`` was refused: later references to it raise
+        :class:`KnockOn`, which a parser drops (one mistake, one message)."""
+        if name not in self._names:
+            self._failed.add(name)
+
+    def check_member(self, group: str, member: str) -> None:
+        """Could ``member`` join a group now? (Defined before, not ``none``, in no group.)"""
+        if member == NONE:
+            raise PolicyError(f"'{NONE}' cannot be a group member")
+        self._check_defined(member, f"group {group}:")
+        if member in self._member_of:
+            raise PolicyError(
+                f"group {group}: {member} is already a member of group "
+                f"{self._member_of[member]} (a name is a group member at most once)"
+            )
+
+    def _check_defined(self, name: str, what: str) -> None:
+        if name not in self._names:
+            if name in self._failed:
+                raise KnockOn(name)
+            raise PolicyError(f"{what} {name!r} is not a witness or group defined before it")
 
     def _check_name(self, name: str, what: str) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
@@ -212,19 +244,9 @@ class PolicyBuilder:
             raise PolicyError(f"group {name} lists no members (at least one is needed)")
         seen: set[str] = set()
         for member in listed:
-            if member == NONE:
-                raise PolicyError(f"'{NONE}' cannot be a group member")
-            if member not in self._names:
-                raise PolicyError(
-                    f"group {name}: {member!r} is not a witness or group defined before it"
-                )
+            self.check_member(name, member)
             if member in seen:
                 raise PolicyError(f"group {name} lists {member} twice")
-            if member in self._member_of:
-                raise PolicyError(
-                    f"group {name}: {member} is already a member of group "
-                    f"{self._member_of[member]} (a name is a group member at most once)"
-                )
             seen.add(member)
         keyword: Literal["all", "any"] | None = None
         if threshold == "all":
@@ -251,8 +273,8 @@ class PolicyBuilder:
     def set_quorum(self, name: str) -> None:
         if self.quorum is not None:
             raise PolicyError(f"a second quorum line (the quorum is already {self.quorum})")
-        if name != NONE and name not in self._names:
-            raise PolicyError(f"quorum {name!r} is not a witness or group defined before it")
+        if name != NONE:
+            self._check_defined(name, "quorum")
         self.quorum = name
 
     def build(self) -> TrustPolicy:
@@ -288,7 +310,11 @@ def parse_policy(text: str | bytes, *, file: str | None = None) -> TrustPolicy:
         try:
             _policy_line(builder, line)
         except (PolicyError, CheckpointError) as exc:
-            problems.append((number, _plain(exc)))
+            if not isinstance(exc, KnockOn):
+                problems.append((number, _plain(exc)))
+            items = line.split()
+            if len(items) > 1 and items[0] in ("witness", "group"):
+                builder.failed(items[1])
     if not problems:
         try:
             return builder.build()

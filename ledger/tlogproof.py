@@ -26,6 +26,7 @@ import binascii
 import hmac
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .checkpoint import MAX_NOTE_BYTES, NoteVerifier, parse_checkpoint
@@ -40,6 +41,7 @@ __all__ = [
     "MEDIA_TYPE",
     "ProofReport",
     "TlogProof",
+    "assemble_proof",
     "format_proof",
     "parse_proof",
     "verify_proof",
@@ -114,6 +116,25 @@ def _check(proof: TlogProof) -> None:
         parse_checkpoint(proof.checkpoint)
     except CheckpointError as exc:
         raise ProofError(f"the checkpoint is not a signed note: {exc}") from None
+
+
+def assemble_proof(note: str, index: int, inclusion: Sequence[bytes], leaf: bytes) -> str:
+    """The tlog-proof text of entry ``index`` (exact ``leaf`` bytes, put in ``extra``) under
+    checkpoint ``note``, after checking the inclusion leads to the note's root: a hub or the
+    CLI never hands out a proof that does not verify. ProofError if it does not."""
+    try:
+        checkpoint = parse_checkpoint(note).checkpoint
+    except CheckpointError as exc:
+        raise ProofError(f"the checkpoint is not a signed note: {exc}") from None
+    if not isinstance(leaf, bytes):
+        raise ProofError("a leaf is bytes")
+    root = root_from_inclusion_proof(leaf_hash(leaf), index, checkpoint.size, list(inclusion))
+    if not hmac.compare_digest(root, checkpoint.root_hash):
+        raise ProofError(
+            f"entry {index} and its inclusion proof do not lead to the root signed at size "
+            f"{checkpoint.size}"
+        )
+    return format_proof(TlogProof(index, tuple(inclusion), note, leaf))
 
 
 def parse_proof(text: str | bytes) -> TlogProof:

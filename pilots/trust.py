@@ -31,12 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StringConstraints
 
 from ledger.checkpoint import NoteVerifier
 from ledger.cosignature import CosignerVerifier
 from ledger.errors import CheckpointError, PolicyError
-from ledger.policy import NONE, PolicyBuilder, TrustPolicy, parse_policy
+from ledger.policy import NONE, KnockOn, PolicyBuilder, TrustPolicy, parse_policy
 
 from .errors import PilotDefinitionError, Problem
 from .loader import Positions, load_model, place
@@ -80,9 +80,17 @@ class WitnessDefinition(_Strict):
     url: Url | None = None
 
 
+def _threshold(value: object) -> int | Literal["any", "all"]:
+    if value in ("any", "all") and isinstance(value, str):
+        return "any" if value == "any" else "all"
+    if type(value) is int and 1 <= value <= 100_000:
+        return value
+    raise ValueError(f"{value!r} is not a threshold: a whole number k >= 1, any or all")
+
+
 class GroupDefinition(_Strict):
     name: PolicyName
-    threshold: Annotated[int, Field(ge=1, le=100_000)] | Literal["any", "all"]
+    threshold: Annotated[int | Literal["any", "all"], PlainValidator(_threshold)]
     members: Annotated[Items[PolicyName], Field(min_length=1)]
 
 
@@ -152,47 +160,67 @@ def _build(document: TrustPolicyDocument, file: str, positions: Positions) -> Tr
     builder = PolicyBuilder()
     problems: list[Problem] = []
 
-    def attempt(path: tuple[str | int, ...], step: Callable[..., object], *args: object) -> None:
+    def attempt(
+        path: tuple[str | int, ...], defines: str | None, step: Callable[..., object], *args: object
+    ) -> bool:
         try:
             step(*args)
         except (PolicyError, CheckpointError) as exc:
-            text = exc.problems[0][1] if isinstance(exc, PolicyError) else str(exc)
-            problems.append(Problem(path, text))
+            if not isinstance(exc, KnockOn):
+                text = exc.problems[0][1] if isinstance(exc, PolicyError) else str(exc)
+                problems.append(Problem(path, text))
+            if defines is not None:
+                builder.failed(defines)
+            return False
+        return True
 
     if document.log is not None:
-        log = document.log
-
-        def add_log() -> None:
-            verifier = NoteVerifier.parse(log.key)
-            if log.origin is not None and log.origin != verifier.name:
-                raise PolicyError(
-                    f"origin {log.origin!r} is not the key's name {verifier.name!r} "
-                    "(a log's key is named for its origin)"
-                )
-            builder.add_log(verifier, log.url)
-
-        attempt(("log", "key"), add_log)
+        attempt(("log", "key"), None, _add_log, builder, document.log)
     for i, w in enumerate(document.witnesses):
         try:
             key = CosignerVerifier.parse(w.key)
         except CheckpointError as exc:
             problems.append(Problem(("witnesses", i, "key"), str(exc)))
+            for name in (w.name, w.operator):
+                if name is not None:
+                    builder.failed(name)
             continue
         name = w.name if w.name is not None else key.name
-        attempt(("witnesses", i), builder.add_witness, name, key, w.url, w.operator)
+        if not attempt(("witnesses", i), name, builder.add_witness, name, key, w.url, w.operator):
+            if w.operator is not None:
+                builder.failed(w.operator)
     operators = _operators(builder)
     for i, g in enumerate(document.groups):
-        before = len(problems)
-        for j, member in enumerate(g.members):
-            attempt(("groups", i, "members", j), _org_group(builder, operators, member))
-        if len(problems) > before:
-            continue
-        attempt(("groups", i), builder.add_group, g.name, g.threshold, g.members)
-    attempt(("quorum",), _org_group(builder, operators, document.quorum))
-    attempt(("quorum",), builder.set_quorum, document.quorum)
+        members_ok = [
+            attempt(("groups", i, "members", j), None, _member, builder, operators, g.name, member)
+            for j, member in enumerate(g.members)
+        ]
+        if all(members_ok):
+            # The members are checked above, so what add_group can still refuse is the
+            # name or the threshold.
+            where = ("groups", i, "threshold") if _threshold_fits(g) is False else ("groups", i)
+            attempt(where, g.name, builder.add_group, g.name, g.threshold, g.members)
+        else:
+            builder.failed(g.name)
+    if attempt(("quorum",), None, _org_group, builder, operators, document.quorum):
+        attempt(("quorum",), None, builder.set_quorum, document.quorum)
     if problems:
         raise PilotDefinitionError(place(problems, positions, file))
     return builder.build()
+
+
+def _threshold_fits(g: GroupDefinition) -> bool:
+    return not isinstance(g.threshold, int) or g.threshold <= len(g.members)
+
+
+def _add_log(builder: PolicyBuilder, log: LogDefinition) -> None:
+    verifier = NoteVerifier.parse(log.key)
+    if log.origin is not None and log.origin != verifier.name:
+        raise PolicyError(
+            f"origin {log.origin!r} is not the key's name {verifier.name!r} "
+            "(a log's key is named for its origin)"
+        )
+    builder.add_log(verifier, log.url)
 
 
 def _operators(builder: PolicyBuilder) -> dict[str, list[str]]:
@@ -203,16 +231,17 @@ def _operators(builder: PolicyBuilder) -> dict[str, list[str]]:
     return found
 
 
-def _org_group(
-    builder: PolicyBuilder, operators: dict[str, list[str]], name: str
-) -> Callable[[], None]:
-    """A step that defines organisation ``name`` as "any of its witnesses", the first time a
-    group or the quorum names it (nothing when ``name`` is a witness or group already)."""
+def _member(
+    builder: PolicyBuilder, operators: dict[str, list[str]], group: str, member: str
+) -> None:
+    _org_group(builder, operators, member)
+    builder.check_member(group, member)
 
-    def step() -> None:
-        defined = {w.name for w in builder.witnesses} | {g.name for g in builder.groups}
-        if name in defined or name == NONE or name not in operators:
-            return
-        builder.add_group(name, "any", operators[name])
 
-    return step
+def _org_group(builder: PolicyBuilder, operators: dict[str, list[str]], name: str) -> None:
+    """Define organisation ``name`` as "any of its witnesses", the first time a group or the
+    quorum names it (nothing when ``name`` is a witness or group already, or no operator)."""
+    defined = {w.name for w in builder.witnesses} | {g.name for g in builder.groups}
+    if name in defined or name == NONE or name not in operators:
+        return
+    builder.add_group(name, "any", operators[name])

@@ -45,6 +45,7 @@ ROUTES: Final = MappingProxyType(
         ("GET", "/api/v1/ledger/entries"): _P,
         ("GET", "/api/v1/ledger/proof/inclusion"): _P,
         ("GET", "/api/v1/ledger/proof/consistency"): _P,
+        ("GET", "/api/v1/ledger/proof/tlog"): _P,
         ("GET", "/api/v1/registry/orgs"): _P,
         ("GET", "/api/v1/registry/sources"): _P,
         ("GET", "/api/v1/registry/keys"): _P,

@@ -1,5 +1,6 @@
 """The public ledger: signed checkpoint, verifier key, entries with exact leaf bytes,
-inclusion and consistency proofs (RFC 9162 2.1.3 and 2.1.4; hashes as hex)."""
+inclusion and consistency proofs (RFC 9162 2.1.3 and 2.1.4; hashes as hex), and an entry's
+offline-verifiable proof (c2sp.org/tlog-proof@v1, text)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import base64
 from aiohttp import web
 
 from ledger.store import MAX_ENTRIES_PAGE
+from ledger.tlogproof import MEDIA_TYPE, assemble_proof
 
 from ..appkeys import hub_of
 from ..errors import BadParameter, NotReady
@@ -20,18 +22,26 @@ routes = web.RouteTableDef()
 DEFAULT_PAGE = 100
 
 
-@routes.get("/api/v1/ledger/checkpoint")
-async def checkpoint(request: web.Request) -> web.Response:
-    """The latest signed checkpoint (C2SP signed note). With witnesses: the newest one
-    submitted to them, with every cosignature it got (a second or so behind the log)."""
+def _latest_note(request: web.Request) -> tuple[int, str]:
+    """(size, note) of the checkpoint this hub serves as its latest; 503 before the first.
+    The checkpoint route and the tlog-proof route both answer with this one note."""
     hub = hub_of(request)
     witnessing = hub.witnessing
     if witnessing is not None and witnessing.published is not None:
-        return web.Response(text=witnessing.published, content_type="text/plain")
+        # With witnesses: the newest checkpoint submitted to them, with every cosignature
+        # it got (a second or so behind the log).
+        return witnessing.published_size, witnessing.published
     head = hub.ledger.checkpoints.latest
     if head is None:
         raise NotReady("no checkpoint signed yet")
-    return web.Response(text=head.note, content_type="text/plain")
+    return head.size, head.note
+
+
+@routes.get("/api/v1/ledger/checkpoint")
+async def checkpoint(request: web.Request) -> web.Response:
+    """The latest signed checkpoint (C2SP signed note)."""
+    _, note = _latest_note(request)
+    return web.Response(text=note, content_type="text/plain")
 
 
 @routes.get("/api/v1/ledger/key")
@@ -103,3 +113,20 @@ async def consistency(request: web.Request) -> web.Response:
     proof = reader.consistency_proof(first, second)
     body = ConsistencyProof(first=first, second=second, proof=[h.hex() for h in proof])
     return web.json_response(text=body.model_dump_json())
+
+
+@routes.get("/api/v1/ledger/proof/tlog")
+async def tlog_proof(request: web.Request) -> web.Response:
+    """The c2sp.org/tlog-proof@v1 of entry ``index`` under the latest checkpoint: the leaf
+    bytes (``extra``), the index, the inclusion hashes and the checkpoint as served."""
+    index = int_param(request, "index")
+    size, note = _latest_note(request)
+    if index >= size:
+        raise BadParameter(
+            f"entry {index} is not under the latest checkpoint (size {size}); ask again after "
+            "the next checkpoint"
+        )
+    reader = hub_of(request).ledger.reader
+    proof = reader.inclusion_proof(index, size)
+    text = assemble_proof(note, index, proof, bytes(reader.entry(index).leaf))
+    return web.Response(text=text, content_type=MEDIA_TYPE)

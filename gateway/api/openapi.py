@@ -189,6 +189,21 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {"200": model_response(m.ConsistencyProof, "Proof"), "400": ERRORS["400"]},
         }
     },
+    "/api/v1/ledger/proof/tlog": {
+        "get": {
+            "summary": "c2sp.org/tlog-proof@v1 of an entry under the latest checkpoint",
+            "description": "The entry's leaf bytes (extra), index, inclusion hashes, a blank "
+            "line and the latest checkpoint as /api/v1/ledger/checkpoint serves it, with its "
+            "cosignatures: check it offline with `swiftchain ledger check-proof`.",
+            "tags": ["ledger"],
+            "parameters": [query("index", "Entry index", required=True, kind="integer")],
+            "responses": {
+                "200": text_response("tlog-proof text"),
+                "400": ERRORS["400"],
+                "503": ERRORS["503"],
+            },
+        }
+    },
     "/api/v1/registry/orgs": {
         "get": {
             "summary": "Registered organisations",

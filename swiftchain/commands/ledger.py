@@ -1,4 +1,4 @@
-"""`swiftchain ledger` verbs: audit a ledger file offline."""
+"""`swiftchain ledger` verbs: audit a ledger file offline; write and check tlog-proofs."""
 
 from __future__ import annotations
 
@@ -14,13 +14,21 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ledger.checkpoint import NoteVerifier
-from ledger.errors import KeyFileError, LedgerError
+from ledger.errors import KeyFileError, LedgerError, ProofError
+from ledger.policy import TrustPolicy
+from ledger.quorum import QuorumReport, evaluate
+from ledger.store import LedgerReader
+from ledger.tlogproof import verify_proof
 from ledger.verify import VerifyReport, verify_ledger
+from pilots.errors import PilotDefinitionError
+from pilots.trust import load_trust_policy
+
+from ..errors import SwiftchainError
 
 
 @click.group()
 def ledger() -> None:
-    """Inspect and verify a ledger database file."""
+    """Verify a ledger database file; write and check offline proofs of its entries."""
 
 
 def _read_key(value: str | None) -> NoteVerifier | None:
@@ -49,22 +57,59 @@ def _cannot_verify(exc: LedgerError) -> NoReturn:
     help="The hub's verifier key (text or a file holding it), to pin instead of trusting "
     "the copy inside the file.",
 )
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="A trust policy (YAML, or c2sp.org/tlog-policy text): also require the newest "
+    "checkpoint to carry the quorum of witness cosignatures it names.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def verify(db: Path, key: str | None, as_json: bool, quiet: bool) -> None:
+def verify(db: Path, key: str | None, policy_file: Path | None, as_json: bool, quiet: bool) -> None:
     """Recompute every leaf, node, root, checkpoint signature, record signature and body
-    commitment of DB from the file alone; exit 1 naming the first bad index if anything
-    was changed, 2 if DB or the key cannot be read at all.
+    commitment of DB from the file alone (and, with --policy, check that the newest
+    checkpoint meets the alliance's quorum of witnesses); exit 1 naming the first bad
+    index or the quorum's shortfall, 2 if DB, the key or the policy cannot be read at all.
 
-    Example: swiftchain ledger verify data/ledger.db --key hub.vkey
+    Example: swiftchain ledger verify data/ledger.db --key hub.vkey --policy alliance.yaml
     """
     try:
-        _verify(db, key, as_json, quiet)
+        policy = _read_policy(policy_file)
+        _verify(db, key, policy, as_json, quiet)
     except LedgerError as exc:
         _cannot_verify(exc)
 
 
-def _verify(db: Path, key: str | None, as_json: bool, quiet: bool) -> None:
+def _read_policy(path: Path | None) -> TrustPolicy | None:
+    if path is None:
+        return None
+    try:
+        return load_trust_policy(path)
+    except PilotDefinitionError as exc:
+        click.echo(f"Error: the trust policy cannot be used: {exc}", err=True)
+        sys.exit(2)
+
+
+def _newest_quorum(
+    db: Path, policy: TrustPolicy, verifier: NoteVerifier | None
+) -> QuorumReport | str:
+    """The newest stored checkpoint judged against ``policy`` (or why there is none)."""
+    with LedgerReader(db) as reader:
+        head = reader.latest_checkpoint()
+        if verifier is None and not policy.logs and (stored := reader.meta("log_key")):
+            verifier = NoteVerifier.parse(stored)
+    if head is None:
+        return "the file holds no checkpoint, so none meets the quorum"
+    return evaluate(
+        policy, head.note, now=int(time.time()), log_key=None if policy.logs else verifier
+    )
+
+
+def _verify(
+    db: Path, key: str | None, policy: TrustPolicy | None, as_json: bool, quiet: bool
+) -> None:
     verifier = _read_key(key)
     started = time.perf_counter()
     console = Console(stderr=True)
@@ -84,12 +129,39 @@ def _verify(db: Path, key: str | None, as_json: bool, quiet: bool) -> None:
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     elapsed = time.perf_counter() - started
+    quorum = None if policy is None else _newest_quorum(db, policy, verifier)
+    quorum_ok = quorum is None or (isinstance(quorum, QuorumReport) and quorum.ok)
     if as_json:
-        click.echo(json.dumps(_as_dict(report, elapsed), indent=2))
+        out = _as_dict(report, elapsed)
+        if quorum is not None:
+            out["quorum"] = (
+                quorum.as_dict()
+                if isinstance(quorum, QuorumReport)
+                else {"ok": False, "reasons": [quorum]}
+            )
+            out["ok"] = report.ok and quorum_ok
+        click.echo(json.dumps(out, indent=2))
     else:
         _print(report, elapsed)
-    if not report.ok:
+        if quorum is not None:
+            _print_quorum(quorum)
+    if not report.ok or not quorum_ok:
         sys.exit(1)
+
+
+def _print_quorum(quorum: QuorumReport | str) -> None:
+    if isinstance(quorum, str):
+        click.echo(f"NO QUORUM: {quorum}", err=True)
+        return
+    click.echo("newest " + quorum.summary()[0])
+    for line in quorum.summary()[1:]:
+        click.echo(line)
+    if quorum.ok:
+        click.echo("OK: the newest checkpoint meets the trust policy's quorum.")
+        return
+    click.echo("NO QUORUM: the newest checkpoint does not meet the trust policy:", err=True)
+    for reason in quorum.reasons():
+        click.echo(f"  {reason}", err=True)
 
 
 def _as_dict(report: VerifyReport, elapsed: float) -> dict[str, object]:
@@ -143,3 +215,112 @@ def _print(report: VerifyReport, elapsed: float) -> None:
     )
     for p in sorted(report.problems, key=lambda p: p.index)[:20]:
         click.echo(f"  index {p.index}: {p.what}", err=True)
+
+
+@ledger.command("prove")
+@click.argument("index", type=click.IntRange(min=0))
+@click.option(
+    "--ledger",
+    "db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the entry and the newest checkpoint from this ledger file.",
+)
+@click.option(
+    "--hub",
+    "hub_url",
+    metavar="URL",
+    help="Read them from this hub's (or a mirror's) public ledger API instead.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the proof to this file (conventionally NAME.tlog-proof) instead of stdout.",
+)
+def prove(index: int, db: Path | None, hub_url: str | None, output: Path | None) -> None:
+    """Write a c2sp.org/tlog-proof for the entry at INDEX (a record, a consent decision, an
+    access entry...): its leaf, its inclusion proof and the latest checkpoint with every
+    cosignature it carries, to be checked offline with `swiftchain ledger check-proof`.
+
+    Example: swiftchain ledger prove 1234 --hub http://127.0.0.1:8080 -o entry-1234.tlog-proof
+    """
+    from ..tlogproofs import prove_from_hub, prove_from_ledger
+
+    if (db is None) == (hub_url is None):
+        raise click.UsageError("give exactly one of --ledger PATH or --hub URL")
+    try:
+        text = (
+            prove_from_ledger(db, index) if db is not None else prove_from_hub(str(hub_url), index)
+        )
+    except (LedgerError, SwiftchainError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"Error: cannot write {output}: {exc.strerror}", err=True)
+        sys.exit(1)
+    click.echo(f"wrote the proof of entry {index} to {output}", err=True)
+
+
+@ledger.command("check-proof")
+@click.argument("proof_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--policy",
+    "policy_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="The trust policy (YAML, or c2sp.org/tlog-policy text): the log's key, the "
+    "witnesses and the quorum.",
+)
+@click.option(
+    "--leaf",
+    "leaf_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="The exact leaf bytes you hold (a record's JCS header, say): require the proof to "
+    "prove this leaf rather than the one it carries.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check_proof(proof_file: Path, policy_file: Path, leaf_file: Path | None, as_json: bool) -> None:
+    """Verify a tlog-proof offline: the entry's inclusion under the checkpoint's root, the
+    log's signature and the quorum of witness cosignatures the policy asks for. Exit 0 if
+    it holds, 1 with the reasons if not, 2 if the policy or a file cannot be read.
+
+    Example: swiftchain ledger check-proof entry-1234.tlog-proof --policy alliance.yaml
+    """
+    policy = _read_policy(policy_file)
+    assert policy is not None
+    try:
+        raw = proof_file.read_bytes()
+        leaf = None if leaf_file is None else leaf_file.read_bytes()
+    except OSError as exc:
+        click.echo(f"Error: cannot read {exc.filename}: {exc.strerror}", err=True)
+        sys.exit(2)
+    try:
+        report = verify_proof(raw, policy, leaf=leaf, now=int(time.time()))
+    except ProofError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "reasons": [f"not a tlog-proof: {exc}"]}, indent=2))
+        click.echo(f"REFUSED: {proof_file} is not a tlog-proof: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for line in report.summary():
+            click.echo(line)
+    if report.ok:
+        if not as_json:
+            click.echo(
+                f"OK: entry {report.proof.index} is in the log, under a checkpoint that meets "
+                "the quorum."
+            )
+        return
+    click.echo(f"REFUSED: {proof_file} does not hold:", err=True)
+    for reason in report.reasons():
+        click.echo(f"  {reason}", err=True)
+    sys.exit(1)

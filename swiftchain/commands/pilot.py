@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
+from ledger.policy import TrustPolicy
 from pilots import Pilot, PilotDefinitionError, get_pilot, load_pilot, load_pilots
 from pilots.policy import allowed_purposes
+from pilots.trust import is_trust_policy, load_trust_policy
 
 from .errors import friendly
 
@@ -24,14 +26,23 @@ def pilot() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def check(files: tuple[Path, ...], as_json: bool) -> None:
-    """Validate each pilot definition FILE and explain every problem at its
-    file:line:column; exit 1 when any file is invalid.
+    """Validate each pilot definition or trust policy FILE and explain every problem at
+    its file:line:column; exit 1 when any file is invalid. A file with a top-level
+    `quorum:` key, or in c2sp.org/tlog-policy's text form, is read as a trust policy.
 
-    Example: swiftchain pilot check pilots/definitions/*.yaml
+    Example: swiftchain pilot check pilots/definitions/*.yaml alliance-policy.yaml
     """
     results: list[_Checked] = []
     seen: dict[str, Path] = {}
     for path in files:
+        if _is_policy(path):
+            try:
+                policy = load_trust_policy(path)
+            except PilotDefinitionError as exc:
+                results.append(_Checked(path, None, [str(p) for p in exc.problems]))
+                continue
+            results.append(_Checked(path, None, [], policy))
+            continue
         try:
             loaded = load_pilot(path)
         except PilotDefinitionError as exc:
@@ -43,11 +54,14 @@ def check(files: tuple[Path, ...], as_json: bool) -> None:
             continue
         seen[loaded.id] = path
         results.append(_Checked(path, loaded, []))
-    bad = sum(1 for r in results if r.pilot is None)
+    bad = sum(1 for r in results if r.problems)
     if as_json:
         click.echo(json.dumps({"ok": bad == 0, "files": [r.as_dict() for r in results]}, indent=2))
     else:
         for r in results:
+            if r.policy is not None:
+                click.echo(f"ok       {r.file}: trust policy ({_policy_counts(r.policy)})")
+                continue
             if r.pilot is not None:
                 counts = ", ".join(
                     _plural(n, what)
@@ -69,13 +83,42 @@ def check(files: tuple[Path, ...], as_json: bool) -> None:
         sys.exit(1)
 
 
+def _is_policy(path: Path) -> bool:
+    try:
+        return is_trust_policy(path, path.read_bytes())
+    except OSError:
+        return False  # the pilot loader says why it cannot be read
+
+
+def _policy_counts(policy: TrustPolicy) -> str:
+    return ", ".join(
+        [
+            _plural(len(policy.logs), "log"),
+            f"{len(policy.witnesses)} witness" + ("" if len(policy.witnesses) == 1 else "es"),
+            _plural(len(policy.groups), "group"),
+            f"quorum {policy.describe_quorum()}",
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class _Checked:
     file: Path
     pilot: Pilot | None
     problems: list[str]
+    policy: TrustPolicy | None = None
 
     def as_dict(self) -> dict[str, object]:
+        if self.policy is not None:
+            return {
+                "file": str(self.file),
+                "ok": True,
+                "trust_policy": True,
+                "logs": len(self.policy.logs),
+                "witnesses": len(self.policy.witnesses),
+                "groups": len(self.policy.groups),
+                "quorum": self.policy.quorum,
+            }
         if self.pilot is None:
             return {"file": str(self.file), "ok": False, "problems": self.problems}
         return {"file": str(self.file), "ok": True, "pilot": self.pilot.id, **_counts(self.pilot)}

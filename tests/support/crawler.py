@@ -190,6 +190,9 @@ class PublicCrawl:
         indexes = sorted({*range(since, size, step), size - 1, *first_of_kind.values()})
         for index in indexes:
             await self.fetch(f"/api/v1/ledger/proof/inclusion?index={index}&size={size}")
+        for index in sorted(first_of_kind.values()):
+            # Under the latest checkpoint, which may lag the entries read just now.
+            await self.fetch(f"/api/v1/ledger/proof/tlog?index={index}")
         step = max((size - since) // CONSISTENCY_SAMPLE, 1)
         for first in sorted({*range(max(since, 1), size, step), size}):
             await self.fetch(f"/api/v1/ledger/proof/consistency?first={first}&second={size}")
@@ -232,6 +235,8 @@ class PublicCrawl:
             f"/api/v1/ledger/proof/inclusion?index=0&size={size + 1}",
             "/api/v1/ledger/proof/consistency?first=0&second=1",
             "/api/v1/ledger/proof/consistency?first=2&second=1",
+            f"/api/v1/ledger/proof/tlog?index={size + 5}",
+            "/api/v1/ledger/proof/tlog?index=x",
             "/api/v1/registry/keys?pilot=nope&source=nope",
             "/dashboard/static/nope.js",
             "/dashboard/static/..%2Fsummary.py",
