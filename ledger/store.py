@@ -39,6 +39,9 @@ from .tree import (
 
 #: Largest range one entries() call returns.
 MAX_ENTRIES_PAGE = 1000
+#: The ``meta`` key under which a hub with witnesses keeps the newest checkpoint that met its
+#: trust policy's quorum, with the cosignatures (the ``checkpoints`` rows hold the hub's own).
+QUORUM_META = "quorum_checkpoint"
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,10 @@ class LedgerReader(LedgerQueries):
         return {"payload": json.loads(row[0]), "salt": row[1]}
 
     # -- checkpoints -----------------------------------------------------------------------
+    def quorum_checkpoint(self) -> str | None:
+        """The newest checkpoint that met the witnesses' quorum, cosigned (None without)."""
+        return self.meta(QUORUM_META)
+
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         row = self.conn.execute(
             "SELECT size, root, note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1"

@@ -31,20 +31,27 @@ class HubReadError(SwiftchainError):
 
 
 def prove_from_ledger(path: Path | str, index: int) -> str:
-    """The proof of entry ``index`` under the newest checkpoint stored in ledger file
-    ``path`` (StoreError for a missing file; ProofError for an entry it does not cover)."""
+    """The proof of entry ``index`` under the newest checkpoint the witnesses' quorum
+    cosigned that covers it, else the newest stored one, in ledger file ``path`` (StoreError
+    for a missing file; ProofError for an entry it does not cover)."""
     with LedgerReader(path) as reader:
         head = reader.latest_checkpoint()
         if head is None:
             raise ProofError(f"{path} holds no checkpoint yet")
-        if not 0 <= index < head.size:
+        note, size = head.note, head.size
+        cosigned = reader.quorum_checkpoint()
+        if cosigned is not None:
+            quorum_size = parse_checkpoint(cosigned).checkpoint.size
+            if index < quorum_size:
+                note, size = cosigned, quorum_size
+        if not 0 <= index < size:
             raise ProofError(
-                f"entry {index} is not under the newest checkpoint (size {head.size}); "
+                f"entry {index} is not under the newest checkpoint (size {size}); "
                 "wait for the next checkpoint and try again"
             )
-        inclusion = reader.inclusion_proof(index, head.size)
+        inclusion = reader.inclusion_proof(index, size)
         leaf = bytes(reader.entry(index).leaf)
-        return assemble_proof(head.note, index, inclusion, leaf)
+        return assemble_proof(note, index, inclusion, leaf)
 
 
 def prove_from_hub(url: str, index: int) -> str:

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..hub_ledger import HubLedger
 from ..metrics import HubMetrics
 from ..settings import HubSettings
-from .witnessing import QUORUM_META, Witnessing
+from .witnessing import Witnessing
 
 
 def open_witnessing(
@@ -44,5 +44,5 @@ def open_witnessing(
         timeout_s=settings.witness_timeout_s,
         persist=ledger.writer.set_meta,
     )
-    witnessing.adopt(ledger.reader.meta(QUORUM_META))
+    witnessing.adopt(ledger.reader.quorum_checkpoint())
     return witnessing

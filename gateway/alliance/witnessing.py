@@ -29,7 +29,7 @@ from ledger.cosignature import attach_cosignatures
 from ledger.errors import LedgerError
 from ledger.policy import TrustPolicy, Witness
 from ledger.quorum import QuorumReport, evaluate
-from ledger.store import LedgerReader
+from ledger.store import QUORUM_META, LedgerReader
 
 from ..ingest.checkpoints import Checkpointer, SignedHead
 from ..metrics import HubMetrics
@@ -40,8 +40,6 @@ log = logging.getLogger("swiftchain.hub.witnesses")
 #: Submissions of one checkpoint to one witness in a round: the first may learn the size
 #: (409), the second proves from it; a third 409 means the witness moved meanwhile.
 ATTEMPTS = 3
-#: The ledger file's meta key holding the newest checkpoint that met the quorum.
-QUORUM_META = "quorum_checkpoint"
 
 
 @dataclass
@@ -85,6 +83,7 @@ class Witnessing:
     #: The newest checkpoint submitted, with every cosignature it got: what is served.
     published: str | None = None
     published_report: QuorumReport | None = None
+    published_size: int = 0
     #: The newest checkpoint that met the quorum: what receipts carry.
     quorum_note: str | None = None
     quorum_size: int | None = None
@@ -104,6 +103,7 @@ class Witnessing:
         if report.ok:
             self.quorum_note, self.quorum_size = note, report.size
             self.published, self.published_report = note, report
+            self.published_size = report.size
 
     # -- the rounds ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -125,6 +125,7 @@ class Witnessing:
         note = attach_cosignatures(head.note, lines) if lines else head.note
         report = evaluate(self.policy, note, log_key=self.log_key, now=int(time.time()))
         self.published, self.published_report = note, report
+        self.published_size = head.size
         if all(s.cosigned_size == head.size for s in self.states):
             self._round_size = head.size  # nothing more to collect for this head
         if report.ok and (self.quorum_size is None or head.size >= self.quorum_size):

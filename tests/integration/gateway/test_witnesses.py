@@ -17,6 +17,8 @@ from ledger.checkpoint import NoteSigner
 from ledger.keys import load_private_key, write_key_pair
 from ledger.policy import TrustPolicy, parse_policy
 from ledger.quorum import evaluate
+from ledger.tlogproof import verify_proof
+from swiftchain.tlogproofs import prove_from_hub, prove_from_ledger
 from tests.support.broker import Mosquitto
 from tests.support.hub import MqttPeer, ThreadHub, thread_hub
 from tests.support.records import PILOT, SOURCE, TYPE, make
@@ -125,6 +127,9 @@ async def test_the_quorum_cosigns_and_survives_one_witness_down(
     # Receipts now carry a checkpoint the quorum cosigned.
     (later,) = await publish(hub, 6, 1)
     assert later["status"] == "accepted" and evaluate(policy, later["cosigned"]).ok
+    # A proof a hospital keeps, from the hub's file and from its API: the quorum's checkpoint.
+    for proof in (prove_from_ledger(hub.db_path, 1), prove_from_hub(hub.http_url, 1)):
+        assert verify_proof(proof, policy).ok
 
     # One of three down: two still make the quorum; the one down is said.
     witnesses[0].kill()

@@ -25,10 +25,10 @@ from ledger.keys import load_private_key
 from ledger.store import LedgerReader
 from ledger.tlogproof import parse_proof
 from swiftchain.cli import cli
+from tests.support.cosigners import cosigned, witness
 from tests.support.hub import SWIFTCHAIN, MqttPeer, ThreadHub
 from tests.support.ledger_builder import LedgerBuilder
 from tests.support.records import PILOT, SOURCE, TYPE, make
-from tests.support.witnesses import cosigned, witness
 
 WITNESSES = {
     "cdc": witness("witness.harbour-cdc.example"),

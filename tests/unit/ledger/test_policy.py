@@ -17,7 +17,7 @@ from ledger.policy import (
     format_policy,
     parse_policy,
 )
-from tests.support.witnesses import policy_text, witness
+from tests.support.cosigners import policy_text, witness
 
 LOG = NoteSigner("example.com/log", generate_key())
 W = {name: witness(f"{name.lower()}.example/w") for name in ("X1", "X2", "X3", "Y1", "Y2", "Y3")}

@@ -16,7 +16,7 @@ from ledger.errors import CheckpointError, PolicyError
 from ledger.keys import generate_key
 from ledger.policy import TrustPolicy, parse_policy
 from ledger.quorum import MAX_FUTURE_S, evaluate
-from tests.support.witnesses import T, cosigned, policy_text, witness
+from tests.support.cosigners import T, cosigned, policy_text, witness
 
 ORIGIN = "example.com/log"
 LOG = NoteSigner(ORIGIN, generate_key())

@@ -26,7 +26,7 @@ from ledger.tlogproof import (
     verify_proof,
 )
 from ledger.tree import largest_power_of_two_below
-from tests.support.witnesses import T, cosigned, policy_text, witness
+from tests.support.cosigners import T, cosigned, policy_text, witness
 
 ORIGIN = "example.com/fancylog"
 LOG = NoteSigner(ORIGIN, generate_key())

@@ -14,7 +14,7 @@ from ledger.policy import Group, format_policy, parse_policy
 from ledger.quorum import evaluate
 from pilots.errors import PilotDefinitionError
 from pilots.trust import is_trust_policy, load_trust_policy, load_trust_policy_text
-from tests.support.witnesses import cosigned, policy_text, witness
+from tests.support.cosigners import cosigned, policy_text, witness
 
 ORIGIN = "harbour.swiftchain/ledger"
 LOG = NoteSigner(ORIGIN, generate_key())
