@@ -15,6 +15,7 @@ COPY pilots pilots
 COPY gateway gateway
 COPY edge edge
 COPY simulators simulators
+COPY mirror mirror
 COPY swiftchain swiftchain
 COPY witness witness
 RUN pip install . && rm -rf /src

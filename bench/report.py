@@ -28,7 +28,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 #: In the order they run; the query bench last but one (it reuses a cached 1M ledger).
-BENCHES = ("ledger", "ingest", "edge", "query", "replay")
+BENCHES = ("ledger", "ingest", "edge", "mirror", "query", "replay", "witness")
 PACKAGES = (
     "aiohttp",
     "aiomqtt",

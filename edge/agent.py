@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ledger.checkpoint import NoteVerifier
-from ledger.errors import CheckpointError, KeyFileError
+from ledger.errors import CheckpointError, KeyFileError, PolicyError
 from ledger.keys import load_public_key
+from ledger.policy import TrustPolicy, parse_policy
 from transport.backoff import backoff_delay
 
 from .datatypes import TypeRegistry
@@ -31,7 +32,7 @@ from .receipts import ProofPolicy, ReceiptJudge
 from .relay import Relay
 from .reseal import reseal
 from .settings import BrokerSettings, EdgeSettings, RelaySettings
-from .settling import InclusionChecker, Settler
+from .settling import InclusionChecker, QuorumSettler, Settler
 from .signer import Signer
 from .sources.directory import DirectorySource
 from .sources.sensors import SensorSource
@@ -112,6 +113,9 @@ class Agent:
     link: Link | None = None
     settler: Settler | None = None
     checker: InclusionChecker | None = None
+    #: Set when the agent requires the quorum (``hub.require_quorum``).
+    quorum: QuorumSettler | None = None
+    trust_policy: TrustPolicy | None = None
     stream: StreamSource | None = None
     directory: DirectorySource | None = None
     sensors: SensorSource | None = None
@@ -178,6 +182,18 @@ class Agent:
             # wait in the outbox.
             self.verifier = await pin_verifier(s, self.outbox, self.hub)
             policy = ProofPolicy(s.hub.proof_check, s.hub.proof_sample_rate)
+            if self.trust_policy is not None:
+                # Every record is proven in a checkpoint that meets the policy before it
+                # counts as delivered: the judge hands each one's index and leaf hash on.
+                policy = ProofPolicy("always")
+                self.quorum = QuorumSettler(
+                    self.outbox,
+                    self.hub,
+                    self.trust_policy,
+                    self.verifier,
+                    interval=s.hub.quorum_poll_interval,
+                    maximum=s.hub.quorum_poll_max,
+                )
             self.link = Link(
                 broker=s.broker,
                 client_id=s.client_id,
@@ -190,12 +206,18 @@ class Agent:
                 backoff=s.backoff,
             )
             self.settler = Settler(
-                self.outbox, ReceiptJudge(self.verifier, policy), self.receipts, self.link
+                self.outbox,
+                ReceiptJudge(self.verifier, policy),
+                self.receipts,
+                self.link,
+                self.quorum,
             )
             self.checker = InclusionChecker(self.outbox, self.hub, self.verifier)
             tg.create_task(self.link.run(), name="link")
             tg.create_task(self.settler.run(), name="settler")
             tg.create_task(self.checker.run(), name="inclusion")
+            if self.quorum is not None:
+                tg.create_task(self.quorum.run(), name="quorum")
 
 
 def _sensor_broker(s: EdgeSettings) -> BrokerSettings:
@@ -235,6 +257,22 @@ def _bound_port(runner: Any) -> int:
         if isinstance(address, tuple):
             return int(address[1])
     raise ConfigError("the HTTP source is not listening on a TCP port")
+
+
+def load_trust_policy(settings: EdgeSettings) -> TrustPolicy | None:
+    """The agent's trust policy when it requires the quorum (tlog-policy text form); None
+    when it does not. ConfigError with every problem and its line when the file is bad."""
+    path = settings.hub.trust_policy
+    if not settings.hub.require_quorum or path is None:
+        return None
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read hub.trust_policy {path}: {exc.strerror}") from None
+    try:
+        return parse_policy(raw, file=str(path))
+    except PolicyError as exc:
+        raise ConfigError(f"hub.trust_policy is not a usable tlog-policy: {exc}") from None
 
 
 def load_relay(pilot: str, source: str, settings: RelaySettings) -> Relay | None:
@@ -277,6 +315,7 @@ async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
             load_pseudonym_key(settings.pseudonym_key_file), settings.pilot
         )
     relay = load_relay(settings.pilot, settings.source, settings.relay)
+    trust_policy = load_trust_policy(settings)
     configured_verifier(settings)  # fail early on a bad pinned key
     client_options(settings.broker, settings.client_id)  # and on unusable TLS files
     outbox = await AsyncOutbox.open(settings.outbox_path)
@@ -303,7 +342,7 @@ async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
                 max_batch=max(settings.publish.window, 1000),
                 relay=relay,
             )
-            yield Agent(settings, outbox, intake, hub)
+            yield Agent(settings, outbox, intake, hub, trust_policy=trust_policy)
     finally:
         await outbox.close()
 

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .awaiting import quorum_counts
 from .outbox import Outbox
 
 if TYPE_CHECKING:
@@ -40,6 +41,19 @@ class Sample:
     broker_connected: bool = False
     published: int = 0
     republished: int = 0
+    #: Only when the agent requires the quorum (``hub.require_quorum``).
+    quorum: QuorumSample | None = None
+
+
+@dataclass(frozen=True)
+class QuorumSample:
+    awaiting: int = 0
+    proofs_failed: int = 0
+    settled: int = 0
+    refused: int = 0
+    checkpoint_size: int = 0
+    fetch_failures: int = 0
+    split_view: bool = False
 
 
 def _outbox_counts(box: Outbox) -> tuple[int, int]:
@@ -51,6 +65,19 @@ async def sample(agent: Agent) -> Sample:
     """Read the agent's parts (the outbox on its own thread, the rest in memory)."""
     depth, dead = await agent.outbox.call(_outbox_counts)
     link, settler = agent.link, agent.settler
+    quorum = None
+    if agent.quorum is not None:
+        q = agent.quorum
+        waiting, failed = await agent.outbox.call(quorum_counts)
+        quorum = QuorumSample(
+            awaiting=waiting,
+            proofs_failed=failed,
+            settled=q.settled_total,
+            refused=q.refused_total,
+            checkpoint_size=q.trusted.size if q.trusted else 0,
+            fetch_failures=q.fetch_failures,
+            split_view=q.split_view is not None,
+        )
     return Sample(
         outbox_depth=depth,
         in_flight=len(link.inflight) if link else 0,
@@ -59,6 +86,7 @@ async def sample(agent: Agent) -> Sample:
         broker_connected=bool(link and link.connected.is_set()),
         published=link.published_total if link else 0,
         republished=link.republished_total if link else 0,
+        quorum=quorum,
     )
 
 
@@ -106,6 +134,46 @@ class AgentCollector(Collector):
             "Records published again because their receipt was overdue.",
             value=s.republished,
         )
+        if s.quorum is not None:
+            yield from _quorum_metrics(s.quorum)
+
+
+def _quorum_metrics(q: QuorumSample) -> Iterable[Metric]:
+    yield GaugeMetricFamily(
+        "swiftchain_edge_awaiting_quorum",
+        "Records the hub accepted that wait for a checkpoint meeting the trust policy.",
+        value=q.awaiting,
+    )
+    yield GaugeMetricFamily(
+        "swiftchain_edge_quorum_proofs_failed",
+        "Records kept in the outbox because their inclusion in a quorum checkpoint failed.",
+        value=q.proofs_failed,
+    )
+    yield CounterMetricFamily(
+        "swiftchain_edge_quorum_settled",
+        "Records delivered on a checkpoint that met the trust policy, since the start.",
+        value=q.settled,
+    )
+    yield CounterMetricFamily(
+        "swiftchain_edge_quorum_refused",
+        "Cosigned checkpoints that did not meet the trust policy, since the start.",
+        value=q.refused,
+    )
+    yield GaugeMetricFamily(
+        "swiftchain_edge_quorum_checkpoint_size",
+        "Tree size of the newest checkpoint that met the trust policy (0: none yet).",
+        value=q.checkpoint_size,
+    )
+    yield GaugeMetricFamily(
+        "swiftchain_edge_quorum_fetch_failures",
+        "Failed requests in a row for the hub's cosigned checkpoint.",
+        value=q.fetch_failures,
+    )
+    yield GaugeMetricFamily(
+        "swiftchain_edge_quorum_split_view",
+        "1 when two checkpoints of one size met the policy under different roots.",
+        value=1 if q.split_view else 0,
+    )
 
 
 def create_app(agent: Agent) -> web.Application:

@@ -87,6 +87,21 @@ CREATE TABLE IF NOT EXISTS relayed (
     seq INTEGER NOT NULL,
     at REAL NOT NULL
 );
+-- Records the hub accepted that wait, still in the outbox, for a checkpoint meeting the
+-- agent's trust policy to cover them (hub.require_quorum; edge/quorum.py): idx and leaf_hash
+-- from the receipt; failed is set when the hub's inclusion proof did not verify. (Added
+-- without a version change, like relayed.)
+CREATE TABLE IF NOT EXISTS awaiting_quorum (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    leaf_hash BLOB NOT NULL,
+    since REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    failed TEXT
+);
+CREATE INDEX IF NOT EXISTS awaiting_quorum_idx ON awaiting_quorum (idx);
 """
 #: Schema 1 -> 2: re-sealed records remember the leaf hashes of their earlier seals.
 MIGRATE_1_TO_2 = "ALTER TABLE outbox ADD COLUMN earlier_leaf_hashes BLOB NOT NULL DEFAULT x''"
@@ -219,8 +234,12 @@ class Outbox:
 
     # -- publishing ------------------------------------------------------------------------
     def pending_after(self, seq: int, limit: int) -> list[Pending]:
+        """Records to publish after ``seq``: not those the hub already accepted that only
+        wait for the quorum (publishing them again would only bring another receipt)."""
         rows = self.conn.execute(
-            "SELECT seq, id, leaf_hash, wire FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, id, leaf_hash, wire FROM outbox WHERE seq > ?"
+            " AND NOT EXISTS (SELECT 1 FROM awaiting_quorum a WHERE a.id = outbox.id)"
+            " ORDER BY seq LIMIT ?",
             (seq, limit),
         ).fetchall()
         return [Pending(*row) for row in rows]
@@ -256,15 +275,22 @@ class Outbox:
                 found[rid] = Expected(seq, lh, packed_hashes(earlier))
         return found
 
-    def settle(self, receipts: Sequence[Receipt], judge: ReceiptJudge) -> Settled:
+    def settle(
+        self, receipts: Sequence[Receipt], judge: ReceiptJudge, *, hold: bool = False
+    ) -> Settled:
         """Judge a batch of receipts against the outbox and apply the verdicts in one
         transaction: delivered records leave, rejected ones become dead letters, sampled
-        ones get an inclusion proof check."""
+        ones get an inclusion proof check.
+
+        ``hold`` (the agent requires the quorum): a record the receipt delivers stays in the
+        outbox, awaiting quorum, with the index and leaf hash of its proof check (the judge
+        then checks every record: ``ProofPolicy("always")``); one without stays as it was."""
         expected = self._expected(list({r.id for r in receipts}))
         verdicts: list[tuple[Receipt, Verdict]] = []
         delivered: list[tuple[str]] = []
         dead: list[tuple[str, str, float, str]] = []
         checks: list[ProofCheck] = []
+        held: list[ProofCheck] = []
         best = None
         now = time.time()
         done: set[str] = set()
@@ -274,7 +300,10 @@ class Outbox:
             if verdict.action == "ignore":
                 continue
             done.add(receipt.id)
-            if verdict.action == "deliver":
+            if verdict.action == "deliver" and hold:
+                if verdict.proof_check is not None:
+                    held.append(verdict.proof_check)
+            elif verdict.action == "deliver":
                 delivered.append((receipt.id,))
                 if verdict.proof_check is not None:
                     checks.append(verdict.proof_check)
@@ -298,6 +327,11 @@ class Outbox:
                 "INSERT OR REPLACE INTO proof_checks (id, seq, idx, leaf_hash, size, root,"
                 " attempts, next_at, failed) VALUES (?, ?, ?, ?, ?, ?, 0, ?, NULL)",
                 [(p.record_id, p.seq, p.index, p.leaf_hash, p.size, p.root, now) for p in checks],
+            )
+            c.executemany(
+                "INSERT OR IGNORE INTO awaiting_quorum (id, seq, idx, leaf_hash, since, next_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(p.record_id, p.seq, p.index, p.leaf_hash, now, now) for p in held],
             )
             if delivered or dead:
                 self._bump("delivered_total", len(delivered))

@@ -27,7 +27,7 @@ MAX_RECEIPT_BYTES = 128 * 1024
 
 
 class Receipt(BaseModel):
-    """``{id, status, index?, leaf_hash?, checkpoint?, reason?, detail?}`` from the hub.
+    """``{id, status, index?, leaf_hash?, checkpoint?, cosigned?, reason?, detail?}`` from the hub.
 
     Unknown fields are ignored rather than refused: receipts are only read, never stored or
     signed, and a hub that adds a field must not make every agent drop its receipts.
@@ -40,6 +40,10 @@ class Receipt(BaseModel):
     index: Annotated[int, Field(ge=0)] | None = None
     leaf_hash: HexDigest | None = None
     checkpoint: Annotated[str, Field(max_length=64 * 1024)] | None = None
+    #: The newest checkpoint the hub has that meets its trust policy, with the witnesses'
+    #: cosignatures (it may be of a smaller tree than ``index``); judged by the agent's own
+    #: policy when it requires the quorum (edge/quorum.py), ignored otherwise.
+    cosigned: Annotated[str, Field(max_length=64 * 1024)] | None = None
     reason: Annotated[str, Field(max_length=128)] | None = None
     detail: Annotated[str, Field(max_length=4096)] | None = None
 

@@ -34,6 +34,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -116,6 +117,24 @@ class HubSettings(_Section):
     proof_check: Literal["always", "sampled", "never"] = "sampled"
     proof_sample_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
     request_timeout: Seconds = 10.0
+    #: Count an accepted record as delivered only once a checkpoint that meets
+    #: ``trust_policy`` covers it and its inclusion in that checkpoint is proven (fail
+    #: closed: until then it waits in the outbox, "awaiting quorum"). Off by default.
+    require_quorum: bool = False
+    #: The agent's trust policy in the text form of c2sp.org/tlog-policy.
+    trust_policy: Path | None = None
+    #: While records await quorum, ask the hub for its cosigned checkpoint this often...
+    quorum_poll_interval: Seconds = 2.0
+    #: ...and back off up to this long while the hub does not answer.
+    quorum_poll_max: Seconds = 60.0
+
+    @model_validator(mode="after")
+    def _quorum_needs_policy(self) -> HubSettings:
+        if self.require_quorum and self.trust_policy is None:
+            raise ValueError("hub.require_quorum needs hub.trust_policy (a tlog-policy file)")
+        if self.quorum_poll_max < self.quorum_poll_interval:
+            raise ValueError("hub.quorum_poll_max is at least hub.quorum_poll_interval")
+        return self
 
     @field_validator("url")
     @classmethod
@@ -343,7 +362,10 @@ def resolve_paths(s: EdgeSettings, base: Path) -> EdgeSettings:
             "outbox_path": _under(base, s.outbox_path),
             "broker": s.broker.model_copy(update={"tls": tls}),
             "hub": s.hub.model_copy(
-                update={"verifier_key_file": _under(base, s.hub.verifier_key_file)}
+                update={
+                    "verifier_key_file": _under(base, s.hub.verifier_key_file),
+                    "trust_policy": _under(base, s.hub.trust_policy),
+                }
             ),
             "directory": directory,
             "stream": stream,

@@ -1,23 +1,30 @@
-"""Settling receipts: batches of receipts judged and applied to the outbox, and the sampled
-inclusion proofs fetched from the hub and checked against the receipt's checkpoint."""
+"""Settling receipts: batches of receipts judged and applied to the outbox, the sampled
+inclusion proofs fetched from the hub and checked against the receipt's checkpoint, and (with
+``hub.require_quorum``) the records awaiting quorum settled once a checkpoint that meets the
+agent's trust policy covers them and their inclusion in it is proven (edge/quorum.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 
-from ledger.checkpoint import NoteVerifier, verify_checkpoint
+from ledger.checkpoint import NoteVerifier, parse_checkpoint, verify_checkpoint
 from ledger.errors import CheckpointError, ProofError
+from ledger.policy import TrustPolicy
 from ledger.proofs import verify_inclusion
 from transport.backoff import backoff_ceiling
 
+from . import awaiting
 from .errors import HubUnavailable, ReceiptError
 from .hub import HubClient
 from .link import Link
 from .logs import log
 from .outbox import AsyncOutbox, Outbox
+from .quorum import Awaiting, Refused, TrustedCheckpoint, covered, judge_note, newest, poll_delay
+from .quorum import prove as prove_inclusion
 from .receipts import ProofCheck, Receipt, ReceiptJudge, parse_receipt
 
 logger = logging.getLogger("edge.receipts")
@@ -34,11 +41,15 @@ class Settler:
         judge: ReceiptJudge,
         receipts: asyncio.Queue[bytes],
         link: Link | None = None,
+        quorum: QuorumSettler | None = None,
     ) -> None:
         self.outbox = outbox
         self.judge = judge
         self.receipts = receipts
         self.link = link
+        #: Set when the agent requires the quorum: delivered records are held in the outbox
+        #: for it, and the receipts' cosigned checkpoints are offered to it.
+        self.quorum = quorum
         self.counts: Counter[str] = Counter()
         #: Receipts by the hub's status (and "malformed"), for the agent's /metrics.
         self.statuses: Counter[str] = Counter()
@@ -64,10 +75,26 @@ class Settler:
         if not receipts:
             return
         self.statuses.update(r.status for r in receipts)
+        quorum = self.quorum
+        if quorum is not None:
+            notes = {r.cosigned: None for r in receipts if r.cosigned and r.status != "rejected"}
+            for note in notes:
+                await quorum.offer(note, "receipt")
         # Checkpoint signatures are checked on the outbox thread, with the batch's rows.
-        result = await self.outbox.call(Outbox.settle, receipts, self.judge)
+        result = await self.outbox.call(
+            Outbox.settle, receipts, self.judge, hold=quorum is not None
+        )
         left: list[str] = []
         for receipt, verdict in result.verdicts:
+            if verdict.action == "deliver" and quorum is not None:
+                if verdict.proof_check is None:
+                    # A duplicate without its index: nothing to prove, published again.
+                    self.counts["incomplete"] += 1
+                    continue
+                # Accepted, not yet delivered: no longer in flight, awaiting quorum.
+                self.counts["awaiting_quorum"] += 1
+                left.append(receipt.id)
+                continue
             self.counts[verdict.action] += 1
             if verdict.action == "deliver":
                 left.append(receipt.id)
@@ -92,6 +119,8 @@ class Settler:
                 )
         if self.link is not None:
             self.link.settled(left)
+        if quorum is not None:
+            quorum.wake.set()
         self.settled.set()
 
 
@@ -167,3 +196,207 @@ class InclusionChecker:
         self.verified += 1
         await self.outbox.call(Outbox.proof_checked, check.record_id, fresh)
         log(logger, logging.DEBUG, "proof.verified", record=check.record_id, index=check.index)
+
+
+#: Records read (and proofs fetched) per round of the quorum settler at most.
+QUORUM_BATCH = 500
+#: Inclusion proofs fetched at once.
+QUORUM_PROOFS_AT_ONCE = 8
+
+
+class QuorumSettler:
+    """Settles the records awaiting quorum: keeps the newest checkpoint that met the trust
+    policy (from receipts' ``cosigned``, or fetched from the hub's
+    ``/api/v1/ledger/checkpoint`` while records wait uncovered: every ``interval`` seconds,
+    backing off to ``maximum`` while the hub does not answer), proves each covered record's
+    inclusion in it, and lets the proven ones leave the outbox. A note that fails the policy
+    is never trusted: it is logged with the policy's reasons, and records keep waiting."""
+
+    def __init__(
+        self,
+        outbox: AsyncOutbox,
+        hub: HubClient,
+        policy: TrustPolicy,
+        verifier: NoteVerifier,
+        *,
+        interval: float = 2.0,
+        maximum: float = 60.0,
+        batch: int = QUORUM_BATCH,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.outbox = outbox
+        self.hub = hub
+        self.policy = policy
+        self.verifier = verifier
+        self.interval = interval
+        self.maximum = maximum
+        self.batch = batch
+        self.clock = clock
+        #: The newest checkpoint that met the policy.
+        self.trusted: TrustedCheckpoint | None = None
+        #: Set when a second checkpoint of the held size met the policy under another root:
+        #: nothing settles any more (fail closed) until an operator looks.
+        self.split_view: str | None = None
+        self.wake = asyncio.Event()
+        self.settled_total = 0
+        self.refused_total = 0
+        self.proofs_failed = 0
+        self.fetches = 0
+        self.fetch_failures = 0
+        """Failed fetches in a row (0 while the hub answers)."""
+        self._judged: OrderedDict[str, bool] = OrderedDict()
+        self._last_refusal = ""
+        self._next_fetch = 0.0
+
+    async def offer(self, note: str, came_from: str) -> bool:
+        """Judge ``note`` (cosigned by witnesses, say the hub or a receipt) against the
+        policy; adopt it when it is trusted and newer. True when it is trusted."""
+        known = self._judged.get(note)
+        if known is not None:
+            self._judged.move_to_end(note)
+            return known
+        verdict = judge_note(note, self.policy, self.verifier, now=int(self.clock()))
+        self._judged[note] = not isinstance(verdict, Refused)
+        if len(self._judged) > 64:
+            self._judged.popitem(last=False)
+        if isinstance(verdict, Refused):
+            await self._refused(note, verdict.reason, came_from)
+            return False
+        held, problem = newest(self.trusted, verdict)
+        if problem is not None:
+            self.split_view = problem
+            await self.outbox.call(awaiting.quorum_refused, verdict.size, problem)
+            log(logger, logging.ERROR, "quorum.split_view", detail=problem, came_from=came_from)
+        if held is not self.trusted and held is not None:
+            self.trusted = held
+            await self.outbox.call(awaiting.quorum_trusted, held)
+            log(
+                logger,
+                logging.INFO,
+                "quorum.checkpoint",
+                size=held.size,
+                cosigned=",".join(held.cosigned),
+                came_from=came_from,
+            )
+            self.wake.set()
+        return True
+
+    async def _refused(self, note: str, reason: str, came_from: str) -> None:
+        self.refused_total += 1
+        try:
+            size: int | None = parse_checkpoint(note).checkpoint.size
+        except CheckpointError:
+            size = None
+        await self.outbox.call(awaiting.quorum_refused, size, reason)
+        # Once per distinct reason: the hub's note is refused again at every poll.
+        if reason != self._last_refusal:
+            self._last_refusal = reason
+            log(
+                logger,
+                logging.WARNING,
+                "quorum.refused",
+                size=size,
+                reason=reason,
+                came_from=came_from,
+            )
+
+    async def run(self) -> None:
+        stored = await self.outbox.call(Outbox.meta, "quorum_note")
+        if stored is not None:
+            # Judged again: the policy in force now decides, not the one it met then.
+            await self.offer(stored, "outbox")
+        while True:
+            moved = await self.round()
+            if moved:
+                continue
+            # Woken by a receipt or a newly trusted checkpoint; else look again after an
+            # interval (a fetch itself is due only at its own, backed-off, time).
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+
+    async def round(self) -> bool:
+        """One pass over the due records: fetch a newer trusted checkpoint if some are not
+        covered (and a fetch is due), then prove and settle the covered ones. True when a
+        record settled or was rescheduled (so another pass may find more)."""
+        due = await self.outbox.call(awaiting.awaiting_quorum, self.clock(), self.batch)
+        if not due:
+            return False
+        inside, outside = covered(due, self.trusted)
+        if outside and time.monotonic() >= self._next_fetch:
+            await self.fetch()
+            inside, outside = covered(due, self.trusted)
+        if not inside or self.split_view is not None or self.trusted is None:
+            return False
+        checkpoint = self.trusted
+        proven: list[str] = []
+        for start in range(0, len(inside), QUORUM_PROOFS_AT_ONCE):
+            chunk = inside[start : start + QUORUM_PROOFS_AT_ONCE]
+            results = await asyncio.gather(*(self._prove(r, checkpoint) for r in chunk))
+            proven.extend(r.record_id for r, ok in zip(chunk, results, strict=True) if ok)
+        if proven:
+            gone = await self.outbox.call(awaiting.quorum_settled, proven, checkpoint)
+            self.settled_total += gone
+            log(
+                logger,
+                logging.INFO,
+                "quorum.settled",
+                records=gone,
+                size=checkpoint.size,
+                cosigned=",".join(checkpoint.cosigned),
+            )
+        return True
+
+    async def fetch(self) -> None:
+        """Ask the hub for its newest cosigned checkpoint and offer it."""
+        self.fetches += 1
+        try:
+            note = await self.hub.checkpoint()
+        except HubUnavailable as exc:
+            self.fetch_failures += 1
+            delay = poll_delay(self.fetch_failures, interval=self.interval, maximum=self.maximum)
+            self._next_fetch = time.monotonic() + delay
+            log(
+                logger,
+                logging.INFO,
+                "quorum.fetch_retry",
+                error=str(exc),
+                retry_in=round(delay, 3),
+            )
+            return
+        self.fetch_failures = 0
+        self._next_fetch = time.monotonic() + self.interval
+        await self.offer(note, "hub")
+
+    async def _prove(self, record: Awaiting, checkpoint: TrustedCheckpoint) -> bool:
+        try:
+            proof = await self.hub.inclusion_proof(record.index, checkpoint.size)
+        except HubUnavailable as exc:
+            delay = poll_delay(record.attempts + 1, interval=self.interval, maximum=self.maximum)
+            await self.outbox.call(awaiting.quorum_retry, record.record_id, self.clock() + delay)
+            log(logger, logging.INFO, "quorum.proof_retry", record=record.record_id, error=str(exc))
+            return False
+        problem = prove_inclusion(
+            record,
+            checkpoint,
+            leaf_hash=proof.leaf_hash,
+            index=proof.index,
+            size=proof.size,
+            proof=proof.proof,
+        )
+        if problem is not None:
+            self.proofs_failed += 1
+            await self.outbox.call(awaiting.quorum_failed, record.record_id, problem)
+            log(
+                logger,
+                logging.ERROR,
+                "quorum.proof_failed",
+                record=record.record_id,
+                index=record.index,
+                size=checkpoint.size,
+                error=problem,
+            )
+            return False
+        return True

@@ -40,6 +40,27 @@ class Status:
     proof_checks_pending: int = 0
     proof_checks_failed: int = 0
     hub_key_pinned: str | None = None
+    #: Records the hub accepted that wait for a checkpoint meeting the agent's trust policy
+    #: (``hub.require_quorum``), and those among them whose inclusion proof failed.
+    awaiting_quorum: int = 0
+    oldest_awaiting_quorum_age: float | None = None
+    quorum_proofs_failed: int = 0
+    quorum_settled_total: int = 0
+    #: The newest checkpoint that met the policy: size, root, origin, cosigned, at.
+    quorum_checkpoint: dict[str, Any] | None = None
+    #: The latest cosigned checkpoint that did not: size, reason, at.
+    quorum_refused: dict[str, Any] | None = None
+
+    @property
+    def requires_quorum(self) -> bool:
+        """Has this outbox been used by an agent that requires the quorum?"""
+        return bool(
+            self.awaiting_quorum
+            or self.quorum_proofs_failed
+            or self.quorum_settled_total
+            or self.quorum_checkpoint
+            or self.quorum_refused
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -74,6 +95,12 @@ def read_status(path: Path, now: float | None = None) -> Status:
             "SELECT max(s) FROM (SELECT max(seq) AS s FROM outbox"
             " UNION ALL SELECT max(seq) FROM dead_letters)"
         ).fetchone()[0]
+        waiting, waiting_failed, waiting_since = 0, 0, None
+        if "awaiting_quorum" in tables:
+            waiting, waiting_failed, waiting_since = conn.execute(
+                "SELECT count(*) FILTER (WHERE failed IS NULL),"
+                " count(*) FILTER (WHERE failed IS NOT NULL), min(since) FROM awaiting_quorum"
+            ).fetchone()
     except sqlite3.DatabaseError as exc:
         raise OutboxError(f"{path} is not a readable outbox: {exc}") from None
     finally:
@@ -92,7 +119,19 @@ def read_status(path: Path, now: float | None = None) -> Status:
         proof_checks_pending=int(pending),
         proof_checks_failed=int(failed),
         hub_key_pinned=meta.get("hub_verifier_key"),
+        awaiting_quorum=int(waiting),
+        oldest_awaiting_quorum_age=(
+            None if waiting_since is None else max(0.0, now - float(waiting_since))
+        ),
+        quorum_proofs_failed=int(waiting_failed),
+        quorum_settled_total=int(meta.get("quorum_settled_total", 0)),
+        quorum_checkpoint=_json(meta.get("quorum_checkpoint")),
+        quorum_refused=_json(meta.get("quorum_refused")),
     )
+
+
+def _json(value: str | None) -> dict[str, Any] | None:
+    return None if value is None else dict(json.loads(value))
 
 
 def _ago(at: float, now: float) -> str:
@@ -144,6 +183,8 @@ def render_status(status: Status, now: float | None = None) -> str:
     if status.proof_checks_failed:
         proofs += f", {status.proof_checks_failed} FAILED"
     lines.append(proofs)
+    if status.requires_quorum:
+        lines.extend(_quorum_lines(status, now))
     lines.append(f"dead letters    {status.dead_letters_total}")
     for d in status.dead_letters:
         lines.append(
@@ -152,3 +193,29 @@ def render_status(status: Status, now: float | None = None) -> str:
     if status.dead_letters_total > len(status.dead_letters):
         lines.append(f"  ... and {status.dead_letters_total - len(status.dead_letters)} more")
     return "\n".join(lines)
+
+
+def _quorum_lines(status: Status, now: float) -> list[str]:
+    waiting = f"awaiting quorum  {status.awaiting_quorum}"
+    if status.oldest_awaiting_quorum_age is not None:
+        waiting += f" (oldest {_duration(status.oldest_awaiting_quorum_age)})"
+    waiting += f", {status.quorum_settled_total} settled on the quorum"
+    if status.quorum_proofs_failed:
+        waiting += f", {status.quorum_proofs_failed} inclusion proofs FAILED (kept)"
+    lines = [waiting]
+    q = status.quorum_checkpoint
+    lines.append(
+        "quorum checkpoint  "
+        + (
+            "- (none has met the trust policy yet)"
+            if q is None
+            else f"{q['origin']} size {q['size']} root {q['root'][:16]}…, cosigned by "
+            + (", ".join(q["cosigned"]) or "no witness")
+            + f", {_ago(q['at'], now)}"
+        )
+    )
+    r = status.quorum_refused
+    if r is not None:
+        size = "" if r.get("size") is None else f" size {r['size']}"
+        lines.append(f"  last refused{size}: {r['reason']} ({_ago(r['at'], now)})")
+    return lines

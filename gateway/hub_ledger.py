@@ -18,6 +18,7 @@ from ledger.checkpoint import NoteSigner
 from ledger.errors import LedgerError, StoreError
 from ledger.keys import load_private_key
 from ledger.store import LedgerReader, LedgerWriter
+from ledger.verify import COPY_META, LEAVES_ONLY
 
 from .errors import ConfigError, HubRunningError
 from .ingest.checkpoints import Checkpointer, SignedHead
@@ -108,6 +109,13 @@ def open_ledger(settings: HubSettings) -> HubLedger:
             settings.db_path, origin=settings.origin, max_page_count=settings.max_page_count
         )
         try:
+            if writer.meta(COPY_META) == LEAVES_ONLY:
+                # A mirror's copy holds no bodies by design; a hub on it would serve a log
+                # whose verifier no longer looks for lost bodies.
+                raise ConfigError(
+                    f"{settings.db_path} is a mirror's leaves-only copy of a log, not a hub's"
+                    " ledger; copy the hub's own file, or start a new ledger"
+                )
             log_key = signer.verifier.encode()
             stored = writer.meta(LOG_KEY_META)
             if stored is None:

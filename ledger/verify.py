@@ -40,6 +40,11 @@ MAX_LISTED_PROBLEMS = 50
 SIGNATURE_CHUNK = 2048
 #: Logs at least this long check signatures in helper processes rather than threads.
 PROCESS_POOL_FROM = 20_000
+#: ``meta`` key a copy of the public log (a mirror's) sets to ``LEAVES_ONLY``: it holds
+#: leaves, signatures and checkpoints, never bodies or openings, so a record without a
+#: body is what it should hold, not a body lost.
+COPY_META = "copy"
+LEAVES_ONLY = "leaves"
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     key_source: str = "none"
+    leaves_only: bool = False
+    """The file is a copy of the public log (``meta`` ``copy`` = ``leaves``): no bodies."""
     last_bad: int = -1
     erasures: dict[int, int] = field(default_factory=dict, repr=False)
     """Erased record index -> index of its erasure entry."""
@@ -101,6 +108,47 @@ class _Key:
     raw: bytes
 
 
+class UnsignedRecord(LedgerError):
+    """A record whose signer the public registry does not vouch for (the message says why)."""
+
+
+class RegistryKeys:
+    """The record-signing keys the public registry has put on the log so far: every
+    ``registry`` entry's ``key.add`` replayed in log order, so that each record is checked
+    against the keys registered before it. The offline verifier and a mirror both use it."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, _Key] = {}
+
+    def learn(self, leaf: dict[str, Any]) -> None:
+        """Replay one ``registry`` leaf; KeyFileError if the key it adds is unreadable."""
+        if leaf.get("action") != "key.add":
+            return
+        public_key = public_key_from_b64(str(leaf.get("public_key")))
+        self._keys[str(leaf.get("key_id"))] = _Key(
+            leaf.get("pilot"), leaf.get("source"), raw_public(public_key)
+        )
+
+    def copy(self) -> RegistryKeys:
+        copied = RegistryKeys()
+        copied._keys = dict(self._keys)
+        return copied
+
+    def signer_of(self, header: dict[str, Any], sig: object) -> bytes:
+        """The raw public key ``sig`` on ``header`` must verify under; UnsignedRecord if the
+        key is not registered, belongs to another source, or ``sig`` is not a signature."""
+        key = self._keys.get(str(header.get("key")))
+        if key is None:
+            raise UnsignedRecord(
+                f"record is signed by key {header.get('key')!r}, not registered before it"
+            )
+        if key.pilot != header.get("pilot") or key.source != header.get("source"):
+            raise UnsignedRecord("record's key belongs to another source")
+        if not isinstance(sig, str) or len(sig) != 86:
+            raise UnsignedRecord("record signature is missing or malformed")
+        return key.raw
+
+
 #: Each entry with its record row and body, if any, in one ordered pass.
 _ROWS = (
     # CASTs: a tampered column of the wrong type must read as bytes, not crash.
@@ -134,6 +182,7 @@ def verify_ledger(
     with LedgerReader(path) as reader:
         try:
             report.origin = reader.meta("origin")
+            report.leaves_only = reader.meta(COPY_META) == LEAVES_ONLY
             if log_key is None and (stored := reader.meta("log_key")):
                 try:
                     log_key = NoteVerifier.parse(stored)
@@ -165,7 +214,7 @@ class _Walk:
         self.log_key = log_key
         self.progress = progress
         self.workers = max(1, workers)
-        self.keys: dict[str, _Key] = {}
+        self.keys = RegistryKeys()
         self.checkpoints = {c.size: c for c in reader.checkpoints()}
         self.frontier = Frontier()
         #: Records without a body, by index (each needs an erasure entry).
@@ -296,19 +345,14 @@ class _Walk:
         pending: list[PendingSig],
     ) -> None:
         report = self.report
-        key = self.keys.get(str(header.get("key")))
-        if key is None:
-            report.add(
-                index, f"record is signed by key {header.get('key')!r}, not registered before it"
-            )
-        elif key.pilot != header.get("pilot") or key.source != header.get("source"):
-            report.add(index, "record's key belongs to another source")
-        elif not isinstance(sig, str) or len(sig) != 86:
-            report.add(index, "record signature is missing or malformed")
+        try:
+            raw_key = self.keys.signer_of(header, sig)
+        except UnsignedRecord as exc:
+            report.add(index, str(exc))
         else:
             report.signatures += 1
             # The leaf is JCS(header), exactly the bytes the source signed.
-            pending.append((index, leaf, sig, key.raw))
+            pending.append((index, leaf, sig, raw_key))
         try:
             if header.get("v") == 2:
                 # The index's subject and Consent come from the opening, when it is held.
@@ -325,6 +369,8 @@ class _Walk:
         if row[6] is None or _row_record(row) != expected:
             report.add(index, "record index row does not match the signed header")
         payload, salt = row[15], row[16]
+        if payload is None and report.leaves_only:
+            return
         if payload is None:
             report.erased += 1
             self.bodiless.append(index)
@@ -338,16 +384,10 @@ class _Walk:
             report.add(index, "stored body does not match the record's commitment")
 
     def _registry(self, index: int, leaf: dict[str, Any]) -> None:
-        if leaf.get("action") != "key.add":
-            return
         try:
-            public_key = public_key_from_b64(str(leaf.get("public_key")))
+            self.keys.learn(leaf)
         except KeyFileError as exc:
             self.report.add(index, f"registry key is unreadable: {exc}")
-            return
-        self.keys[str(leaf.get("key_id"))] = _Key(
-            leaf.get("pilot"), leaf.get("source"), raw_public(public_key)
-        )
 
     def _client(self, index: int, leaf: dict[str, Any]) -> None:
         """A revocation is evidence of who cut a client off and why: it must say so in full."""

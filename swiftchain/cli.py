@@ -21,6 +21,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "simulate": ("simulate", "simulate"),
     "replay": ("replay", "replay"),
     "ledger": ("ledger", "ledger"),
+    "mirror": ("mirror", "mirror"),
     "keys": ("keys", "keys"),
     "registry": ("registry", "registry"),
     "clients": ("clients", "clients"),

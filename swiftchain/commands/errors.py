@@ -12,6 +12,7 @@ import click
 from edge.errors import EdgeError
 from gateway.errors import HubError
 from ledger.errors import LedgerError
+from mirror.errors import MirrorError
 from pilots.errors import PilotError
 from simulators.errors import SimulatorError
 from witness.errors import WitnessError
@@ -25,6 +26,7 @@ R = TypeVar("R")
 USER_ERRORS: tuple[type[Exception], ...] = (
     LedgerError,
     HubError,
+    MirrorError,
     EdgeError,
     PilotError,
     SimulatorError,

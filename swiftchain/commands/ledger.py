@@ -103,6 +103,7 @@ def _as_dict(report: VerifyReport, elapsed: float) -> dict[str, object]:
         "signatures": report.signatures,
         "bodies": report.bodies,
         "erased": report.erased,
+        "leaves_only": report.leaves_only,
         "openings": report.openings,
         "registry": report.registry,
         "client_revocations": report.client_revocations,
@@ -124,6 +125,8 @@ def _print(report: VerifyReport, elapsed: float) -> None:
         f"  records      {report.records:,}   signatures checked {report.signatures:,}"
         f"   bodies checked {report.bodies:,}   erased {report.erased:,}"
     )
+    if report.leaves_only:
+        click.echo("  copy         of the public log (a mirror's): no bodies or openings held")
     click.echo(f"  openings     {report.openings:,} held here, each checked against its leaf")
     click.echo(
         f"  registry     {report.registry:,} entries"

@@ -155,3 +155,17 @@ async def test_after_close_writes_are_refused_as_storage_unavailable(harness: Ha
     harness.sequencer.close()
     with pytest.raises(StorageError, match="shutting down"):
         await harness.sequencer.append([NewEntry("access", b"{}")])
+
+
+def test_a_hub_refuses_to_run_on_a_mirrors_copy(tmp_path: Path) -> None:
+    from gateway.errors import ConfigError
+    from ledger.store import LedgerWriter
+    from ledger.verify import COPY_META, LEAVES_ONLY
+
+    write_key_pair(tmp_path / "hub.key")
+    settings = HubSettings(db_path=tmp_path / "copy.db", signing_key=tmp_path / "hub.key")
+    writer = LedgerWriter(settings.db_path, origin=settings.origin)
+    writer.set_meta(COPY_META, LEAVES_ONLY)
+    writer.close()
+    with pytest.raises(ConfigError, match="mirror's leaves-only copy"):
+        open_ledger(settings)

@@ -228,3 +228,26 @@ def test_a_schema_1_ledger_of_v1_leaves_still_reads_and_verifies(tmp_path: Path)
     with LedgerReader(path) as reader:
         assert reader.opening(1) is None and reader.blinded("x" * 64) == []
         assert [i for i, v in reader.opened_leaves("record") if v["subject"] == SUBJECT] == [1]
+
+
+def test_a_leaves_only_copy_verifies_without_bodies_but_not_without_signatures(
+    tmp_path: Path,
+) -> None:
+    from ledger.verify import COPY_META, LEAVES_ONLY
+
+    builder = LedgerBuilder(tmp_path / "copy.db")
+    builder.register_source()
+    builder.append_records(3)
+    builder.close()
+    conn = sqlite3.connect(builder.path)
+    conn.execute("DELETE FROM bodies")
+    conn.commit()
+    assert not verify_ledger(builder.path).ok  # a hub's file missing its bodies
+    conn.execute("INSERT INTO meta VALUES (?, ?)", (COPY_META, LEAVES_ONLY))
+    conn.commit()
+    report = verify_ledger(builder.path)
+    assert report.ok and report.leaves_only and report.signatures == 3 and report.erased == 0
+    conn.execute("UPDATE entries SET sig = ? WHERE idx = 2", ("A" * 86,))
+    conn.commit()
+    conn.close()
+    assert verify_ledger(builder.path).first_bad_index == 2
