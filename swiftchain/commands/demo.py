@@ -27,7 +27,7 @@ from .replay import log_to_file, parse_speed
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".swiftchain-demo"),
     show_default=True,
-    help="Ledger, keys, outboxes and logs of the run (cleared at the start).",
+    help="Ledger, keys, outboxes, witnesses and logs of the run (cleared at the start).",
 )
 @click.option(
     "--broker",
@@ -56,10 +56,11 @@ def demo(
     hours: float,
     scale: str,
 ) -> None:
-    """Run the whole network on this machine: a broker, the hub, one edge agent per source;
-    replay a day of the city and its hospitals; check the story (queries allowed and denied,
-    a consent withdrawn with erasure, the audit, a tampered copy caught, the ledger
-    verified); then serve the dashboard until Ctrl-C.
+    """Run the whole network on this machine: a broker, two witnesses run by two member
+    organisations, the hub, one edge agent per source; replay a day of the city and its
+    hospitals; check the story (queries allowed and denied, a consent withdrawn with erasure,
+    the audit, the witnesses' quorum met, a tampered copy caught, the operator's rewrite
+    refused by the witnesses, the ledger verified); then serve the dashboard until Ctrl-C.
 
     Example: swiftchain demo --once --broker embedded
     """

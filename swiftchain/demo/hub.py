@@ -12,9 +12,12 @@ from aiohttp import web
 
 from gateway.app import create_app, http_shutdown_timeout
 from gateway.settings import HubSettings, load_settings
-from ledger.keys import write_key_pair
+from ledger.checkpoint import NoteSigner
+from ledger.keys import load_private_key, write_key_pair
 
 from .broker import DemoBroker
+
+ORIGIN = "demo.swiftchain.local/ledger"
 
 
 @dataclass(frozen=True)
@@ -32,15 +35,29 @@ class DemoHub:
         return self.url + "/dashboard"
 
 
-def hub_settings(workdir: Path, port: int, broker: DemoBroker, admin_token: str) -> HubSettings:
+def hub_key(workdir: Path) -> tuple[Path, str]:
+    """The hub's signing key (made on first use) and its verifier key, which the witnesses
+    are given (``swiftchain keys new --note-name`` prints the same)."""
     directory = workdir / "hub"
     directory.mkdir(parents=True, exist_ok=True)
     key = directory / "hub.key"
     if not key.exists():
         write_key_pair(key)
+    return key, NoteSigner(ORIGIN, load_private_key(key)).verifier.encode()
+
+
+def hub_settings(
+    workdir: Path,
+    port: int,
+    broker: DemoBroker,
+    admin_token: str,
+    trust_policy: Path | None = None,
+) -> HubSettings:
+    directory = workdir / "hub"
+    key, _ = hub_key(workdir)
     return load_settings(
         None,
-        origin="demo.swiftchain.local/ledger",
+        origin=ORIGIN,
         db_path=directory / "ledger.db",
         signing_key=key,
         http_host="127.0.0.1",
@@ -58,14 +75,21 @@ def hub_settings(workdir: Path, port: int, broker: DemoBroker, admin_token: str)
         batch_max_ms=2.0,
         drain_timeout_s=5.0,
         use_uvloop=False,
+        trust_policy=trust_policy,
+        # Rounds a fifth of a second apart: the story waits for the quorum at its end.
+        witness_interval_s=0.2,
+        witness_timeout_s=2.0,
     )
 
 
 @asynccontextmanager
-async def demo_hub(workdir: Path, port: int, broker: DemoBroker) -> AsyncIterator[DemoHub]:
-    """A hub that checks consent at ingest, as `swiftchain hub` does; drained on exit."""
+async def demo_hub(
+    workdir: Path, port: int, broker: DemoBroker, trust_policy: Path | None = None
+) -> AsyncIterator[DemoHub]:
+    """A hub that checks consent at ingest, as `swiftchain hub` does, and submits its
+    checkpoints to the witnesses of ``trust_policy``; drained on exit."""
     admin_token = secrets.token_urlsafe(24)
-    settings = hub_settings(workdir, port, broker, admin_token)
+    settings = hub_settings(workdir, port, broker, admin_token, trust_policy)
     runner = web.AppRunner(
         create_app(settings),
         access_log=None,

@@ -107,6 +107,16 @@ def render_result(console: Console, result: DemoResult) -> None:
         f"\nLedger {result.hub.db_path}: {ledger.size:,} entries, {verdict}. "
         f"Demo wall time {result.wall_s:.1f} s on {result.broker.description}."
     )
+    quorum = result.quorum
+    state = "[bold green]met[/]" if quorum.met else "[bold red]not met[/]"
+    console.print(f"Witnesses (trust policy {result.alliance.policy_path}):")
+    for w in result.alliance.witnesses:
+        mark = "[green]✔ cosigned[/]" if w.name in quorum.cosigned else "[red]✘ no cosignature[/]"
+        console.print(f"  {mark} {w.name}, run by {w.operator}, at {w.url}")
+    console.print(
+        f"Quorum {state}: {len(quorum.cosigned)} of {len(result.alliance.witnesses)} witnesses"
+        f" cosigned size {quorum.size:,} (log size {quorum.log_size:,})."
+    )
     passed = sum(s.ok for s in result.steps)
     colour = "green" if result.ok else "red"
     console.print(f"[bold {colour}]{passed}/{len(result.steps)} story steps as expected.[/]")

@@ -16,22 +16,28 @@ from pathlib import Path
 
 import aiohttp
 
+from ledger.policy import TrustPolicy
 from ledger.verify import VerifyReport
+from pilots.trust import load_trust_policy
 from simulators.build import build_scenario
 from simulators.network import Network
 from simulators.replay import BrokerAccess, OnEvent, ReplayReport, replay_scenario
 from simulators.scenario import Scenario
 
+from .alliance import DemoAlliance, demo_alliance
 from .broker import BrokerKind, DemoBroker, demo_broker
-from .hub import DemoHub, demo_hub
+from .hub import ORIGIN, DemoHub, demo_hub, hub_key
 from .stopping import sigterm_as_interrupt
 from .story import (
     AUDITOR,
     AUDITOR_ORG,
     STORY_PILOT,
+    Quorum,
     StoryStep,
     audit_step,
     query_steps,
+    quorum_step,
+    rewrite_step,
     tamper_step,
     verify_step,
     withdrawal_step,
@@ -60,6 +66,8 @@ class DemoResult:
     steps: list[StoryStep]
     ledger: VerifyReport
     wall_s: float
+    alliance: DemoAlliance
+    quorum: Quorum
     network: Network | None = field(default=None, repr=False)
 
     @property
@@ -85,7 +93,16 @@ def _clean(workdir: Path) -> None:
 
     (workdir / ".gitignore").write_text("# Made by swiftchain demo: a run's state.\n*\n")
 
-    for name in ("hub", "keys", "clients", "outboxes", "mosquitto", "tampered-copy.db"):
+    for name in (
+        "hub",
+        "keys",
+        "clients",
+        "outboxes",
+        "mosquitto",
+        "witnesses",
+        "tampered-copy.db",
+        "trust-policy.yaml",
+    ):
         target = workdir / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -112,11 +129,16 @@ async def _run_demo(options: DemoOptions, hooks: DemoHooks) -> DemoResult:
     )
     header = scenario.header
     sources = [(s.pilot, s.source) for s in header.sources]
-    async with demo_broker(options.broker, workdir, sources) as broker:
+    _, log_vkey = await asyncio.to_thread(hub_key, workdir)
+    async with (
+        demo_broker(options.broker, workdir, sources) as broker,
+        demo_alliance(workdir, log_vkey, ORIGIN) as alliance,
+    ):
         hooks.on_stage(f"Broker: {broker.description}")
-        async with demo_hub(workdir, options.port, broker) as hub:
+        hooks.on_stage(f"Witnesses: {alliance.description}")
+        async with demo_hub(workdir, options.port, broker, alliance.policy_path) as hub:
             hooks.on_stage(f"Hub: {hub.url} (ledger {hub.db_path})")
-            result = await _replay_and_story(options, hooks, scenario, broker, hub, began)
+            result = await _replay_and_story(options, hooks, scenario, broker, alliance, hub, began)
             if not options.once:
                 hooks.on_result(result)
                 await asyncio.Event().wait()  # serve the dashboard until cancelled
@@ -128,6 +150,7 @@ async def _replay_and_story(
     hooks: DemoHooks,
     scenario: Scenario,
     broker: DemoBroker,
+    alliance: DemoAlliance,
     hub: DemoHub,
     began: float,
 ) -> DemoResult:
@@ -153,18 +176,41 @@ async def _replay_and_story(
         extra_clients=[(STORY_PILOT, AUDITOR, AUDITOR_ORG)],
         on_event=hooks.on_replay(len(scenario.events)),
     )
-    hooks.on_stage("Checking the story: queries, withdrawal, audit, tampering, verification")
+    hooks.on_stage(
+        "Checking the story: queries, withdrawal, audit, the witnesses' quorum, tampering,"
+        " the rewrite refused, verification"
+    )
     steps = query_steps(report)
     withdrawn = withdrawal_step(report)
     if withdrawn is not None:
         steps.append(withdrawn)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
         audited = await audit_step(network, http, report)
-    if audited is not None:
-        steps.append(audited)
-    steps.append(await tamper_step(hub.db_path, options.workdir))
+        if audited is not None:
+            steps.append(audited)
+        policy: TrustPolicy = await asyncio.to_thread(load_trust_policy, alliance.policy_path)
+        operators = {w.name: w.operator for w in alliance.witnesses}
+        cosigned, quorum = await quorum_step(http, hub.url, policy, operators)
+        steps.append(cosigned)
+        tampered, copy, index = await tamper_step(hub.db_path, options.workdir)
+        steps.append(tampered)
+        witnesses = {f"{w.operator}'s witness": w.url for w in alliance.witnesses}
+        steps.append(
+            await rewrite_step(
+                http, copy, index, quorum, ORIGIN, hub.settings.signing_key, witnesses
+            )
+        )
     verified, ledger = await verify_step(hub.db_path)
     steps.append(verified)
     return DemoResult(
-        broker, hub, scenario, report, steps, ledger, time.monotonic() - began, network
+        broker,
+        hub,
+        scenario,
+        report,
+        steps,
+        ledger,
+        time.monotonic() - began,
+        alliance,
+        quorum,
+        network,
     )

@@ -21,6 +21,8 @@ from swiftchain.cli import cli
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "compose.yaml"
 AGENTS = ("agent-air", "agent-traffic", "agent-home-bp")
+#: The witnesses and the member organisation that runs each.
+WITNESSES = {"witness-hospital": "harbour-peoples-hospital", "witness-cdc": "harbour-cdc"}
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,15 @@ def test_every_database_has_a_named_volume(compose: dict[str, Any]) -> None:
     assert "/mosquitto/data" in used["mosquitto"]
     for agent in AGENTS:
         assert "/outbox" in used[agent]  # each agent's own outbox database
+    for witness in WITNESSES:
+        assert "/witness" in used[witness]  # each witness's own key and state
+    mounts = {
+        m.split(":")[0]
+        for w in WITNESSES
+        for m in compose["services"][w]["volumes"]
+        if m.split(":")[1] == "/witness"
+    }
+    assert len(mounts) == len(WITNESSES), "two witnesses share a state volume"
     assert "/replay" in used["replayer"]  # the replayer's outboxes
 
 
@@ -126,7 +137,41 @@ def test_every_swiftchain_command_is_real(compose: dict[str, Any]) -> None:
         "broker-config secret",
         "broker-config generate",
         "broker-config password",
+        "witness init",
+        "witness add-log",
+        "witness vkey",
+        "witness serve",
     } <= seen
+
+
+def test_the_witnesses_and_the_trust_policy(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, operator in WITNESSES.items():
+        witness = services[name]
+        assert witness["build"] == "."
+        assert witness["depends_on"]["init"] == {"condition": "service_completed_successfully"}
+        script = witness["command"][2]
+        # A key made on first start only (init refuses a witness directory anyway), then the
+        # hub's log witnessed by its verifier key, then served.
+        assert "test -f /witness/witness.key || swiftchain witness init" in script
+        assert f"--name witness.{operator}.example/w1" in script
+        assert script.index("witness add-log") < script.index("exec swiftchain witness serve")
+        assert "/alliance/hub.vkey" in script
+        assert "/healthz" in " ".join(witness["healthcheck"]["test"])
+    policy = services["alliance-policy"]
+    assert policy["restart"] == "no"
+    for name in WITNESSES:
+        assert policy["depends_on"][name] == {"condition": "service_healthy"}
+    script = policy["command"][2]
+    for name, operator in WITNESSES.items():
+        assert f"operator: {operator}" in script and f"url: http://{name}:7380" in script
+    assert "quorum: two-organisations" in script
+    hub = services["hub"]
+    assert hub["depends_on"]["alliance-policy"] == {"condition": "service_completed_successfully"}
+    assert "alliance:/alliance:ro" in hub["volumes"]
+    init = services["init"]["command"][2]
+    assert 'trust_policy = "/alliance/trust-policy.yaml"' in init
+    assert "cp /data/hub.vkey /alliance/hub.vkey" in init
 
 
 def test_broker_accounts_come_from_the_registry(compose: dict[str, Any]) -> None:

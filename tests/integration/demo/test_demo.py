@@ -1,9 +1,12 @@
 """`swiftchain demo --once` as a newcomer runs it: a real broker (Mosquitto with per-source
-accounts, or the embedded amqtt), the hub, one agent per source, the story checked, exit 0
-only if every step held, and a ledger that verifies from the file alone."""
+accounts, or the embedded amqtt), the hub, one agent per source, two witnesses run by two
+member organisations, the story checked, exit 0 only if every step held, and a ledger that
+verifies from the file alone, whose whole size both witnesses cosigned and whose rewrite
+each refused."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,11 +15,18 @@ from pathlib import Path
 
 import pytest
 
+from ledger.quorum import evaluate
+from ledger.store import LedgerReader
 from ledger.verify import verify_ledger
+from pilots.trust import load_trust_policy
 
 SWIFTCHAIN = str(Path(sys.executable).with_name("swiftchain"))
 #: A small city for a few hours: every story step, well under the 90 s budget.
 SMALL = ["--scale", "small", "--hours", "8"]
+WITNESSES = {
+    "harbour-peoples-hospital": "witness.harbour-peoples-hospital.example/w1",
+    "harbour-cdc": "witness.harbour-cdc.example/w1",
+}
 
 
 def run_demo(workdir: Path, broker: str) -> subprocess.CompletedProcess[str]:
@@ -44,6 +54,43 @@ def check(result: subprocess.CompletedProcess[str], workdir: Path) -> None:
     assert report.ok and report.records > 0 and report.erased > 0
     tampered = verify_ledger(workdir / "tampered-copy.db")
     assert not tampered.ok and tampered.first_bad_index is not None
+    check_alliance(out, workdir, report.size)
+
+
+def check_alliance(out: str, workdir: Path, log_size: int) -> None:
+    """Both witnesses named and cosigning, the quorum met with its sizes; each witness's own
+    state: the whole log cosigned, and the rewrite kept as a refused, inconsistent checkpoint."""
+    for operator, name in WITNESSES.items():
+        assert f"✔ cosigned {name}, run by {operator}, at http://127.0.0.1:" in out, name
+    assert f"Quorum met: 2 of 2 witnesses cosigned size {log_size:,} (log size {log_size:,})" in out
+    for operator, name in WITNESSES.items():
+        listed = subprocess.run(
+            [
+                SWIFTCHAIN,
+                "witness",
+                "logs",
+                "--json",
+                "--dir",
+                str(workdir / "witnesses" / operator),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        (log,) = json.loads(listed.stdout)
+        assert log["origin"] == "demo.swiftchain.local/ledger"
+        assert log["size"] == log_size, name
+        assert log["refused_inconsistent"] == 1, name  # the operator's rewrite, as evidence
+    policy = load_trust_policy(workdir / "trust-policy.yaml")
+    assert {w.name: w.operator for w in policy.witnesses} == {n: o for o, n in WITNESSES.items()}
+    assert policy.quorum == "two-organisations"
+    # The newest checkpoint the quorum cosigned, as the hub keeps it for its receipts.
+    with LedgerReader(workdir / "hub" / "ledger.db") as reader:
+        note = reader.meta("quorum_checkpoint")
+    assert note is not None
+    quorum = evaluate(policy, note)
+    assert quorum.ok and quorum.size == log_size and set(quorum.cosigned) == set(WITNESSES.values())
 
 
 @pytest.mark.skipif(

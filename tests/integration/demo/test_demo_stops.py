@@ -1,5 +1,6 @@
 """`swiftchain demo` stopped every way a user or a supervisor stops it (SIGTERM, Ctrl-C's
-SIGINT, SIGKILL): its Mosquitto goes with it, and no process of the run survives."""
+SIGINT, SIGKILL): its Mosquitto and its two witnesses go with it, and no process of the run
+survives."""
 
 from __future__ import annotations
 
@@ -62,11 +63,14 @@ def test_the_demo_takes_its_children_down(tmp_path: Path, how: signal.Signals) -
     )
     try:
 
-        def mosquitto_runs() -> bool:
+        def children_run() -> bool:
             assert demo.poll() is None, demo.stderr.read() if demo.stderr else ""
-            return any("mosquitto.conf" in c for c in processes_of(workdir).values())
+            running = processes_of(workdir).values()
+            return any("mosquitto.conf" in c for c in running) and (
+                sum("witness serve" in c for c in running) == 2
+            )
 
-        wait_until(mosquitto_runs, START_S, "the demo's Mosquitto running")
+        wait_until(children_run, START_S, "the demo's Mosquitto and witnesses running")
         children = {p: c for p, c in processes_of(workdir).items() if p != demo.pid}
         demo.send_signal(how)
         code = demo.wait(STOP_S)
@@ -79,3 +83,4 @@ def test_the_demo_takes_its_children_down(tmp_path: Path, how: signal.Signals) -
             os.kill(pid, signal.SIGKILL)
     assert code == (-signal.SIGKILL if how == signal.SIGKILL else 0), code
     assert any("mosquitto" in c for c in children.values()), children
+    assert sum("witness serve" in c for c in children.values()) == 2, children
