@@ -5,8 +5,9 @@ contexts, in this order (and the reverse on shutdown, which is the drain):
 
 1. the ledger store (open, registry replay; finally the last checkpoint and close),
 2. the broker link (reconnect loop; on shutdown flush receipts, then disconnect),
-3. the sequencer and the checkpoint task (on shutdown commit what is queued),
-4. the witness rounds, when the settings name a trust policy,
+3. the witness rounds, when the settings name a trust policy (on shutdown, after the last
+   commit, one last round for the last checkpoint),
+4. the sequencer and the checkpoint task (on shutdown commit what is queued),
 5. the intake (on shutdown stop taking messages, verify what was taken).
 
 The whole stop shares one budget, ``drain_timeout_s``, started by the shutdown signal
@@ -54,7 +55,7 @@ def create_app(settings: HubSettings) -> web.Application:
     consent_check = access.consent_check if settings.enforce_consent else no_consent_check
     late_windows = {pilot.id: pilot.late_delivery_window for pilot in access.pilots.values()}
     app[HUB] = Hub(settings, consent_check, late_windows)
-    app.cleanup_ctx.extend([_store, _access, _broker_link, _sequencer, _witnesses, _intake])
+    app.cleanup_ctx.extend([_store, _access, _broker_link, _witnesses, _sequencer, _intake])
     app.on_shutdown.append(_begin_drain)
     for module in (health, ledger, registry, admin, openapi):
         app.add_routes(module.routes)
@@ -149,13 +150,19 @@ async def _sequencer(app: web.Application) -> AsyncIterator[None]:
 
 async def _witnesses(app: web.Application) -> AsyncIterator[None]:
     """The rounds that take each new checkpoint to the witnesses (when there are any)."""
-    witnessing = app[HUB].witnessing
+    hub = app[HUB]
+    witnessing = hub.witnessing
     task = _spawn(witnessing.run(), "witnesses") if witnessing is not None else None
     try:
         yield
     finally:
-        if task is not None:
+        if task is not None and witnessing is not None:
             await _stop(task)
+            drain = hub.begin_drain()
+            try:
+                await _bounded(witnessing.last_round(), drain, "the last witness round")
+            except Exception:
+                log.exception("the last witness round failed")
 
 
 async def _intake(app: web.Application) -> AsyncIterator[None]:

@@ -473,6 +473,28 @@ class LedgerWriter(LedgerReader):
             except sqlite3.Error as exc:
                 raise storage_failure(f"cannot store checkpoint at size {size}", exc) from None
 
+    def store_cosigned(self, size: int, root: bytes, note: str, *, quorum: bool) -> None:
+        """Keep ``note``, the checkpoint of ``size`` and ``root`` with the witnesses'
+        cosignatures, as that size's stored checkpoint (a row already there with another
+        root is never replaced); with ``quorum``, also as the newest that met the trust
+        policy's quorum."""
+        check_integer(size, "checkpoint size")
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute(
+                    "INSERT INTO checkpoints VALUES (?,?,?,?) ON CONFLICT (size) DO UPDATE"
+                    " SET note = excluded.note WHERE checkpoints.root = excluded.root",
+                    (size, root, note, time.time()),
+                )
+                if quorum:
+                    self._set_meta(QUORUM_META, note)
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise storage_failure(f"cannot store the cosigned checkpoint {size}", exc) from None
+
     def size(self) -> int:
         return self._size
 

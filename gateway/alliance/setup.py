@@ -42,7 +42,7 @@ def open_witnessing(
         metrics,
         interval_s=settings.witness_interval_s,
         timeout_s=settings.witness_timeout_s,
-        persist=ledger.writer.set_meta,
+        persist=ledger.writer.store_cosigned,
     )
     witnessing.adopt(ledger.reader.quorum_checkpoint())
     return witnessing

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -29,7 +30,7 @@ from ledger.cosignature import attach_cosignatures
 from ledger.errors import LedgerError
 from ledger.policy import TrustPolicy, Witness
 from ledger.quorum import QuorumReport, evaluate
-from ledger.store import QUORUM_META, LedgerReader
+from ledger.store import LedgerReader
 
 from ..ingest.checkpoints import Checkpointer, SignedHead
 from ..metrics import HubMetrics
@@ -77,8 +78,8 @@ class Witnessing:
     metrics: HubMetrics
     interval_s: float = 1.0
     timeout_s: float = 5.0
-    #: Stores the newest quorum checkpoint (the ledger writer's ``set_meta``).
-    persist: Callable[[str, str], None] | None = None
+    #: Stores a round's cosigned checkpoint (the ledger writer's ``store_cosigned``).
+    persist: Callable[..., None] | None = None
     states: list[WitnessState] = field(default_factory=list)
     #: The newest checkpoint submitted, with every cosignature it got: what is served.
     published: str | None = None
@@ -106,6 +107,17 @@ class Witnessing:
             self.published_size = report.size
 
     # -- the rounds ---------------------------------------------------------------------------
+    async def last_round(self) -> None:
+        """One more round for the newest checkpoint, at the stop (after the last commit), so
+        that a stopped hub's file ends with a checkpoint its witnesses cosigned."""
+        head = self.checkpoints.latest
+        if head is None or head.size == self._round_size:
+            return
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+        ) as http:
+            await self.round(http, head)
+
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as http:
@@ -128,17 +140,21 @@ class Witnessing:
         self.published_size = head.size
         if all(s.cosigned_size == head.size for s in self.states):
             self._round_size = head.size  # nothing more to collect for this head
-        if report.ok and (self.quorum_size is None or head.size >= self.quorum_size):
+        quorum = report.ok and (self.quorum_size is None or head.size >= self.quorum_size)
+        if quorum:
             first = self.quorum_note is None
             self.quorum_note, self.quorum_size = note, head.size
-            if self.persist is not None:
-                loop = asyncio.get_running_loop()
-                try:
-                    await loop.run_in_executor(None, self.persist, QUORUM_META, note)
-                except LedgerError as exc:
-                    log.warning("the quorum checkpoint is not stored: %s", exc)
             if first:
                 log.info("the witness quorum is met at size %d", head.size)
+        if lines and self.persist is not None:
+            # The stored checkpoint of this size carries its cosignatures from now on
+            # (what `ledger verify --policy` and `ledger prove` read from the file).
+            loop = asyncio.get_running_loop()
+            store = partial(self.persist, head.size, head.root, note, quorum=quorum)
+            try:
+                await loop.run_in_executor(None, store)
+            except LedgerError as exc:
+                log.warning("the cosigned checkpoint %d is not stored: %s", head.size, exc)
         self._observe(report)
 
     async def _submit(
@@ -198,6 +214,7 @@ class Witnessing:
             "quorum": self.policy.quorum,
             "quorum_met": bool(report is not None and report.ok),
             "quorum_size": self.quorum_size,
+            "published_size": self.published_size if self.published is not None else None,
             "why": [] if report is None else report.reasons(),
             "witnesses": [s.public(log_size, now) for s in self.states],
         }

@@ -95,17 +95,18 @@ def _read_policy(path: Path | None) -> TrustPolicy | None:
 def _newest_quorum(
     db: Path, policy: TrustPolicy, verifier: NoteVerifier | None
 ) -> QuorumReport | str:
-    """The newest checkpoint the hub kept as cosigned by its witnesses' quorum (else the
-    newest stored one) judged against ``policy`` (or why there is none)."""
+    """The newest stored checkpoint (with the cosignatures the hub stored with it) judged
+    against ``policy``, or why there is none. A hub stopped cleanly ends its file with one its
+    witnesses cosigned; a log its witnesses refused does not."""
     with LedgerReader(db) as reader:
         head = reader.latest_checkpoint()
-        cosigned = reader.quorum_checkpoint()
         if verifier is None and not policy.logs and (stored := reader.meta("log_key")):
             verifier = NoteVerifier.parse(stored)
-    note = cosigned if cosigned is not None else head.note if head is not None else None
-    if note is None:
+    if head is None:
         return "the file holds no checkpoint, so none meets the quorum"
-    return evaluate(policy, note, now=int(time.time()), log_key=None if policy.logs else verifier)
+    return evaluate(
+        policy, head.note, now=int(time.time()), log_key=None if policy.logs else verifier
+    )
 
 
 def _verify(

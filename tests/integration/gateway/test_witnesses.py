@@ -6,6 +6,8 @@ quorum is not met and why. A witness killed and started again keeps its state.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from tests.support.records import PILOT, SOURCE, TYPE, make
 from tests.support.witnesses import WitnessProcess, write_policy
 
 ORIGIN = "test.swiftchain/ledger"
+SWIFTCHAIN = str(Path(sys.executable).with_name("swiftchain"))
 #: Rounds are quick here; every wait below is bounded by this.
 WAIT_S = 60.0
 
@@ -85,6 +88,18 @@ async def publish(hub: ThreadHub, first: int, n: int) -> list[dict[str, Any]]:
         return [await peer.send(make(key, seq)) for seq in range(first, first + n)]
 
 
+def verify_with_policy(hub: ThreadHub) -> int:
+    """`swiftchain ledger verify --policy` on the hub's file: its exit status."""
+    policy = hub.config_path.parent.parent / "policy.txt"
+    done = subprocess.run(
+        [SWIFTCHAIN, "ledger", "verify", str(hub.db_path), "--policy", str(policy), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.returncode
+
+
 def witnessed(hub: ThreadHub) -> dict[str, Any]:
     status, body = hub.request("GET", "/readyz")
     assert status == 200, body
@@ -92,13 +107,13 @@ def witnessed(hub: ThreadHub) -> dict[str, Any]:
 
 
 def caught_up(hub: ThreadHub) -> Callable[[], dict[str, Any] | None]:
-    """Until the published checkpoint is of the whole log."""
+    """Until a round of the whole log is published (one /readyz answer says both)."""
 
     def probe() -> dict[str, Any] | None:
-        state = witnessed(hub)
-        size = hub.get_json("/api/v1/ledger/entries?start=0&end=0")["size"]
-        note = hub.get_text("/api/v1/ledger/checkpoint")
-        return state if note.split("\n")[1] == str(size) else None
+        status, body = hub.request("GET", "/readyz")
+        assert status == 200, body
+        state = dict(body["witnesses"])
+        return state if state["published_size"] == body["log_size"] else None
 
     return probe
 
@@ -187,8 +202,8 @@ async def test_a_hub_restored_from_an_old_copy_is_refused_by_every_witness(
     hub.start()
     await publish(hub, 4, 1)
     state = until(
-        "every witness refuses the other history",
-        lambda: all(w["error"] for w in witnessed(hub)["witnesses"]) and witnessed(hub),
+        "every witness refuses the other history, in a round of the whole log",
+        lambda: (s := caught_up(hub)()) and all(w["error"] for w in s["witnesses"]) and s,
     )
     assert not state["quorum_met"]
     assert all(
@@ -196,3 +211,6 @@ async def test_a_hub_restored_from_an_old_copy_is_refused_by_every_witness(
     )
     note = hub.get_text("/api/v1/ledger/checkpoint")
     assert evaluate(policy, note).ok is False
+    # Its file says so too: its newest checkpoint carries no quorum.
+    hub.stop()
+    assert verify_with_policy(hub) == 1
