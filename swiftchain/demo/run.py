@@ -27,6 +27,7 @@ from simulators.scenario import Scenario
 from .alliance import DemoAlliance, demo_alliance
 from .broker import BrokerKind, DemoBroker, demo_broker
 from .hub import ORIGIN, DemoHub, demo_hub, hub_key
+from .mirror import DemoMirror, demo_mirror, mirror_step
 from .stopping import sigterm_as_interrupt
 from .story import (
     AUDITOR,
@@ -100,6 +101,7 @@ def _clean(workdir: Path) -> None:
         "outboxes",
         "mosquitto",
         "witnesses",
+        "mirror",
         "tampered-copy.db",
         "trust-policy.yaml",
     ):
@@ -136,9 +138,15 @@ async def _run_demo(options: DemoOptions, hooks: DemoHooks) -> DemoResult:
     ):
         hooks.on_stage(f"Broker: {broker.description}")
         hooks.on_stage(f"Witnesses: {alliance.description}")
-        async with demo_hub(workdir, options.port, broker, alliance.policy_path) as hub:
+        async with (
+            demo_hub(workdir, options.port, broker, alliance.policy_path) as hub,
+            demo_mirror(workdir, hub.url, log_vkey) as mirror,
+        ):
             hooks.on_stage(f"Hub: {hub.url} (ledger {hub.db_path})")
-            result = await _replay_and_story(options, hooks, scenario, broker, alliance, hub, began)
+            hooks.on_stage(f"Mirror: {mirror.description}")
+            result = await _replay_and_story(
+                options, hooks, scenario, broker, alliance, hub, began, mirror
+            )
             if not options.once:
                 hooks.on_result(result)
                 await asyncio.Event().wait()  # serve the dashboard until cancelled
@@ -153,6 +161,7 @@ async def _replay_and_story(
     alliance: DemoAlliance,
     hub: DemoHub,
     began: float,
+    mirror: DemoMirror,
 ) -> DemoResult:
     header = scenario.header
     hooks.on_stage(
@@ -177,8 +186,8 @@ async def _replay_and_story(
         on_event=hooks.on_replay(len(scenario.events)),
     )
     hooks.on_stage(
-        "Checking the story: queries, withdrawal, audit, the witnesses' quorum, tampering,"
-        " the rewrite refused, verification"
+        "Checking the story: queries, withdrawal, audit, the witnesses' quorum, the mirror,"
+        " tampering, the rewrite refused, verification"
     )
     steps = query_steps(report)
     withdrawn = withdrawal_step(report)
@@ -192,6 +201,7 @@ async def _replay_and_story(
         operators = {w.name: w.operator for w in alliance.witnesses}
         cosigned, quorum = await quorum_step(http, hub.url, policy, operators)
         steps.append(cosigned)
+        steps.append(await mirror_step(http, mirror, hub.url))
         tampered, copy, index = await tamper_step(hub.db_path, options.workdir)
         steps.append(tampered)
         witnesses = {f"{w.operator}'s witness": w.url for w in alliance.witnesses}

@@ -174,6 +174,22 @@ def test_the_witnesses_and_the_trust_policy(compose: dict[str, Any]) -> None:
     assert "cp /data/hub.vkey /alliance/hub.vkey" in init
 
 
+def test_a_members_mirror_follows_the_hub_with_its_key_pinned(compose: dict[str, Any]) -> None:
+    mirror = compose["services"]["mirror"]
+    assert mirror["depends_on"]["hub"] == {"condition": "service_healthy"}
+    assert (
+        "alliance:/alliance:ro" in mirror["volumes"] and "mirror-data:/mirror" in mirror["volumes"]
+    )
+    script = mirror["command"][2]
+    # Made once (init refuses a mirror directory anyway), the hub's key from the alliance
+    # volume, then followed and served.
+    assert "test -f /mirror/mirror.key || swiftchain mirror init" in script
+    assert "--log-key /alliance/hub.vkey" in script and "--hub http://hub:8080" in script
+    assert script.index("mirror init") < script.index("exec swiftchain mirror run")
+    assert "/healthz" in " ".join(mirror["healthcheck"]["test"])
+    assert "mirror-data" in compose["volumes"]
+
+
 def test_broker_accounts_come_from_the_registry(compose: dict[str, Any]) -> None:
     script = compose["services"]["init"]["command"][2]
     generate = script.index("swiftchain broker-config generate")

@@ -47,7 +47,12 @@ def check(result: subprocess.CompletedProcess[str], workdir: Path) -> None:
     assert result.returncode == 0, out + result.stderr
     assert "Traceback" not in out + result.stderr
     assert "story steps as expected" in out
-    for told in ("withdrawn consent", "tampering caught at index", "all verified"):
+    for told in (
+        "withdrawn consent",
+        "tampering caught at index",
+        "all verified",
+        "cosignature verifies",  # the member's mirror holds, proves and cosigns the log
+    ):
         assert told in out, told
     assert "VERIFIED" in out and "NOT VERIFIED" not in out
     report = verify_ledger(workdir / "hub" / "ledger.db")
