@@ -22,7 +22,7 @@ from ledger.hashing import leaf_hash
 from ledger.keys import load_private_key
 from ledger.policy import TrustPolicy
 from ledger.quorum import evaluate
-from ledger.store import LedgerReader
+from ledger.store import MAX_ENTRIES_PAGE, LedgerReader
 from ledger.tree import root_of
 from ledger.verify import VerifyReport, verify_ledger
 from simulators.network import Network
@@ -240,10 +240,13 @@ def forge_checkpoint(copy: Path, size: int, origin: str, signing_key: Path) -> s
     """What an operator who rewrote the log would show the witnesses: the tree of the first
     ``size`` leaves of the edited ``copy``, its head signed with the hub's own key."""
     with LedgerReader(copy) as reader:
-        leaves = reader.conn.execute(
-            "SELECT CAST(leaf AS BLOB) FROM entries WHERE idx < ? ORDER BY idx", (size,)
-        )
-        root = root_of(leaf_hash(bytes(leaf)) for (leaf,) in leaves)
+        # From the (edited) leaves themselves: the copy's stored node hashes are the old tree's.
+        hashes = [
+            leaf_hash(bytes(e.leaf))
+            for start in range(0, size, MAX_ENTRIES_PAGE)
+            for e in reader.entries(start, min(start + MAX_ENTRIES_PAGE, size))
+        ]
+        root = root_of(hashes)
     signer = NoteSigner(origin, load_private_key(signing_key))
     return sign_checkpoint(Checkpoint(origin, size, root), signer)
 
