@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from ledger.errors import LedgerError
+from ledger.publicapi import ConsistencyProof, EntriesPage, ErrorBody, InclusionProof, LedgerEntry
 from ledger.store import MAX_ENTRIES_PAGE, LedgerReader
 
 from .config import LEDGER_FILE, VKEY_FILE, MirrorCosigner, load_config
@@ -32,7 +33,6 @@ from .follow import Follower
 from .hubapi import HubClient
 from .metrics import CONTENT_TYPE_LATEST, MirrorMetrics
 from .store import MirrorStore
-from .wire import ConsistencyProof, EntriesPage, ErrorBody, InclusionProof, LedgerEntry
 
 log = logging.getLogger("swiftchain.mirror")
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import aiohttp
 from pydantic import ValidationError
 
+from ledger.publicapi import ConsistencyProof, EntriesPage
+
 from .errors import HubFault, HubUnreachable
-from .wire import ConsistencyProof, EntriesPage
 
 #: Bound on one request to the hub (a page of 1000 entries is ~1 MB).
 REQUEST_TIMEOUT_S = 30.0

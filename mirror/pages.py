@@ -16,12 +16,12 @@ from typing import Any
 from ledger.entries import ENTRY_KINDS
 from ledger.errors import KeyFileError
 from ledger.hashing import LEAF_PREFIX
+from ledger.publicapi import LedgerEntry
 from ledger.sigcheck import PendingSig
 from ledger.store import NewEntry, RecordColumns
 from ledger.verify import RegistryKeys, UnsignedRecord
 
 from .errors import HubFault
-from .wire import LedgerEntry
 
 
 @dataclass

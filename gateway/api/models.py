@@ -7,46 +7,26 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ledger.publicapi import ConsistencyProof, EntriesPage, ErrorBody, InclusionProof, LedgerEntry
+
 from ..registry.changes import KeyRevoke, KeyRotate, OrgAdd, SourceAdd, SourceRevoke
 
-__all__ = ["KeyRevoke", "KeyRotate", "OrgAdd", "SourceAdd", "SourceRevoke"]
+__all__ = [
+    "ConsistencyProof",
+    "EntriesPage",
+    "ErrorBody",
+    "InclusionProof",
+    "KeyRevoke",
+    "KeyRotate",
+    "LedgerEntry",
+    "OrgAdd",
+    "SourceAdd",
+    "SourceRevoke",
+]
 
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ErrorBody(_Wire):
-    error: str
-    detail: str
-
-
-class LedgerEntry(_Wire):
-    index: int
-    kind: str
-    leaf: str
-    """The exact leaf bytes, standard base64: recompute SHA-256(0x00 || leaf) yourself."""
-    leaf_hash: str
-    sig: str | None
-
-
-class EntriesPage(_Wire):
-    entries: list[LedgerEntry]
-    size: int
-    """Entries committed to the log when the page was read."""
-
-
-class InclusionProof(_Wire):
-    index: int
-    size: int
-    leaf_hash: str
-    proof: list[str]
-
-
-class ConsistencyProof(_Wire):
-    first: int
-    second: int
-    proof: list[str]
 
 
 class Health(_Wire):

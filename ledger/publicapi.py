@@ -1,7 +1,6 @@
-"""The public ledger API's JSON shapes, as the hub serves them (``gateway/api/models.py``):
-the mirror reads the hub with them and serves its own copy with the same ones, so an
-auditor's client works against either. A test holds the two to the same JSON Schema; the
-mirror does not import the hub (parts meet on the wire)."""
+"""The public ledger API's JSON shapes (docs/http.md, "The public ledger"): what a hub serves
+at ``/api/v1/ledger/...`` and a member's mirror serves again, so that an auditor's client
+works against either; and the error body both answer a bad request with."""
 
 from __future__ import annotations
 
