@@ -20,6 +20,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+from .envelope import SignedRecord
 from .errors import LedgerError, RangeError, StoreError
 from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX
 from .queries import LedgerQueries
@@ -74,6 +75,32 @@ class NewEntry:
     """A relayed record's ``body.origin`` (JSON), stored off-log with its body."""
     blinded_for: tuple[str, str] | None = None
     """(pilot, subject): store ``opening`` blinded for that erased person, not in the open."""
+
+    @classmethod
+    def of_record(cls, record: SignedRecord, leaf: bytes, payload: bytes) -> NewEntry:
+        """A record's entry: its leaf (JCS(header)), its index columns (the subject and
+        Consent from its opening), its body, opening and device origin off the log."""
+        h, origin = record.header, record.body.origin
+        return cls(
+            "record",
+            leaf,
+            sig=record.sig,
+            record=RecordColumns(
+                h.id,
+                h.pilot,
+                h.source,
+                h.seq,
+                h.type,
+                record.subject,
+                record.consent,
+                h.observed_at,
+                h.key,
+            ),
+            payload=payload,
+            salt=record.body.salt,
+            opening=record.opening(),
+            origin=origin.model_dump_json().encode() if origin is not None else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 from ledger.entries import RegistryEntry
 from ledger.envelope import Header
 from ledger.errors import StorageError, StoreError
-from ledger.store import Blinded, Entry, NewEntry, RecordColumns
+from ledger.store import Blinded, Entry, NewEntry
 
 from ..hub_ledger import HubLedger
 from ..metrics import HubMetrics
@@ -385,28 +385,7 @@ def _complete(jobs: list[Job], stored: list[Entry], position: int) -> int:
 
 
 def _record_entry(v: Verified) -> NewEntry:
-    record = v.record
-    h, origin = record.header, record.body.origin
-    return NewEntry(
-        "record",
-        v.leaf,
-        sig=record.sig,
-        record=RecordColumns(
-            h.id,
-            h.pilot,
-            h.source,
-            h.seq,
-            h.type,
-            record.subject,
-            record.consent,
-            h.observed_at,
-            h.key,
-        ),
-        payload=v.payload,
-        salt=record.body.salt,
-        opening=record.opening(),
-        origin=origin.model_dump_json().encode() if origin is not None else None,
-    )
+    return NewEntry.of_record(v.record, v.leaf, v.payload)
 
 
 def _leaf_fields(entry: Entry) -> dict[str, Any]:

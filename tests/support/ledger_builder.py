@@ -13,33 +13,14 @@ from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.entries import ErasureEntry, RegistryEntry
 from ledger.envelope import SignedRecord, seal, utc_now
 from ledger.keys import Ed25519PrivateKey, generate_key, key_id, public_key_b64
-from ledger.store import LedgerWriter, NewEntry, RecordColumns
+from ledger.store import LedgerWriter, NewEntry
 
 ORIGIN = "swiftchain.test/log"
 
 
 def record_entry(record: SignedRecord) -> NewEntry:
-    h = record.header
-    origin = record.body.origin
-    return NewEntry(
-        kind="record",
-        leaf=h.canonical(),
-        sig=record.sig,
-        record=RecordColumns(
-            h.id,
-            h.pilot,
-            h.source,
-            h.seq,
-            h.type,
-            record.subject,
-            record.consent,
-            h.observed_at,
-            h.key,
-        ),
-        payload=canonical_json(record.body.payload),
-        salt=record.body.salt,
-        opening=record.opening(),
-        origin=origin.model_dump_json().encode() if origin is not None else None,
+    return NewEntry.of_record(
+        record, record.header.canonical(), canonical_json(record.body.payload)
     )
 
 
