@@ -65,6 +65,7 @@ def demo(
     Example: swiftchain demo --once --broker embedded
     """
     from swiftchain.demo.broker import BrokerUnavailable, free_port
+    from swiftchain.demo.children import ChildUnavailable
     from swiftchain.demo.render import render_result, replay_progress
     from swiftchain.demo.run import DemoHooks, DemoOptions, DemoResult, run_demo
 
@@ -107,7 +108,7 @@ def demo(
     except KeyboardInterrupt:
         console.print("\nstopped; the ledger stays in " + str(options.workdir / "hub"))
         return
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, ChildUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(

@@ -10,34 +10,23 @@ of the hub's verifier key); the children die with the demo (``stopping.die_with_
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
 from ledger.checkpoint import NoteVerifier
 from witness.home import init_home, open_home
 
 from .broker import free_port
-from .stopping import die_with_parent
+from .children import swiftchain_child, wait_healthy
 
 #: The member organisations that run the demo's witnesses (pilots/definitions/*.yaml): a
 #: hospital of the chronic-care pilot and the city's disease-control centre.
 OPERATORS = ("harbour-peoples-hospital", "harbour-cdc")
 #: The quorum's group: one witness of each organisation must cosign.
 QUORUM_GROUP = "two-organisations"
-#: Bounds on a witness process starting (a busy machine is slow to import Python).
-START_S = 30.0
-STOP_S = 10.0
-
-
-class WitnessUnavailable(RuntimeError):
-    """A witness process did not start; the message carries the end of its log."""
 
 
 @dataclass(frozen=True)
@@ -119,51 +108,6 @@ def policy_yaml(log_vkey: str, origin: str, witnesses: Sequence[DemoWitness]) ->
     return "\n".join(lines) + "\n"
 
 
-async def _wait_healthy(
-    witness: DemoWitness, proc: asyncio.subprocess.Process, http: aiohttp.ClientSession
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + START_S
-    while loop.time() < deadline:
-        if proc.returncode is not None:
-            tail = witness.log_file.read_text(errors="replace")[-2000:]
-            raise WitnessUnavailable(
-                f"witness {witness.name} exited with status {proc.returncode}: {tail}"
-            )
-        try:
-            async with http.get(witness.url + "/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except (aiohttp.ClientError, OSError):
-            pass
-        await asyncio.sleep(0.05)
-    raise WitnessUnavailable(f"witness {witness.name} not serving after {START_S:g} s")
-
-
-@asynccontextmanager
-async def _serving(witness: DemoWitness) -> AsyncIterator[asyncio.subprocess.Process]:
-    log = witness.log_file.open("ab")
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-c", "from swiftchain.cli import main; main()"),
-        *("witness", "serve", "--dir", str(witness.directory)),
-        *("--port", str(witness.port), "--log-level", "INFO"),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent(),
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_S)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        log.close()
-
-
 @asynccontextmanager
 async def demo_alliance(workdir: Path, log_vkey: str, origin: str) -> AsyncIterator[DemoAlliance]:
     """Both witnesses made and serving, and the policy file written; stopped on exit."""
@@ -179,12 +123,22 @@ async def demo_alliance(workdir: Path, log_vkey: str, origin: str) -> AsyncItera
     policy_path = workdir / "trust-policy.yaml"
     await asyncio.to_thread(policy_path.write_text, policy_yaml(log_vkey, origin, witnesses))
     async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
-        )
-        procs = [await stack.enter_async_context(_serving(w)) for w in witnesses]
+        procs = []
+        for w in witnesses:
+            args = ["witness", "serve", "--dir", str(w.directory), "--port", str(w.port)]
+            child = swiftchain_child(
+                f"witness {w.name}",
+                [*args, "--log-level", "INFO"],
+                w.log_file,
+                w.url + "/healthz",
+                wait=False,
+            )
+            procs.append(await stack.enter_async_context(child))
         # Started together, waited for together: a Python process takes a second to start.
         await asyncio.gather(
-            *(_wait_healthy(w, p, http) for w, p in zip(witnesses, procs, strict=True))
+            *(
+                wait_healthy(f"witness {w.name}", p, w.log_file, w.url + "/healthz")
+                for w, p in zip(witnesses, procs, strict=True)
+            )
         )
         yield DemoAlliance(witnesses, policy_path)

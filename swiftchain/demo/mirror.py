@@ -7,8 +7,6 @@ whole log, proves what the hub proves and cosigns what it holds (docs/alliance.m
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,21 +18,15 @@ from ledger.cosignature import CosignatureError, CosignerVerifier, verify_cosign
 from mirror.config import VKEY_FILE, init_mirror
 
 from .broker import free_port
-from .stopping import die_with_parent
+from .children import swiftchain_child
 from .story import StoryStep
 
 #: The member organisation that runs the demo's mirror (pilots/definitions/*.yaml).
 OPERATOR = "harbour-university-hospital"
 NAME = f"mirror.{OPERATOR}.example/m1"
 POLL_S = 0.2
-START_S = 30.0
-STOP_S = 10.0
 #: How long the story waits for the mirror to hold the whole log.
 CATCH_UP_S = 30.0
-
-
-class MirrorUnavailable(RuntimeError):
-    """The mirror process did not start; the message carries the end of its log."""
 
 
 @dataclass(frozen=True)
@@ -60,45 +52,14 @@ async def demo_mirror(workdir: Path, hub_url: str, log_vkey: str) -> AsyncIterat
     await asyncio.to_thread(init_mirror, directory, hub_url, log_vkey, NAME)
     vkey = (directory / VKEY_FILE).read_text(encoding="utf-8").strip()
     mirror = DemoMirror(directory, free_port(), vkey)
-    log = (directory / "mirror.log").open("ab")
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-c", "from swiftchain.cli import main; main()"),
-        *("mirror", "run", "--dir", str(directory), "--port", str(mirror.port)),
-        *("--poll-s", str(POLL_S), "--log-level", "WARNING"),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent(),
-    )
-    try:
-        await _wait_healthy(mirror, proc)
+    args = ["mirror", "run", "--dir", str(directory), "--port", str(mirror.port)]
+    async with swiftchain_child(
+        "the mirror",
+        [*args, "--poll-s", str(POLL_S), "--log-level", "WARNING"],
+        directory / "mirror.log",
+        mirror.url + "/healthz",
+    ):
         yield mirror
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_S)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        log.close()
-
-
-async def _wait_healthy(mirror: DemoMirror, proc: asyncio.subprocess.Process) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + START_S
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-        while loop.time() < deadline:
-            if proc.returncode is not None:
-                tail = (mirror.directory / "mirror.log").read_text(errors="replace")[-2000:]
-                raise MirrorUnavailable(f"the mirror exited with {proc.returncode}: {tail}")
-            try:
-                async with http.get(mirror.url + "/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except (aiohttp.ClientError, OSError):
-                pass
-            await asyncio.sleep(0.05)
-    raise MirrorUnavailable(f"the mirror is not serving after {START_S:g} s")
 
 
 async def _json(http: aiohttp.ClientSession, url: str) -> tuple[int, object]:
