@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
+from ..errors import SwiftchainError
 from .stopping import die_with_parent
 
 #: Bounds on a child starting (a busy machine is slow to import Python) and stopping.
@@ -21,7 +22,7 @@ START_S = 30.0
 STOP_S = 10.0
 
 
-class ChildUnavailable(RuntimeError):
+class ChildUnavailable(SwiftchainError):
     """A child did not start serving; the message carries the end of its log."""
 
 

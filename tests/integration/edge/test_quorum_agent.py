@@ -205,7 +205,9 @@ async def test_a_policy_the_hubs_quorum_cannot_meet_keeps_every_record(
 
         await until("the hub's checkpoints are refused by the agent's policy", refused)
         assert await state(agent) == (5, 5, 0)
-        assert quorum.trusted is None and quorum.settled_total == 0
+        # A checkpoint from before the witness went down (the log's first entries, the
+        # registry's) may be trusted; it covers none of these records, and none settles.
+        assert quorum.settled_total == 0
         status = read_status(agent.settings.outbox_path)
         assert status.delivered_total == 0
         assert status.quorum_refused is not None
