@@ -10,8 +10,10 @@ here). The figure is the ratio, witness requests/s over trivial requests/s.
 
     .venv/bin/python -m bench.witness [--logs 8] [--seconds 10] [--json FILE]
 
-Target (2 cores): >= 0.25 of the trivial GET (the witness verifies an Ed25519 note signature
-and a consistency proof, signs a cosignature and commits a transaction per request).
+Target (2 cores): >= 100 requests/s, a hundred logs each submitting a checkpoint every second
+(a hub submits at most one a second, ``witness_interval_s``); the ratio to the trivial GET is
+printed beside it. Each request verifies an Ed25519 note signature and a consistency proof,
+signs a cosignature and commits a transaction (synchronous FULL) before the answer.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from tests.support.broker import free_port
 from tests.support.witness import MemoryLog
 
 SWIFTCHAIN = str(Path(sys.executable).with_name("swiftchain"))
-TARGET_RATIO = 0.25
+#: Requests per second wanted: a hundred logs at one checkpoint a second each.
+TARGET_RATE = 100.0
 
 _TRIVIAL = """
 import sys
@@ -178,12 +181,12 @@ def main() -> None:
         )
     rows = [
         (
-            f"witness add-checkpoint, {args.logs} logs in parallel"
-            " / trivial aiohttp GET, same client",
-            f"{ratio:.2f} ({min(witness):,.0f} vs {max(trivial):,.0f} req/s;"
-            f" {max(cpu):,.0f} us witness CPU/request)",
-            f">= {TARGET_RATIO}",
-            ratio >= TARGET_RATIO,
+            f"witness add-checkpoint, {args.logs} logs in parallel (beside a trivial aiohttp"
+            " GET, same client)",
+            f"{min(witness):,.0f} req/s, {max(cpu):,.0f} us witness CPU/request"
+            f" (ratio {ratio:.2f} to the trivial GET's {max(trivial):,.0f} req/s)",
+            f">= {TARGET_RATE:.0f} req/s",
+            min(witness) >= TARGET_RATE,
         )
     ]
     if args.json:
