@@ -12,7 +12,6 @@ saw a fork, with the evidence.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -23,9 +22,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ledger.errors import LedgerError
-from ledger.publicapi import ConsistencyProof, EntriesPage, ErrorBody, InclusionProof, LedgerEntry
-from ledger.store import MAX_ENTRIES_PAGE, LedgerReader
+from ledger.errors import LedgerError, RangeError
+from ledger.publicapi import ErrorBody, consistency_answer, entries_page, inclusion_answer
+from ledger.store import LedgerReader
 
 from .config import LEDGER_FILE, VKEY_FILE, MirrorCosigner, load_config
 from .errors import MirrorConfigError
@@ -36,8 +35,6 @@ from .store import MirrorStore
 
 log = logging.getLogger("swiftchain.mirror")
 
-#: Entries returned when ``end`` is not given (as the hub).
-DEFAULT_PAGE = 100
 #: Largest integer a query parameter may hold (as the hub).
 MAX_INT = 2**53 - 1
 #: Bounds on the poll interval and the backoff after failures, in seconds.
@@ -136,61 +133,35 @@ async def key(request: web.Request) -> web.Response:
 @routes.get("/api/v1/ledger/entries")
 async def entries(request: web.Request) -> web.Response:
     mirror, size = _held(request)
-    start = _int(request, "start", 0)
-    end = _int(request, "end", min(start + DEFAULT_PAGE, size))
-    if start > size:
-        raise _BadParameter(f"start {start} is past the end of the log ({size})")
-    if end < start:
-        raise _BadParameter("end must not be less than start")
-    if end - start > MAX_ENTRIES_PAGE:
-        raise _BadParameter(f"at most {MAX_ENTRIES_PAGE} entries per request")
-    rows = mirror.reader.entries(start, min(end, size))
-    page = EntriesPage(
-        entries=[
-            LedgerEntry(
-                index=e.index,
-                kind=e.kind,
-                leaf=base64.b64encode(e.leaf).decode("ascii"),
-                leaf_hash=bytes(e.leaf_hash).hex(),
-                sig=e.sig,
-            )
-            for e in rows
-        ],
-        size=size,
-    )
+    start, end = _int(request, "start", 0), request.query.get("end")
+    try:
+        page = entries_page(
+            mirror.reader, size, start, None if end is None else _int(request, "end")
+        )
+    except RangeError as exc:
+        raise _BadParameter(str(exc)) from None
     return web.json_response(text=page.model_dump_json())
 
 
 @routes.get("/api/v1/ledger/proof/inclusion")
 async def inclusion(request: web.Request) -> web.Response:
     mirror, current = _held(request)
-    index = _int(request, "index")
-    size = _int(request, "size")
-    if size > current:
-        raise _BadParameter(f"size {size} is larger than the log ({current})")
-    if index >= size:
-        raise _BadParameter(f"index {index} is not inside a tree of size {size}")
-    proof = mirror.reader.inclusion_proof(index, size)
-    body = InclusionProof(
-        index=index,
-        size=size,
-        leaf_hash=bytes(mirror.reader.entry(index).leaf_hash).hex(),
-        proof=[h.hex() for h in proof],
-    )
+    index, size = _int(request, "index"), _int(request, "size")
+    try:
+        body = inclusion_answer(mirror.reader, current, index, size)
+    except RangeError as exc:
+        raise _BadParameter(str(exc)) from None
     return web.json_response(text=body.model_dump_json())
 
 
 @routes.get("/api/v1/ledger/proof/consistency")
 async def consistency(request: web.Request) -> web.Response:
     mirror, current = _held(request)
-    first = _int(request, "first")
-    second = _int(request, "second")
-    if second > current:
-        raise _BadParameter(f"second {second} is larger than the log ({current})")
-    if not 0 < first <= second:
-        raise _BadParameter("need 0 < first <= second")
-    proof = mirror.reader.consistency_proof(first, second)
-    body = ConsistencyProof(first=first, second=second, proof=[h.hex() for h in proof])
+    first, second = _int(request, "first"), _int(request, "second")
+    try:
+        body = consistency_answer(mirror.reader, current, first, second)
+    except RangeError as exc:
+        raise _BadParameter(str(exc)) from None
     return web.json_response(text=body.model_dump_json())
 
 

@@ -4,22 +4,17 @@ offline-verifiable proof (c2sp.org/tlog-proof@v1, text)."""
 
 from __future__ import annotations
 
-import base64
-
 from aiohttp import web
 
-from ledger.store import MAX_ENTRIES_PAGE
+from ledger.errors import RangeError
+from ledger.publicapi import consistency_answer, entries_page, inclusion_answer
 from ledger.tlogproof import MEDIA_TYPE, assemble_proof
 
 from ..appkeys import hub_of
 from ..errors import BadParameter, NotReady
-from .models import ConsistencyProof, EntriesPage, InclusionProof, LedgerEntry
 from .params import int_param
 
 routes = web.RouteTableDef()
-
-#: Entries returned when ``end`` is not given.
-DEFAULT_PAGE = 100
 
 
 def _latest_note(request: web.Request) -> tuple[int, str]:
@@ -54,64 +49,35 @@ async def key(request: web.Request) -> web.Response:
 @routes.get("/api/v1/ledger/entries")
 async def entries(request: web.Request) -> web.Response:
     reader = hub_of(request).ledger.reader
-    size = reader.size()
-    start = int_param(request, "start", 0)
-    end = int_param(request, "end", min(start + DEFAULT_PAGE, size))
-    if start > size:
-        raise BadParameter(f"start {start} is past the end of the log ({size})")
-    if end < start:
-        raise BadParameter("end must not be less than start")
-    if end - start > MAX_ENTRIES_PAGE:
-        raise BadParameter(f"at most {MAX_ENTRIES_PAGE} entries per request")
-    rows = reader.entries(start, min(end, size))
-    page = EntriesPage(
-        entries=[
-            LedgerEntry(
-                index=e.index,
-                kind=e.kind,
-                leaf=base64.b64encode(e.leaf).decode("ascii"),
-                leaf_hash=bytes(e.leaf_hash).hex(),
-                sig=e.sig,
-            )
-            for e in rows
-        ],
-        size=size,
-    )
+    start, end = int_param(request, "start", 0), request.query.get("end")
+    try:
+        page = entries_page(
+            reader, reader.size(), start, None if end is None else int_param(request, "end")
+        )
+    except RangeError as exc:
+        raise BadParameter(str(exc)) from None
     return web.json_response(text=page.model_dump_json())
 
 
 @routes.get("/api/v1/ledger/proof/inclusion")
 async def inclusion(request: web.Request) -> web.Response:
     reader = hub_of(request).ledger.reader
-    index = int_param(request, "index")
-    size = int_param(request, "size")
-    current = reader.size()
-    if size > current:
-        raise BadParameter(f"size {size} is larger than the log ({current})")
-    if index >= size:
-        raise BadParameter(f"index {index} is not inside a tree of size {size}")
-    proof = reader.inclusion_proof(index, size)
-    body = InclusionProof(
-        index=index,
-        size=size,
-        leaf_hash=bytes(reader.entry(index).leaf_hash).hex(),
-        proof=[h.hex() for h in proof],
-    )
+    index, size = int_param(request, "index"), int_param(request, "size")
+    try:
+        body = inclusion_answer(reader, reader.size(), index, size)
+    except RangeError as exc:
+        raise BadParameter(str(exc)) from None
     return web.json_response(text=body.model_dump_json())
 
 
 @routes.get("/api/v1/ledger/proof/consistency")
 async def consistency(request: web.Request) -> web.Response:
     reader = hub_of(request).ledger.reader
-    first = int_param(request, "first")
-    second = int_param(request, "second")
-    current = reader.size()
-    if second > current:
-        raise BadParameter(f"second {second} is larger than the log ({current})")
-    if not 0 < first <= second:
-        raise BadParameter("need 0 < first <= second")
-    proof = reader.consistency_proof(first, second)
-    body = ConsistencyProof(first=first, second=second, proof=[h.hex() for h in proof])
+    first, second = int_param(request, "first"), int_param(request, "second")
+    try:
+        body = consistency_answer(reader, reader.size(), first, second)
+    except RangeError as exc:
+        raise BadParameter(str(exc)) from None
     return web.json_response(text=body.model_dump_json())
 
 
