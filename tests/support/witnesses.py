@@ -7,10 +7,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.support.broker import DIE_WITH_PARENT, free_port
+
+if TYPE_CHECKING:
+    from tests.support.hub import ThreadHub
 
 SWIFTCHAIN = str(Path(sys.executable).with_name("swiftchain"))
 STARTUP_S = 30.0
@@ -86,3 +92,56 @@ def write_policy(
     lines.append("quorum alliance")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@dataclass
+class Alliance:
+    """A hub whose trust policy names three witnesses of three members (each its own
+    process), and the policy files: the hub's (with URLs) and an agent's (without)."""
+
+    hub: ThreadHub
+    witnesses: list[WitnessProcess]
+    log_vkey: str
+    hub_policy: Path
+    agent_policy: Path
+
+
+@contextmanager
+def alliance_hub(
+    tmp_path: Path, mqtt_url: str, origin: str, *, quorum: int = 2
+) -> Iterator[Alliance]:
+    """Three witnesses started, then a hub submitting its checkpoints to them (rounds every
+    0.05 s); everything stopped on exit."""
+    from ledger.checkpoint import NoteSigner
+    from ledger.keys import load_private_key, write_key_pair
+    from tests.support.hub import thread_hub
+
+    hub_dir = tmp_path / "hub"
+    hub_dir.mkdir()
+    write_key_pair(hub_dir / "hub.key")
+    log_vkey = NoteSigner(origin, load_private_key(hub_dir / "hub.key")).verifier.encode()
+    witnesses = [
+        WitnessProcess(tmp_path / f"w{i}", f"witness.member{i}.example/w", f"member-{i}")
+        for i in range(3)
+    ]
+    try:
+        for w in witnesses:
+            w.init(log_vkey, origin)
+            w.start()
+        hub_policy = write_policy(tmp_path / "policy.txt", log_vkey, witnesses, quorum)
+        agent_policy = write_policy(
+            tmp_path / "agent-policy.txt", log_vkey, witnesses, quorum, urls=False
+        )
+        with thread_hub(
+            hub_dir,
+            mqtt_url,
+            origin=origin,
+            batch_max_ms=2,
+            trust_policy=str(hub_policy),
+            witness_interval_s=0.05,
+            witness_timeout_s=2,
+        ) as hub:
+            yield Alliance(hub, witnesses, log_vkey, hub_policy, agent_policy)
+    finally:
+        for w in witnesses:
+            w.kill()

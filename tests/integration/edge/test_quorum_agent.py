@@ -20,14 +20,12 @@ from edge.metrics import sample
 from edge.outbox import Outbox
 from edge.settings import load_settings
 from edge.status import read_status, render_status
-from ledger.checkpoint import NoteSigner
 from ledger.envelope import utc_now
-from ledger.keys import load_private_key, write_key_pair
 from tests.support.broker import Mosquitto
 from tests.support.edge import running_agent, write_edge_config
-from tests.support.hub import ThreadHub, thread_hub
+from tests.support.hub import ThreadHub
 from tests.support.records import PILOT, SOURCE, TYPE
-from tests.support.witnesses import WitnessProcess, write_policy
+from tests.support.witnesses import WitnessProcess, alliance_hub, write_policy
 
 pytestmark = pytest.mark.slow
 
@@ -53,33 +51,8 @@ def alliance(
 ) -> Iterator[tuple[ThreadHub, list[WitnessProcess], str, Path]]:
     """A hub whose policy has three witnesses of three members, quorum 2; the agent's policy
     file says the same (without the URLs, which only the hub needs)."""
-    hub_dir = tmp_path / "hub"
-    hub_dir.mkdir()
-    write_key_pair(hub_dir / "hub.key")
-    log_vkey = NoteSigner(ORIGIN, load_private_key(hub_dir / "hub.key")).verifier.encode()
-    witnesses = [
-        WitnessProcess(tmp_path / f"w{i}", f"witness.member{i}.example/w", f"member-{i}")
-        for i in range(3)
-    ]
-    for w in witnesses:
-        w.init(log_vkey, ORIGIN)
-        w.start()
-    hub_policy = write_policy(tmp_path / "hub-policy.txt", log_vkey, witnesses, 2)
-    agent_policy = write_policy(tmp_path / "agent-policy.txt", log_vkey, witnesses, 2, urls=False)
-    try:
-        with thread_hub(
-            hub_dir,
-            hub_broker.url,
-            origin=ORIGIN,
-            batch_max_ms=2,
-            trust_policy=str(hub_policy),
-            witness_interval_s=0.05,
-            witness_timeout_s=2,
-        ) as hub:
-            yield hub, witnesses, log_vkey, agent_policy
-    finally:
-        for w in witnesses:
-            w.kill()
+    with alliance_hub(tmp_path, hub_broker.url, ORIGIN) as a:
+        yield a.hub, a.witnesses, a.log_vkey, a.agent_policy
 
 
 def agent_config(tmp_path: Path, hub: ThreadHub, log_vkey: str, policy: Path) -> Path:

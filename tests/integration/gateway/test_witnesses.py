@@ -15,16 +15,15 @@ from typing import Any
 
 import pytest
 
-from ledger.checkpoint import NoteSigner
-from ledger.keys import load_private_key, write_key_pair
+from ledger.keys import load_private_key
 from ledger.policy import TrustPolicy, parse_policy
 from ledger.quorum import evaluate
 from ledger.tlogproof import verify_proof
 from swiftchain.tlogproofs import prove_from_hub, prove_from_ledger
 from tests.support.broker import Mosquitto
-from tests.support.hub import MqttPeer, ThreadHub, thread_hub
+from tests.support.hub import MqttPeer, ThreadHub
 from tests.support.records import PILOT, SOURCE, TYPE, make
-from tests.support.witnesses import WitnessProcess, write_policy
+from tests.support.witnesses import WitnessProcess, alliance_hub
 
 ORIGIN = "test.swiftchain/ledger"
 SWIFTCHAIN = str(Path(sys.executable).with_name("swiftchain"))
@@ -47,32 +46,8 @@ def until(what: str, probe: Callable[[], Any]) -> Any:
 def alliance(
     tmp_path: Path, hub_broker: Mosquitto
 ) -> Iterator[tuple[ThreadHub, list[WitnessProcess], TrustPolicy, str]]:
-    hub_dir = tmp_path / "hub"
-    hub_dir.mkdir()
-    write_key_pair(hub_dir / "hub.key")
-    log_vkey = NoteSigner(ORIGIN, load_private_key(hub_dir / "hub.key")).verifier.encode()
-    witnesses = [
-        WitnessProcess(tmp_path / f"w{i}", f"witness.member{i}.example/w", f"member-{i}")
-        for i in range(3)
-    ]
-    for w in witnesses:
-        w.init(log_vkey, ORIGIN)
-        w.start()
-    policy_file = write_policy(tmp_path / "policy.txt", log_vkey, witnesses, 2)
-    try:
-        with thread_hub(
-            hub_dir,
-            hub_broker.url,
-            origin=ORIGIN,
-            batch_max_ms=2,
-            trust_policy=str(policy_file),
-            witness_interval_s=0.05,
-            witness_timeout_s=2,
-        ) as hub:
-            yield hub, witnesses, parse_policy(policy_file.read_text()), log_vkey
-    finally:
-        for w in witnesses:
-            w.kill()
+    with alliance_hub(tmp_path, hub_broker.url, ORIGIN) as a:
+        yield a.hub, a.witnesses, parse_policy(a.hub_policy.read_text()), a.log_vkey
 
 
 KEYS: dict[str, Path] = {}
