@@ -94,6 +94,20 @@ class HubClient:
             raise HubUnavailable(f"inclusion proof is not JSON: {exc}") from None
         return parse_inclusion_proof(value)
 
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """RFC 9162 2.1.4 hashes showing tree ``first`` is a prefix of tree ``second``."""
+        body = await self._get(
+            "/api/v1/ledger/proof/consistency", {"first": str(first), "second": str(second)}
+        )
+        try:
+            value = json.loads(body)
+            proof = value["proof"]
+            if not isinstance(proof, list) or len(proof) > 128:
+                raise TypeError("proof is a list of at most 128 hashes")
+            return [bytes.fromhex(h) for h in proof]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HubUnavailable(f"malformed consistency proof from hub: {exc}") from None
+
 
 def _error_text(body: bytes) -> str:
     try:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
 from ledger.errors import CheckpointError, PolicyError, ProofError
 from ledger.policy import TrustPolicy
-from ledger.proofs import verify_inclusion
+from ledger.proofs import verify_consistency, verify_inclusion
 from ledger.quorum import MAX_FUTURE_S, evaluate
 from transport.backoff import backoff_ceiling
 
@@ -141,6 +141,24 @@ def newest(
             "shows a split view"
         )
     return (candidate if candidate.size > held.size else held), None
+
+
+def extends(
+    held: TrustedCheckpoint, candidate: TrustedCheckpoint, proof: Sequence[bytes]
+) -> str | None:
+    """Why the larger trusted ``candidate`` does not extend the ``held`` one (RFC 9162 2.1.4
+    consistency, from the hub's ``proof``), or None when it does: a log that met the quorum
+    twice with histories that diverge shows a split view even at different sizes."""
+    if held.size == 0:
+        return None  # the empty tree is a prefix of every tree
+    try:
+        verify_consistency(held.size, candidate.size, proof, held.root_hash, candidate.root_hash)
+    except ProofError as exc:
+        return (
+            f"the checkpoint of size {candidate.size} met the policy but does not extend the"
+            f" trusted one of size {held.size} ({exc}): the log shows a split view"
+        )
+    return None
 
 
 def covered(

@@ -23,7 +23,16 @@ from .hub import HubClient
 from .link import Link
 from .logs import log
 from .outbox import AsyncOutbox, Outbox
-from .quorum import Awaiting, Refused, TrustedCheckpoint, covered, judge_note, newest, poll_delay
+from .quorum import (
+    Awaiting,
+    Refused,
+    TrustedCheckpoint,
+    covered,
+    extends,
+    judge_note,
+    newest,
+    poll_delay,
+)
 from .quorum import prove as prove_inclusion
 from .receipts import ProofCheck, Receipt, ReceiptJudge, parse_receipt
 
@@ -263,6 +272,18 @@ class QuorumSettler:
             await self._refused(note, verdict.reason, came_from)
             return False
         held, problem = newest(self.trusted, verdict)
+        if problem is None and held is verdict and self.trusted is not None and self.trusted.size:
+            # A larger tree is taken only once it is proven to extend the one held (the
+            # empty tree is a prefix of every tree: nothing to prove).
+            try:
+                proof = await self.hub.consistency_proof(self.trusted.size, verdict.size)
+            except HubUnavailable as exc:
+                self._judged.pop(note, None)  # judged again when it comes back
+                log(logger, logging.WARNING, "quorum.consistency_unavailable", detail=str(exc))
+                return True
+            problem = extends(self.trusted, verdict, proof)
+            if problem is not None:
+                held = self.trusted
         if problem is not None:
             self.split_view = problem
             await self.outbox.call(awaiting.quorum_refused, verdict.size, problem)

@@ -14,7 +14,7 @@ from ledger.cosignature import CosignerSigner, attach_cosignatures, cosign
 from ledger.hashing import leaf_hash
 from ledger.keys import generate_key
 from ledger.policy import TrustPolicy, parse_policy
-from ledger.tree import inclusion_ranges, root_of
+from ledger.tree import consistency_ranges, inclusion_ranges, root_of
 
 ORIGIN = "test.swiftchain/ledger"
 #: Witness name -> the member organisation running it.
@@ -76,6 +76,9 @@ class LogWorld:
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         return [root_of(self.leaves[s:e]) for s, e in inclusion_ranges(index, size)]
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        return [root_of(self.leaves[s:e]) for s, e in consistency_ranges(first, second)]
 
 
 def digest(text: str) -> bytes:

@@ -10,6 +10,7 @@ from edge.quorum import (
     Refused,
     TrustedCheckpoint,
     covered,
+    extends,
     judge_note,
     newest,
     poll_delay,
@@ -262,3 +263,23 @@ def test_polling_backs_off_while_the_hub_does_not_answer(failures: int, expected
 def test_polling_never_goes_below_its_interval() -> None:
     assert poll_delay(3, interval=5.0, maximum=1.0) == 5.0
     assert poll_delay(-1, interval=5.0, maximum=60.0) == 5.0
+
+
+# -- a larger trusted tree must extend the one held ---------------------------------------------
+def test_a_larger_tree_that_extends_the_held_one_is_taken(world: LogWorld) -> None:
+    held, larger = trusted(world, 4), trusted(world, 9)
+    assert extends(held, larger, world.consistency_proof(4, 9)) is None
+    assert extends(trusted(world, 0), larger, []) is None  # the empty tree is every prefix
+
+
+def test_a_larger_tree_with_another_history_is_a_split_view(world: LogWorld) -> None:
+    held = trusted(world, 4)
+    fork = LogWorld(hub=world.hub, witnesses=world.witnesses, leaves=list(world.leaves))
+    fork.leaves[2] = b"\x07" * 32  # entry 2 rewritten, then the log grown on from there
+    forked = judge_note(fork.cosigned(9, ("w1", "w2")), world.policy(), world.hub_key, now=NOW)
+    assert isinstance(forked, TrustedCheckpoint)
+    for proof in (fork.consistency_proof(4, 9), world.consistency_proof(4, 9), []):
+        problem = extends(held, forked, proof)
+        assert problem is not None and "split view" in problem
+    # Nor does a made-up proof make an honest larger tree acceptable when it is not one.
+    assert extends(held, trusted(world, 9), [b"\x00" * 32]) is not None

@@ -31,12 +31,19 @@ class FakeHub:
         self.lie_at: int | None = None
         self.fetches = 0
         self.proofs = 0
+        self.consistency = 0
 
     async def checkpoint(self) -> str:
         self.fetches += 1
         if self.down or self.note is None:
             raise HubUnavailable("GET /api/v1/ledger/checkpoint: connection refused")
         return self.note
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        self.consistency += 1
+        if self.down:
+            raise HubUnavailable("GET /api/v1/ledger/proof/consistency: connection refused")
+        return self.world.consistency_proof(first, second)
 
     async def inclusion_proof(self, index: int, size: int) -> InclusionProof:
         self.proofs += 1
@@ -213,3 +220,38 @@ def test_require_quorum_needs_a_policy() -> None:
     with pytest.raises(ValueError, match="quorum_poll_max"):
         HubSettings(quorum_poll_interval=10, quorum_poll_max=5)
     assert HubSettings().require_quorum is False
+
+
+async def test_a_larger_checkpoint_with_another_history_settles_nothing_more(
+    world: LogWorld, box: AsyncOutbox
+) -> None:
+    """The quorum cosigned size 4, then (a compromised quorum, or witnesses shown two
+    histories) a size-9 tree that does not extend it: the agent proves consistency before
+    it takes any larger tree, and stops."""
+    hub = FakeHub(world)
+    s, q = settler(world, box, hub)
+    await s.settle([receipt(world, 0, world.cosigned(4, ("w1", "w2")))])
+    assert q.trusted is not None and q.trusted.size == 4
+    fork = LogWorld(hub=world.hub, witnesses=world.witnesses, leaves=list(world.leaves))
+    fork.leaves[1] = b"\x07" * 32
+    await s.settle([receipt(world, i, fork.cosigned(9, ("w1", "w2"))) for i in range(1, 4)])
+    assert hub.consistency >= 1 and q.split_view is not None
+    assert q.trusted.size == 4
+    await q.round()
+    settled_before = q.settled_total
+    await q.round()
+    assert q.settled_total == settled_before
+
+
+async def test_a_larger_checkpoint_is_taken_once_proven_consistent(
+    world: LogWorld, box: AsyncOutbox
+) -> None:
+    hub = FakeHub(world)
+    s, q = settler(world, box, hub)
+    await s.settle([receipt(world, 0, world.cosigned(4, ("w1", "w2")))])
+    hub.down = True  # the proof cannot be had: the larger tree waits
+    await s.settle([receipt(world, 1, world.cosigned(9, ("w1", "w2")))])
+    assert q.trusted is not None and q.trusted.size == 4 and q.split_view is None
+    hub.down = False
+    await s.settle([receipt(world, 2, world.cosigned(9, ("w1", "w2")))])
+    assert q.trusted.size == 9 and q.split_view is None and hub.consistency == 2
