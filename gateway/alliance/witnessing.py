@@ -164,11 +164,13 @@ class Witnessing:
         for _ in range(ATTEMPTS):
             old = state.known_size or 0
             if old > head.size:
-                state.error = (
+                error = (
                     f"the witness holds a tree of {old} entries, larger than this log's"
                     f" {head.size}: the log was rolled back or forked"
                 )
-                log.error("witness %s: %s", state.witness.name, state.error)
+                if error != state.error:  # said once, not at every round
+                    log.error("witness %s: %s", state.witness.name, error)
+                state.error = error
                 return ()
             try:
                 proof = self.reader.consistency_proof(old, head.size) if 0 < old < head.size else []
@@ -193,10 +195,10 @@ class Witnessing:
                 state.cosigned_at, state.error = time.time(), None
                 return answer.lines
             assert isinstance(answer, Refused)
-            state.error = f"HTTP {answer.status}: {answer.detail}"
-            log.warning(
-                "witness %s refused size %d: %s", state.witness.name, head.size, state.error
-            )
+            error = f"HTTP {answer.status}: {answer.detail}"
+            if error != state.error:  # said once, not at every round
+                log.warning("witness %s refused size %d: %s", state.witness.name, head.size, error)
+            state.error = error
             return ()
         state.error = "the witness's size kept changing during the round"
         return ()
