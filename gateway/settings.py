@@ -6,6 +6,7 @@ Relative paths in the file are relative to the file's own directory.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ from .errors import ConfigError
 ENV_PREFIX = "SWIFTCHAIN_HUB_"
 _PATH_FIELDS = (
     "db_path",
+    "sequencer_socket",
     "trust_policy",
     "signing_key",
     "dead_letter_path",
@@ -84,6 +86,13 @@ class HubSettings(BaseSettings):
     mqtt_reconnect_initial_s: Annotated[float, Field(gt=0)] = 0.2
     mqtt_reconnect_max_s: Annotated[float, Field(gt=0)] = 15.0
     mqtt_max_inflight: Annotated[int, Field(ge=1)] = 1000
+
+    # -- processes -----------------------------------------------------------------------
+    workers: Annotated[int, Field(ge=0, le=64)] | None = None
+    """Front-end processes (MQTT ingest and HTTP) beside the one sequencer process; None:
+    one per core; 0: the whole hub in one process (embedded, as tests run it in a thread)."""
+    sequencer_socket: Path | None = None
+    """Where front ends reach the sequencer; defaults to ``<db_path>.seq.sock``."""
 
     # -- ingest and sequencing -----------------------------------------------------------
     max_record_bytes: Annotated[int, Field(ge=1024)] = MAX_RECORD_BYTES
@@ -169,6 +178,19 @@ class HubSettings(BaseSettings):
         if self.access_db_path is not None:
             return self.access_db_path
         return self.db_path.with_name(self.db_path.name + ".access")
+
+    @property
+    def front_ends(self) -> int:
+        """How many front-end processes to run (0: the hub in one process)."""
+        if self.workers is not None:
+            return self.workers
+        return max(1, os.cpu_count() or 1)
+
+    @property
+    def sequencer_path(self) -> Path:
+        if self.sequencer_socket is not None:
+            return self.sequencer_socket
+        return self.db_path.with_name(self.db_path.name + ".seq.sock")
 
     @property
     def token_key_path(self) -> Path:
