@@ -45,16 +45,17 @@ log = logging.getLogger("swiftchain.hub")
 __all__ = ["HUB", "SETTINGS", "create_app"]
 
 
-def create_app(settings: HubSettings) -> web.Application:
-    """The whole hub; records needing consent are checked against the consent book at
-    ingest unless ``settings.enforce_consent`` is off."""
+def create_app(settings: HubSettings, front: tuple[int, str] | None = None) -> web.Application:
+    """The whole hub, or (``front``: its index and the run's secret) one of its front ends
+    beside a sequencer process (``gateway.cluster``); records needing consent are checked
+    against the consent book at ingest unless ``settings.enforce_consent`` is off."""
     app = web.Application(middlewares=[error_middleware, fhir_errors], client_max_size=64 * 1024)
     app[SETTINGS] = settings
     access = AccessControl(settings)
     app[ACCESS] = access
     consent_check = access.consent_check if settings.enforce_consent else no_consent_check
     late_windows = {pilot.id: pilot.late_delivery_window for pilot in access.pilots.values()}
-    app[HUB] = Hub(settings, consent_check, late_windows)
+    app[HUB] = Hub(settings, consent_check, late_windows, front=front)
     app.cleanup_ctx.extend([_store, _access, _broker_link, _witnesses, _sequencer, _intake])
     app.on_shutdown.append(_begin_drain)
     for module in (health, ledger, registry, admin, openapi):
@@ -94,7 +95,7 @@ def _report_crash(task: asyncio.Task[Any]) -> None:
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
-    hub.open()
+    await hub.start()
     try:
         yield
     finally:
@@ -108,11 +109,22 @@ async def _access(app: web.Application) -> AsyncIterator[None]:
     before the intake takes records that the consent check needs the book for)."""
     hub, access = app[HUB], app[ACCESS]
     access.open(hub)
-    task = _spawn(retention.run(hub, access), "retention")
+    follow = None
+    if hub.remote is not None:
+        # A front end: now that the log is replayed, follow the sequencer's commits.
+        hub.remote.go_live()
+        follow = _spawn(hub.remote.run(), "sequencer-channel")
+    # One retention sweep per hub: the embedded hub's, or the first front end's.
+    sweeps = hub.front is None or hub.front[0] == 0
+    task = _spawn(retention.run(hub, access), "retention") if sweeps else None
     try:
         yield
     finally:
-        await _stop(task)
+        if task is not None:
+            await _stop(task)
+        if follow is not None and hub.remote is not None:
+            hub.remote.close()
+            await _stop(follow)
         access.close()
 
 
@@ -130,7 +142,19 @@ async def _broker_link(app: web.Application) -> AsyncIterator[None]:
 
 async def _sequencer(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
-    sequencer = hub.sequencer
+    sequencer = hub.local_sequencer
+    if sequencer is None:
+        # A front end: the sequencer is a process of its own; only the dead letters here.
+        cp_task = _spawn(_housekeeping(hub), "housekeeping")
+        try:
+            yield
+        finally:
+            await _stop(cp_task)
+            if hub.remote is not None:
+                # The answers for records sent still come back, before the broker link
+                # closes (bounded by the drain); the rest are resent by their agents.
+                await hub.remote.drain(hub.begin_drain().left())
+        return
     seq_task = _spawn(sequencer.run(), "sequencer")
     cp_task = _spawn(_housekeeping(hub), "checkpoints")
     try:

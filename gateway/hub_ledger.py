@@ -11,10 +11,11 @@ import fcntl
 import logging
 import os
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger.checkpoint import NoteSigner
+from ledger.checkpoint import NoteSigner, NoteVerifier
 from ledger.errors import LedgerError, StoreError
 from ledger.keys import load_private_key
 from ledger.store import LedgerReader, LedgerWriter
@@ -39,12 +40,20 @@ class WriterLock:
     path: Path
     fd: int = field(default=-1, repr=False)
 
-    def acquire(self) -> None:
+    def acquire(self, wait_s: float = 0.0) -> None:
+        """Take the lock; with ``wait_s``, wait that long for a writer that is exiting (a
+        killed hub's sequencer, which the kernel is still taking down)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
             os.close(fd)
             raise HubRunningError(
                 f"another process (a running hub?) is the writer of {self.path.with_suffix('')};"
@@ -81,6 +90,13 @@ class HubLedger:
     """Why the last write at open failed (a full disk), or None: the hub then serves reads
     and refuses writes until a commit succeeds."""
 
+    @property
+    def verifier(self) -> NoteVerifier:
+        return self.signer.verifier
+
+    def size(self) -> int:
+        return self.writer.size()
+
     def close(self) -> None:
         self.reader.close()
         self.writer.close()
@@ -99,11 +115,15 @@ def load_signer(settings: HubSettings) -> NoteSigner:
         raise ConfigError(str(exc)) from None
 
 
+#: How long a starting hub waits for the previous writer of its ledger to exit.
+WRITER_EXIT_WAIT_S = 10.0
+
+
 def open_ledger(settings: HubSettings) -> HubLedger:
     """Lock, open (or create) the ledger, record the log key, rebuild the registry."""
     signer = load_signer(settings)
     lock = WriterLock(lock_path(settings.db_path))
-    lock.acquire()
+    lock.acquire(wait_s=WRITER_EXIT_WAIT_S)
     try:
         writer = LedgerWriter(
             settings.db_path, origin=settings.origin, max_page_count=settings.max_page_count

@@ -1,20 +1,47 @@
 """Prometheus metrics of one hub, on a registry of its own (several hubs can share a
-process in tests without colliding)."""
+process in tests without colliding).
+
+A hub of several processes (``gateway.cluster``) runs prometheus-client's multiprocess
+mode: every process writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` (set by the
+supervisor before any child imports the library), and any front end's ``/metrics`` sums
+the counters and histograms of all of them; gauges say how they combine (``MODES``).
+"""
 
 from __future__ import annotations
 
+import os
 import time
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = ["CONTENT_TYPE_LATEST", "HubMetrics"]
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+GaugeMode = Literal["max", "livemax", "mostrecent"]
+
+
+def _gauge(
+    name: str, doc: str, labels: list[str], registry: CollectorRegistry, mode: GaugeMode
+) -> Gauge:
+    """A gauge that, across the processes of one hub, combines as ``mode`` says: ``max``
+    (sizes: the sequencer's is the truth), ``livemax`` (1 if any live process says so),
+    ``mostrecent`` (the last value set)."""
+    extra: dict[str, Any] = {"multiprocess_mode": mode} if os.environ.get(MULTIPROC_ENV) else {}
+    return Gauge(name, doc, labels, registry=registry, **extra)
 
 
 class HubMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV)
+        #: What only this process can say (computed at scrape time), beside the shared files.
+        self.local = CollectorRegistry() if self.multiprocess_dir else r
         self.accepted = Counter(
             "swiftchain_records_accepted", "Records committed to the log.", registry=r
         )
@@ -39,45 +66,51 @@ class HubMetrics:
         self.commit_failures = Counter(
             "swiftchain_commit_failures", "Batches that failed to commit.", registry=r
         )
-        self.log_size = Gauge("swiftchain_log_size", "Entries in the log.", registry=r)
-        self.checkpoint_size = Gauge(
-            "swiftchain_checkpoint_size", "Tree size of the latest signed checkpoint.", registry=r
+        self.log_size = _gauge("swiftchain_log_size", "Entries in the log.", [], r, "max")
+        self.checkpoint_size = _gauge(
+            "swiftchain_checkpoint_size", "Tree size of the latest signed checkpoint.", [], r, "max"
         )
         self.checkpoint_age = Gauge(
             "swiftchain_checkpoint_age_seconds",
             "Seconds since the latest checkpoint was signed (or since the hub opened the"
             " ledger); it grows while the log is idle, so alert on it only while"
             " swiftchain_log_size > swiftchain_checkpoint_size.",
-            registry=r,
+            registry=self.local,
         )
-        self.witness_up = Gauge(
+        self.witness_up = _gauge(
             "swiftchain_witness_up",
             "1 if the witness answered the last round (cosigned or refused), else 0.",
             ["witness"],
-            registry=r,
+            r,
+            "mostrecent",
         )
-        self.witness_cosigned_size = Gauge(
+        self.witness_cosigned_size = _gauge(
             "swiftchain_witness_cosigned_size",
             "Tree size of the newest checkpoint the witness cosigned.",
             ["witness"],
-            registry=r,
+            r,
+            "mostrecent",
         )
-        self.witness_lag_entries = Gauge(
+        self.witness_lag_entries = _gauge(
             "swiftchain_witness_lag_entries",
             "Entries of the latest checkpoint the witness has not cosigned yet.",
             ["witness"],
-            registry=r,
+            r,
+            "mostrecent",
         )
-        self.witness_lag_seconds = Gauge(
+        self.witness_lag_seconds = _gauge(
             "swiftchain_witness_lag_seconds",
             "Seconds since the witness last cosigned.",
             ["witness"],
-            registry=r,
+            r,
+            "mostrecent",
         )
-        self.witness_quorum_met = Gauge(
+        self.witness_quorum_met = _gauge(
             "swiftchain_witness_quorum_met",
             "1 if the newest submitted checkpoint meets the trust policy's quorum.",
-            registry=r,
+            [],
+            r,
+            "mostrecent",
         )
         self._checkpoint_at: float | None = None
         self.checkpoint_age.set_function(self._checkpoint_age)
@@ -92,8 +125,8 @@ class HubMetrics:
             "Receipts not sent because MQTT was down (the agent resends and gets 'duplicate').",
             registry=r,
         )
-        self.mqtt_connected = Gauge(
-            "swiftchain_mqtt_connected", "1 while connected to the broker.", registry=r
+        self.mqtt_connected = _gauge(
+            "swiftchain_mqtt_connected", "1 while connected to the broker.", [], r, "livemax"
         )
         self.mqtt_connects = Counter(
             "swiftchain_mqtt_connects", "Successful broker connections.", registry=r
@@ -123,4 +156,8 @@ class HubMetrics:
         return time.monotonic() - self._checkpoint_at
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        every = CollectorRegistry()
+        MultiProcessCollector(every, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(every) + generate_latest(self.local)

@@ -22,15 +22,32 @@ log = logging.getLogger("swiftchain.hub")
 WATCHDOG_GRACE_S = 5.0
 
 
-def run_hub(settings: HubSettings, *, log_level: str = "INFO") -> None:
-    """Serve until SIGTERM/SIGINT; then stop ingest, commit and receipt what is in flight."""
+def run_hub(settings: HubSettings, *, log_level: str = "INFO") -> int:
+    """Serve until SIGTERM/SIGINT; then stop ingest, commit and receipt what is in flight.
+    With front ends (``settings.front_ends``), as a sequencer process and N front-end
+    processes (``gateway.cluster.supervisor``); the exit status."""
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     policy = type(asyncio.get_event_loop_policy())
     log.info("event loop: %s", policy.__module__.split(".")[0])
-    app = create_app(settings)
+    if settings.front_ends > 0:
+        from .cluster.supervisor import supervise
+
+        return asyncio.run(supervise(settings, log_level))
+    _serve(create_app(settings), settings, reuse_port=False)
+    log.info("hub stopped cleanly")
+    return 0
+
+
+def run_front(settings: HubSettings, index: int, secret: str) -> None:
+    """One front end of a hub with front ends (its port shared with the others)."""
+    _serve(create_app(settings, front=(index, secret)), settings, reuse_port=True)
+    log.info("front end %d stopped cleanly", index)
+
+
+def _serve(app: web.Application, settings: HubSettings, *, reuse_port: bool) -> None:
     app.on_shutdown.append(_watchdog(settings.drain_timeout_s + WATCHDOG_GRACE_S))
     web.run_app(
         app,
@@ -39,8 +56,8 @@ def run_hub(settings: HubSettings, *, log_level: str = "INFO") -> None:
         print=lambda text: log.info("%s", text.strip()),
         access_log=None,
         shutdown_timeout=http_shutdown_timeout(settings),
+        reuse_port=reuse_port or None,
     )
-    log.info("hub stopped cleanly")
 
 
 def _watchdog(seconds: float) -> Callable[[web.Application], Awaitable[None]]:

@@ -9,9 +9,37 @@ its own beside ``ledger/`` because the agent, the hub's command and the bench al
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
 import signal
-from collections.abc import Coroutine
+import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
+
+#: prctl(2) option: the signal the kernel sends this process when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for a child that must not outlive its parent (Linux; elsewhere None,
+    and the parent's own stop takes its children down): the demo's parts, the hub's
+    sequencer and front ends.
+
+    The kernel sends the child SIGKILL when the thread that started it ends (the parent's
+    event loop's, so when the parent does). libc is looked up here, before the fork: the
+    child runs only the prctl call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def install_uvloop() -> bool:

@@ -65,6 +65,8 @@ class ConsentBook:
         self._by_id: dict[tuple[str, str], ConsentState] = {}
         self._by_subject: dict[tuple[str, str], list[str]] = {}
         self._entries: dict[tuple[str, str], list[int]] = {}
+        #: The index of the last ``consent`` entry applied.
+        self.applied = -1
 
     # -- building -----------------------------------------------------------------------------
     @classmethod
@@ -102,7 +104,37 @@ class ConsentBook:
             book.apply(index, entry, consent)
         return book
 
+    def apply_view(self, index: int, view: dict[str, Any], db: AccessDb) -> ConsentEntry | None:
+        """Apply one committed ``consent`` entry, opened, as a front end hears of it (its
+        resource from the access file, where its writer stored it before the commit);
+        the entry, or None when its opening is not in the view."""
+        if view.get("v") == 2 and "consent" not in view:
+            return None
+        try:
+            entry = ConsentEntry.from_leaf(view)
+        except InvalidEnvelope:
+            log.error("consent entry %d does not parse; ignored", index)
+            return None
+        raw = db.consent_resources([entry.resource_hash]).get(entry.resource_hash)
+        consent = None
+        if raw is not None:
+            try:
+                consent = parse_consent(raw)
+            except ConsentError:
+                log.error("the stored Consent of entry %d does not parse", index)
+        if entry.custodian is None:
+            known = self.get(entry.pilot, entry.consent)
+            custodian = known.custodian if known is not None else _legacy_custodian(entry, db)
+            entry = entry.model_copy(update={"custodian": custodian})
+        self.apply(index, entry, consent)
+        return entry
+
     def apply(self, index: int, entry: ConsentEntry, consent: Consent | None) -> None:
+        """Make ``entry`` (at ``index``) the Consent's current version; an index already
+        applied (a front end hears of its own change twice) is skipped."""
+        if index <= self.applied:
+            return
+        self.applied = index
         key = (entry.pilot, entry.consent)
         self._entries.setdefault(key, []).append(index)
         self._by_id[key] = ConsentState(

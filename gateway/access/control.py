@@ -12,8 +12,9 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from ledger.entries import AccessEntry
+from ledger.entries import AccessEntry, ClientEntry
 from ledger.envelope import SignedRecord, utc_now
 from ledger.sealed import subject_tag
 from ledger.store import Entry, NewEntry
@@ -66,6 +67,7 @@ class AccessControl:
     _key: TokenKey | None = None
     #: (pilot, subject) -> log indexes of ``access`` entries about that person.
     _audit: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    _audit_applied: int = -1
     #: Tags (:func:`ledger.sealed.subject_tag`) of the people erased: openings about them
     #: are stored blinded, also those of later requests about them.
     erased: set[str] = field(default_factory=set)
@@ -100,6 +102,25 @@ class AccessControl:
         for index, view in reader.opened_leaves("access"):
             self._index_access(index, view)
         self.erased = reader.blinded_tags()
+        if hub.follower is not None:
+            hub.follower.on("consent", self._follow_consent)
+            hub.follower.on("access", self._follow_access)
+            hub.follower.on("client", self._follow_client)
+
+    # -- following the log (a front end: changes made through the other front ends) -------
+    def _follow_consent(self, index: int, view: dict[str, Any], blinded: bool) -> None:
+        entry = self.book.apply_view(index, view, self.db)
+        if entry is not None and entry.erase:
+            self.erased.add(subject_tag(entry.pilot, entry.subject))
+            self.forget_subject(entry.pilot, entry.subject)
+
+    def _follow_access(self, index: int, view: dict[str, Any], blinded: bool) -> None:
+        if not blinded:
+            self._index_access(index, view)
+
+    def _follow_client(self, index: int, view: dict[str, Any], blinded: bool) -> None:
+        if view.get("action") == "client.revoke":
+            self.db.record_revocation(ClientEntry.model_validate(view), index)
 
     def close(self) -> None:
         if self._db is not None:
@@ -217,6 +238,9 @@ class AccessControl:
         return stored
 
     def _index_access(self, index: int, leaf: dict[str, object]) -> None:
+        if index <= self._audit_applied:
+            return  # already filed (a front end hears of its own entry twice)
+        self._audit_applied = index
         subject, pilot = leaf.get("subject"), leaf.get("pilot")
         if isinstance(subject, str) and isinstance(pilot, str):
             self._audit.setdefault((pilot, subject), []).append(index)

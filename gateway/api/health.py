@@ -25,13 +25,14 @@ async def readyz(request: web.Request) -> web.Response:
     if why is not None:
         return web.json_response({"error": "not_ready", "detail": why}, status=503)
     head = hub.ledger.checkpoints.latest
-    size = hub.ledger.writer.size()
+    size = hub.ledger.size()
     body = Health(status="ready", log_size=size, checkpoint_size=head.size if head else None)
     answer = body.model_dump(exclude_none=True)
-    if hub.witnessing is not None:
+    witnesses = hub.witness_status
+    if witnesses is not None:
         # Ready to ingest either way; whether the alliance's quorum vouches for the log,
         # and why not, is said here (agents that require it wait for it).
-        answer["witnesses"] = hub.witnessing.status(size)
+        answer["witnesses"] = witnesses.status(size)
     return web.json_response(answer)
 
 

@@ -42,7 +42,7 @@ async def checkpoint(request: web.Request) -> web.Response:
 @routes.get("/api/v1/ledger/key")
 async def key(request: web.Request) -> web.Response:
     """The hub's signed-note verifier key: ``<name>+<hash>+<base64 key>``."""
-    verifier = hub_of(request).ledger.signer.verifier.encode()
+    verifier = hub_of(request).ledger.verifier.encode()
     return web.Response(text=verifier + "\n", content_type="text/plain")
 
 

@@ -69,7 +69,7 @@ class DashboardMonitor:
     def open(self) -> None:
         ledger = self.hub.ledger
         self._reader = LedgerReader(self.hub.settings.db_path)
-        self.verifier = IncrementalVerifier(ledger.signer.verifier, self.hub.settings.origin)
+        self.verifier = IncrementalVerifier(ledger.verifier, self.hub.settings.origin)
         stored = self._reader.latest_checkpoint()
         head = ledger.checkpoints.latest
         if stored is not None and head is not None and stored.size == head.size:
@@ -120,10 +120,10 @@ class DashboardMonitor:
         self._wake()
 
     def _witnesses(self) -> dict[str, Any] | None:
-        witnessing = self.hub.witnessing
+        witnessing = self.hub.witness_status
         if witnessing is None:
             return None
-        return witnessing.status(self.hub.ledger.writer.size())
+        return witnessing.status(self.hub.ledger.size())
 
     async def next_tick(self) -> None:
         """Wait for the next snapshot (or shutdown; at most two intervals)."""
@@ -184,7 +184,7 @@ class DashboardMonitor:
         buckets, commit_sum, commit_count = _histogram(m.commit_seconds)
         return HubSample(
             at=at,
-            log_size=hub.ledger.writer.size(),
+            log_size=hub.ledger.size(),
             head_size=None if head is None else head.size,
             head_root=None if head is None else head.root,
             persisted_size=max(hub.ledger.checkpoints.persisted_size, 0),

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Protocol
 
 from ..metrics import HubMetrics
 from ..registry.state import Registry
@@ -26,10 +27,15 @@ from .checks import (
 )
 from .deadletters import DeadLetters
 from .receipts import ReceiptQueue, rejected
-from .sequencer import Sequencer
 from .validity import DEFAULT_TIME_RULES, TimeRules
 
 log = logging.getLogger("swiftchain.hub.intake")
+
+
+class Submit(Protocol):
+    """Where verified records go: the sequencer, here or over the channel."""
+
+    def submit(self, v: Verified) -> None: ...
 
 
 def hub_clock() -> datetime:
@@ -40,7 +46,7 @@ class Intake:
     def __init__(
         self,
         registry: Registry,
-        sequencer: Sequencer,
+        sequencer: Submit,
         receipts: ReceiptQueue,
         dead_letters: DeadLetters,
         metrics: HubMetrics,

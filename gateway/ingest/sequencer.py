@@ -17,12 +17,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from ledger.entries import RegistryEntry
-from ledger.envelope import Header
 from ledger.errors import StorageError, StoreError
-from ledger.store import Blinded, Entry, NewEntry
+from ledger.store import Blinded, Entry, NewEntry, RecordColumns
 
 from ..hub_ledger import HubLedger
 from ..metrics import HubMetrics
@@ -31,6 +30,10 @@ from .checks import Verified
 from .receipts import Receipt, ReceiptQueue, rejected
 
 log = logging.getLogger("swiftchain.hub.sequencer")
+
+Committed = Callable[[list[Entry], list[NewEntry], SignedHead], None]
+"""Called on the event loop after each commit with the stored entries, what they were made
+from (openings included) and the head signed over them, before any job's waiter resumes."""
 
 #: Pause after a failed commit before the next attempt (the disk may be full).
 COMMIT_RETRY_S = 0.5
@@ -56,7 +59,7 @@ class _Batch:
     records, then ``behind`` (hub-made entries)."""
 
     ahead: list[Job] = field(default_factory=list)
-    records: list[Verified] = field(default_factory=list)
+    records: list[Pending] = field(default_factory=list)
     behind: list[Job] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -67,63 +70,91 @@ SeqKey = tuple[str, str, int]
 """(pilot, source, seq): the place in a source's sequence a record claims."""
 
 
+class ReceiptSink(Protocol):
+    """Where a record's receipts go: the hub's MQTT receipt queue, or the front end that
+    sent it (``gateway.cluster``), which publishes them."""
+
+    def send(self, topic: str, receipt: Receipt) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A verified record on its way to the log: its entry, the receipts topic of the topic
+    it came in on, and the sink its receipts go to."""
+
+    entry: NewEntry
+    topic: str
+    sink: ReceiptSink
+
+    @property
+    def columns(self) -> RecordColumns:
+        assert self.entry.record is not None
+        return self.entry.record
+
+    @classmethod
+    def of(cls, v: Verified, sink: ReceiptSink) -> Pending:
+        return cls(_record_entry(v), v.receipts_topic, sink)
+
+
 class InFlight:
-    """Records submitted but not yet committed: their ids, with the receipt topics of copies
+    """Records submitted but not yet committed: their ids, with the receipt routes of copies
     that arrived meanwhile, and the sequence numbers they claim."""
 
     def __init__(self) -> None:
-        self._copies: dict[str, list[str]] = {}
+        self._copies: dict[str, list[tuple[str, ReceiptSink]]] = {}
         self._seqs: set[SeqKey] = set()
 
     def __len__(self) -> int:
         return len(self._copies)
 
-    def hold_copy(self, record_id: str, topic: str) -> bool:
-        """If ``record_id`` is in flight, keep ``topic`` for its duplicate receipt."""
+    def hold_copy(self, record_id: str, topic: str, sink: ReceiptSink) -> bool:
+        """If ``record_id`` is in flight, keep the copy's route for its duplicate receipt."""
         waiting = self._copies.get(record_id)
         if waiting is None:
             return False
-        waiting.append(topic)
+        waiting.append((topic, sink))
         return True
 
     def claims(self, seq: SeqKey) -> bool:
         return seq in self._seqs
 
-    def take(self, header: Header) -> None:
-        self._copies[header.id] = []
-        self._seqs.add((header.pilot, header.source, header.seq))
+    def take(self, c: RecordColumns) -> None:
+        self._copies[c.id] = []
+        self._seqs.add((c.pilot, c.source, c.seq))
 
-    def release(self, header: Header) -> list[str]:
-        """Forget a record (committed or failed); the topics of its copies."""
-        self._seqs.discard((header.pilot, header.source, header.seq))
-        return self._copies.pop(header.id, [])
+    def release(self, c: RecordColumns) -> list[tuple[str, ReceiptSink]]:
+        """Forget a record (committed or failed); the routes of its copies."""
+        self._seqs.discard((c.pilot, c.source, c.seq))
+        return self._copies.pop(c.id, [])
 
 
 def fan_out(
-    records: Sequence[Verified],
+    records: Sequence[Pending],
     stored: Sequence[Entry],
     head: SignedHead,
     in_flight: InFlight,
     cosigned: str | None = None,
-) -> list[tuple[str, Receipt]]:
+) -> list[tuple[ReceiptSink, str, Receipt]]:
     """The receipts of committed records, in order: ``accepted`` to each record's sender,
     then ``duplicate`` (same index) to each copy that arrived while it was in flight."""
-    out: list[tuple[str, Receipt]] = []
-    for v, entry in zip(records, stored, strict=True):
-        h = v.record.header
-        accepted = Receipt(
-            id=h.id,
-            status="accepted",
-            index=entry.index,
-            leaf_hash=entry.leaf_hash.hex(),
-            checkpoint=head.note,
-            cosigned=cosigned,
-        )
-        out.append((v.receipts_topic, accepted))
-        copies = in_flight.release(h)
+    out: list[tuple[ReceiptSink, str, Receipt]] = []
+    note = head.note
+    for p, entry in zip(records, stored, strict=True):
+        c = p.columns
+        # Built without validation: every field comes from the store or the signed head.
+        fields = {
+            "id": c.id,
+            "status": "accepted",
+            "index": entry.index,
+            "leaf_hash": entry.leaf_hash.hex(),
+            "checkpoint": note,
+            "cosigned": cosigned,
+        }
+        out.append((p.sink, p.topic, Receipt.model_construct(**fields)))  # type: ignore[arg-type]
+        copies = in_flight.release(c)
         if copies:
-            duplicate = accepted.model_copy(update={"status": "duplicate"})
-            out.extend((topic, duplicate) for topic in copies)
+            duplicate = Receipt.model_construct(**{**fields, "status": "duplicate"})  # type: ignore[arg-type]
+            out.extend((sink, topic, duplicate) for topic, sink in copies)
     return out
 
 
@@ -136,7 +167,7 @@ class Sequencer:
         *,
         max_records: int,
         max_wait_ms: float,
-        on_committed: Callable[[], None] | None = None,
+        on_committed: Committed | None = None,
     ) -> None:
         self.ledger = ledger
         self.receipts = receipts
@@ -165,36 +196,44 @@ class Sequencer:
 
     # -- intake ---------------------------------------------------------------------------
     def submit(self, v: Verified) -> None:
-        """Queue a verified record, or answer at once if its id or seq is already used."""
-        h = v.record.header
-        if self._in_flight.hold_copy(h.id, v.receipts_topic):
+        """Queue a verified record of this process's intake (receipts to its queue)."""
+        self.offer(Pending.of(v, self.receipts))
+
+    def offer(self, p: Pending) -> None:
+        """Queue a record, or answer at once if its id or seq is already used."""
+        c = p.columns
+        if self._in_flight.hold_copy(c.id, p.topic, p.sink):
             return
-        answer = self._already_used(h)
+        answer = self._already_used(c)
         if answer is not None:
-            self.receipts.send(v.receipts_topic, answer)
+            p.sink.send(p.topic, answer)
             return
-        self._in_flight.take(h)
-        self._batch.records.append(v)
+        self._in_flight.take(c)
+        self._batch.records.append(p)
         self._arrived()
 
-    def _already_used(self, h: Header) -> Receipt | None:
+    def _already_used(self, c: RecordColumns) -> Receipt | None:
         """The answer to a record whose id is on the log, or whose seq is taken."""
         reader = self.ledger.reader
-        index = reader.record_index(h.id)
+        index = reader.record_index(c.id)
         if index is not None:
             self.metrics.duplicates.inc()
-            return self._duplicate(h.id, index)
-        seq = (h.pilot, h.source, h.seq)
+            return self._duplicate(c.id, index)
+        seq = (c.pilot, c.source, c.seq)
         if self._in_flight.claims(seq) or reader.seq_index(*seq) is not None:
             self.metrics.rejected.labels("seq_reused").inc()
-            detail = f"seq {h.seq} of {h.pilot}/{h.source} is already used by another record"
-            return rejected(h.id, "seq_reused", detail)
+            detail = f"seq {c.seq} of {c.pilot}/{c.source} is already used by another record"
+            return rejected(c.id, "seq_reused", detail)
         return None
 
     async def change_registry(self, entries: Sequence[RegistryEntry]) -> list[Entry]:
         """Append registry entries through the same writer; returns them once committed
         and applied to the registry."""
-        job = self._job([NewEntry("registry", e.leaf()) for e in entries], self._apply_registry)
+        return await self.append_registry([NewEntry("registry", e.leaf()) for e in entries])
+
+    async def append_registry(self, entries: Sequence[NewEntry]) -> list[Entry]:
+        """Registry entries ahead of the next batch's records, applied to the registry."""
+        job = self._job(list(entries), self._apply_registry)
         self._batch.ahead.append(job)
         self._arrived()
         return await job.done
@@ -279,7 +318,7 @@ class Sequencer:
     async def _commit_next(self) -> None:
         batch = self._take_batch()
         entries = [e for job in batch.ahead for e in job.entries]
-        entries.extend(_record_entry(v) for v in batch.records)
+        entries.extend(p.entry for p in batch.records)
         entries.extend(e for job in batch.behind for e in job.entries)
         erase = [i for job in (*batch.ahead, *batch.behind) for i in job.erase]
         forget = [i for job in (*batch.ahead, *batch.behind) for i in job.forget]
@@ -312,19 +351,17 @@ class Sequencer:
         self._send_receipts(batch.records, stored[position : position + len(batch.records)], head)
         _complete(batch.behind, stored, position + len(batch.records))
         if self.on_committed is not None:
-            self.on_committed()
+            self.on_committed(stored, entries, head)
 
     def _apply_registry(self, done: list[Entry]) -> None:
         for entry in done:
             self.ledger.registry.apply(entry.index, _leaf_fields(entry))
             self.metrics.registry_changes.inc()
 
-    def _send_receipts(
-        self, records: list[Verified], stored: list[Entry], head: SignedHead
-    ) -> None:
+    def _send_receipts(self, records: list[Pending], stored: list[Entry], head: SignedHead) -> None:
         receipts = fan_out(records, stored, head, self._in_flight, self.cosigned())
-        for topic, receipt in receipts:
-            self.receipts.send(topic, receipt)
+        for sink, topic, receipt in receipts:
+            sink.send(topic, receipt)
         self.metrics.accepted.inc(len(records))
         self.metrics.duplicates.inc(len(receipts) - len(records))
 
@@ -334,8 +371,8 @@ class Sequencer:
         log.error("commit of %d records failed: %s", len(batch.records), exc)
         self.write_failure = str(exc)
         self.metrics.commit_failures.inc()
-        for v in batch.records:
-            self._in_flight.release(v.record.header)
+        for p in batch.records:
+            self._in_flight.release(p.columns)
         for job in (*batch.ahead, *batch.behind):
             if not job.done.done():
                 job.done.set_exception(exc)

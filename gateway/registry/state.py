@@ -99,6 +99,8 @@ class Registry:
     sources: dict[tuple[str, str], Source] = field(default_factory=dict)
     keys: dict[str, Key] = field(default_factory=dict)
     configured_pilots: frozenset[str] = frozenset()
+    #: The index of the last registry entry applied.
+    applied: int = -1
 
     @classmethod
     def replay(cls, leaves: Iterable[tuple[int, bytes]], pilots: Iterable[str] = ()) -> Registry:
@@ -115,7 +117,11 @@ class Registry:
         return pilot in self.configured_pilots or any(p == pilot for p, _ in self.sources)
 
     def apply(self, index: int, leaf: dict[str, Any]) -> None:
-        """Apply one committed registry leaf. Unknown actions are ignored, not fatal."""
+        """Apply one committed registry leaf. Unknown actions are ignored, not fatal; an
+        index already applied (a front end hears of its own change twice) is skipped."""
+        if index <= self.applied:
+            return
+        self.applied = index
         action = leaf.get("action")
         at = str(leaf.get("at"))
         detail = leaf.get("detail") or {}

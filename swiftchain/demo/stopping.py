@@ -4,36 +4,13 @@ the demo's child processes die with it however it ends, even by SIGKILL."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import os
 import signal
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-#: prctl(2) option: the signal the kernel sends this process when its parent dies.
-PR_SET_PDEATHSIG = 1
+from runtime.process import die_with_parent
 
-
-def die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` for a child that must not outlive the demo (Linux; elsewhere None,
-    and the demo's own stop takes its children down).
-
-    The kernel sends the child SIGKILL when the thread that started it ends, which for the
-    demo is the event loop's, so when the demo does. libc is looked up here, before the
-    fork: the child runs only the prctl call.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the demo died before the prctl took effect
-            os._exit(1)
-
-    return preexec
+__all__ = ["die_with_parent"]
 
 
 #: After a stop signal, how often the main task is cancelled again while it still runs, and

@@ -10,7 +10,8 @@ expects (200 with the consented patient's data, 403 with the refusal's reason, 4
 anything else, a 500 or an expired token included, is a violation.
 
 ``SWIFTCHAIN_FAULT_ROUNDS`` (default 10) sets the rounds; each round kills
-the hub once and an agent once, every other round restarts the broker.
+the hub once, one of its front ends once (when it runs front ends: ``workers`` >= 1) and
+an agent once; every other round restarts the broker.
 ``SWIFTCHAIN_FAULT_AGENTS`` (default 6) sets the agents, ``SWIFTCHAIN_FAULT_SEED`` the seed.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import threading
 import time
 import urllib.error
@@ -235,6 +237,15 @@ def world(tmp_path: Path) -> Iterator[tuple[Mosquitto, ProcessHub, list[Feed]]]:
         yield world
 
 
+def wait_for_fronts(hub: ProcessHub) -> list[int]:
+    """The hub's front-end pids once all of them run (none: the hub is one process)."""
+    want = hub.front_ends
+    if not want:
+        return []
+    wait_for(lambda: len(hub.children("front")) == want, SETTLE_S, "every front end running")
+    return hub.children("front")
+
+
 def not_ready_because(hub: ProcessHub) -> str | None:
     status, body = hub.request("GET", "/readyz")
     return str(body["detail"]) if status == 503 else None
@@ -264,6 +275,14 @@ def test_agents_hub_broker_and_disk_fail_and_nothing_is_lost(
             tally.fault("hub kill -9")
             time.sleep(rng.uniform(0.0, 1.0))
             hub.start()
+            # With front ends: one of them dies mid-stream (its supervisor starts another).
+            fronts = wait_for_fronts(hub)
+            if fronts:
+                for feed in feeds:
+                    feed.feed(1)
+                time.sleep(rng.uniform(0.1, 1.0))
+                os.kill(rng.choice(fronts), signal.SIGKILL)
+                tally.fault("front end kill -9")
             # An agent dies mid-stream.
             for feed in feeds:
                 feed.feed(1)
@@ -321,6 +340,7 @@ def test_agents_hub_broker_and_disk_fail_and_nothing_is_lost(
     assert not queries.violations, queries.violations[:3]
     # Every kind of query was asked, many times over.
     assert set(queries.by_kind) == {expected.what for _, _, expected in QUERIES}
+    per_round = FILES + 1 + (1 if hub.front_ends else 0)
     assert sum(f.fed for f in feeds) == AGENTS * PER_FILE * (
-        ROUNDS * (FILES + 1) + (ROUNDS + 1) // 2 + FILES
+        ROUNDS * per_round + (ROUNDS + 1) // 2 + FILES
     )

@@ -339,10 +339,37 @@ class ProcessHub(HubHandle):
             time.sleep(0.05)
 
     def kill(self) -> None:
+        """SIGKILL the hub (with front ends: its supervisor; the kernel kills the rest)."""
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait(60)
         self.proc = None
+
+    @property
+    def front_ends(self) -> int:
+        """How many front-end processes this hub runs (0: one process), as its settings
+        (the config file, ``SWIFTCHAIN_HUB_WORKERS``) say."""
+        from gateway.settings import load_settings
+
+        return load_settings(self.config_path).front_ends
+
+    def children(self, role: str) -> list[int]:
+        """The pids of this hub's ``sequencer`` or ``front`` processes (none when the hub
+        runs in one process)."""
+        assert self.proc is not None
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if int(stat[1]) == self.proc.pid and b"gateway.cluster.child" in argv:
+                if argv[argv.index(b"gateway.cluster.child") + 1] == role.encode():
+                    found.append(int(entry.name))
+        return sorted(found)
 
     def terminate(self, timeout: float = 30) -> int:
         assert self.proc is not None

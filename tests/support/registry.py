@@ -8,6 +8,6 @@ from gateway.registry.state import Registry
 
 
 def apply_all(registry: Registry, entries: list) -> None:  # type: ignore[type-arg]
-    start = max([k.index for k in registry.keys.values()] + [-1]) + 1
+    start = registry.applied + 1
     for i, e in enumerate(entries):
-        registry.apply(start + i + 100, json.loads(e.leaf()))
+        registry.apply(start + i, json.loads(e.leaf()))

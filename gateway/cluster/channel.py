@@ -1,0 +1,307 @@
+"""The sequencer's side of the channel: front ends connect, send verified records and
+hub-made jobs, and get receipts, job results and the log's head after every commit.
+
+Rules it keeps (docs/architecture.md, "The hub's processes"):
+
+- Nothing is answered before it is durable: receipts and ``Done`` leave after the commit.
+- A commit that changes what front ends decide on (registry, consent, client, erasure
+  entries) is sent to every front end as a :class:`Head` that asks for an ``Ack``; the job
+  that made it is answered only once every connected front end acknowledged it, so the
+  change is in force on every front end's next message or request. A front end that does
+  not acknowledge within ``ACK_TIMEOUT_S`` is cut off (it stops; its supervisor restarts it,
+  and a restarted front end replays the log before it serves).
+- Registry changes are planned by a front end against the registry it follows: a job says
+  which size it planned on, and one planned before a registry entry it has not seen is
+  refused (``retry``), so two front ends never both add what only one may.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import StorageError, StoreError
+from ledger.store import Entry, NewEntry
+
+from ..ingest.checkpoints import SignedHead
+from ..ingest.receipts import Receipt
+from ..ingest.sequencer import Pending, Sequencer
+from .errors import ChannelError
+from .wire import (
+    Ack,
+    Done,
+    Failed,
+    Head,
+    Hello,
+    Job,
+    Receipts,
+    Records,
+    StateEntry,
+    Sync,
+    ToFront,
+    blinded,
+    entries_out,
+    frame,
+    new_entry,
+    read_to_sequencer,
+)
+
+log = logging.getLogger("swiftchain.hub.channel")
+
+#: Entry kinds front ends keep state from.
+STATE_KINDS = frozenset({"registry", "consent", "client", "access", "erasure"})
+#: Of those, the ones every front end must have applied before the writer is answered.
+BARRIER_KINDS = frozenset({"registry", "consent", "client", "erasure"})
+ACK_TIMEOUT_S = 5.0
+#: Buffered bytes to a front end beyond which the sequencer waits for it to read.
+HIGH_WATER = 8 * 1024 * 1024
+
+
+class FrontEnd:
+    """One connected front end: the receipt sink of the records it sent."""
+
+    def __init__(self, worker: int, writer: asyncio.StreamWriter) -> None:
+        self.worker = worker
+        self.writer = writer
+        self.acked = 0
+        self.closed = False
+        self._items: list[
+            tuple[str, str, str | None, int | None, str | None, str | None, str | None]
+        ] = []
+        self._covering: tuple[str | None, str | None] = (None, None)
+        self._flush_due = False
+
+    # -- ReceiptSink ------------------------------------------------------------------------
+    def send(self, topic: str, receipt: Receipt) -> None:
+        covering = (receipt.checkpoint, receipt.cosigned)
+        if self._items and covering != self._covering:
+            self._flush()
+        self._covering = covering
+        self._items.append(
+            (
+                topic,
+                receipt.status,
+                receipt.id,
+                receipt.index,
+                receipt.leaf_hash,
+                receipt.reason,
+                receipt.detail,
+            )
+        )
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self._items:
+            checkpoint, cosigned = self._covering
+            self.write(Receipts(checkpoint, cosigned, self._items))
+            self._items = []
+
+    def write(self, message: ToFront) -> None:
+        if self.closed:
+            return
+        if message.__class__ is not Receipts:
+            self._flush()
+        self.writer.write(frame(message))
+
+    def close(self) -> None:
+        self.closed = True
+        self.writer.close()
+
+
+class ChannelServer:
+    """Serves front ends on a Unix socket for one sequencer."""
+
+    def __init__(
+        self,
+        sequencer: Sequencer,
+        path: Path,
+        secret: str,
+        *,
+        status: Callable[[], dict[str, Any] | None] = lambda: None,
+    ) -> None:
+        self.sequencer = sequencer
+        self.path = path
+        self.secret = secret
+        self.status = status
+        self.fronts: set[FrontEnd] = set()
+        self._server: asyncio.Server | None = None
+        self._acked = asyncio.Condition()
+        self._registry_lock = asyncio.Lock()
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._head: SignedHead | None = None
+        sequencer.on_committed = self._committed
+
+    async def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        self.path.chmod(0o600)
+        log.info("sequencer channel on %s", self.path)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for front in list(self.fronts):
+            front.close()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await self._server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    # -- the head ---------------------------------------------------------------------------
+    def head(self, state: list[StateEntry], ack: bool) -> Head:
+        seq = self.sequencer
+        ledger = seq.ledger
+        latest = ledger.checkpoints.latest
+        return Head(
+            size=ledger.writer.size(),
+            head_size=latest.size if latest is not None else 0,
+            root=latest.root if latest is not None else b"",
+            note=latest.note if latest is not None else "",
+            persisted_size=ledger.checkpoints.persisted_size,
+            cosigned=seq.cosigned(),
+            write_failure=seq.write_failure,
+            witnesses=self.status(),
+            state=state,
+            ack=ack,
+        )
+
+    def _committed(self, stored: list[Entry], made: list[NewEntry], head: SignedHead) -> None:
+        state: list[StateEntry] = []
+        for e, n in zip(stored, made, strict=True):
+            if e.kind in STATE_KINDS:
+                opening = n.opening.encode() if n.opening is not None else None
+                state.append(
+                    StateEntry(e.index, e.kind, e.leaf, opening, n.blinded_for is not None)
+                )
+        if not state and not self.fronts:
+            return
+        ack = any(s.kind in BARRIER_KINDS for s in state)
+        message = self.head(state, ack)
+        for front in list(self.fronts):
+            front.write(message)
+
+    def broadcast_status(self) -> None:
+        """A head without entries (after a witness round, a stored checkpoint)."""
+        message = self.head([], False)
+        for front in list(self.fronts):
+            front.write(message)
+
+    async def _barrier(self, size: int) -> None:
+        """Until every connected front end has acknowledged ``size``; cut off the late."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ACK_TIMEOUT_S
+        async with self._acked:
+            while True:
+                late = [f for f in self.fronts if f.acked < size]
+                if not late:
+                    return
+                left = deadline - loop.time()
+                if left <= 0:
+                    for f in late:
+                        log.error(
+                            "front end %d did not apply entry %d within %.0f s; cutting it off",
+                            f.worker,
+                            size - 1,
+                            ACK_TIMEOUT_S,
+                        )
+                        self._drop(f)
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left):
+                        await self._acked.wait()
+
+    # -- one connection -----------------------------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        front: FrontEnd | None = None
+        try:
+            hello = await read_to_sequencer(reader)
+            if hello is None:
+                writer.close()  # a probe (the supervisor waiting for the channel)
+                return
+            if not isinstance(hello, Hello) or not hmac.compare_digest(hello.secret, self.secret):
+                log.warning("a connection to the sequencer channel without the run's secret")
+                writer.close()
+                return
+            front = FrontEnd(hello.worker, writer)
+            self.fronts.add(front)
+            front.acked = self.sequencer.ledger.writer.size()
+            front.write(self.head([], False))
+            log.info("front end %d (pid %d) connected", hello.worker, hello.pid)
+            while True:
+                message = await read_to_sequencer(reader)
+                if message is None:
+                    break
+                if isinstance(message, Records):
+                    for item in message.items:
+                        self.sequencer.offer(Pending(new_entry(item.entry), item.topic, front))
+                elif isinstance(message, Job):
+                    task = asyncio.create_task(self._job(front, message))
+                    self._jobs.add(task)
+                    task.add_done_callback(self._jobs.discard)
+                elif isinstance(message, Ack):
+                    front.acked = max(front.acked, message.size)
+                    async with self._acked:
+                        self._acked.notify_all()
+                elif isinstance(message, Sync):
+                    front.write(self.head([], False))
+                if writer.transport.get_write_buffer_size() > HIGH_WATER:
+                    await writer.drain()
+        except (ChannelError, ConnectionError) as exc:
+            log.warning("front end %s: %s", front.worker if front else "?", exc)
+        finally:
+            if front is not None:
+                self._drop(front)
+                log.info("front end %d disconnected", front.worker)
+
+    def _drop(self, front: FrontEnd) -> None:
+        self.fronts.discard(front)
+        front.close()
+        # Its records in flight still commit; their receipts go nowhere and the agents
+        # resend (they then get ``duplicate``).
+        asyncio.get_running_loop().create_task(self._wake_barriers())
+
+    async def _wake_barriers(self) -> None:
+        async with self._acked:
+            self._acked.notify_all()
+
+    async def _job(self, front: FrontEnd, job: Job) -> None:
+        try:
+            entries = [new_entry(e) for e in job.entries]
+            if job.ahead:
+                async with self._registry_lock:
+                    if self.sequencer.ledger.registry.applied >= job.based_on:
+                        front.write(Failed(job.job, "the registry changed meanwhile", True, True))
+                        return
+                    stored = await self.sequencer.append_registry(entries)
+            else:
+                stored = await self.sequencer.append(
+                    entries,
+                    erase=job.erase,
+                    forget=job.forget,
+                    blind=[blinded(b) for b in job.blind],
+                )
+        except StorageError as exc:
+            front.write(Failed(job.job, str(exc), True))
+            return
+        except (StoreError, ChannelError) as exc:
+            front.write(Failed(job.job, str(exc), False))
+            return
+        except Exception as exc:
+            log.exception("job %d of front end %d failed", job.job, front.worker)
+            front.write(Failed(job.job, f"the sequencer failed: {exc}", False))
+            return
+        if any(e.kind in BARRIER_KINDS for e in stored):
+            await self._barrier(stored[-1].index + 1)
+        front.write(Done(job.job, entries_out(stored)))
