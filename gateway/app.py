@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -58,12 +58,29 @@ def create_app(settings: HubSettings, front: tuple[int, str] | None = None) -> w
     app[HUB] = Hub(settings, consent_check, late_windows, front=front)
     app.cleanup_ctx.extend([_store, _access, _broker_link, _witnesses, _sequencer, _intake])
     app.on_shutdown.append(_begin_drain)
+    if front is not None:
+        app.on_response_prepare.append(_front_header(front[0]))
     for module in (health, ledger, registry, admin, openapi):
         app.add_routes(module.routes)
     for module in (smart, clients, records, audit, metadata, search, read, consent, consent_search):
         app.add_routes(module.routes)
     setup_dashboard(app)
     return app
+
+
+#: Names the front-end process that answered (an operator's aid: which process's log to read).
+FRONT_HEADER = "Swiftchain-Front"
+
+
+def _front_header(
+    index: int,
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    value = str(index)
+
+    async def name(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers[FRONT_HEADER] = value
+
+    return name
 
 
 def http_shutdown_timeout(settings: HubSettings) -> float:

@@ -89,6 +89,7 @@ class AccessControl:
     def open(self, hub: Hub) -> None:
         self._key = load_or_create_token_key(self.settings.token_key_path)
         self._db = AccessDb(self.settings.access_db)
+        self.jti_memory.store = self._db
         audiences = expected_audiences(self.settings.public_url, self.settings.token_audiences)
         if self._db.versions and not audiences:
             log.warning(

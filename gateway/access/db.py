@@ -58,6 +58,12 @@ CREATE TABLE IF NOT EXISTS revoked_keys (
     client_id TEXT NOT NULL,
     entry INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS used_jtis (
+    client_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    exp INTEGER NOT NULL,
+    PRIMARY KEY (client_id, jti)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS consent_versions (
     hash TEXT PRIMARY KEY,
     consent_id TEXT NOT NULL,
@@ -193,6 +199,17 @@ class AccessDb:
                 f"SELECT {_CLIENT_COLUMNS} FROM clients ORDER BY client_id"
             ).fetchall()
             return [self._row(r) for r in rows]
+
+    def claim_jti(self, client_id: str, jti: str, exp: int, now: int, skew: int) -> bool:
+        """``smart.assertion.JtiStore``: record a client assertion's ``jti`` (uses that
+        expired are dropped first); False if a live use of it is on file."""
+        with self._lock:
+            self.conn.execute("DELETE FROM used_jtis WHERE exp + ? < ?", (skew, now))
+            # One statement, atomic across processes: only one of two racing uses inserts.
+            done = self.conn.execute(
+                "INSERT OR IGNORE INTO used_jtis VALUES (?,?,?)", (client_id, jti, exp)
+            )
+            return done.rowcount == 1
 
     def record_revocation(self, entry: ClientEntry, index: int) -> Revocation:
         """Store the revocation the log's ``client`` entry at ``index`` made (again is a

@@ -63,7 +63,11 @@ async def audit(request: web.Request) -> web.Response:
                 f"{caller.org!r} is neither an auditor nor a consent administrator of {pilot.id!r}",
                 code="not_auditor",
             )
-        reader = hub_of(request).ledger.reader
+        hub = hub_of(request)
+        # A read barrier: the access entries other front ends committed are indexed here
+        # before the trail is read (a no-op for a hub in one process).
+        await hub.sync()
+        reader = hub.ledger.reader
         openings = _openings(access, reader, pilot.id, subject)
         entries = [
             _entry(reader.entry(index), opening)

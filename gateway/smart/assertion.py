@@ -14,7 +14,7 @@ import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -73,17 +73,31 @@ class RegisteredClient:
         return tuple(k.thumbprint() for k in self.key_set().keys)
 
 
+class JtiStore(Protocol):
+    """Where every process of a hub records the ``jti`` values used (the access file), so an
+    assertion replayed to another front end, or after a restart, is refused too."""
+
+    def claim_jti(self, client_id: str, jti: str, exp: int, now: int, skew: int) -> bool:
+        """Record the use; False if it was used before and that use has not expired."""
+        ...
+
+
 @dataclass
 class JtiMemory:
-    """``jti`` values already used, each kept until its assertion would have expired."""
+    """``jti`` values already used, each kept until its assertion would have expired:
+    in memory, and in ``store`` when there is one (shared by the hub's processes)."""
 
     seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    store: JtiStore | None = None
 
     def use(self, client_id: str, jti: str, exp: int, now: int) -> None:
         if len(self.seen) > 10_000:
             self.seen = {k: e for k, e in self.seen.items() if e + CLOCK_SKEW >= now}
         key = (client_id, jti)
-        if key in self.seen and self.seen[key] + CLOCK_SKEW >= now:
+        replayed = key in self.seen and self.seen[key] + CLOCK_SKEW >= now
+        if not replayed and self.store is not None:
+            replayed = not self.store.claim_jti(client_id, jti, exp, now, CLOCK_SKEW)
+        if replayed:
             raise _invalid("this assertion's jti was already used; make a new assertion")
         self.seen[key] = exp
 

@@ -49,6 +49,10 @@ def authenticate(request: web.Request) -> Caller:
     claims = access.token_cache.get((base, raw))
     if claims is None or claims.expires_at <= now:
         claims = _verify(access, raw, base, now)
+    if access.db.versions.get(claims.client_id) != claims.registration:
+        # Registered (again) through another process of the hub, or ``swiftchain clients``:
+        # the file says which registration is current (read only when memory disagrees).
+        access.db.client(claims.client_id)
     try:
         check_current_registration(claims, access.db.versions, access.db.revoked)
     except InvalidToken as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import json
 import os
 import socket
@@ -344,6 +345,37 @@ class ProcessHub(HubHandle):
         self.proc.kill()
         self.proc.wait(60)
         self.proc = None
+
+    def wait_ready(self, timeout: float = STARTUP_S) -> None:
+        """Until every front end (the ``Swiftchain-Front`` header names the one answering
+        a connection) says ready: the kernel spreads new connections over them."""
+        want = self.front_ends
+        if want == 0:
+            return super().wait_ready(timeout)
+        port = int(self.http_url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + timeout
+        ready: set[str] = set()
+        last: Any = None
+        while time.monotonic() < deadline:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                conn.request("GET", "/readyz")
+                resp = conn.getresponse()
+                last = resp.read()
+                if resp.status == 200:
+                    ready.add(resp.getheader("Swiftchain-Front") or "")
+                    if len(ready) >= want:
+                        return
+                    continue
+            except OSError as exc:
+                last = exc
+            finally:
+                conn.close()
+            time.sleep(0.05)
+        raise TimeoutError(
+            f"front ends {sorted(ready)} of {want} at {self.http_url} ready after {timeout}s:"
+            f" {last!r}"
+        )
 
     @property
     def front_ends(self) -> int:

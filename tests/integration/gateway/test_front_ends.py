@@ -1,0 +1,179 @@
+"""A hub of a sequencer process and two front ends (``swiftchain hub --workers 2``): what one
+front end changes is in force on the very next request or message the other one takes.
+
+Each HTTP connection stays with the front end that accepted it (the ``Swiftchain-Front``
+header names it), so a test holds one connection to each and sends the change on one and
+the next request on the other. MQTT messages go to either front end (the broker's shared
+subscription picks): a change is followed at once by several records, so both take some.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.keys import load_private_key
+from tests.support.access import (
+    ASSERTION_TYPE,
+    AUDITOR,
+    HOSPITAL,
+    Device,
+    HospitalClient,
+    consent_document,
+)
+from tests.support.broker import Mosquitto
+from tests.support.hub import MqttPeer, ProcessHub, process_hub
+from tests.support.records import PILOT, TYPE, make
+
+SUBJECT = "pt-front0001"
+FRONT = "Swiftchain-Front"
+#: Connections tried to reach both front ends (the kernel spreads them; a bound, not a hope).
+CONNECTION_TRIES = 200
+
+
+@pytest.fixture
+def fronts_hub(tmp_path: Path, hub_broker: Mosquitto) -> Iterator[ProcessHub]:
+    hub = process_hub(tmp_path / "hub", hub_broker.url, workers=2, batch_max_ms=2)
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+class Pinned:
+    """One keep-alive HTTP connection, so one front end."""
+
+    def __init__(self, hub: ProcessHub) -> None:
+        url = urllib.parse.urlsplit(hub.http_url)
+        self.conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+        self.front = ""
+
+    def call(
+        self, method: str, path: str, headers: dict[str, str], body: Any = None
+    ) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        if data is not None:
+            headers = {**headers, "Content-Type": "application/fhir+json"}
+        self.conn.request(method, path, body=data, headers=headers)
+        resp = self.conn.getresponse()
+        raw = resp.read()
+        self.front = resp.getheader(FRONT) or ""
+        return resp.status, json.loads(raw) if raw else None
+
+
+def one_to_each(hub: ProcessHub) -> tuple[Pinned, Pinned]:
+    """A connection to each of the two front ends."""
+    by_front: dict[str, Pinned] = {}
+    for _ in range(CONNECTION_TRIES):
+        pinned = Pinned(hub)
+        status, _ = pinned.call("GET", "/healthz", {})
+        assert status == 200
+        if pinned.front in by_front:
+            pinned.conn.close()
+            continue
+        by_front[pinned.front] = pinned
+        if len(by_front) == 2:
+            a, b = by_front.values()
+            return a, b
+    raise AssertionError(f"only front ends {sorted(by_front)} answered {CONNECTION_TRIES} tries")
+
+
+def as_hospital(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "TREAT"}
+
+
+async def test_a_withdrawal_on_one_front_end_is_in_force_on_the_next_request_to_the_other(
+    fronts_hub: ProcessHub,
+) -> None:
+    hub = fronts_hub
+    assert len(hub.children("front")) == 2 and len(hub.children("sequencer")) == 1
+    hospital = HospitalClient(hub, "php-ehr", HOSPITAL).register()
+    token = hospital.token()
+    a, b = one_to_each(hub)
+    assert a.front != b.front
+    device = Device(hub)
+    query = f"/fhir/Observation?subject=Patient/{SUBJECT}"
+    for round_no in range(3):
+        # Given on one front end (the roles swap each round), in force on the other.
+        give, other = (a, b) if round_no % 2 == 0 else (b, a)
+        consent_id = f"c-front-{round_no}"
+        document = consent_document(consent_id, SUBJECT, sources=[device.source])
+        status, consent = give.call("POST", "/fhir/Consent", as_hospital(token), document)
+        assert status == 201, consent
+        receipts = await device.publish(SUBJECT, consent_id, n=2)
+        assert [r["status"] for r in receipts] == ["accepted"] * 2, receipts
+        status, bundle = other.call("GET", query, as_hospital(token))
+        assert status == 200 and bundle["entry"], bundle
+        # Withdrawn on the other; the very next request, on the first, is refused.
+        status, withdrawn = other.call(
+            "POST", f"/fhir/Consent/{consent_id}/$withdraw", as_hospital(token)
+        )
+        assert status == 200 and withdrawn["status"] == "inactive", withdrawn
+        status, outcome = give.call("GET", query, as_hospital(token))
+        assert status == 403, outcome
+        assert (give.front, other.front) in ((a.front, b.front), (b.front, a.front))
+    # Every decision of both front ends is in the audit trail, asked on either.
+    auditor = HospitalClient(hub, "commission-audit", AUDITOR, alg="EdDSA")
+    audit_token = auditor.register(["system/*.rs"]).token("system/*.rs")
+    for pinned in (a, b):
+        status, audit = pinned.call(
+            "GET", f"/api/v1/audit?subject={SUBJECT}", as_hospital(audit_token)
+        )
+        assert status == 200, audit
+        searches = [e["decision"] for e in audit["entries"] if e["client"] == "php-ehr"]
+        assert searches.count("deny") == 3 and searches.count("allow") == 3, searches
+
+
+async def test_registry_changes_on_one_front_end_hold_for_records_any_front_end_takes(
+    fronts_hub: ProcessHub,
+) -> None:
+    hub = fronts_hub
+    async with MqttPeer(hub.mqtt_url) as peer:
+        for n in range(4):
+            # Registered through one front end (the admin API), published at once: the
+            # records land on both front ends, and each knows the new source.
+            source = f"station-new-{n}"
+            key_path, key_id = hub.register_source(PILOT, source, [TYPE])
+            key = load_private_key(key_path)
+            for seq in range(1, 9):
+                answer = await peer.send(make(key, seq, source=source))
+                assert answer["status"] == "accepted", answer
+            # Revoked: refused at once, whichever front end takes the record.
+            hub.revoke_key(key_id)
+            for seq in range(9, 17):
+                answer = await peer.send(make(key, seq, source=source))
+                assert answer["status"] == "rejected", answer
+                assert answer["reason"] == "key_not_valid", answer
+
+
+def test_a_client_assertion_is_used_once_across_front_ends(fronts_hub: ProcessHub) -> None:
+    """RFC 7523 section 3: the same ``jti`` twice is a replay, whichever front end the
+    second request reaches (the used ones are in the access file all of them share)."""
+    hospital = HospitalClient(fronts_hub, "php-ehr", HOSPITAL).register()
+    a, b = one_to_each(fronts_hub)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    for first, second in ((a, b), (b, a)):
+        form = urllib.parse.urlencode(
+            {
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": hospital.assertion(),
+                "scope": "system/Observation.rs",
+            }
+        )
+        first.conn.request("POST", "/oauth/token", body=form, headers=headers)
+        resp = first.conn.getresponse()
+        assert resp.status == 200, resp.read()
+        resp.read()
+        second.conn.request("POST", "/oauth/token", body=form, headers=headers)
+        resp = second.conn.getresponse()
+        answer = json.loads(resp.read())
+        assert resp.status == 401 and answer["error"] == "invalid_client", answer
+        assert "already used" in answer["error_description"]
