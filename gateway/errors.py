@@ -75,6 +75,13 @@ class Forbidden(ApiError):
     code = "forbidden"
 
 
+class Conflict(ApiError):
+    """What the request was decided on changed meanwhile (through another front end)."""
+
+    status = 409
+    code = "conflict"
+
+
 class NotReady(ApiError):
     status = 503
     code = "not_ready"

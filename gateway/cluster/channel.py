@@ -10,9 +10,11 @@ Rules it keeps (docs/architecture.md, "The hub's processes"):
   change is in force on every front end's next message or request. A front end that does
   not acknowledge within ``ACK_TIMEOUT_S`` is cut off (it stops; its supervisor restarts it,
   and a restarted front end replays the log before it serves).
-- Registry changes are planned by a front end against the registry it follows: a job says
-  which size it planned on, and one planned before a registry entry it has not seen is
-  refused (``retry``), so two front ends never both add what only one may.
+- Front ends decide changes on the state they follow (the registry, a Consent): a job says
+  which log size it decided on and what it guards (``registry``, ``consent:<pilot>:<id>``);
+  one decided before a change to what it guards that it had not seen is refused
+  (``conflict``), so two front ends never both add what only one may, nor does an update
+  decided on an active Consent undo the withdrawal another front end just committed.
 """
 
 from __future__ import annotations
@@ -134,8 +136,11 @@ class ChannelServer:
         self.fronts: set[FrontEnd] = set()
         self._server: asyncio.Server | None = None
         self._acked = asyncio.Condition()
-        self._registry_lock = asyncio.Lock()
         self._jobs: set[asyncio.Task[None]] = set()
+        #: Per guarded name: the lock held from a job's check to its commit, and the index
+        #: of the last entry committed under it.
+        self._guards: dict[str, asyncio.Lock] = {}
+        self._changed: dict[str, int] = {}
         self._head: SignedHead | None = None
         sequencer.on_committed = self._committed
 
@@ -277,31 +282,46 @@ class ChannelServer:
             self._acked.notify_all()
 
     async def _job(self, front: FrontEnd, job: Job) -> None:
-        try:
-            entries = [new_entry(e) for e in job.entries]
-            if job.ahead:
-                async with self._registry_lock:
-                    if self.sequencer.ledger.registry.applied >= job.based_on:
-                        front.write(Failed(job.job, "the registry changed meanwhile", True, True))
-                        return
-                    stored = await self.sequencer.append_registry(entries)
-            else:
-                stored = await self.sequencer.append(
-                    entries,
-                    erase=job.erase,
-                    forget=job.forget,
-                    blind=[blinded(b) for b in job.blind],
-                )
-        except StorageError as exc:
-            front.write(Failed(job.job, str(exc), True))
-            return
-        except (StoreError, ChannelError) as exc:
-            front.write(Failed(job.job, str(exc), False))
-            return
-        except Exception as exc:
-            log.exception("job %d of front end %d failed", job.job, front.worker)
-            front.write(Failed(job.job, f"the sequencer failed: {exc}", False))
-            return
+        guard = sorted(set(job.guard) | ({"registry"} if job.ahead else set()))
+        async with contextlib.AsyncExitStack() as held:
+            for name in guard:
+                await held.enter_async_context(self._guards.setdefault(name, asyncio.Lock()))
+            if self._stale(guard, job.based_on):
+                front.write(Failed(job.job, f"{', '.join(guard)} changed meanwhile", True, True))
+                return
+            stored = await self._commit(front, job)
+            if stored is None:
+                return
+            if stored:
+                for name in guard:
+                    self._changed[name] = stored[-1].index
         if any(e.kind in BARRIER_KINDS for e in stored):
             await self._barrier(stored[-1].index + 1)
         front.write(Done(job.job, entries_out(stored)))
+
+    def _stale(self, guard: list[str], based_on: int) -> bool:
+        """Whether an entry at or past ``based_on`` changed what ``guard`` names."""
+        if "registry" in guard and self.sequencer.ledger.registry.applied >= based_on:
+            return True
+        return any(self._changed.get(name, -1) >= based_on for name in guard)
+
+    async def _commit(self, front: FrontEnd, job: Job) -> list[Entry] | None:
+        """The job's entries committed, or None (its ``Failed`` sent)."""
+        try:
+            entries = [new_entry(e) for e in job.entries]
+            if job.ahead:
+                return await self.sequencer.append_registry(entries)
+            return await self.sequencer.append(
+                entries,
+                erase=job.erase,
+                forget=job.forget,
+                blind=[blinded(b) for b in job.blind],
+            )
+        except StorageError as exc:
+            front.write(Failed(job.job, str(exc), True))
+        except (StoreError, ChannelError) as exc:
+            front.write(Failed(job.job, str(exc), False))
+        except Exception as exc:
+            log.exception("job %d of front end %d failed", job.job, front.worker)
+            front.write(Failed(job.job, f"the sequencer failed: {exc}", False))
+        return None

@@ -257,7 +257,10 @@ class RemoteSequencer:
         forget: Sequence[int] = (),
         blind: Sequence[Blinded] = (),
         committed: Callable[[list[Entry]], None] | None = None,
+        guard: Sequence[str] = (),
     ) -> list[Entry]:
+        """``guard``: what the entries were decided on (``consent:<pilot>:<id>``); if
+        another front end changed it since this one last heard, PlanConflict."""
         job = Job(
             0,
             False,
@@ -265,6 +268,8 @@ class RemoteSequencer:
             erase=list(erase),
             forget=list(forget),
             blind=[blind_in(b) for b in blind],
+            based_on=self.follower.applied,
+            guard=list(guard),
         )
         done = await self._run(job)
         if committed is not None:

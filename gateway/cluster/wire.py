@@ -66,13 +66,15 @@ class BlindIn(msgspec.Struct, array_like=True):
 
 
 class Job(msgspec.Struct, tag=True, array_like=True):
-    """Hub-made entries to commit (``ahead``: registry changes, before the records, planned
-    on the log of ``based_on`` entries)."""
+    """Hub-made entries to commit (``ahead``: registry changes, before the records), decided
+    on the log of ``based_on`` entries: refused if an entry committed since then changed
+    what ``guard`` names (``registry``, ``consent:<pilot>:<id>``)."""
 
     job: int
     ahead: bool
     entries: list[EntryIn]
     based_on: int = -1
+    guard: list[str] = []
     erase: list[int] = []
     forget: list[int] = []
     blind: list[BlindIn] = []

@@ -38,7 +38,8 @@ from ..access.control import AccessControl, Caller
 from ..access.gate import gated
 from ..access.purpose import AUDIT_PURPOSE, CONSENT_ADMIN_PURPOSE
 from ..appkeys import ACCESS, hub_of
-from ..errors import BadParameter, Forbidden, NotFound
+from ..cluster.errors import PlanConflict
+from ..errors import BadParameter, Conflict, Forbidden, NotFound
 from ..smart.bearer import authenticate
 from ..smart.scopes import allows
 from .bindings import binding_violations
@@ -177,9 +178,20 @@ async def commit_consent(
         if erase:
             access.erased.add(subject_tag(pilot.id, subject))
 
-    stored_entries = await hub.sequencer.append(
-        entries, erase=[body.index for body in erased], blind=blinded, committed=committed
-    )
+    try:
+        stored_entries = await hub.sequencer.append(
+            entries,
+            erase=[body.index for body in erased],
+            blind=blinded,
+            committed=committed,
+            guard=[f"consent:{pilot.id}:{consent.id}"],
+        )
+    except PlanConflict:
+        raise Conflict(
+            f"Consent/{consent.id} changed meanwhile (through another process of the hub);"
+            " read it again and retry",
+            code="consent_changed",
+        ) from None
     if erase:
         await _forget_elsewhere(request, pilot.id, subject, consent.id)
     return stored_entries[0], len(erased)

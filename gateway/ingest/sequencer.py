@@ -246,11 +246,14 @@ class Sequencer:
         forget: Sequence[int] = (),
         blind: Sequence[Blinded] = (),
         committed: Callable[[list[Entry]], None] | None = None,
+        guard: Sequence[str] = (),
     ) -> list[Entry]:
         """Append hub-made entries (erasing the records at ``erase`` and forgetting the
         openings at ``forget``) in the next group commit; returns them once durable.
         ``committed`` runs on the event loop straight after the commit, so state derived
-        from the log (consents) never lags what the log says."""
+        from the log (consents) never lags what the log says. ``guard`` matters to front
+        ends only (``gateway.cluster``): in one process, the callers' locks serialise the
+        decisions it names."""
         job = self._job(list(entries), committed, erase)
         job.forget.extend(forget)
         job.blind.extend(blind)

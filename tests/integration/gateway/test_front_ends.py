@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,27 @@ def one_to_each(hub: ProcessHub) -> tuple[Pinned, Pinned]:
             a, b = by_front.values()
             return a, b
     raise AssertionError(f"only front ends {sorted(by_front)} answered {CONNECTION_TRIES} tries")
+
+
+def at_once(calls: dict[str, tuple[Pinned, tuple[Any, ...]]]) -> dict[str, int]:
+    """Each request on its connection, in a thread of its own, released together; the
+    status each got."""
+    go = threading.Barrier(len(calls))
+    answers: dict[str, int] = {}
+
+    def run(name: str, pinned: Pinned, request: tuple[Any, ...]) -> None:
+        go.wait()
+        answers[name], _ = pinned.call(*request)
+
+    threads = [
+        threading.Thread(target=run, args=(name, pinned, request))
+        for name, (pinned, request) in calls.items()
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return answers
 
 
 def as_hospital(token: str) -> dict[str, str]:
@@ -177,3 +199,31 @@ def test_a_client_assertion_is_used_once_across_front_ends(fronts_hub: ProcessHu
         answer = json.loads(resp.read())
         assert resp.status == 401 and answer["error"] == "invalid_client", answer
         assert "already used" in answer["error_description"]
+
+
+def test_an_update_racing_a_withdrawal_on_the_other_front_end_never_undoes_it(
+    fronts_hub: ProcessHub,
+) -> None:
+    """Each front end decides a Consent change on the book it follows; the sequencer refuses
+    one decided on a state another front end has changed since (409, ``consent_changed``),
+    so an update decided on "active" cannot land after a withdrawal."""
+    hospital = HospitalClient(fronts_hub, "php-ehr", HOSPITAL).register()
+    token = hospital.token()
+    a, b = one_to_each(fronts_hub)
+    seen: set[int] = set()
+    for n in range(10):
+        consent_id = f"c-race-{n}"
+        document = consent_document(consent_id, f"pt-race{n:05d}")
+        status, _ = a.call("POST", "/fhir/Consent", as_hospital(token), document)
+        assert status == 201
+        update = ("PUT", f"/fhir/Consent/{consent_id}", as_hospital(token), document)
+        withdraw = ("POST", f"/fhir/Consent/{consent_id}/$withdraw", as_hospital(token))
+        answers = at_once({"update": (a, update), "withdraw": (b, withdraw)})
+        assert answers["withdraw"] in (200, 409), answers
+        assert answers["update"] in (200, 403, 409), answers
+        seen.update(answers.values())
+        status, final = b.call("GET", f"/fhir/Consent/{consent_id}", as_hospital(token))
+        assert status == 200, final
+        if answers["withdraw"] == 200:
+            assert final["status"] == "inactive", (answers, final)
+    assert 200 in seen
