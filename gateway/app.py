@@ -147,6 +147,9 @@ async def _access(app: web.Application) -> AsyncIterator[None]:
 
 async def _broker_link(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
+    if not hub.ingests:
+        yield
+        return
     task = _spawn(hub.link.run(), "mqtt-link")
     try:
         yield
@@ -208,6 +211,9 @@ async def _witnesses(app: web.Application) -> AsyncIterator[None]:
 
 async def _intake(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
+    if not hub.ingests:
+        yield
+        return
     intake = hub.intake
     task = _spawn(intake.run(), "intake")
     hub.link.on_message = intake.offer

@@ -89,7 +89,13 @@ class SequencerPort(Protocol):
 
 
 class WitnessPort(Protocol):
+    """The witnesses as /readyz, the dashboard and the checkpoint route see them."""
+
     def status(self, log_size: int) -> dict[str, Any]: ...
+    @property
+    def published(self) -> str | None: ...
+    @property
+    def published_size(self) -> int: ...
 
 
 @dataclass
@@ -287,6 +293,13 @@ class Hub:
         return self._remote
 
     @property
+    def ingests(self) -> bool:
+        """Whether this process takes records from the broker: the embedded hub, and every
+        front end when the broker has shared subscriptions (which spread the records over
+        them); without them, the first front end only (each would get every record)."""
+        return self.front is None or self.settings.mqtt_shared_subscription or self.front[0] == 0
+
+    @property
     def witness_status(self) -> WitnessPort | None:
         """What /readyz and the dashboard say of the witnesses."""
         if self.follower is not None:
@@ -322,7 +335,7 @@ class Hub:
         failure = self.sequencer.write_failure
         if failure is not None:
             return f"the ledger cannot be written: {failure}"
-        if not self.link.connected.is_set():
+        if self.ingests and not self.link.connected.is_set():
             return "not connected to the MQTT broker"
         return None
 

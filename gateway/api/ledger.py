@@ -21,7 +21,7 @@ def _latest_note(request: web.Request) -> tuple[int, str]:
     """(size, note) of the checkpoint this hub serves as its latest; 503 before the first.
     The checkpoint route and the tlog-proof route both answer with this one note."""
     hub = hub_of(request)
-    witnessing = hub.witnessing
+    witnessing = hub.witness_status
     if witnessing is not None and witnessing.published is not None:
         # With witnesses: the newest checkpoint submitted to them, with every cosignature
         # it got (a second or so behind the log).

@@ -128,11 +128,13 @@ class ChannelServer:
         secret: str,
         *,
         status: Callable[[], dict[str, Any] | None] = lambda: None,
+        published: Callable[[], tuple[int, str | None]] = lambda: (0, None),
     ) -> None:
         self.sequencer = sequencer
         self.path = path
         self.secret = secret
         self.status = status
+        self.published = published
         self.fronts: set[FrontEnd] = set()
         self._server: asyncio.Server | None = None
         self._acked = asyncio.Condition()
@@ -180,6 +182,8 @@ class ChannelServer:
             witnesses=self.status(),
             state=state,
             ack=ack,
+            published=self.published()[1],
+            published_size=self.published()[0],
         )
 
     def _committed(self, stored: list[Entry], made: list[NewEntry], head: SignedHead) -> None:

@@ -114,6 +114,8 @@ class Follower:
         self.appliers: dict[str, list[Apply]] = {}
         self.witnesses: dict[str, Any] | None = None
         self.cosigned: str | None = None
+        self.published: str | None = None
+        self.published_size = 0
         self.applied = ledger.committed_size
 
     def on(self, kind: str, apply: Apply) -> None:
@@ -149,6 +151,8 @@ class Follower:
         ledger.write_failure = head.write_failure
         self.cosigned = head.cosigned
         self.witnesses = head.witnesses
+        if head.published is not None and head.published_size >= self.published_size:
+            self.published, self.published_size = head.published, head.published_size
         self.applied = max(self.applied, head.size)
 
 
@@ -160,6 +164,14 @@ class WitnessView:
 
     def status(self, log_size: int) -> dict[str, Any]:
         return dict(self.follower.witnesses or {})
+
+    @property
+    def published(self) -> str | None:
+        return self.follower.published
+
+    @property
+    def published_size(self) -> int:
+        return self.follower.published_size
 
     def quorum_checkpoint(self) -> str | None:
         return self.follower.cosigned

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from ledger.errors import StoreError
 
@@ -43,7 +44,12 @@ async def serve_sequencer(settings: HubSettings, secret: str) -> None:
     def status() -> dict[str, object] | None:
         return witnessing.status(ledger.writer.size()) if witnessing is not None else None
 
-    server = ChannelServer(sequencer, s.sequencer_path, secret, status=status)
+    def published() -> tuple[int, str | None]:
+        if witnessing is None:
+            return 0, None
+        return witnessing.published_size, witnessing.published
+
+    server = ChannelServer(sequencer, s.sequencer_path, secret, status=status, published=published)
     head = ledger.checkpoints.latest
     if head is not None:
         metrics.checkpoint_signed(head.size)
@@ -60,6 +66,7 @@ async def serve_sequencer(settings: HubSettings, secret: str) -> None:
         tasks.append(asyncio.create_task(_housekeeping(s, sequencer, server), name="checkpoints"))
         if witnessing is not None:
             tasks.append(asyncio.create_task(witnessing.run(), name="witnesses"))
+            tasks.append(asyncio.create_task(_announce(s, published, server), name="announce"))
         await asyncio.gather(*tasks)
     finally:
         loop = asyncio.get_running_loop()
@@ -101,3 +108,19 @@ async def _housekeeping(settings: HubSettings, sequencer: Sequencer, server: Cha
                 log.info("the latest checkpoint is stored again")
             unstored = None
         server.broadcast_status()
+
+
+async def _announce(
+    settings: HubSettings,
+    published: Callable[[], tuple[int, str | None]],
+    server: ChannelServer,
+) -> None:
+    """Tell the front ends of each new cosigned checkpoint (they serve it) after the round
+    that got it."""
+    last: str | None = None
+    while True:
+        await asyncio.sleep(settings.witness_interval_s)
+        _, note = published()
+        if note is not None and note != last:
+            last = note
+            server.broadcast_status()

@@ -65,7 +65,15 @@ def child_settings(settings: HubSettings, **changes: Any) -> dict[str, Any]:
 
 
 class Child:
-    def __init__(self, role: str, index: int, settings: dict[str, Any], env: dict[str, str]):
+    def __init__(
+        self,
+        role: str,
+        index: int,
+        settings: dict[str, Any],
+        env: dict[str, str],
+        output: Path | None = None,
+    ) -> None:
+        self.output = output
         self.role = role
         self.index = index
         self.settings = settings
@@ -79,16 +87,24 @@ class Child:
 
     async def start(self, secret: str, log_level: str) -> None:
         self.starts.append(time.monotonic())
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway.cluster.child",
-            self.role,
-            str(self.index),
-            stdin=asyncio.subprocess.PIPE,
-            env=self.env,
-            preexec_fn=_own_group_dying_with_parent(),
-        )
+        # Opening a log file for appending does not wait on the disk.
+        sink = open(self.output, "ab") if self.output is not None else None  # noqa: ASYNC230
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway.cluster.child",
+                self.role,
+                str(self.index),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=sink,
+                stderr=sink,
+                env=self.env,
+                preexec_fn=_own_group_dying_with_parent(),
+            )
+        finally:
+            if sink is not None:
+                sink.close()  # the child holds its own copy
         assert self.proc.stdin is not None
         self.proc.stdin.write(
             json.dumps(
@@ -154,8 +170,16 @@ def socket_path(settings: HubSettings) -> tuple[Path, Path | None]:
     return folder / "seq.sock", folder
 
 
-async def supervise(settings: HubSettings, log_level: str) -> int:
-    """Run the hub's processes until a signal (0) or a failure (non-zero)."""
+async def supervise(
+    settings: HubSettings,
+    log_level: str,
+    stopping: asyncio.Event | None = None,
+    output: Path | None = None,
+) -> int:
+    """Run the hub's processes until a signal (0) or a failure (non-zero); with
+    ``stopping`` (a program that runs the hub among its parts: the demo), until it is set,
+    the program's own signal handling left alone; the children's logs to ``output`` (else
+    to this process's stderr)."""
     n = settings.front_ends
     secret = secrets.token_urlsafe(32)
     metrics_dir = Path(tempfile.mkdtemp(prefix="swiftchain-metrics-"))
@@ -163,7 +187,7 @@ async def supervise(settings: HubSettings, log_level: str) -> int:
     port, holder = reserve_port(settings.http_host, settings.http_port)
     env = {**os.environ, MULTIPROC_ENV: str(metrics_dir), "PYTHONUNBUFFERED": "1"}
     common = {"sequencer_socket": str(sock), "http_port": port, "workers": n}
-    sequencer = Child("sequencer", 0, child_settings(settings, **common), env)
+    sequencer = Child("sequencer", 0, child_settings(settings, **common), env, output)
     fronts = [
         Child(
             "front",
@@ -172,13 +196,16 @@ async def supervise(settings: HubSettings, log_level: str) -> int:
                 settings, **common, mqtt_client_id=f"{settings.mqtt_client_id}-{i}"[:64]
             ),
             env,
+            output,
         )
         for i in range(n)
     ]
-    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+    signals = stopping is None
+    stopping = stopping or asyncio.Event()
+    if signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
     status = 0
     try:
         await sequencer.start(secret, log_level)
@@ -194,8 +221,9 @@ async def supervise(settings: HubSettings, log_level: str) -> int:
         code = await sequencer.stop(budget)
         if status == 0 and code not in (0, None, -signal.SIGTERM):
             status = code
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        if signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
         if holder is not None:
             holder.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -120,6 +120,9 @@ class Head(msgspec.Struct, tag=True, array_like=True):
     witnesses: dict[str, Any] | None
     state: list[StateEntry]
     ack: bool
+    #: The checkpoint last submitted to the witnesses, with their cosignatures (or None).
+    published: str | None = None
+    published_size: int = 0
 
 
 class Receipts(msgspec.Struct, tag=True, array_like=True):

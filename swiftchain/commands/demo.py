@@ -46,6 +46,13 @@ from .replay import log_to_file, parse_speed
     show_default=True,
     help="How many stations, roads, car parks and patients.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="The hub's front-end processes beside its sequencer (default: one per core;"
+    " 0: the hub inside the demo's own process).",
+)
 def demo(
     once: bool,
     port: int,
@@ -55,6 +62,7 @@ def demo(
     seed: int,
     hours: float,
     scale: str,
+    workers: int | None,
 ) -> None:
     """Run the whole network on this machine: a broker, two witnesses run by two member
     organisations, the hub, one edge agent per source; replay a day of the city and its
@@ -80,6 +88,7 @@ def demo(
         seed=seed,
         hours=hours,
         scale=scale,
+        workers=workers,
     )
     log_to_file(options.workdir / "demo.log")
     console = Console()

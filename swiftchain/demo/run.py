@@ -56,6 +56,8 @@ class DemoOptions:
     seed: int = 7
     hours: float = 24.0
     scale: str = "default"
+    #: The hub's front-end processes (None: one per core; 0: the hub in the demo's process).
+    workers: int | None = None
 
 
 @dataclass
@@ -139,7 +141,7 @@ async def _run_demo(options: DemoOptions, hooks: DemoHooks) -> DemoResult:
         hooks.on_stage(f"Broker: {broker.description}")
         hooks.on_stage(f"Witnesses: {alliance.description}")
         async with (
-            demo_hub(workdir, options.port, broker, alliance.policy_path) as hub,
+            demo_hub(workdir, options.port, broker, alliance.policy_path, options.workers) as hub,
             demo_mirror(workdir, hub.url, log_vkey) as mirror,
         ):
             hooks.on_stage(f"Hub: {hub.url} (ledger {hub.db_path})")
