@@ -297,8 +297,12 @@ def main() -> None:
 
     cached = OUT / f"query-{args.records}-{args.subjects}"
     if not (cached / "ledger.db").exists():
+        # Built aside and renamed once whole: an interrupted build is never reused.
+        building = cached.with_name(cached.name + ".building")
+        shutil.rmtree(building, ignore_errors=True)
         shutil.rmtree(cached, ignore_errors=True)
-        build(cached, args.records, args.subjects)
+        build(building, args.records, args.subjects)
+        building.rename(cached)
     work = OUT / "query-run"
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(cached, work / "hub")
@@ -380,7 +384,7 @@ def main() -> None:
             ),
             Figure(
                 "consent-gated FHIR search: hub CPU per search, all hub processes",
-                f"{cpu_us:,.0f} us ({processes} processes)",
+                f"{cpu_us:,.0f} us ({processes} process{'es' if processes > 1 else ''})",
             ),
         ]
         if python_view is not None:

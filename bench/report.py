@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -199,7 +200,7 @@ def figure_rows(
                 continue
             theirs, ratios = [], []
             for round_, f in runs:
-                ref = refs.get((ref_name or "", round_), {}).get(f.reference)
+                ref = refs.get((ref_name or "", round_), {}).get(f.reference or "")
                 if ref is None or f.value is None:
                     continue
                 theirs.append(f"{_num(ref)} {f.unit}".strip())
@@ -308,6 +309,13 @@ def main() -> None:
         default=2,
         help="rounds of (reference, ours) for benchmarks with a reference (0: no reference)",
     )
+    parser.add_argument(
+        "--bench-args",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="more arguments for one benchmark: --bench-args 'ingest=--records 4000'",
+    )
     parser.add_argument("--output", type=Path, default=BENCH / "results.md")
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else list(BENCHES)
@@ -321,15 +329,20 @@ def main() -> None:
     notes: list[str] = []
     query_records = args.query_records
     if query_records is None:
-        cached = any((BENCH / "out").glob("query-1000000-*/ledger.db"))
+        cached = (BENCH / "out" / "query-1000000-10000" / "ledger.db").exists()
         query_records = 1_000_000 if cached else 200_000
-        if not cached:
+        if not cached and "query" in chosen:
             notes.append(
                 "bench/query.py ran on 200,000 records, not the 1M of its target: the 1M "
                 "ledger was not built in bench/out/ yet (`python -m bench.query` builds it "
                 "once)."
             )
     extra = {"query": ["--records", str(query_records)]}
+    for given in args.bench_args:
+        name, _, more = given.partition("=")
+        if name not in BENCHES:
+            parser.error(f"--bench-args {given!r}: no benchmark {name!r}")
+        extra[name] = [*extra.get(name, []), *shlex.split(more)]
     folder = limits.folder() if args.rounds else None
     python = None
     if folder is not None:
