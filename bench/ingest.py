@@ -52,7 +52,8 @@ class Stream:
 
     source: str
     ids: list[bytes]
-    wires: list[bytes]
+    messages: list[Any]
+    """gmqtt ``Message`` objects, QoS 1, made before the clock starts."""
     window: int
     sent_at: dict[bytes, float] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
@@ -61,10 +62,6 @@ class Stream:
     last: float = 0.0
     credit: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def records_topic(self) -> str:
-        return f"swiftchain/v1/{PILOT}/{self.source}/records"
 
     @property
     def receipts_topic(self) -> str:
@@ -112,10 +109,8 @@ class Publisher:
 
     async def run(self, stream: Stream) -> None:
         """Publish ``stream`` keeping at most ``stream.window`` records without a receipt."""
-        from gmqtt import Message
-
         self.stream = stream
-        messages = [Message(stream.records_topic, w, qos=1) for w in stream.wires]
+        messages = stream.messages
         publish, clock, sent_at = self.client.publish, time.perf_counter, stream.sent_at
         window = stream.window
         for i, (rid, message) in enumerate(zip(stream.ids, messages, strict=True)):
@@ -134,10 +129,13 @@ class Publisher:
 
 def seal_streams(keys: dict[str, Path], per: int, first_seq: int, window: int) -> list[Stream]:
     """Each source's next ``per`` records, sealed and serialised (the clock is not running)."""
+    from gmqtt import Message
+
     streams = []
     for source, key_path in keys.items():
         key = load_private_key(key_path)
-        ids, wires = [], []
+        ids, messages = [], []
+        topic = f"swiftchain/v1/{PILOT}/{source}/records"
         for seq in range(first_seq, first_seq + per):
             rec = seal(
                 pilot=PILOT,
@@ -148,8 +146,8 @@ def seal_streams(keys: dict[str, Path], per: int, first_seq: int, window: int) -
                 signing_key=key,
             )
             ids.append(rec.header.id.encode())
-            wires.append(rec.to_wire())
-        streams.append(Stream(source, ids, wires, window))
+            messages.append(Message(topic, rec.to_wire(), qos=1))
+        streams.append(Stream(source, ids, messages, window))
     return streams
 
 

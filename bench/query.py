@@ -270,6 +270,13 @@ def wrk(url: str, tokens: Path, subjects: int, seconds: float) -> dict[str, Any]
     out = proc.stdout + proc.stderr
     if proc.returncode != 0 or "Requests/sec" not in out:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {out[-1500:]}")
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    """Requests, requests/s, p50 and p99 (``--latency``) and errors from wrk's report; an
+    error is a response neither 2xx nor 3xx, or a socket error (connect, read, write,
+    timeout)."""
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
