@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,27 @@ SCRIPTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "crypto": (["bench_crypto.py"], {"LIMITS_REPEATS": "3"}),
 }
 TIMEOUT_S = 400
+#: The fixed loopback ports the scripts listen on: one run at a time per machine, so we wait
+#: (up to PORT_WAIT_S) while another engineer's run holds one.
+PORTS = {"ingest": 18860, "http": 18840}
+PORT_WAIT_S = 180.0
+
+
+def _port_busy(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for_port_free(name: str) -> bool:
+    """Until no other run of script ``name`` listens on its port; False if one still does."""
+    port = PORTS.get(name)
+    deadline = time.monotonic() + PORT_WAIT_S
+    while port is not None and _port_busy(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
 
 
 def folder() -> Path | None:
@@ -85,6 +107,9 @@ def run(name: str, limits: Path, python: Path, logs: Path, round_: int) -> RefRu
         # overwrite the JSON between the script writing it and us reading it.
         environ = {**os.environ, **env, "LIMITS_RESULTS": out}
         print(f"== reference {name}: {' '.join(argv)} (round {round_})", flush=True)
+        if not wait_for_port_free(name):
+            result.status = f"port {PORTS[name]} held by another run for {PORT_WAIT_S:.0f} s"
+            return result
         started = time.monotonic()
         try:
             proc = subprocess.run(
