@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import statistics
 import tempfile
@@ -221,7 +222,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.py_spy:
             # Sample the hub while it works: `--py-spy hub.txt` writes collapsed stacks.
             spy = await asyncio.create_subprocess_exec(
-                "py-spy", "record", "--pid", str(hub.proc.pid), "--format", "raw",
+                shutil.which("py-spy") or "/tmp/spy/bin/py-spy",
+                "record", "--pid", str(hub.proc.pid), "--format", "raw",
                 "--output", args.py_spy, "--nonblocking", "--threads", "--subprocesses",
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
