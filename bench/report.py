@@ -1,11 +1,18 @@
-"""``make bench``: run every benchmark, then write ``bench/results.md`` with the machine, the
-versions, and each figure next to its target.
+"""``make bench``: run every benchmark beside the reference yardsticks, then write
+``bench/results.md`` with the machine, the versions, and each figure next to the
+reference's from the same run, their ratio, the target and whether it was met.
 
     .venv/bin/python -m bench.report [--only ledger,ingest] [--query-records 1000000]
 
 Each benchmark runs as ``python -m bench.<name> --json FILE`` in a process of its own (so one
 failing does not stop the others); a benchmark that does not exist yet is listed as missing,
 and one without ``--json`` gets the tail of its output in the report instead of rows.
+
+A benchmark with a reference (bench/limits.py: ledger -> bench_crypto.py, ingest and edge
+-> bench_ingest.py, query -> bench_http.py) runs in two rounds, each right after a run of
+its reference script: ref, ours, ref, ours. The machine is shared and noisy, so a rate
+alone means little; the ratio of two figures taken minutes apart means a lot. Without a
+limits folder our figures are reported alone.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -24,6 +32,11 @@ import time
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+from bench import limits
+from bench.figures import Figure
+from bench.limits import RefRun
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -45,9 +58,18 @@ PACKAGES = (
 )
 #: Whole-run bound per benchmark; a bench past it is killed and reported as such.
 TIMEOUT_S = 600
+#: The reference script (a key of bench.limits.SCRIPTS) each benchmark is read against.
+REFERENCE_OF = {"ledger": "crypto", "ingest": "ingest", "edge": "ingest", "query": "http"}
+#: Arguments of a benchmark's later rounds: only the figures read against the reference
+#: again, to keep ``make bench`` bounded (the others are reported from round 1).
+LATER_ROUNDS = {
+    "ledger": ["--verify-only"],
+    "edge": ["--skip-rss"],
+    "query": ["--no-python-load"],
+}
 
 
-def machine(load_at_start: float) -> list[tuple[str, str]]:
+def machine(loads: list[float]) -> list[tuple[str, str]]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -73,7 +95,10 @@ def machine(load_at_start: float) -> list[tuple[str, str]]:
         ("Python", platform.python_version()),
         ("SQLite", sqlite3.sqlite_version),
         ("Mosquitto", mosq),
-        ("load average (1 min) at start / end", f"{load_at_start:.2f} / {os.getloadavg()[0]:.2f}"),
+        (
+            "load average (1 min): start / highest / end",
+            f"{loads[0]:.2f} / {max(loads):.2f} / {os.getloadavg()[0]:.2f}",
+        ),
     ]
 
 
@@ -87,19 +112,19 @@ def versions() -> list[tuple[str, str]]:
     return found
 
 
-def run_bench(name: str, extra: list[str], logs: Path) -> dict[str, object]:
+def run_bench(name: str, extra: list[str], logs: Path, round_: int) -> dict[str, Any]:
     script = BENCH / f"{name}.py"
     if not script.exists():
-        return {"name": name, "status": "missing", "rows": [], "seconds": 0.0}
+        return {"name": name, "status": "missing", "rows": [], "seconds": 0.0, "round": round_}
     with tempfile.TemporaryDirectory() as tmp:
         figures = Path(tmp) / "figures.json"
         has_json = "--json" in script.read_text()
         cmd = [sys.executable, "-m", f"bench.{name}", *extra]
         if has_json:
             cmd += ["--json", str(figures)]
-        print(f"== bench/{name}.py: {' '.join(cmd[1:])}", flush=True)
+        print(f"== bench/{name}.py: {' '.join(cmd[1:])} (round {round_})", flush=True)
         started = time.monotonic()
-        log = logs / f"{name}.log"
+        log = logs / f"{name}-{round_}.log"
         try:
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
             status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
@@ -110,7 +135,11 @@ def run_bench(name: str, extra: list[str], logs: Path) -> dict[str, object]:
         seconds = time.monotonic() - started
         log.write_text(output)
         print(output[-2000:], flush=True)
-        rows = json.loads(figures.read_text()) if figures.exists() else []
+        rows = (
+            [Figure.from_json(r) for r in json.loads(figures.read_text())]
+            if figures.exists()
+            else []
+        )
     tail = "" if rows else "\n".join(output.strip().splitlines()[-15:])
     return {
         "name": name,
@@ -119,23 +148,99 @@ def run_bench(name: str, extra: list[str], logs: Path) -> dict[str, object]:
         "seconds": seconds,
         "args": " ".join(extra),
         "tail": tail,
+        "round": round_,
     }
 
 
-def render(results: list[dict[str, object]], notes: list[str], load_at_start: float) -> str:
+def plan(chosen: list[str], rounds: int) -> list[tuple[str | None, list[str]]]:
+    """Groups of benchmarks in running order, each with the reference they are read
+    against (None: no reference) -- consecutive benchmarks sharing one run beside it."""
+    groups: list[tuple[str | None, list[str]]] = []
+    for name in (b for b in BENCHES if b in chosen):
+        ref = REFERENCE_OF.get(name) if rounds else None
+        if groups and ref is not None and groups[-1][0] == ref:
+            groups[-1][1].append(name)
+        else:
+            groups.append((ref, [name]))
+    return groups
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _join(parts: list[str]) -> str:
+    return " / ".join(parts) if parts else "-"
+
+
+def _mark(met: bool | None) -> str:
+    return "-" if met is None else ("met" if met else "**not met**")
+
+
+def figure_rows(
+    results: list[dict[str, Any]], refs: dict[tuple[str, int], dict[str, float]]
+) -> list[tuple[str, str, str, str, str, str, bool | None]]:
+    """(bench, measure, ours, reference, ratio, target, met) for every measure of every
+    bench, its rounds side by side; a reference row is decided on the mean of its ratios."""
+    by_bench: dict[str, dict[str, list[tuple[int, Figure]]]] = {}
+    for res in results:
+        measures = by_bench.setdefault(res["name"], {})
+        for fig in res["rows"]:
+            measures.setdefault(fig.measure, []).append((res["round"], fig))
+    out = []
+    for bench, measures in by_bench.items():
+        ref_name = REFERENCE_OF.get(bench)
+        for measure, runs in measures.items():
+            fig = runs[-1][1]
+            ours = _join([f.result for _, f in runs])
+            if fig.reference is None:
+                decided = [f.decide() for _, f in runs]
+                met = None if None in decided else all(decided)
+                out.append((bench, measure, ours, "-", "-", fig.target_text(), met))
+                continue
+            theirs, ratios = [], []
+            for round_, f in runs:
+                ref = refs.get((ref_name or "", round_), {}).get(f.reference or "")
+                if ref is None or f.value is None:
+                    continue
+                theirs.append(f"{_num(ref)} {f.unit}".strip())
+                ratios.append(f.value / ref if ref else float("inf"))
+            if not ratios:
+                out.append((bench, measure, ours, "no reference", "-", fig.target_text(), None))
+                continue
+            mean = sum(ratios) / len(ratios)
+            ratio = _join([f"{r:.2f}" for r in ratios])
+            if len(ratios) > 1:
+                ratio += f" (mean {mean:.2f})"
+            met = fig.decide(mean)
+            out.append((bench, measure, ours, _join(theirs), ratio, fig.target_text(), met))
+    return out
+
+
+def render(
+    results: list[dict[str, Any]],
+    ref_runs: list[tuple[str, int, RefRun]],
+    notes: list[str],
+    loads: list[float],
+) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    refs = {(name, round_): run.figures for name, round_, run in ref_runs}
     lines = [
         "# Swiftchain benchmark results",
         "",
-        f"Written by `make bench` (bench/report.py) on {when}. Targets are those each "
-        "benchmark's docstring sets for 2 cores; rates on a shared or busy machine (see the "
-        "load average: above 2 means other work shared these 2 cores) are lower bounds.",
+        f"Written by `make bench` (bench/report.py) on {when}. Each figure of ours stands "
+        "beside the reference yardstick's (/work/shared/limits: lean one-stage "
+        "implementations of the hub's work) measured on this machine in the same run, "
+        "alternately (reference, ours, reference, ours); `a / b` are the two rounds. The "
+        "**ratio** (ours / reference) is what a target bounds: it holds from one machine "
+        "to the next, the rates do not. A row with a reference is decided on the mean of "
+        "its two ratios; the others on their own figures (in every round).",
         "",
         "## Machine",
         "",
         "| | |",
         "|---|---|",
-        *(f"| {k} | {v} |" for k, v in machine(load_at_start)),
+        *(f"| {k} | {v} |" for k, v in machine(loads)),
         "",
         "## Versions",
         "",
@@ -145,34 +250,39 @@ def render(results: list[dict[str, object]], notes: list[str], load_at_start: fl
         "",
         "## Figures",
         "",
-        "| bench | measure | result | target | met |",
-        "|---|---|---|---|---|",
+        "| bench | measure | ours | reference | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
     ]
-    passed = failed = 0
-    for res in results:
-        rows = res["rows"]
-        assert isinstance(rows, list)
-        for row in rows:
-            mark = "pass" if row["met"] else "**FAIL**"
-            passed += bool(row["met"])
-            failed += not row["met"]
+    rows = figure_rows(results, refs)
+    for bench, measure, ours, theirs, ratio, target, met in rows:
+        lines.append(f"| {bench} | {measure} | {ours} | {theirs} | {ratio} | {target} | "
+                     f"{_mark(met)} |")  # fmt: skip
+    met_n = sum(1 for r in rows if r[6] is True)
+    failed = sum(1 for r in rows if r[6] is False)
+    lines += ["", f"{met_n} figures met their target, {failed} did not.", ""]
+    if ref_runs:
+        lines += [
+            "## Reference runs",
+            "",
+            "| reference | round | status | wall time | figures |",
+            "|---|---|---|---|---|",
+        ]
+        for _, round_, run in ref_runs:
+            figs = ", ".join(f"`{k}` {_num(v)}" for k, v in run.figures.items()) or "-"
             lines.append(
-                f"| {res['name']} | {row['measure']} | {row['result']} | {row['target']} | {mark} |"
+                f"| {run.script} | {round_} | {run.status} | {run.seconds:.0f} s | {figs} |"
             )
+        lines += ["", *(f"- `{k}`: {v}" for k, v in limits.LEGEND.items()), ""]
     lines += [
-        "",
-        f"{passed} figures met their target, {failed} did not.",
-        "",
         "## Runs",
         "",
-        "| bench | arguments | status | wall time |",
-        "|---|---|---|---|",
+        "| bench | round | arguments | status | wall time |",
+        "|---|---|---|---|---|",
     ]
     for res in results:
-        seconds = res["seconds"]
-        assert isinstance(seconds, float)
         lines.append(
-            f"| {res['name']} | `{res.get('args', '')}` | {res['status']} | {seconds:.0f} s |"
+            f"| {res['name']} | {res['round']} | `{res.get('args', '')}` | {res['status']} | "
+            f"{res['seconds']:.0f} s |"
         )
     for res in results:
         if res.get("tail"):
@@ -193,30 +303,85 @@ def main() -> None:
         help="ledger size for bench/query.py (default: 1M if already built in bench/out/, "
         "else 200,000 to keep make bench bounded)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds of (reference, ours) for benchmarks with a reference (0: no reference)",
+    )
+    parser.add_argument(
+        "--bench-args",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="more arguments for one benchmark: --bench-args 'ingest=--records 4000'",
+    )
     parser.add_argument("--output", type=Path, default=BENCH / "results.md")
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else list(BENCHES)
-    load_at_start = os.getloadavg()[0]
+    unknown = set(chosen) - set(BENCHES)
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}: choose from "
+                     + ", ".join(BENCHES))  # fmt: skip
+    loads = [os.getloadavg()[0]]
     logs = BENCH / "out" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     query_records = args.query_records
     if query_records is None:
-        cached = any((BENCH / "out").glob("query-1000000-*/ledger.db"))
+        cached = (BENCH / "out" / "query-1000000-10000" / "ledger.db").exists()
         query_records = 1_000_000 if cached else 200_000
-        if not cached:
+        if not cached and "query" in chosen:
             notes.append(
                 "bench/query.py ran on 200,000 records, not the 1M of its target: the 1M "
                 "ledger was not built in bench/out/ yet (`python -m bench.query` builds it "
                 "once)."
             )
     extra = {"query": ["--records", str(query_records)]}
-    results = [run_bench(name, extra.get(name, []), logs) for name in chosen]
+    for given in args.bench_args:
+        name, _, more = given.partition("=")
+        if name not in BENCHES:
+            parser.error(f"--bench-args {given!r}: no benchmark {name!r}")
+        extra[name] = [*extra.get(name, []), *shlex.split(more)]
+    folder = limits.folder() if args.rounds else None
+    python = None
+    if folder is not None:
+        try:
+            python = limits.ensure_venv()
+        except (OSError, subprocess.SubprocessError) as exc:
+            notes.append(f"The reference's venv could not be set up ({exc}): no reference.")
+    if python is None:
+        notes.append(
+            "No reference run: "
+            + ("--rounds 0." if not args.rounds else "no limits folder ($SWIFTCHAIN_LIMITS, "
+               "<repo>/../shared/limits, /work/shared/limits) or no venv for it.")
+            + " Our figures alone; the ratio rows are not decided."
+        )  # fmt: skip
+    results: list[dict[str, Any]] = []
+    ref_runs: list[tuple[str, int, RefRun]] = []
+    for ref, names in plan(chosen, args.rounds if python is not None else 0):
+        if ref is None or folder is None or python is None:
+            results += [run_bench(n, extra.get(n, []), logs, 1) for n in names]
+            loads.append(os.getloadavg()[0])
+            continue
+        for round_ in range(1, args.rounds + 1):
+            ref_runs.append((ref, round_, limits.run(ref, folder, python, logs, round_)))
+            loads.append(os.getloadavg()[0])
+            for n in names:
+                again = LATER_ROUNDS.get(n, []) if round_ > 1 else []
+                results.append(run_bench(n, [*extra.get(n, []), *again], logs, round_))
+                loads.append(os.getloadavg()[0])
     for res in results:
-        if res["status"] == "missing":
+        if res["status"] == "missing" and res["round"] == 1:
             notes.append(f"bench/{res['name']}.py does not exist yet: skipped.")
+    if max(loads) > 1.5:
+        notes.append(
+            "Other work shared this machine during the run (1-minute load average up to "
+            f"{max(loads):.1f} on {os.cpu_count()} cores): rates are lower bounds, the "
+            "ratios (each taken minutes apart from its reference) are the figures to read."
+        )
     notes.append("Full outputs of each run: bench/out/logs/ (not committed).")
-    text = render(results, notes, load_at_start)
+    text = render(results, ref_runs, notes, loads)
     args.output.write_text(text)
     print(text)
     if any(re.match(r"exit|killed", str(r["status"])) for r in results):
