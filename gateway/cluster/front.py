@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..hub_ledger import LOG_KEY_META
 from ..ingest.checkpoints import SignedHead
 from ..ingest.checks import Verified
-from ..ingest.receipts import Receipt, ReceiptQueue
+from ..ingest.receipts import ReceiptQueue, receipt_wire
 from ..ingest.sequencer import Pending
 from ..metrics import HubMetrics
 from ..registry.state import Registry
@@ -365,16 +365,13 @@ class RemoteSequencer:
 
     def _receipts(self, message: Receipts) -> None:
         checkpoint, cosigned = message.checkpoint, message.cosigned
-        send = self.receipts.send
+        send = self.receipts.send_wire
         for topic, status, record_id, index, leaf_hash, reason, detail in message.items:
-            fields: dict[str, Any] = {"id": record_id, "status": status}
             if status == "rejected":
-                fields.update(reason=reason, detail=detail)
+                payload = receipt_wire(record_id, status, reason=reason, detail=detail)
             else:
-                fields.update(
-                    index=index, leaf_hash=leaf_hash, checkpoint=checkpoint, cosigned=cosigned
-                )
-            send(topic, Receipt.model_construct(**fields))
+                payload = receipt_wire(record_id, status, index, leaf_hash, checkpoint, cosigned)
+            send(topic, status, payload)
         self._answered += len(message.items)
         if self.in_flight <= 0:
             self._all_answered.set()

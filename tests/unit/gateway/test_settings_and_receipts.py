@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.app import create_app
 from gateway.appkeys import ACCESS, HUB
@@ -95,3 +98,26 @@ def test_receipt_wire_shapes() -> None:
         "leaf_hash": "ab" * 32,
         "checkpoint": "note\n",
     }
+
+
+_text = st.none() | st.text(max_size=40)
+
+
+@given(
+    record_id=_text,
+    status=st.sampled_from(["accepted", "duplicate", "rejected"]),
+    index=st.none() | st.integers(min_value=0, max_value=2**40),
+    leaf_hash=st.none() | st.text("0123456789abcdef", min_size=64, max_size=64),
+    checkpoint=_text,
+    cosigned=_text,
+    reason=_text,
+    detail=_text,
+)
+def test_receipt_wire_is_the_models_json(record_id: str | None, **fields: Any) -> None:
+    """The hand-built receipt JSON is byte for byte what the model dumps (nulls out, ``id``
+    always there, fields in the model's order)."""
+    receipt = Receipt.model_construct(id=record_id, **fields)
+    by_model = receipt.model_dump(exclude_none=True)
+    by_model.setdefault("id", None)
+    ordered = {name: by_model[name] for name in Receipt.model_fields if name in by_model}
+    assert receipt.wire() == json.dumps(ordered, separators=(",", ":")).encode()
