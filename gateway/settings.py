@@ -96,7 +96,10 @@ class HubSettings(BaseSettings):
 
     # -- ingest and sequencing -----------------------------------------------------------
     max_record_bytes: Annotated[int, Field(ge=1024)] = MAX_RECORD_BYTES
-    verify_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    verify_workers: Annotated[int, Field(ge=0, le=64)] = 2
+    """Signature-check threads (in each front end); 0: on the event loop, in the batch of
+    records one turn of it took (the lightest, where the front-end processes already use
+    every core)."""
     verify_chunk: Annotated[int, Field(ge=1, le=4096)] = 128
     batch_max_records: Annotated[int, Field(ge=1, le=100_000)] = 2000
     batch_max_ms: Annotated[float, Field(ge=0)] = 5.0

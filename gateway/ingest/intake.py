@@ -69,8 +69,12 @@ class Intake:
         self.consent_check = consent_check
         self.rules = rules
         self.clock = clock
-        # Ed25519 verification releases the GIL, so these threads run it in parallel.
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")
+        # Ed25519 verification releases the GIL, so these threads run it in parallel. With
+        # no threads (a front end among several processes, which are the parallelism), the
+        # records taken in one turn of the event loop are verified together on it: no
+        # hand-off to a thread and back per chunk.
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="verify") if workers else None
+        self._inline_due = False
         self._queue: deque[tuple[Candidate, bytes, str]] = deque()
         self._wake = asyncio.Event()
         self._busy = 0
@@ -97,7 +101,34 @@ class Intake:
             return
         self._queue.append((candidate, raw, topic))
         self._idle.clear()
+        if self.pool is None:
+            if not self._inline_due:
+                self._inline_due = True
+                asyncio.get_running_loop().call_soon(self._verify_inline)
+            return
         self._wake.set()
+
+    def _verify_inline(self) -> None:
+        self._inline_due = False
+        while self._queue:
+            n = min(self.chunk, len(self._queue))
+            items = [self._queue.popleft() for _ in range(n)]
+            self._hand_on(items, verify_chunk([c for c, _, _ in items]))
+        self._idle.set()
+
+    def _hand_on(
+        self, items: list[tuple[Candidate, bytes, str]], results: list[Verified | Rejected]
+    ) -> None:
+        try:
+            for (_, raw, topic), result in zip(items, results, strict=True):
+                if isinstance(result, Verified):
+                    self.sequencer.submit(result)
+                else:
+                    self.reject(topic, raw, result)
+        except Exception:
+            # A bug must not stop ingest: these records get no receipt, so their senders
+            # resend them; the log records the failure for the operator.
+            log.exception("handing on a chunk of %d records failed", len(items))
 
     def reject(self, topic: str, raw: bytes, exc: Rejected) -> None:
         """Answer on the receipts topic of the topic the message came in on (never on the
@@ -112,6 +143,8 @@ class Intake:
 
     async def run(self) -> None:
         """Verification workers: each takes a chunk, verifies it in the pool, hands on."""
+        if self.pool is None:
+            await asyncio.Event().wait()  # verified inline, as records arrive
         async with asyncio.TaskGroup() as tg:
             for _ in range(self.workers):
                 tg.create_task(self._worker())
@@ -133,11 +166,7 @@ class Intake:
                 results = await loop.run_in_executor(
                     self.pool, verify_chunk, [c for c, _, _ in items]
                 )
-                for (_, raw, topic), result in zip(items, results, strict=True):
-                    if isinstance(result, Verified):
-                        self.sequencer.submit(result)
-                    else:
-                        self.reject(topic, raw, result)
+                self._hand_on(items, results)
             except Exception:
                 # A bug must not stop ingest: these records get no receipt, so their
                 # senders resend them; the log records the failure for the operator.
@@ -158,4 +187,5 @@ class Intake:
             await self._idle.wait()
 
     def shutdown(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)

@@ -9,6 +9,7 @@ subscription picks): a change is followed at once by several records, so both ta
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from gateway.cluster.wire import Hello, frame, read_to_front
 from ledger.keys import load_private_key
 from tests.support.access import (
     ASSERTION_TYPE,
@@ -227,3 +229,16 @@ def test_an_update_racing_a_withdrawal_on_the_other_front_end_never_undoes_it(
         if answers["withdraw"] == 200:
             assert final["status"] == "inactive", (answers, final)
     assert 200 in seen
+
+
+async def test_the_channel_answers_only_the_runs_own_front_ends(fronts_hub: ProcessHub) -> None:
+    """The sequencer's socket is the operator's only (mode 0600), and even so a connection
+    must open with the run's secret: one without it is closed unanswered."""
+    path = fronts_hub.db_path.with_name("ledger.db.seq.sock")
+    assert path.stat().st_mode & 0o777 == 0o600
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(frame(Hello(99, 1, "guessed")))
+    await writer.drain()
+    assert await asyncio.wait_for(read_to_front(reader), 10) is None
+    writer.close()
+    assert fronts_hub.request("GET", "/readyz")[0] == 200
