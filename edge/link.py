@@ -149,7 +149,7 @@ class Link:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             if isinstance(message.payload, bytes):
-                await self.receipts.put(message.payload)
+                self.receipts.put_nowait(message.payload)  # unbounded; no await per receipt
 
     def _send(self, client: aiomqtt.Client, record: Pending) -> None:
         """Hand one record to the MQTT client without awaiting its PUBACK: the receipt,

@@ -434,6 +434,8 @@ class Outbox:
 
 def packed_hashes(packed: bytes) -> tuple[bytes, ...]:
     """The 32-byte leaf hashes packed one after the other in an ``earlier_leaf_hashes``."""
+    if not packed:  # a record never re-sealed: nearly all of them, one per receipt
+        return ()
     return tuple(packed[i : i + 32] for i in range(0, len(packed), 32))
 
 
