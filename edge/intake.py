@@ -114,9 +114,20 @@ class Intake:
             prepared = await asyncio.to_thread(self.prepare, drafts)
         else:
             prepared = self.prepare(drafts)
+        return await asyncio.shield(self.enqueue(prepared, ingest_key=ingest_key))
+
+    def enqueue(
+        self, prepared: list[Prepared], *, ingest_key: str | None = None
+    ) -> asyncio.Future[list[Stored]]:
+        """Hand prepared records to the committer: what :meth:`submit` does once they are
+        prepared, for a source that prepares many submissions itself (the stream source: a
+        task per line would cost more than the line). The future is done once they are
+        stored (or with the InvalidInput or AlreadyIngested that refused them)."""
+        if not prepared:
+            raise InvalidInput("empty", "nothing to store")
         submission = _Submission(prepared, ingest_key)
-        await self._queue.put(submission)
-        return await asyncio.shield(submission.done)
+        self._queue.put_nowait(submission)  # unbounded: never full
+        return submission.done
 
     async def submit_json(
         self,

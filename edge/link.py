@@ -149,7 +149,7 @@ class Link:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             if isinstance(message.payload, bytes):
-                await self.receipts.put(message.payload)
+                self.receipts.put_nowait(message.payload)  # unbounded; no await per receipt
 
     def _send(self, client: aiomqtt.Client, record: Pending) -> None:
         """Hand one record to the MQTT client without awaiting its PUBACK: the receipt,
@@ -160,12 +160,24 @@ class Link:
     async def _publish(self, client: aiomqtt.Client) -> None:
         """Publish pending records in seq order while the window has room."""
         cursor = 0
+        # A page costs a read on the outbox's thread whatever its size: with room for less
+        # than a quarter of the window, wait a moment for receipts to make more.
+        least = min(PAGE, max(self.settings.window // 4, 1))
+        patience: float | None = None
         while True:
             room = self.settings.window - len(self.inflight)
             if room <= 0:
                 self._room.clear()
                 await self._room.wait()
                 continue
+            if room < least:
+                now = time.monotonic()
+                patience = now + TIMER_INTERVAL if patience is None else patience
+                if now < patience:
+                    self._room.clear()
+                    await _wait_any(self._room, within=patience - now)
+                    continue
+            patience = None
             self.stored.clear()
             page = await self.outbox.call(Outbox.pending_after, cursor, min(room, PAGE))
             if not page:

@@ -403,6 +403,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+#: ``json.loads`` with hooks builds a decoder per call (~1.5 µs of a ~5 µs small message,
+#: measured on the 2-core machines); one made once does the same.
+_STRICT_JSON = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
+)
+
+
 def parse_json(raw: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
     """Strict JSON: bounded size and depth, UTF-8, no duplicate keys, no NaN/Infinity."""
     if not isinstance(raw, bytes | bytearray):
@@ -410,19 +417,23 @@ def parse_json(raw: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
     if len(raw) > max_bytes:
         raise InvalidEnvelope("oversize", f"{len(raw)} bytes is over the {max_bytes}-byte limit")
     # Cheap pre-check on bracket depth before the recursive parser sees the input.
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _bracket_depth(raw) > MAX_JSON_DEPTH:
+    brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets > MAX_JSON_DEPTH and _bracket_depth(raw) > MAX_JSON_DEPTH:
         raise InvalidEnvelope("too_deep", f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         text = raw.decode("utf-8")
-        value = json.loads(
-            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
-        )
+        if text.startswith("\ufeff"):  # as json.loads says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _STRICT_JSON.decode(text)
     except UnicodeDecodeError as exc:
         raise InvalidEnvelope("malformed_json", f"not UTF-8: {exc.reason}") from None
     except (ValueError, RecursionError) as exc:
         raise InvalidEnvelope("malformed_json", str(exc)) from None
-    # Only escapes can produce lone surrogates (raw UTF-8 cannot): skip the walk without them.
-    _depth(value, MAX_JSON_DEPTH, check_text=b"\\ud" in raw.lower())
+    # Only escapes can produce lone surrogates (raw UTF-8 cannot), and no value lies deeper
+    # than one level below its brackets: without either, the walk has nothing to find.
+    surrogates = b"\\ud" in raw.lower()
+    if surrogates or brackets >= MAX_JSON_DEPTH:
+        _depth(value, MAX_JSON_DEPTH, check_text=surrogates)
     return value
 
 

@@ -94,6 +94,21 @@ def test_python_m_edge_stops_cleanly_on_sigterm_without_the_cli(tmp_path: Path, 
     assert "Traceback" not in stderr.decode()
 
 
+def test_swiftchain_edge_loads_no_other_part() -> None:
+    # The CLI's error messages name every package's errors without importing the packages.
+    script = (
+        "import sys, click, swiftchain.cli as c;"
+        " c.cli.get_command(click.Context(c.cli), 'edge');"
+        " print(sorted(sys.modules))"
+    )
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    loaded = {
+        m.split(".")[0] for m in found.stdout.strip().strip("[]").replace("'", "").split(", ")
+    }
+    assert "edge" in loaded
+    assert not loaded & {"gateway", "pilots", "simulators", "mirror", "witness", "fhir"}
+
+
 def test_bad_config_is_one_clear_message(tmp_path: Path) -> None:
     config = tmp_path / "edge.toml"
     config.write_text('pilot = "x"\n')

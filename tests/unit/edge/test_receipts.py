@@ -9,7 +9,14 @@ import pytest
 
 from edge.errors import ReceiptError
 from edge.receipts import Expected, ProofPolicy, Receipt, ReceiptJudge, parse_receipt
-from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.checkpoint import (
+    Checkpoint,
+    NoteSigner,
+    add_cosignature,
+    sign_checkpoint,
+    verify_checkpoint,
+)
+from ledger.errors import CheckpointError
 from ledger.keys import generate_key
 
 RID = "01a22614-deca-70f3-9ce2-45218b355d34"
@@ -143,3 +150,36 @@ def test_a_duplicate_of_no_seal_of_ours_is_still_a_mismatch() -> None:
     r = receipt("duplicate", index=3, leaf_hash=stranger.hex(), checkpoint=note())
     v = judge().judge(r, RESEALED)
     assert (v.action, v.reason) == ("dead_letter", "duplicate_mismatch")
+
+
+def _tampered(text: str) -> str:
+    origin, size, rest = text.split("\n", 2)
+    return f"{origin}\n{int(size) + 1}\n{rest}"
+
+
+def _cosigned(text: str) -> str:
+    return add_cosignature(text, NoteSigner("witness.example/w1", generate_key()))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        note(),
+        note(signer=IMPOSTOR),
+        _tampered(note()),
+        _cosigned(note()),
+        _cosigned(note(signer=IMPOSTOR)),
+        note(signer=NoteSigner("other.hub/log", HUB.private_key)),
+        note().replace("\n\n", "\n"),
+    ],
+)
+def test_the_judge_trusts_exactly_the_notes_verify_checkpoint_does(text: str) -> None:
+    try:
+        expected: object = verify_checkpoint(text, HUB.verifier)
+    except CheckpointError as exc:
+        expected = str(exc)
+    try:
+        found: object = judge().checkpoint(text)
+    except ReceiptError as exc:
+        found = exc.detail
+    assert found == expected

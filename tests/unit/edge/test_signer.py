@@ -1,14 +1,23 @@
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.drafts import Prepared
 from edge.errors import InvalidInput
 from edge.signer import Signer
-from ledger.envelope import check_commitment, check_signature, parse_record
+from ledger.envelope import check_commitment, check_signature, parse_record, seal, uuid7
+from ledger.errors import InvalidEnvelope
 from ledger.hashing import leaf_hash
 from ledger.keys import generate_key
 from tests.support.drafts import NOW, air
+
+KEY = generate_key()
 
 
 def test_sealed_records_verify_and_carry_their_leaf_hash() -> None:
@@ -65,3 +74,95 @@ def test_nothing_to_reseal() -> None:
     elsewhere = Signer("city-air", "station-2", generate_key()).reseal(mine.wire)
     assert elsewhere is None
     assert signer.reseal(b'{"not": "a record"}') is None
+
+
+# -- the fast path for records about nobody ------------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+times = st.sampled_from([NOW, "2026-05-01T08:30:00.123456Z", "1999-12-31T23:59:59.5Z"])
+type_ids = st.from_regex(r"\A[A-Za-z][A-Za-z0-9._-]{0,63}\Z")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    payload=st.dictionaries(st.text(), json_values, max_size=6),
+    type_id=type_ids,
+    observed=times,
+    seq=st.integers(1, 2**53 - 1),
+    salt=st.binary(min_size=16, max_size=16),
+    pilot=st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,63}\Z"),
+)
+def test_the_fast_path_seals_the_bytes_the_envelope_module_does(
+    payload: dict[str, Any], type_id: str, observed: str, seq: int, salt: bytes, pilot: str
+) -> None:
+    signer = Signer(pilot, "station-1", KEY)
+    assert signer._fast is not None
+    record_id = uuid7()
+    fast = signer._fast.seal(
+        Prepared(type_id, payload, None, None, observed), seq, salt=salt, record_id=record_id
+    )
+    try:
+        general = seal(
+            pilot=pilot,
+            source="station-1",
+            seq=seq,
+            type=type_id,
+            payload=payload,
+            signing_key=KEY,
+            observed_at=observed,
+            record_id=record_id,
+            salt=salt,
+        )
+    except InvalidEnvelope:
+        assert fast is None  # left to the general way, which refuses it
+        return
+    assert fast is not None
+    assert fast.wire == general.to_wire()
+    assert fast.leaf_hash == leaf_hash(general.header.canonical())
+    assert general.header.canonical() == rfc8785.dumps(general.header.model_dump())
+    assert (fast.id, fast.seq, fast.type_id) == (record_id, seq, type_id)
+
+
+@pytest.mark.parametrize(
+    ("type_id", "observed", "seq"),
+    [
+        ("city.air-quality", "today", 1),
+        ("city.air-quality", "2026-05-01T08:30:00Z\n", 1),
+        ("city.air-quality", "2026-02-30T08:30:00Z", 1),
+        ("city air", NOW, 1),
+        ("city.air-quality", NOW, 0),
+        ("city.air-quality", NOW, 2**53),
+        ("city.air-quality", NOW, True),
+    ],
+)
+def test_what_the_fast_path_does_not_take_is_refused_as_before(
+    type_id: str, observed: str, seq: int
+) -> None:
+    signer = Signer("city-air", "station-1", KEY)
+    assert signer._fast is not None
+    assert signer._fast.seal(Prepared(type_id, air(), None, None, observed), seq) is None
+    with pytest.raises(InvalidInput):
+        signer.seal(Prepared(type_id, air(), None, None, observed), seq)
+
+
+def test_a_payload_jcs_cannot_carry_is_refused() -> None:
+    signer = Signer("city-air", "station-1", KEY)
+    for payload in (air(pm25=math.nan), air(station="\ud800")):
+        with pytest.raises(InvalidInput) as err:
+            signer.seal(Prepared("city.air-quality", payload, None, None, NOW), 1)
+        assert err.value.reason == "not_canonicalizable"
+
+
+def test_an_identity_that_makes_no_header_takes_the_general_way() -> None:
+    signer = Signer("City Air", "station-1", KEY)
+    assert signer._fast is None
+    with pytest.raises(InvalidInput):
+        signer.seal(Prepared("city.air-quality", air(), None, None, NOW), 1)

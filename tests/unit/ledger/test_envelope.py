@@ -15,10 +15,12 @@ from ledger.envelope import (
     MAX_RECORD_BYTES,
     Origin,
     SignedRecord,
+    _depth,
     check_commitment,
     check_origin,
     check_signature,
     commitment,
+    parse_json,
     parse_record,
     seal,
 )
@@ -466,3 +468,22 @@ def test_an_origin_that_is_another_reading_is_refused(change: dict[str, Any]) ->
     with pytest.raises(InvalidEnvelope) as exc:
         about_a_person(origin=Origin(header=device.header, sig=device.sig))
     assert exc.value.reason == "origin_mismatch"
+
+
+@pytest.mark.parametrize("depth", [30, 31, 32, 33])
+@pytest.mark.parametrize("inner", ["1", "[]", "{}", '"x"'])
+def test_the_depth_bound_counts_the_innermost_value(depth: int, inner: str) -> None:
+    raw = ("[" * depth + inner + "]" * depth).encode()
+    nested: Any = json.loads(raw)
+    try:
+        _depth(nested, MAX_JSON_DEPTH)
+    except InvalidEnvelope:
+        with pytest.raises(InvalidEnvelope, match="deeper"):
+            parse_json(raw)
+    else:
+        assert parse_json(raw) == nested
+
+
+def test_a_byte_order_mark_is_refused_as_json_loads_refuses_it() -> None:
+    with pytest.raises(InvalidEnvelope, match="BOM"):
+        parse_json('\ufeff{"a": 1}'.encode())
