@@ -407,8 +407,15 @@ class _Walk:
                     report.add(index, "record's body is held but the opening of its person is not")
                 h = header
                 expected = (
-                    *(h["id"], h["pilot"], h["source"], h["seq"], h["type"]),
-                    *(h.get("subject"), h.get("consent"), h["observed_at"], h["key"]),
+                    h["id"],
+                    h["pilot"],
+                    h["source"],
+                    h["seq"],
+                    h["type"],
+                    h.get("subject"),
+                    h.get("consent"),
+                    h["observed_at"],
+                    h["key"],
                 )
             else:
                 # The index's subject and Consent come from the opening, when it is held.
