@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .base64url import canonical_b64url
 from .errors import EncodingError, KeyFileError, SignatureError
 
 __all__ = [
@@ -40,6 +41,9 @@ def b64url_encode(raw: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     """Decode unpadded base64url strictly (no stray characters); EncodingError if it is not."""
+    if (raw := canonical_b64url(text)) is not None:
+        return raw
+    # Not canonical: the checks below say why.
     if not isinstance(text, str) or not text.isascii():
         raise EncodingError("not base64url text")
     # The standard alphabet's "+" and "/" and padding would otherwise slip through below.

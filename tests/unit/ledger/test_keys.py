@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import stat
+import string
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ledger.base64url import canonical_b64url
 from ledger.errors import EncodingError, KeyFileError, LedgerError, SignatureError
 from ledger.keys import (
     FastVerifier,
@@ -148,6 +154,40 @@ def test_base64url() -> None:
     # Still a ValueError, for callers written against that.
     with pytest.raises(ValueError):
         b64url_decode("*")
+
+
+def _strict_b64url(text: str) -> bytes | None:
+    """The strict decode spelled out (the standard alphabet, padded, validated, re-encoded):
+    what the fast round trip of canonical_b64url must agree with."""
+    if not text.isascii() or any(c in text for c in "+/="):
+        return None
+    try:
+        raw = base64.b64decode(
+            text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
+        )
+    except binascii.Error:
+        return None
+    return raw if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == text else None
+
+
+@settings(max_examples=2000)
+@given(
+    st.one_of(
+        st.text(alphabet=string.ascii_letters + string.digits + "-_+/= \n.\x00é", max_size=12),
+        st.binary(max_size=9).map(b64url_encode),
+        st.tuples(st.binary(min_size=1, max_size=9), st.integers(0, 5)).map(
+            lambda t: b64url_encode(t[0])[: -t[1] or None] + "A" * (t[1] % 2)
+        ),
+    )
+)
+def test_fast_base64url_accepts_exactly_the_canonical_spellings(text: str) -> None:
+    expected = _strict_b64url(text)
+    assert canonical_b64url(text) == expected
+    if expected is None:
+        with pytest.raises(EncodingError):
+            b64url_decode(text)
+    else:
+        assert b64url_decode(text) == expected
 
 
 def test_public_key_strings() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -9,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import ProofError, StorageError, StoreError
+from ledger.errors import ProofError, RangeError, StorageError, StoreError
 from ledger.hashing import leaf_hash
 from ledger.store import LedgerReader, LedgerWriter, NewEntry
 from ledger.tree import Frontier, root_of
+from ledger.verify import verify_ledger
 from tests.support.ledger_builder import LedgerBuilder, record_entry
 
 
@@ -112,3 +114,56 @@ def test_extend_with_a_bad_hash_leaves_the_frontier_unchanged() -> None:
     with pytest.raises(ProofError):
         f.extend([leaf_hash(b"d"), "not bytes"])  # type: ignore[list-item]
     assert (f.size, f.hashes) == before
+
+
+def test_batches_of_every_size_store_every_row(tmp_path: Path) -> None:
+    # Sizes about the blocks a batch is inserted in (256, 128, ... 8 rows, then one by one).
+    sizes = [1, 7, 8, 9, 15, 16, 255, 256, 257, 511, 700]
+    builder = LedgerBuilder(tmp_path / "l.db")
+    builder.register_source()
+    records = list(builder.records(sum(sizes)))
+    start = 0
+    for size in sizes:
+        part = records[start : start + size]
+        stored = builder.writer.append([record_entry(r) for r in part])
+        assert [e.index for e in stored] == list(range(start + 1, start + size + 1))
+        start += size
+    builder.checkpoint()
+    with LedgerReader(builder.path) as reader:
+        for record in records[:: len(records) // 40]:
+            h = record.header
+            index = reader.record_index(h.id)
+            assert index is not None and reader.seq_index(h.pilot, h.source, h.seq) == index
+            assert reader.entry(index).leaf == h.canonical()
+            body = reader.body(index)
+            assert body is not None and body["payload"] == record.body.payload
+        assert reader.root(reader.size()) == builder.writer.current_root()
+    builder.close()
+    report = verify_ledger(builder.path)
+    assert report.ok and report.records == report.bodies == sum(sizes), report.problems
+
+
+def test_batched_lookups_answer_as_the_single_ones(tmp_path: Path) -> None:
+    builder = LedgerBuilder(tmp_path / "l.db")
+    builder.register_source()
+    builder.append_records(1200)
+    reader = builder.writer
+    on_log = [
+        json.loads(e.leaf)["id"] for e in reader.entries(1, 1001) + reader.entries(1001, 1201)
+    ]
+    asked = [*on_log[::2], "not-a-record", on_log[0]]
+    known = reader.known_records(asked)
+    assert known == {i: reader.record_index(i) for i in on_log[::2]}
+    seqs = [("air-quality", "station-1", n) for n in (1, 600, 1200, 1201, 0)] + [
+        ("air-quality", "station-2", 1),
+        ("other", "station-1", 5),
+    ]
+    assert reader.used_seqs(seqs) == {("air-quality", "station-1", n) for n in (1, 600, 1200)}
+    assert reader.used_seqs([]) == set() and reader.known_records([]) == {}
+    for bad_ids in ([5], [None]):
+        with pytest.raises(RangeError):
+            reader.known_records(bad_ids)  # type: ignore[list-item]
+    for bad_seq in [("a", "b", "1"), ("a", 2, 1), ("a", "b"), ("a", "b", True), 7]:
+        with pytest.raises(RangeError):
+            reader.used_seqs([bad_seq])  # type: ignore[list-item]
+    builder.close()
