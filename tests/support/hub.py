@@ -340,11 +340,18 @@ class ProcessHub(HubHandle):
             time.sleep(0.05)
 
     def kill(self) -> None:
-        """SIGKILL the hub (with front ends: its supervisor; the kernel kills the rest)."""
+        """SIGKILL the hub, and wait until all its processes are gone (with front ends the
+        supervisor is killed, and the kernel kills the others: a machine losing power)."""
         assert self.proc is not None
+        children = self.children("sequencer") + self.children("front")
         self.proc.kill()
         self.proc.wait(60)
         self.proc = None
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in children):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"hub processes {children} outlived their supervisor")
+            time.sleep(0.02)
 
     def wait_ready(self, timeout: float = STARTUP_S) -> None:
         """Until every front end (the ``Swiftchain-Front`` header names the one answering
@@ -412,12 +419,19 @@ class ProcessHub(HubHandle):
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(60)
-            self.proc = None
+            self.kill()
 
     def log_text(self) -> str:
         return (self.config_path.parent / "hub.log").read_text(errors="replace")
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
 
 
 def _handle(cls: type[HubHandle], directory: Path, mqtt_url: str, **settings: Any) -> Any:
