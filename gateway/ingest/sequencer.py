@@ -200,31 +200,54 @@ class Sequencer:
         self.offer(Pending.of(v, self.receipts))
 
     def offer(self, p: Pending) -> None:
-        """Queue a record, or answer at once if its id or seq is already used."""
+        """Queue a record, or answer at once if a record in flight has its id or seq (the
+        log itself is asked once per batch, just before its commit: :meth:`_settle_used`)."""
         c = p.columns
         if self._in_flight.hold_copy(c.id, p.topic, p.sink):
             return
-        answer = self._already_used(c)
-        if answer is not None:
-            p.sink.send(p.topic, answer)
+        if self._in_flight.claims((c.pilot, c.source, c.seq)):
+            p.sink.send(p.topic, self._seq_reused(c))
             return
         self._in_flight.take(c)
         self._batch.records.append(p)
         self._arrived()
 
-    def _already_used(self, c: RecordColumns) -> Receipt | None:
-        """The answer to a record whose id is on the log, or whose seq is taken."""
+    def _settle_used(self, records: list[Pending]) -> list[Pending]:
+        """Answer the records whose id is on the log already (``duplicate``, to them and
+        their copies) or whose seq another record on the log has (``seq_reused``); the rest,
+        to commit. Two queries per batch, not two per record."""
         reader = self.ledger.reader
-        index = reader.record_index(c.id)
-        if index is not None:
-            self.metrics.duplicates.inc()
-            return self._duplicate(c.id, index)
-        seq = (c.pilot, c.source, c.seq)
-        if self._in_flight.claims(seq) or reader.seq_index(*seq) is not None:
-            self.metrics.rejected.labels("seq_reused").inc()
-            detail = f"seq {c.seq} of {c.pilot}/{c.source} is already used by another record"
-            return rejected(c.id, "seq_reused", detail)
-        return None
+        known = reader.known_records(p.columns.id for p in records)
+        used = reader.used_seqs(
+            (p.columns.pilot, p.columns.source, p.columns.seq)
+            for p in records
+            if p.columns.id not in known
+        )
+        if not known and not used:
+            return records
+        fresh: list[Pending] = []
+        for p in records:
+            c = p.columns
+            index = known.get(c.id)
+            if index is not None:
+                self.metrics.duplicates.inc()
+                answer = self._duplicate(c.id, index)
+            elif (c.pilot, c.source, c.seq) in used:
+                answer = self._seq_reused(c)
+            else:
+                fresh.append(p)
+                continue
+            copies = self._in_flight.release(c)
+            p.sink.send(p.topic, answer)
+            for topic, sink in copies:
+                self.metrics.duplicates.inc()
+                sink.send(topic, answer)
+        return fresh
+
+    def _seq_reused(self, c: RecordColumns) -> Receipt:
+        self.metrics.rejected.labels("seq_reused").inc()
+        detail = f"seq {c.seq} of {c.pilot}/{c.source} is already used by another record"
+        return rejected(c.id, "seq_reused", detail)
 
     async def change_registry(self, entries: Sequence[RegistryEntry]) -> list[Entry]:
         """Append registry entries through the same writer; returns them once committed
@@ -320,6 +343,10 @@ class Sequencer:
 
     async def _commit_next(self) -> None:
         batch = self._take_batch()
+        if batch.records:
+            batch.records = self._settle_used(batch.records)
+            if not batch:
+                return
         entries = [e for job in batch.ahead for e in job.entries]
         entries.extend(p.entry for p in batch.records)
         entries.extend(e for job in batch.behind for e in job.entries)
