@@ -25,6 +25,7 @@ import nacl.bindings
 from cryptography.hazmat.primitives import serialization
 from pydantic import TypeAdapter, ValidationError
 
+from ledger.canonical import canonical_json
 from ledger.envelope import (
     ENVELOPE_VERSION,
     MAX_RECORD_BYTES,
@@ -41,7 +42,6 @@ from ledger.errors import InvalidEnvelope
 from ledger.hashing import LEAF_PREFIX, leaf_hash
 from ledger.keys import Ed25519PrivateKey, b64url_decode, key_id, load_private_key
 
-from .canonical import canonical_json
 from .drafts import Prepared
 from .errors import InvalidInput
 

@@ -1,4 +1,4 @@
-"""The agent's canonical JSON is the rfc8785 library's, byte for byte, for every JSON value."""
+"""canonical_json is the rfc8785 library's, byte for byte, for every JSON value."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.canonical import canonical_json
+from ledger.canonical import canonical_json
 from ledger.errors import InvalidEnvelope
 
 scalars = (
