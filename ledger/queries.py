@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,13 @@ class HeldRecord:
     """JCS(payload): exactly the bytes the record's commitment covers."""
     subject: str | None = None
     """The record's subject, where the query asked for it (:meth:`LedgerQueries.resource`)."""
+
+
+#: What :meth:`LedgerQueries.subject_matches` gives of each match: (index, consent).
+SubjectMatch = tuple[int, str | None]
+#: The most records :meth:`LedgerQueries.held_records` reads at once (a page of a search is
+#: at most 100; SQLite allows 32766 parameters).
+MAX_HELD_RECORDS = 1000
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,44 @@ class LedgerQueries:
             [subject, data_type, pilot, *args, _check_count(limit, "limit")],
         ).fetchall()
         return [HeldRecord(*row) for row in rows]
+
+    def subject_matches(
+        self,
+        *,
+        pilot: str,
+        subject: str,
+        data_type: str,
+        since: str | None,
+        until: str | None,
+        limit: int,
+    ) -> list[SubjectMatch]:
+        """The same records as :meth:`subject_records`, in the same order, as (index,
+        consent) alone: what a search needs of every match to count and page them. The
+        bodies of the page it serves come from :meth:`held_records`."""
+        for value, what in ((pilot, "pilot"), (subject, "subject"), (data_type, "data type")):
+            _check_text(value, what)
+        where, args = _observed_between(since, until)
+        return self.conn.execute(
+            "SELECT r.idx, r.consent FROM records r JOIN bodies b ON b.idx = r.idx"
+            " WHERE r.subject = ? AND r.type = ? AND r.pilot = ?"
+            + where
+            + " ORDER BY r.observed_at, r.idx LIMIT ?",
+            [subject, data_type, pilot, *args, _check_count(limit, "limit")],
+        ).fetchall()
+
+    def held_records(self, indexes: Sequence[int]) -> list[HeldRecord]:
+        """The records at ``indexes`` whose bodies are still held, in the order asked (one
+        primary-key read each, in one query; at most :data:`MAX_HELD_RECORDS`)."""
+        if len(indexes) > MAX_HELD_RECORDS:
+            raise RangeError(f"at most {MAX_HELD_RECORDS} records at once, not {len(indexes)}")
+        wanted = [check_integer(i, "index") for i in indexes]
+        if not wanted:
+            return []
+        rows = self.conn.execute(
+            _HELD_RECORD + f" WHERE r.idx IN ({','.join('?' * len(wanted))})", wanted
+        ).fetchall()
+        found = {row[0]: row for row in rows}
+        return [HeldRecord(*found[i]) for i in wanted if i in found]
 
     def resource(self, *, pilot: str, data_type: str, resource_id: str) -> HeldRecord | None:
         """The newest held record of one type in a pilot whose resource has the FHIR ``id``

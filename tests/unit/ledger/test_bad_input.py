@@ -144,6 +144,13 @@ READER_CALLS: list[tuple[str, Callable[[LedgerReader], Any]]] = [
         "subject_records(subject None)",
         lambda r: r.subject_records(**{**_SUBJECT, "subject": None}, limit=5),
     ),
+    ("subject_matches(limit -1)", lambda r: r.subject_matches(**_SUBJECT, limit=-1)),
+    (
+        "subject_matches(subject None)",
+        lambda r: r.subject_matches(**{**_SUBJECT, "subject": None}, limit=5),
+    ),
+    ("held_records(str)", lambda r: r.held_records(["1"])),
+    ("held_records(too many)", lambda r: r.held_records(list(range(1001)))),
     ("type_records(limit -1)", lambda r: r.type_records(**_TYPE, after=-1, limit=-1)),
     ("type_records(after float)", lambda r: r.type_records(**_TYPE, after=0.5, limit=5)),
     ("type_records(after bool)", lambda r: r.type_records(**_TYPE, after=True, limit=5)),
