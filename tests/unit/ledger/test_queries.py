@@ -13,7 +13,7 @@ import pytest
 
 from ledger.canonical import canonical_json
 from ledger.errors import StoreError
-from ledger.queries import HeldBody, HeldRecord
+from ledger.queries import _SUBJECT_MATCHES, HeldBody, HeldRecord
 from ledger.store import LedgerReader, NewEntry
 from tests.support.ledger_builder import LedgerBuilder
 
@@ -168,6 +168,12 @@ def test_subject_matches_are_the_subject_records_as_index_and_consent(
         )
         == []
     )
+
+
+def test_a_search_counts_from_the_subject_index_alone(reader: LedgerReader) -> None:
+    sql = _SUBJECT_MATCHES.format(where="")
+    plan = str(reader.conn.execute("EXPLAIN QUERY PLAN " + sql, ["s", OBS, "p", 5]).fetchall())
+    assert "COVERING INDEX records_by_subject" in plan, plan
 
 
 def test_held_records_come_in_the_order_asked_and_only_while_held(
