@@ -262,12 +262,24 @@ class LedgerQueries:
             [subject, data_type, pilot, *args, _check_count(limit, "limit")],
         ).fetchall()
 
+    def held_payloads(self, indexes: Sequence[int]) -> list[tuple[int, bytes]]:
+        """(index, payload) of the records at ``indexes`` whose bodies are still held, in
+        the order asked: the bodies table alone, one page a record where
+        :meth:`held_records` reads two (at most :data:`MAX_HELD_RECORDS`)."""
+        wanted = _indexes(indexes)
+        if not wanted:
+            return []
+        rows = self.conn.execute(
+            f"SELECT idx, payload FROM bodies WHERE idx IN ({','.join('?' * len(wanted))})",
+            wanted,
+        ).fetchall()
+        found = {index: bytes(payload) for index, payload in rows}
+        return [(i, found[i]) for i in wanted if i in found]
+
     def held_records(self, indexes: Sequence[int]) -> list[HeldRecord]:
         """The records at ``indexes`` whose bodies are still held, in the order asked (one
         primary-key read each, in one query; at most :data:`MAX_HELD_RECORDS`)."""
-        if len(indexes) > MAX_HELD_RECORDS:
-            raise RangeError(f"at most {MAX_HELD_RECORDS} records at once, not {len(indexes)}")
-        wanted = [check_integer(i, "index") for i in indexes]
+        wanted = _indexes(indexes)
         if not wanted:
             return []
         rows = self.conn.execute(
@@ -364,6 +376,12 @@ class LedgerQueries:
             join=_TAIL_JOIN if sealed else "",
         )
         return [TailEntry(*row) for row in self.conn.execute(sql, [*types, start, end])]
+
+
+def _indexes(indexes: Sequence[int]) -> list[int]:
+    if len(indexes) > MAX_HELD_RECORDS:
+        raise RangeError(f"at most {MAX_HELD_RECORDS} records at once, not {len(indexes)}")
+    return [check_integer(i, "index") for i in indexes]
 
 
 def _decoded(raw: bytes) -> Opening:

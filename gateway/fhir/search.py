@@ -124,7 +124,10 @@ async def search(
         # rows by primary key), well under a millisecond, cheaper than a hop to a thread.
         if params.codes:
             kept = _with_codes(request, pilot, gate, params, now, decision, current)
-            page = kept[params.offset : params.offset + params.count]
+            page = [
+                (resource_id(row), row.payload)
+                for row in kept[params.offset : params.offset + params.count]
+            ]
             total = len(kept)
         else:
             page, total = _page(request, pilot, gate, params, now, decision, current)
@@ -135,7 +138,7 @@ async def search(
         path=f"/fhir/{resource}",
         applied=params.applied,
         results=params.results,
-        page=[Match(f"{base}/fhir/{resource}/{resource_id(row)}", row.payload) for row in page],
+        page=[Match(f"{base}/fhir/{resource}/{rid}", payload) for rid, payload in page],
         total=total,
         ignored=params.ignored,
     )
@@ -156,10 +159,11 @@ def _page(
     now: datetime,
     decision: Decision,
     current: ConsentState | None,
-) -> tuple[list[HeldRecord], int]:
-    """The page of a search without codes, and the total: every match counted from its
-    index and Consent alone, the bodies read of the page's records only (bench/query.py:
-    at 100 matches a person, reading every body cost more than the rest of the search)."""
+) -> tuple[list[tuple[str, bytes]], int]:
+    """The page of a search without codes, as (resource id, body), and the total: every
+    match counted from its index and Consent alone, the bodies read of the page's records
+    only (bench/query.py: at 100 matches a person, reading every body cost more than the
+    rest of the search)."""
     hub = hub_of(request)
     limit = hub.settings.search_max_matches
     reader = hub.ledger.reader
@@ -197,7 +201,17 @@ def _page(
         kept.reverse()
     wanted = kept[params.offset : params.offset + params.count]
     # A body erased since the count leaves the page one short: it is not served either way.
-    return reader.held_records(wanted), len(kept)
+    # The bodies alone (a page read a record, not two); a resource without an id of its own
+    # is named by its record's, read for those only.
+    page = [(index, own_id(payload), payload) for index, payload in reader.held_payloads(wanted)]
+    unnamed = [index for index, rid, _ in page if rid is None]
+    record_ids = {row.index: row.id for row in reader.held_records(unnamed)} if unnamed else {}
+    named = [
+        (name, payload)
+        for index, rid, payload in page
+        if (name := rid or record_ids.get(index)) is not None
+    ]
+    return named, len(kept)
 
 
 def _with_codes(
@@ -350,8 +364,13 @@ def consent_permits(
 
 def resource_id(row: HeldRecord) -> str:
     """The id a stored resource is read by: its own, or its record's where it has none."""
+    return own_id(row.payload) or row.id
+
+
+def own_id(payload: bytes) -> str | None:
+    """A stored resource's own ``id``, if it has one."""
     try:
-        value = msgspec.json.decode(row.payload).get("id")
+        value = msgspec.json.decode(payload).get("id")
     except (ValueError, AttributeError):
         value = None
-    return value if isinstance(value, str) and value else row.id
+    return value if isinstance(value, str) and value else None

@@ -150,6 +150,8 @@ READER_CALLS: list[tuple[str, Callable[[LedgerReader], Any]]] = [
         lambda r: r.subject_matches(**{**_SUBJECT, "subject": None}, limit=5),
     ),
     ("held_records(str)", lambda r: r.held_records(["1"])),
+    ("held_payloads(str)", lambda r: r.held_payloads(["1"])),
+    ("held_payloads(too many)", lambda r: r.held_payloads(list(range(1001)))),
     ("held_records(too many)", lambda r: r.held_records(list(range(1001)))),
     ("type_records(limit -1)", lambda r: r.type_records(**_TYPE, after=-1, limit=-1)),
     ("type_records(after float)", lambda r: r.type_records(**_TYPE, after=0.5, limit=5)),

@@ -176,6 +176,15 @@ def test_a_search_counts_from_the_subject_index_alone(reader: LedgerReader) -> N
     assert "COVERING INDEX records_by_subject" in plan, plan
 
 
+def test_held_payloads_are_the_held_records_bodies_in_the_order_asked(
+    log: Log, reader: LedgerReader
+) -> None:
+    asked = [log.anna[2], log.anna[1], log.anna[0], log.consent]
+    held = reader.held_records(asked)
+    assert reader.held_payloads(asked) == [(r.index, r.payload) for r in held]
+    assert reader.held_payloads([]) == []
+
+
 def test_held_records_come_in_the_order_asked_and_only_while_held(
     log: Log, reader: LedgerReader
 ) -> None:
