@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
@@ -24,7 +25,6 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
-    PrivateAttr,
     StringConstraints,
     model_validator,
 )
@@ -297,12 +297,16 @@ class Pilot(_Strict):
     #: with it, and observed before that end, may still be received. Revoked keys get none.
     late_delivery_window: LateDeliveryWindow = DEFAULT_LATE_DELIVERY_WINDOW
 
-    _members: dict[str, Member] = PrivateAttr(default_factory=dict)
-    _types: dict[str, DataType] = PrivateAttr(default_factory=dict)
+    # Cached properties, not private attributes: pydantic reads a private attribute through
+    # ``__getattr__``, 3.7 µs a lookup against 0.3 µs here, and one search's decision asks
+    # three of them (bench/query.py).
+    @cached_property
+    def _members(self) -> dict[str, Member]:
+        return {m.org: m for m in self.members}
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._members.update((m.org, m) for m in self.members)
-        self._types.update((t.id, t) for t in self.data_types)
+    @cached_property
+    def _types(self) -> dict[str, DataType]:
+        return {t.id: t for t in self.data_types}
 
     def member(self, org: str) -> Member | None:
         return self._members.get(org)

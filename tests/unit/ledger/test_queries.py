@@ -13,7 +13,7 @@ import pytest
 
 from ledger.canonical import canonical_json
 from ledger.errors import StoreError
-from ledger.queries import HeldBody, HeldRecord
+from ledger.queries import _SUBJECT_MATCHES, HeldBody, HeldRecord
 from ledger.store import LedgerReader, NewEntry
 from tests.support.ledger_builder import LedgerBuilder
 
@@ -145,6 +145,55 @@ def test_subject_records_bounds_and_limit(log: Log, reader: LedgerReader) -> Non
     assert _subject(reader, since="2026-05-02T09:00:00Z", until="2026-05-02T09:00:00Z") == []
     assert [r.index for r in _subject(reader, limit=1)] == [log.anna[2]]
     assert _subject(reader, limit=0) == []
+
+
+def test_subject_matches_are_the_subject_records_as_index_and_consent(
+    log: Log, reader: LedgerReader
+) -> None:
+    for kw in ({}, {"since": "2026-05-03"}, {"until": "2026-05-03"}, {"limit": 1}, {"limit": 0}):
+        args: dict[str, object] = {
+            "pilot": "chronic-care",
+            "subject": ANNA,
+            "data_type": OBS,
+            "since": None,
+            "until": None,
+            "limit": 100,
+            **kw,
+        }
+        matches = reader.subject_matches(**args)  # type: ignore[arg-type]
+        assert matches == [(r.index, r.consent) for r in _subject(reader, **kw)]
+    assert (
+        reader.subject_matches(
+            pilot="city-air", subject=ANNA, data_type=OBS, since=None, until=None, limit=9
+        )
+        == []
+    )
+
+
+def test_a_search_counts_from_the_subject_index_alone(reader: LedgerReader) -> None:
+    sql = _SUBJECT_MATCHES.format(where="")
+    plan = str(reader.conn.execute("EXPLAIN QUERY PLAN " + sql, ["s", OBS, "p", 5]).fetchall())
+    assert "COVERING INDEX records_by_subject" in plan, plan
+
+
+def test_held_payloads_are_the_held_records_bodies_in_the_order_asked(
+    log: Log, reader: LedgerReader
+) -> None:
+    asked = [log.anna[2], log.anna[1], log.anna[0], log.consent]
+    held = reader.held_records(asked)
+    assert reader.held_payloads(asked) == [(r.index, r.payload) for r in held]
+    assert reader.held_payloads([]) == []
+
+
+def test_held_records_come_in_the_order_asked_and_only_while_held(
+    log: Log, reader: LedgerReader
+) -> None:
+    by_index = {r.index: r for r in _subject(reader)}
+    asked = [log.anna[0], log.anna[1], log.anna[2]]  # anna[1] was erased
+    assert reader.held_records(asked) == [by_index[log.anna[0]], by_index[log.anna[2]]]
+    assert [r.index for r in reader.held_records(asked[::-1])] == [log.anna[2], log.anna[0]]
+    assert reader.held_records([]) == []
+    assert reader.held_records([log.consent]) == []  # not a record
 
 
 def _city(reader: LedgerReader, **kw: object) -> list[HeldRecord]:

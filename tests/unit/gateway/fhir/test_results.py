@@ -8,10 +8,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle, BundleLink
+from hypothesis import given
+from hypothesis import strategies as st
 from multidict import MultiDict
+from yarl import URL
 
 from gateway.fhir.bindings import binding_violations
-from gateway.fhir.bundle import Match, searchset, subset
+from gateway.fhir.bundle import Match, bundle_shell, searchset, subset
 from gateway.fhir.consent_search import parse_consent_search
 from gateway.fhir.negotiation import accepts_json, format_is_json
 from gateway.fhir.params import parse_search
@@ -113,6 +117,30 @@ def test_consent_search_takes_patient_and_status_and_sorts_by_nothing() -> None:
         MultiDict([("patient", "Patient/pt-00000001"), ("_sort", "date")])
     )
     assert [i.name for i in lenient.taken.ignored] == ["_sort"]
+
+
+@given(
+    total=st.none() | st.integers(min_value=0, max_value=10**6),
+    queries=st.lists(
+        st.lists(st.tuples(st.text(min_size=1, max_size=12), st.text(max_size=40)), max_size=4),
+        min_size=1,
+        max_size=2,
+    ),
+)
+def test_the_bundle_shell_is_the_bytes_of_the_fhir_model(
+    total: int | None, queries: list[list[tuple[str, str]]]
+) -> None:
+    this = URL("http://hub.example:8080/fhir/Observation")
+    links = [
+        (relation, str(this.with_query(query)))
+        for relation, query in zip(("self", "next"), queries, strict=False)
+    ]
+    model = Bundle(
+        type="searchset",
+        total=total,
+        link=[BundleLink(relation=relation, url=url) for relation, url in links],
+    )
+    assert bundle_shell(total, links) == model.model_dump_json().encode()
 
 
 def test_the_bundle_links_what_was_applied_and_says_what_was_not() -> None:
