@@ -77,6 +77,8 @@ class FrontEnd:
         ] = []
         self._covering: tuple[str | None, str | None] = (None, None)
         self._flush_due = False
+        self._out: list[bytes] = []
+        self._write_due = False
 
     # -- ReceiptSink ------------------------------------------------------------------------
     def send(self, topic: str, receipt: Receipt) -> None:
@@ -107,11 +109,22 @@ class FrontEnd:
             self._items = []
 
     def write(self, message: ToFront) -> None:
+        """Queue a frame; those of one turn of the event loop leave in one write."""
         if self.closed:
             return
         if message.__class__ is not Receipts:
             self._flush()
-        self.writer.write(frame(message))
+        self._out.append(frame(message))
+        if not self._write_due:
+            self._write_due = True
+            asyncio.get_running_loop().call_soon(self._write_out)
+
+    def _write_out(self) -> None:
+        self._write_due = False
+        self._flush()
+        if self._out and not self.closed:
+            self.writer.write(b"".join(self._out))
+        self._out.clear()
 
     def close(self) -> None:
         self.closed = True

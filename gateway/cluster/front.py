@@ -220,6 +220,8 @@ class RemoteSequencer:
         self._syncs: list[asyncio.Future[int]] = []
         self._closing = False
         self._first: Head | None = None
+        self._out: list[bytes] = []
+        self._write_due = False
 
     # -- connecting -------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -336,11 +338,23 @@ class RemoteSequencer:
 
     # -- the channel ------------------------------------------------------------------------
     def _send(self, message: ToSequencer) -> None:
+        """Queue a frame; the frames of one turn of the event loop leave in one write (a
+        write per search's access entry cost a sixth of a front end's time)."""
         if self._writer is None:
             return
         if message.__class__ is not Records:
             self._flush_records()
-        self._writer.write(frame(message))
+        self._out.append(frame(message))
+        if not self._write_due:
+            self._write_due = True
+            asyncio.get_running_loop().call_soon(self._write_out)
+
+    def _write_out(self) -> None:
+        self._write_due = False
+        self._flush_records()
+        if self._out and self._writer is not None:
+            self._writer.write(b"".join(self._out))
+        self._out.clear()
 
     async def run(self) -> None:
         """Read the sequencer's answers until the channel closes; then stop this process."""
@@ -402,7 +416,7 @@ class RemoteSequencer:
 
     def close(self) -> None:
         self._closing = True
-        self._flush_records()
+        self._write_out()
         if self._writer is not None:
             self._writer.close()
             self._writer = None

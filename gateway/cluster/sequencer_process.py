@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Callable
 
@@ -59,6 +60,9 @@ async def serve_sequencer(settings: HubSettings, secret: str) -> None:
         ledger.writer.size(),
         len(ledger.registry.sources),
     )
+    # What was loaded at open (the registry, the tree) lives as long as the process: out of
+    # the collector's sight, so that full collections do not walk it under load.
+    gc.freeze()
     tasks: list[asyncio.Task[None]] = []
     try:
         await server.start()
