@@ -35,11 +35,6 @@ from .packets import (
     ProtocolError,
 )
 
-#: Messages received and not yet taken by the consumer at which reading from the socket
-#: pauses (the broker then holds the rest), and the number at which it resumes.
-PAUSE_AT = 4096
-RESUME_AT = 512
-
 #: Packet identifiers are 1 to 65,535 (section 2.3.1); this many may be publishes in flight,
 #: so some are always free for a SUBSCRIBE.
 MAX_WINDOW = 65_000
@@ -97,10 +92,9 @@ class Messages:
                 await waiter
             finally:
                 client._waiter = None
-        message = queue.popleft()
-        if client._paused and len(queue) <= RESUME_AT:
-            client._resume_reading()
-        return message
+        # Unbounded, as aiomqtt's: pausing the socket for a slow consumer would hold back
+        # the PUBACKs that consumer may be waiting for.
+        return queue.popleft()
 
 
 class Client(asyncio.Protocol):
@@ -150,13 +144,13 @@ class Client(asyncio.Protocol):
         self._connack: asyncio.Future[packets.Connack] | None = None
         self._closed: asyncio.Future[None] | None = None
         self._connected = False
+        self._accepted = False
         self._error: MqttError | None = None
         self._buffer = bytearray()
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._queue: deque[Message] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._paused = False
         self._last_id = 0
         self._inflight: dict[int, asyncio.Future[None] | None] = {}
         self._queued: deque[tuple[str, bytes, asyncio.Future[None] | None]] = deque()
@@ -280,9 +274,6 @@ class Client(asyncio.Protocol):
             self._loop.call_soon(self._flush)
         if self._queue:
             self._wake()
-            if len(self._queue) >= PAUSE_AT and not self._paused and self._transport is not None:
-                self._paused = True
-                self._transport.pause_reading()
 
     def _parse(self, data: bytes | bytearray) -> int:
         """Take every whole packet in ``data``; the length taken (the rest waits for more).
@@ -320,7 +311,7 @@ class Client(asyncio.Protocol):
                 pos = end
                 continue
             # PUBLISH (section 3.3): topic name, packet identifier (QoS 1), 5.0 properties.
-            if not self._connected:
+            if not self._accepted:
                 raise ProtocolError("a PUBLISH before the CONNACK (MQTT-3.2.0-1)")
             qos = (first >> 1) & 3
             if length < 2:
@@ -368,7 +359,10 @@ class Client(asyncio.Protocol):
         if connack is not None and not connack.done():
             if kind != CONNACK:
                 raise ProtocolError(f"packet type {kind} before the CONNACK (MQTT-3.2.0-1)")
-            connack.set_result(packets.read_connack(body, mqtt5=self.mqtt5))
+            answer = packets.read_connack(body, mqtt5=self.mqtt5)
+            # Messages queued for a persistent session may follow in the same read.
+            self._accepted = answer.code == 0
+            connack.set_result(answer)
         elif kind == PUBACK:
             self._acked(*packets.read_ack(body, mqtt5=self.mqtt5))
         elif kind == PINGRESP:
@@ -394,11 +388,6 @@ class Client(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    def _resume_reading(self) -> None:
-        self._paused = False
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
 
     # -- keep alive (section 3.1.2.10) -----------------------------------------------------
 
