@@ -134,7 +134,7 @@ async def aiomqtt_client(scenario: str, port: int, n: int, mqtt5: bool) -> float
 async def gmqtt_client(scenario: str, port: int, n: int, mqtt5: bool) -> float:
     import gmqtt  # type: ignore[import-not-found, unused-ignore]
     from gmqtt.mqtt.constants import (  # type: ignore[import-not-found, unused-ignore]
-        MQTTv5,
+        MQTTv50,
         MQTTv311,
     )
 
@@ -156,7 +156,7 @@ async def gmqtt_client(scenario: str, port: int, n: int, mqtt5: bool) -> float:
         return 0
 
     client.on_message = on_message
-    await client.connect("127.0.0.1", port, version=MQTTv5 if mqtt5 else MQTTv311)
+    await client.connect("127.0.0.1", port, version=MQTTv50 if mqtt5 else MQTTv311)
     client.subscribe(RECEIPTS if scenario == "agent" else SHARED, qos=1)
     await asyncio.sleep(0.5)  # gmqtt's subscribe does not wait for its SUBACK
     _ready()
