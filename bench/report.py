@@ -44,8 +44,6 @@ ROOT = BENCH.parent
 BENCHES = ("ledger", "ingest", "edge", "mirror", "query", "replay", "witness")
 PACKAGES = (
     "aiohttp",
-    "aiomqtt",
-    "paho-mqtt",
     "pydantic",
     "cryptography",
     "rfc8785",

@@ -15,11 +15,11 @@ import logging
 import time
 from dataclasses import dataclass
 
-import aiomqtt
-
 from transport.backoff import Backoff, backoff_ceiling
 from transport.mqtt import (
+    Client,
     ClientOptions,
+    MqttError,
     TlsError,
     publish_nowait,
     stay_connected,
@@ -121,7 +121,7 @@ class Link:
         """Stay connected until cancelled."""
         await stay_connected(self.options, self._session, backoff=self.backoff, on_lost=self._lost)
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, client: Client) -> None:
         await client.subscribe(self.receipts_topic, qos=1)
         self.connects += 1
         self.connected.set()
@@ -146,18 +146,17 @@ class Link:
             attempt=attempt,
         )
 
-    async def _receive(self, client: aiomqtt.Client) -> None:
+    async def _receive(self, client: Client) -> None:
         async for message in client.messages:
-            if isinstance(message.payload, bytes):
-                self.receipts.put_nowait(message.payload)  # unbounded; no await per receipt
+            self.receipts.put_nowait(message.payload)  # unbounded; no await per receipt
 
-    def _send(self, client: aiomqtt.Client, record: Pending) -> None:
+    def _send(self, client: Client, record: Pending) -> None:
         """Hand one record to the MQTT client without awaiting its PUBACK: the receipt,
         not the PUBACK, is what settles a record."""
         if not publish_nowait(client, self.records_topic, record.wire):
-            raise aiomqtt.MqttError("could not hand a record to the MQTT client")
+            raise MqttError("could not hand a record to the MQTT client")
 
-    async def _publish(self, client: aiomqtt.Client) -> None:
+    async def _publish(self, client: Client) -> None:
         """Publish pending records in seq order while the window has room."""
         cursor = 0
         # A page costs a read on the outbox's thread whatever its size: with room for less
@@ -197,7 +196,7 @@ class Link:
                 self._send(client, record)
             self.published_total += len(page)
 
-    async def _republish(self, client: aiomqtt.Client) -> None:
+    async def _republish(self, client: Client) -> None:
         """Publish again the in-flight records whose receipt is overdue."""
         while True:
             await asyncio.sleep(TIMER_INTERVAL)

@@ -1,17 +1,17 @@
-"""The MQTT link code the hub and the agent share (aiomqtt < 3 over paho-mqtt).
+"""The MQTT link code the hub and the agent share, over this package's own client
+(``transport.client``; why it is not aiomqtt/paho or gmqtt: ``bench/mqtt_clients.py``).
 
-What both sides need and aiomqtt 2 does not give:
-
-- :func:`stay_connected`, the reconnect loop: full-jitter backoff between attempts and the
-  Python 3.11 lost-cancellation guard, so a stopped hub or agent really stops;
+- :func:`new_client` from :class:`ClientOptions`; :func:`stay_connected`, the reconnect
+  loop: full-jitter backoff between attempts and the Python 3.11 lost-cancellation guard,
+  so a stopped hub or agent really stops;
 - TLS from files (:func:`tls_context`: a CA, a client certificate) and ``mqtts://`` URLs
   (:class:`Endpoint`);
-- :func:`publish_nowait`: a QoS 1 message handed to paho without awaiting its PUBACK;
+- :func:`publish_nowait`: a QoS 1 message sent without awaiting its PUBACK;
 - :class:`OrderedAcks`: manual PUBACKs, each sent once its message is safe, and strictly
-  in the order the PUBLISH packets arrived (MQTT-4.6.0-2).
+  in the order the PUBLISH packets arrived (MQTT-4.6.0-2);
+- :func:`topic_matches`: a topic name against a filter's wildcards.
 
-This file alone touches aiomqtt's and paho's private attributes (:data:`PRIVATE_API`);
-``tests/unit/transport`` pins them, so an upgrade that moves one fails there, by name.
+The hub and the agent import MQTT from here only.
 """
 
 from __future__ import annotations
@@ -19,24 +19,40 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Callable, Coroutine, Sized
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiomqtt
-import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
 from .backoff import Backoff
+from .client import MAX_PACKET_BYTES, Client, ConnectRefused, Message, SubscribeRefused
+from .packets import MqttError, ProtocolError
+
+__all__ = [
+    "Client",
+    "ClientOptions",
+    "ConnectRefused",
+    "DropConnection",
+    "Endpoint",
+    "Message",
+    "MqttError",
+    "OrderedAcks",
+    "ProtocolError",
+    "SubscribeRefused",
+    "TlsFiles",
+    "broker_url",
+    "new_client",
+    "ordered_acks",
+    "publish_nowait",
+    "stay_connected",
+    "tls_context",
+    "topic_matches",
+    "unacknowledged",
+]
 
 #: URL scheme -> (default port, TLS). ``tcp://`` is paho's spelling of ``mqtt://``.
 SCHEMES = {"mqtt": (1883, False), "tcp": (1883, False), "mqtts": (8883, True)}
-
-#: The private attributes used below; an aiomqtt or paho release without them breaks this.
-PRIVATE_API = ("aiomqtt.Client._client", "paho.mqtt.client.Client._out_messages")
 
 #: How often a connected task checks that it (or its session) was not cancelled on the quiet.
 GUARD_INTERVAL = 0.5
@@ -146,69 +162,65 @@ class ClientOptions:
     keepalive: int = 30
     timeout: float = 10.0
     max_inflight: int = 0
-    """Paho's own bound on unacknowledged publishes; 0 for none (paho rescans its whole
-    queue on every PUBACK when it keeps one, so a caller with its own window passes 0)."""
+    """QoS 1 publishes sent unacknowledged at once (more wait in the client); 0 for as many
+    as the broker takes (5.0: its Receive Maximum)."""
     manual_acks: bool = False
     """PUBACK incoming messages only through :func:`ordered_acks`."""
+    max_packet_bytes: int = MAX_PACKET_BYTES
+    """A larger packet from the broker ends the connection (5.0: the broker is told, and
+    drops such messages instead, 5.0 3.1.2.11.4)."""
 
 
-def new_client(options: ClientOptions) -> aiomqtt.Client:
-    """An unconnected aiomqtt client (connect with ``async with``)."""
-    properties = None
-    if options.mqtt5:
-        # A v5 session ends at disconnect unless it has an expiry interval.
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = options.session_expiry_s
-    client = aiomqtt.Client(
+def new_client(options: ClientOptions) -> Client:
+    """An unconnected client (connect with ``async with``)."""
+    return Client(
         options.endpoint.host,
         options.endpoint.port,
-        identifier=options.client_id,
+        options.client_id,
+        tls=options.tls,
         username=options.username,
         password=options.password,
-        protocol=aiomqtt.ProtocolVersion.V5 if options.mqtt5 else aiomqtt.ProtocolVersion.V311,
-        clean_session=None if options.mqtt5 else False,
-        # paho refuses a clean-start flag on 3.1.1 unless it is the default.
-        clean_start=False if options.mqtt5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
-        properties=properties,
+        mqtt5=options.mqtt5,
+        session_expiry_s=options.session_expiry_s,
         keepalive=options.keepalive,
         timeout=options.timeout,
-        max_inflight_messages=options.max_inflight,
-        tls_context=options.tls,
+        max_inflight=options.max_inflight,
+        manual_acks=options.manual_acks,
+        max_packet_bytes=options.max_packet_bytes,
     )
-    if options.manual_acks:
-        # aiomqtt has no switch for it; paho acknowledges on delivery unless told not to.
-        client._client.manual_ack_set(True)
-    return client
 
 
-def private_api_missing(client: aiomqtt.Client) -> list[str]:
-    """The entries of :data:`PRIVATE_API` this aiomqtt/paho pair does not have."""
-    inner = getattr(client, "_client", None)
-    if not isinstance(inner, paho.Client):
-        return list(PRIVATE_API)
-    if not isinstance(getattr(inner, "_out_messages", None), Sized):
-        return [PRIVATE_API[1]]
-    return []
+def topic_matches(topic: str, topic_filter: str) -> bool:
+    """Whether ``topic`` matches ``topic_filter`` (section 4.7: ``+`` one level, ``#`` the
+    rest, the parent level included; a wildcard first level never matches a ``$`` topic)."""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False  # MQTT-4.7.2-1
+    levels = topic.split("/")
+    wanted = topic_filter.split("/")
+    for index, level in enumerate(wanted):
+        if level == "#":
+            return True
+        if index >= len(levels) or (level != "+" and level != levels[index]):
+            return False
+    return len(levels) == len(wanted)
 
 
 # -- publishing and acknowledging ---------------------------------------------------------
 
 
-def publish_nowait(client: aiomqtt.Client, topic: str, payload: bytes, qos: int = 1) -> bool:
-    """Hand one message to paho without awaiting its PUBACK; False if paho refused it.
+def publish_nowait(client: Client, topic: str, payload: bytes, qos: int = 1) -> bool:
+    """Send one message without awaiting its PUBACK; False if not connected.
 
-    aiomqtt's ``publish`` awaits each PUBACK with an event and a timeout of its own and
-    scans its pending calls every time; where an application-level receipt, not the PUBACK,
-    settles a message, paho's own queue is enough. A broken connection shows up in the
-    message loop, which then reconnects.
+    Where an application-level receipt, not the PUBACK, settles a message, awaiting each
+    PUBACK only slows the sender. A broken connection shows up in the message loop, which
+    then reconnects.
     """
-    info = client._client.publish(topic, payload, qos=qos)
-    return bool(info.rc == paho.MQTT_ERR_SUCCESS)
+    return client.publish_nowait(topic, payload, qos)
 
 
-def unacknowledged(client: aiomqtt.Client) -> int:
-    """Messages handed to paho that the broker has not acknowledged yet."""
-    return len(client._client._out_messages)
+def unacknowledged(client: Client) -> int:
+    """QoS 1 messages sent (or waiting for room) that the broker has not acknowledged yet."""
+    return client.unacknowledged
 
 
 @dataclass(eq=False)
@@ -257,14 +269,14 @@ class OrderedAcks:
         return len(self._waiting)
 
 
-def ordered_acks(client: aiomqtt.Client) -> OrderedAcks:
+def ordered_acks(client: Client) -> OrderedAcks:
     """Ordered PUBACKs for a client made with ``manual_acks=True``."""
-    return OrderedAcks(client._client.ack)
+    return OrderedAcks(client.ack)
 
 
 # -- staying connected --------------------------------------------------------------------
 
-Session = Callable[[aiomqtt.Client], Coroutine[Any, Any, None]]
+Session = Callable[[Client], Coroutine[Any, Any, None]]
 OnLost = Callable[[Exception, float, int], None]
 """Told (error, seconds until the next attempt, attempts since the last connection)."""
 
@@ -293,7 +305,7 @@ async def stay_connected(
                 connected = True
                 await _guarded(asyncio.create_task(session(client)), guard_interval)
             return
-        except* (aiomqtt.MqttError, DropConnection) as group:
+        except* (MqttError, DropConnection) as group:
             error = _first_leaf(group)
         stop_if_cancelled()
         if connected and not isinstance(error, DropConnection):
@@ -342,11 +354,10 @@ async def _guarded(work: asyncio.Task[None], interval: float) -> None:
 def stop_if_cancelled() -> None:
     """Raise CancelledError if this task was cancelled, even if the cancellation got lost.
 
-    On Python 3.11 ``asyncio.wait_for`` (used by aiomqtt for every call) swallows a
-    cancellation that arrives just as its inner future completes (CPython gh-86296), and
-    aiomqtt's disconnect on the way out can fail with an MqttError that takes the
-    CancelledError's place. Either way the task is still marked as cancelling; without
-    this check a reconnect loop would carry on and its owner would never stop.
+    On Python 3.11 ``asyncio.wait_for`` swallows a cancellation that arrives just as its
+    inner future completes (CPython gh-86296), and a session's own code may catch one.
+    Either way the task is still marked as cancelling; without this check a reconnect
+    loop would carry on and its owner would never stop.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():

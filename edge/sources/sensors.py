@@ -16,11 +16,18 @@ import json
 import logging
 from dataclasses import dataclass
 
-import aiomqtt
-
 from ledger.envelope import parse_json
 from ledger.errors import InvalidEnvelope
-from transport.mqtt import DropConnection, OrderedAcks, Ticket, ordered_acks, stay_connected
+from transport.mqtt import (
+    Client,
+    DropConnection,
+    Message,
+    OrderedAcks,
+    Ticket,
+    ordered_acks,
+    stay_connected,
+    topic_matches,
+)
 
 from ..drafts import drafts_from_json
 from ..errors import InvalidInput, OutboxError
@@ -39,9 +46,8 @@ class TopicTypes:
     topics: tuple[SensorTopic, ...]
 
     def type_for(self, topic: str) -> str | None:
-        t = aiomqtt.Topic(topic)
         for entry in self.topics:
-            if t.matches(entry.topic):
+            if topic_matches(topic, entry.topic):
                 return entry.type
         return None
 
@@ -77,7 +83,7 @@ class SensorSource:
         """Stay connected until cancelled."""
         await stay_connected(self.options, self._session, backoff=self.backoff, on_lost=self._lost)
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, client: Client) -> None:
         for entry in self.types.topics:
             await client.subscribe(entry.topic, qos=1)
         self.connects += 1
@@ -98,13 +104,13 @@ class SensorSource:
             attempt=attempt,
         )
 
-    async def _consume(self, client: aiomqtt.Client, acks: OrderedAcks) -> None:
+    async def _consume(self, client: Client, acks: OrderedAcks) -> None:
         pending: list[asyncio.Task[None]] = []
         async with asyncio.TaskGroup() as tg:
             async for message in client.messages:
                 # Its place in the PUBACK order is taken on arrival, before any await.
                 ticket = acks.received(message.mid, message.qos)
-                if message.topic.value.startswith(self.error_topic + "/"):
+                if message.topic.startswith(self.error_topic + "/"):
                     acks.done(ticket)  # our own answer to a sender: nothing to store
                     continue
                 pending.append(tg.create_task(self._handle_then_ack(client, message, acks, ticket)))
@@ -114,12 +120,12 @@ class SensorSource:
                     pending.clear()
 
     async def _handle_then_ack(
-        self, client: aiomqtt.Client, message: aiomqtt.Message, acks: OrderedAcks, ticket: Ticket
+        self, client: Client, message: Message, acks: OrderedAcks, ticket: Ticket
     ) -> None:
         await self.handle(client, message)
         acks.done(ticket)
 
-    async def handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    async def handle(self, client: Client, message: Message) -> None:
         """Store one message's records, or answer its sender with the error.
 
         Raises DropConnection if the outbox could not store them: the message is then not
@@ -127,11 +133,10 @@ class SensorSource:
         source has reconnected.
         """
         self.received += 1
-        topic = message.topic.value
+        topic = message.topic
         try:
-            raw = message.payload if isinstance(message.payload, bytes) else b""
             try:
-                value = parse_json(raw)
+                value = parse_json(message.payload)
             except InvalidEnvelope as exc:
                 raise InvalidInput(exc.reason, exc.detail, status=400) from None
             drafts = list(drafts_from_json(value, default_type=self.types.type_for(topic)))

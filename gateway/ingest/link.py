@@ -12,10 +12,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import aiomqtt
-
 from transport.backoff import Backoff
 from transport.mqtt import (
+    Client,
     ClientOptions,
     TlsError,
     publish_nowait,
@@ -71,7 +70,7 @@ class MqttLink:
         self.backoff = Backoff(settings.mqtt_reconnect_initial_s, settings.mqtt_reconnect_max_s)
         self.on_message: OnMessage | None = None
         self.connected = asyncio.Event()
-        self._connection: aiomqtt.Client | None = None
+        self._connection: Client | None = None
 
     def _publish(self, topic: str, payload: bytes) -> bool:
         """Hand a QoS 1 receipt to the broker link without awaiting its PUBACK: receipts
@@ -85,7 +84,7 @@ class MqttLink:
         """Connect, subscribe, consume; on any broker error wait and reconnect."""
         await stay_connected(self.options, self._session, backoff=self.backoff, on_lost=self._lost)
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, client: Client) -> None:
         s = self.settings
         await client.subscribe(s.records_subscription, qos=1)
         self._connection = client
@@ -109,21 +108,14 @@ class MqttLink:
             error,
         )
 
-    async def _consume(self, client: aiomqtt.Client) -> None:
+    async def _consume(self, client: Client) -> None:
         async for message in client.messages:
             on_message = self.on_message
             if on_message is None:
                 # Draining: the message was acknowledged at QoS 1 but gets no receipt, so
                 # its sender resends it; nothing is lost.
                 continue
-            payload = message.payload
-            if isinstance(payload, bytes | bytearray):
-                raw = bytes(payload)
-            elif isinstance(payload, str):
-                raw = payload.encode()
-            else:
-                raw = b"" if payload is None else str(payload).encode()
-            on_message(message.topic.value, raw)
+            on_message(message.topic, message.payload)
 
     def _detach(self) -> None:
         self._connection = None
@@ -132,12 +124,12 @@ class MqttLink:
         self.receipts.attach(None)
 
     def unsent(self) -> int:
-        """Receipts queued or handed to paho and not yet acknowledged by the broker."""
+        """Receipts queued or sent and not yet acknowledged by the broker."""
         client = self._connection
         return len(self.receipts) + (unacknowledged(client) if client is not None else 0)
 
     async def flush(self, seconds: float) -> None:
-        """Wait (bounded) until queued receipts have been handed to paho and written."""
+        """Wait (bounded) until queued receipts have been sent and acknowledged."""
         deadline = asyncio.get_running_loop().time() + seconds
         while asyncio.get_running_loop().time() < deadline:
             client = self._connection

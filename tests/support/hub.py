@@ -522,10 +522,9 @@ class MqttPeer:
             self._changed.set()
 
     def publish_nowait(self, topic: str, payload: bytes) -> None:
-        """Publish at QoS 1 without awaiting the PUBACK (floods, paced city traffic)."""
-        from transport.mqtt import publish_nowait
-
-        publish_nowait(self._mqtt, topic, payload)
+        """Publish at QoS 1 without awaiting the PUBACK (floods, paced city traffic): handed
+        to paho under aiomqtt, whose own ``publish`` awaits each PUBACK."""
+        self._mqtt._client.publish(topic, payload, qos=1)
 
     async def publish(self, topic: str, payload: bytes) -> None:
         await self._mqtt.publish(topic, payload, qos=1)

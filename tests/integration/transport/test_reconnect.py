@@ -8,16 +8,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiomqtt
 import pytest
 
 from tests.support.broker import Mosquitto
 from tests.support.edge import wait_until
 from transport.backoff import Backoff
 from transport.mqtt import (
+    Client,
     ClientOptions,
     DropConnection,
     Endpoint,
+    MqttError,
     Session,
     publish_nowait,
     stay_connected,
@@ -56,10 +57,10 @@ async def linked(broker: Mosquitto, session: Session, losses: Losses) -> AsyncIt
 
 
 async def test_the_loop_comes_back_after_a_broker_restart(broker: Mosquitto) -> None:
-    sessions: list[aiomqtt.Client] = []
+    sessions: list[Client] = []
     losses = Losses()
 
-    async def session(client: aiomqtt.Client) -> None:
+    async def session(client: Client) -> None:
         sessions.append(client)
         async for _ in client.messages:
             pass
@@ -73,7 +74,7 @@ async def test_the_loop_comes_back_after_a_broker_restart(broker: Mosquitto) -> 
         broker.stop()
         await wait_until(lambda: len(losses.attempts) >= 4, 10)
         broker.start()
-    assert all(isinstance(e, aiomqtt.MqttError) for e in losses.errors)
+    assert all(isinstance(e, MqttError) for e in losses.errors)
     # A connection that was made starts the delays again from the first.
     assert losses.attempts[0] == 1 and 1 in losses.attempts[2:]
 
@@ -82,7 +83,7 @@ async def test_a_session_that_drops_its_connection_backs_off_further(broker: Mos
     connections = 0
     losses = Losses()
 
-    async def session(client: aiomqtt.Client) -> None:
+    async def session(client: Client) -> None:
         nonlocal connections
         connections += 1
         raise DropConnection("the outbox is full")
@@ -102,7 +103,7 @@ async def test_a_session_that_loses_its_cancellation_is_stopped_all_the_same(
     started = asyncio.Event()
     swallowed = 0
 
-    async def session(client: aiomqtt.Client) -> None:
+    async def session(client: Client) -> None:
         nonlocal swallowed
         started.set()
         for _ in range(100_000):
@@ -121,9 +122,9 @@ async def test_a_session_that_loses_its_cancellation_is_stopped_all_the_same(
 
 async def test_publishing_without_awaiting_pubacks(broker: Mosquitto) -> None:
     received: list[bytes] = []
-    clients: list[aiomqtt.Client] = []
+    clients: list[Client] = []
 
-    async def session(client: aiomqtt.Client) -> None:
+    async def session(client: Client) -> None:
         clients.append(client)
         await client.subscribe("nowait/+", qos=1)
         for i in range(200):

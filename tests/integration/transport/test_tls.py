@@ -7,8 +7,6 @@ import asyncio
 import json
 from pathlib import Path
 
-import aiomqtt
-
 from edge.settings import load_settings
 from ledger.envelope import utc_now
 from ledger.keys import load_private_key
@@ -19,6 +17,7 @@ from tests.support.records import PILOT, SOURCE, TYPE, make
 from tests.support.tls import Pki, make_pki, mqtts_url
 from transport.backoff import Backoff
 from transport.mqtt import (
+    Client,
     ClientOptions,
     Endpoint,
     TlsFiles,
@@ -38,7 +37,7 @@ async def connects(
     errors: list[str] = []
     options = ClientOptions(Endpoint.parse(mqtts_url(broker)), "tls-client", tls=tls_context(files))
 
-    async def session(client: aiomqtt.Client) -> None:
+    async def session(client: Client) -> None:
         await client.subscribe("tls/echo", qos=1)
         assert publish_nowait(client, "tls/echo", b"over tls")
         async for message in client.messages:

@@ -1,29 +1,28 @@
-"""The shared MQTT link's pure parts: broker URLs, TLS files, ordered PUBACKs, the guard
-against lost cancellations, and the private aiomqtt/paho attributes it relies on."""
+"""The shared MQTT link's pure parts: broker URLs, TLS files, ordered PUBACKs, topic
+filters, the guard against lost cancellations, and a client before it connects."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import aiomqtt
 import pytest
 
 from transport.mqtt import (
-    PRIVATE_API,
     BrokerUrlError,
     ClientOptions,
     Endpoint,
+    MqttError,
     OrderedAcks,
     TlsError,
     TlsFiles,
     new_client,
     ordered_acks,
-    private_api_missing,
     publish_nowait,
     stop_if_cancelled,
     tls_context,
+    topic_matches,
     unacknowledged,
 )
 
@@ -127,26 +126,51 @@ def test_qos_0_messages_have_no_ack_and_hold_nothing_back() -> None:
     assert sent == [5]
 
 
-# -- the private attributes this package uses (and only this package) ----------------------
+# -- topic filters (MQTT 3.1.1 section 4.7) ----------------------------------------------
 
 
-async def test_the_private_aiomqtt_and_paho_attributes_are_where_we_use_them() -> None:
-    """An aiomqtt or paho release that renames them fails here, naming the attribute."""
-    client = new_client(ClientOptions(Endpoint("127.0.0.1", 9, False), "pinned", manual_acks=True))
-    assert private_api_missing(client) == []
-    assert unacknowledged(client) == 0
-    # Not connected: paho keeps the QoS 1 message queued and says it could not send it.
+@pytest.mark.parametrize(
+    ("topic", "topic_filter", "matches"),
+    [
+        ("sensors/parking/p-9", "sensors/parking/+", True),
+        ("sensors/parking/p-9", "sensors/+/p-9", True),
+        ("sensors/parking/p-9/extra", "sensors/parking/+", False),
+        ("sensors/parking", "sensors/parking/+", False),
+        ("sensors/parking/p-9", "sensors/#", True),
+        ("sensors", "sensors/#", True),  # '#' takes the parent level too (4.7.1.2)
+        ("sensors/parking/p-9", "#", True),
+        ("sensors//p-9", "sensors/+/p-9", True),  # an empty level is a level
+        ("sensors/parking/p-9", "sensors/parking/p-9", True),
+        ("sensors/parking/p-9", "Sensors/parking/p-9", False),  # case matters (4.7.3)
+        ("$SYS/broker/load", "#", False),  # MQTT-4.7.2-1
+        ("$SYS/broker/load", "+/broker/load", False),
+        ("$SYS/broker/load", "$SYS/#", True),
+    ],
+)
+def test_topic_filters(topic: str, topic_filter: str, matches: bool) -> None:
+    assert topic_matches(topic, topic_filter) is matches
+
+
+# -- a client before (or without) a connection ---------------------------------------------
+
+
+async def test_an_unconnected_client_refuses_to_publish_and_acks_nothing() -> None:
+    client = new_client(ClientOptions(Endpoint("127.0.0.1", 9, False), "idle", manual_acks=True))
     assert publish_nowait(client, "t", b"x") is False
-    assert unacknowledged(client) == 1
+    assert unacknowledged(client) == 0
     acks = ordered_acks(client)
-    acks.done(acks.received(1, 1))  # paho's ack without a connection: no error
+    acks.done(acks.received(1, 1))  # its ack goes nowhere, without an error
+    with pytest.raises(MqttError, match="not connected"):
+        await client.subscribe("t")
 
 
-def test_a_missing_private_attribute_is_named() -> None:
-    class Renamed:
-        _paho = None
+async def test_a_broker_that_is_not_there_is_an_mqtt_error() -> None:
+    from tests.support.broker import free_port
 
-    assert private_api_missing(cast(aiomqtt.Client, Renamed())) == list(PRIVATE_API)
+    port = free_port()
+    with pytest.raises(MqttError, match=f"cannot connect to 127.0.0.1:{port}"):
+        async with new_client(ClientOptions(Endpoint("127.0.0.1", port, False), "nobody")):
+            pass
 
 
 # -- the guard against cancellations lost by Python 3.11's wait_for ------------------------
