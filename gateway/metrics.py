@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -21,6 +22,17 @@ __all__ = ["CONTENT_TYPE_LATEST", "HubMetrics"]
 
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class _Collected:
+    """Metric families already collected, with the ``collect()`` of a metric."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
+
 
 GaugeMode = Literal["max", "livemax", "mostrecent"]
 
@@ -154,6 +166,24 @@ class HubMetrics:
         if self._checkpoint_at is None:
             return float("nan")
         return time.monotonic() - self._checkpoint_at
+
+    def combined(self) -> Callable[[Any], Any]:
+        """A view of metrics as all the hub's processes count them: ``view(self.accepted)``
+        has the ``collect()`` of the sum over every process (in one process, the metric
+        itself). Read once per call of this method, for a snapshot's worth of figures."""
+        if self.multiprocess_dir is None:
+            return lambda metric: metric
+        families = {
+            family.name: family
+            for family in MultiProcessCollector(None, path=self.multiprocess_dir).collect()  # type: ignore[no-untyped-call]
+        }
+
+        def view(metric: Any) -> Any:
+            # prometheus-client names a metric's family ``_name`` (no public accessor).
+            family = families.get(metric._name)
+            return _Collected([family] if family is not None else [])
+
+        return view
 
     def exposition(self) -> bytes:
         if self.multiprocess_dir is None:

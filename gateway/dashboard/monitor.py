@@ -11,10 +11,9 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-from prometheus_client import Counter, Histogram
+from typing import Any, Protocol
 
 from ledger.store import LedgerReader
 
@@ -180,8 +179,11 @@ class DashboardMonitor:
 
     def _sample(self, at: float) -> HubSample:
         hub, m = self.hub, self.hub.metrics
+        # Counted by every process of the hub (the sequencer counts commits and accepted
+        # records, each front end its rejections and receipts).
+        all_of = m.combined()
         head = hub.ledger.checkpoints.latest
-        buckets, commit_sum, commit_count = _histogram(m.commit_seconds)
+        buckets, commit_sum, commit_count = _histogram(all_of(m.commit_seconds))
         return HubSample(
             at=at,
             log_size=hub.ledger.size(),
@@ -193,16 +195,16 @@ class DashboardMonitor:
             draining=hub.draining,
             commit_queue=hub.sequencer.in_flight,
             receipt_queue=len(hub.receipts),
-            receipts_dropped=_total(m.receipts_dropped),
-            accepted=_total(m.accepted),
-            duplicates=_total(m.duplicates),
-            rejected=_by_label(m.rejected, "reason"),
-            commit_failures=_total(m.commit_failures),
+            receipts_dropped=_total(all_of(m.receipts_dropped)),
+            accepted=_total(all_of(m.accepted)),
+            duplicates=_total(all_of(m.duplicates)),
+            rejected=_by_label(all_of(m.rejected), "reason"),
+            commit_failures=_total(all_of(m.commit_failures)),
             commit_buckets=buckets,
             commit_sum=commit_sum,
             commit_count=commit_count,
-            mqtt_errors=_total(m.mqtt_errors),
-            mqtt_connects=_total(m.mqtt_connects),
+            mqtt_errors=_total(all_of(m.mqtt_errors)),
+            mqtt_connects=_total(all_of(m.mqtt_connects)),
         )
 
 
@@ -214,7 +216,13 @@ def _event(version: int, snapshot: dict[str, Any]) -> bytes:
 # -- reading prometheus-client metrics back ----------------------------------------------------
 
 
-def _total(counter: Counter) -> float:
+class Collectable(Protocol):
+    """A metric, or the same metric summed over the hub's processes."""
+
+    def collect(self) -> Iterable[Any]: ...
+
+
+def _total(counter: Collectable) -> float:
     for metric in counter.collect():
         for sample in metric.samples:
             if sample.name.endswith("_total"):
@@ -222,7 +230,7 @@ def _total(counter: Counter) -> float:
     return 0.0
 
 
-def _by_label(counter: Counter, label: str) -> dict[str, float]:
+def _by_label(counter: Collectable, label: str) -> dict[str, float]:
     return {
         sample.labels[label]: float(sample.value)
         for metric in counter.collect()
@@ -231,7 +239,7 @@ def _by_label(counter: Counter, label: str) -> dict[str, float]:
     }
 
 
-def _histogram(histogram: Histogram) -> tuple[tuple[tuple[float, float], ...], float, float]:
+def _histogram(histogram: Collectable) -> tuple[tuple[tuple[float, float], ...], float, float]:
     buckets: list[tuple[float, float]] = []
     total = count = 0.0
     for metric in histogram.collect():

@@ -242,3 +242,34 @@ async def test_the_channel_answers_only_the_runs_own_front_ends(fronts_hub: Proc
     assert await asyncio.wait_for(read_to_front(reader), 10) is None
     writer.close()
     assert fronts_hub.request("GET", "/readyz")[0] == 200
+
+
+async def test_every_front_ends_dashboard_counts_what_the_whole_hub_did(
+    fronts_hub: ProcessHub,
+) -> None:
+    """The sequencer counts the records accepted, the front ends the ones they refused: the
+    dashboard of either front end shows the sums (prometheus-client's multiprocess files)."""
+    key_path, _ = fronts_hub.register_source(PILOT, "station-count", [TYPE])
+    key = load_private_key(key_path)
+    async with MqttPeer(fronts_hub.mqtt_url) as peer:
+        for seq in range(1, 21):
+            assert (await peer.send(make(key, seq, source="station-count")))["status"] == (
+                "accepted"
+            )
+        refused = await peer.send(make(key, 3, source="station-count"))  # its seq is used
+        assert refused["status"] == "rejected"
+    a, b = one_to_each(fronts_hub)
+    admin = {"Authorization": f"Bearer {fronts_hub.admin_token}"}
+    for pinned in (a, b):
+        ingest: dict[str, Any] = {}
+        for _ in range(100):  # the dashboard samples once a second (bounded wait)
+            status, summary = pinned.call("GET", "/api/v1/dashboard/summary", admin)
+            assert status == 200, summary
+            ingest = summary["ingest"]
+            if ingest["accepted"] >= 20 and ingest["rejected"]["total"]:
+                break
+            await asyncio.sleep(0.1)
+        assert ingest["accepted"] == 20, (pinned.front, ingest)
+        assert ingest["rejected"]["by_reason"] == {"seq_reused": 1}, (pinned.front, ingest)
+    text = fronts_hub.get_text("/metrics")
+    assert "swiftchain_records_accepted_total 20.0" in text
