@@ -36,6 +36,7 @@ from .errors import NotReady, error_middleware
 from .fhir import consent, consent_search, metadata, read, search
 from .fhir.outcome import fhir_errors
 from .hub import Drain, Hub
+from .ingest.checkpoints import StoreNotice
 from .ingest.checks import no_consent_check
 from .settings import HubSettings
 from .smart import routes as smart
@@ -239,21 +240,16 @@ async def _bounded(step: Awaitable[Any], drain: Drain, what: str) -> None:
 async def _housekeeping(hub: Hub) -> None:
     """Persist the latest checkpoint and the dead letters once per interval."""
     loop = asyncio.get_running_loop()
-    unstored: str | None = None
+    notice = StoreNotice(log)
     while True:
         await asyncio.sleep(hub.settings.checkpoint_interval_s)
         try:
             try:
                 await hub.sequencer.persist_checkpoint()
             except StoreError as exc:
-                # A full disk: said once, retried every interval, said again when it works.
-                if unstored is None:
-                    log.warning("cannot store the latest checkpoint: %s; retrying", exc)
-                unstored = str(exc)
+                notice.failed(exc)
             else:
-                if unstored is not None:
-                    log.info("the latest checkpoint is stored again")
-                unstored = None
+                notice.stored()
             letters = hub.dead_letters.take()
             if letters:
                 await loop.run_in_executor(None, hub.dead_letters.write, letters)

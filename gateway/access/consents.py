@@ -59,6 +59,17 @@ class ConsentState:
         return StoredConsent(self.custodian, self.status, self.consent)
 
 
+def _stored_consent(raw: bytes | None, index: int) -> Consent | None:
+    """The Consent resource the access file holds for the entry at ``index``, if any."""
+    if raw is None:
+        return None
+    try:
+        return parse_consent(raw)
+    except ConsentError:
+        log.error("the stored Consent of entry %d does not parse", index)
+        return None
+
+
 class ConsentBook:
     def __init__(self, pilots: dict[str, Pilot]) -> None:
         self.pilots = pilots
@@ -90,13 +101,7 @@ class ConsentBook:
             first.setdefault((entry.pilot, entry.consent), entry)
         resources = db.consent_resources(e.resource_hash for _, e in latest.values())
         for index, entry in sorted(latest.values(), key=lambda item: item[0]):
-            raw = resources.get(entry.resource_hash)
-            consent = None
-            if raw is not None:
-                try:
-                    consent = parse_consent(raw)
-                except ConsentError:
-                    log.error("the stored Consent of entry %d does not parse", index)
+            consent = _stored_consent(resources.get(entry.resource_hash), index)
             if entry.custodian is None:
                 origin = first[(entry.pilot, entry.consent)]
                 custodian = origin.custodian or _legacy_custodian(origin, db)
@@ -116,12 +121,7 @@ class ConsentBook:
             log.error("consent entry %d does not parse; ignored", index)
             return None
         raw = db.consent_resources([entry.resource_hash]).get(entry.resource_hash)
-        consent = None
-        if raw is not None:
-            try:
-                consent = parse_consent(raw)
-            except ConsentError:
-                log.error("the stored Consent of entry %d does not parse", index)
+        consent = _stored_consent(raw, index)
         if entry.custodian is None:
             known = self.get(entry.pilot, entry.consent)
             custodian = known.custodian if known is not None else _legacy_custodian(entry, db)

@@ -38,6 +38,7 @@ from .wire import (
     Ack,
     Done,
     Failed,
+    FrameWriter,
     Head,
     Hello,
     Job,
@@ -48,7 +49,6 @@ from .wire import (
     ToFront,
     blinded,
     entries_out,
-    frame,
     new_entry,
     read_to_sequencer,
 )
@@ -69,19 +69,20 @@ class FrontEnd:
 
     def __init__(self, worker: int, writer: asyncio.StreamWriter) -> None:
         self.worker = worker
-        self.writer = writer
+        self.out = FrameWriter(writer, before=self._flush)
         self.acked = 0
-        self.closed = False
         self._items: list[
             tuple[str, str, str | None, int | None, str | None, str | None, str | None]
         ] = []
         self._covering: tuple[str | None, str | None] = (None, None)
-        self._flush_due = False
-        self._out: list[bytes] = []
-        self._write_due = False
+
+    @property
+    def closed(self) -> bool:
+        return self.out.closed
 
     # -- ReceiptSink ------------------------------------------------------------------------
     def send(self, topic: str, receipt: Receipt) -> None:
+        """Batch the receipt: those of a turn leave in one ``Receipts`` per checkpoint."""
         covering = (receipt.checkpoint, receipt.cosigned)
         if self._items and covering != self._covering:
             self._flush()
@@ -97,38 +98,21 @@ class FrontEnd:
                 receipt.detail,
             )
         )
-        if not self._flush_due:
-            self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        self.out.schedule()
 
     def _flush(self) -> None:
-        self._flush_due = False
         if self._items:
             checkpoint, cosigned = self._covering
-            self.write(Receipts(checkpoint, cosigned, self._items))
-            self._items = []
+            items, self._items = self._items, []
+            self.out.send(Receipts(checkpoint, cosigned, items))
 
     def write(self, message: ToFront) -> None:
-        """Queue a frame; those of one turn of the event loop leave in one write."""
-        if self.closed:
-            return
-        if message.__class__ is not Receipts:
-            self._flush()
-        self._out.append(frame(message))
-        if not self._write_due:
-            self._write_due = True
-            asyncio.get_running_loop().call_soon(self._write_out)
-
-    def _write_out(self) -> None:
-        self._write_due = False
+        """Queue a frame (after the receipts batched so far, which it may depend on)."""
         self._flush()
-        if self._out and not self.closed:
-            self.writer.write(b"".join(self._out))
-        self._out.clear()
+        self.out.send(message)
 
     def close(self) -> None:
-        self.closed = True
-        self.writer.close()
+        self.out.close()
 
 
 class ChannelServer:

@@ -42,6 +42,7 @@ from .wire import (
     Ack,
     Done,
     Failed,
+    FrameWriter,
     Head,
     Hello,
     Job,
@@ -53,7 +54,6 @@ from .wire import (
     blind_in,
     entries_back,
     entry_in,
-    frame,
     read_to_front,
 )
 
@@ -209,19 +209,16 @@ class RemoteSequencer:
         self.receipts = receipts
         self.cosigned: Callable[[], str | None] = lambda: follower.cosigned
         self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
         self._jobs: dict[int, asyncio.Future[list[Entry]]] = {}
         self._ids = itertools.count(1)
         self._records: list[RecordIn] = []
-        self._flush_due = False
+        self._out: FrameWriter | None = None
         self._sent = 0
         self._answered = 0
         self._all_answered = asyncio.Event()
         self._syncs: list[asyncio.Future[int]] = []
         self._closing = False
         self._first: Head | None = None
-        self._out: list[bytes] = []
-        self._write_due = False
 
     # -- connecting -------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -231,7 +228,8 @@ class RemoteSequencer:
         deadline = loop.time() + 30
         while True:
             try:
-                self._reader, self._writer = await asyncio.open_unix_connection(path)
+                self._reader, writer = await asyncio.open_unix_connection(path)
+                self._out = FrameWriter(writer, before=self._flush_records)
                 break
             except OSError as exc:
                 if loop.time() > deadline:
@@ -267,15 +265,13 @@ class RemoteSequencer:
         p = Pending.of(v, self.receipts)
         self._records.append(RecordIn(p.topic, entry_in(p.entry)))
         self._sent += 1
-        if not self._flush_due:
-            self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush_records)
+        if self._out is not None:
+            self._out.schedule()
 
     def _flush_records(self) -> None:
-        self._flush_due = False
-        if self._records:
+        if self._records and self._out is not None:
             records, self._records = self._records, []
-            self._send(Records(records))
+            self._out.send(Records(records))
 
     async def append(
         self,
@@ -317,7 +313,7 @@ class RemoteSequencer:
         return await self._run(job)
 
     async def _run(self, job: Job) -> list[Entry]:
-        if self._closing or self._writer is None:
+        if self._closing or self._out is None:
             raise StorageError("the hub is shutting down")
         job.job = next(self._ids)
         future: asyncio.Future[list[Entry]] = asyncio.get_running_loop().create_future()
@@ -338,23 +334,13 @@ class RemoteSequencer:
 
     # -- the channel ------------------------------------------------------------------------
     def _send(self, message: ToSequencer) -> None:
-        """Queue a frame; the frames of one turn of the event loop leave in one write (a
-        write per search's access entry cost a sixth of a front end's time)."""
-        if self._writer is None:
+        """Queue a frame, after the records batched so far; those of a turn leave in one
+        write (:class:`FrameWriter`)."""
+        if self._out is None:
             return
         if message.__class__ is not Records:
             self._flush_records()
-        self._out.append(frame(message))
-        if not self._write_due:
-            self._write_due = True
-            asyncio.get_running_loop().call_soon(self._write_out)
-
-    def _write_out(self) -> None:
-        self._write_due = False
-        self._flush_records()
-        if self._out and self._writer is not None:
-            self._writer.write(b"".join(self._out))
-        self._out.clear()
+        self._out.send(message)
 
     async def run(self) -> None:
         """Read the sequencer's answers until the channel closes; then stop this process."""
@@ -416,10 +402,10 @@ class RemoteSequencer:
 
     def close(self) -> None:
         self._closing = True
-        self._write_out()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._out is not None:
+            self._out.flush()
+            self._out.close()
+            self._out = None
 
     async def drain(self, seconds: float) -> None:
         """Until every record sent has its answer (bounded)."""

@@ -17,6 +17,7 @@ from ledger.errors import StoreError
 
 from ..alliance.setup import open_witnessing
 from ..hub_ledger import open_ledger
+from ..ingest.checkpoints import StoreNotice
 from ..ingest.receipts import ReceiptQueue
 from ..ingest.sequencer import Sequencer
 from ..metrics import HubMetrics
@@ -98,19 +99,15 @@ async def serve_sequencer(settings: HubSettings, secret: str) -> None:
 async def _housekeeping(settings: HubSettings, sequencer: Sequencer, server: ChannelServer) -> None:
     """Store the latest checkpoint once per interval, and tell the front ends (stored size,
     witness status)."""
-    unstored: str | None = None
+    notice = StoreNotice(log)
     while True:
         await asyncio.sleep(settings.checkpoint_interval_s)
         try:
             await sequencer.persist_checkpoint()
         except StoreError as exc:
-            if unstored is None:
-                log.warning("cannot store the latest checkpoint: %s; retrying", exc)
-            unstored = str(exc)
+            notice.failed(exc)
         else:
-            if unstored is not None:
-                log.info("the latest checkpoint is stored again")
-            unstored = None
+            notice.stored()
         server.broadcast_status()
 
 

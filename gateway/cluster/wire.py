@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -154,6 +155,45 @@ ToFront = Head | Receipts | Done | Failed
 _encoder = msgspec.msgpack.Encoder()
 _to_sequencer = msgspec.msgpack.Decoder(ToSequencer)
 _to_front = msgspec.msgpack.Decoder(ToFront)
+
+
+class FrameWriter:
+    """Frames queued on a stream and sent together at the end of the event loop's turn:
+    one write per turn, not per message (a write per search's access entry cost a sixth of
+    a front end's time). ``before`` runs first at each flush (to queue what it batches)."""
+
+    def __init__(
+        self, writer: asyncio.StreamWriter, before: Callable[[], None] = lambda: None
+    ) -> None:
+        self.writer = writer
+        self.before = before
+        self.closed = False
+        self._out: list[bytes] = []
+        self._due = False
+
+    def send(self, message: ToSequencer | ToFront) -> None:
+        if self.closed:
+            return
+        self._out.append(frame(message))
+        self.schedule()
+
+    def schedule(self) -> None:
+        """Make sure a flush runs at the end of this turn (for what ``before`` batches)."""
+        if not self._due:
+            self._due = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.before()
+        self._due = False
+        if self._out and not self.closed:
+            self.writer.write(b"".join(self._out))
+        self._out.clear()
+
+    def close(self) -> None:
+        self.closed = True
+        self._out.clear()
+        self.writer.close()
 
 
 def frame(message: ToSequencer | ToFront) -> bytes:

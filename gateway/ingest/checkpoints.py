@@ -9,6 +9,7 @@ second while the log grows.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
@@ -51,3 +52,23 @@ class Checkpointer:
 
     def persisted(self, head: SignedHead) -> None:
         self.persisted_size = max(self.persisted_size, head.size)
+
+
+class StoreNotice:
+    """Says once that the latest checkpoint cannot be stored (a full disk), and once that
+    it is stored again; the housekeeping loops of the hub and its sequencer retry it every
+    interval."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self.failing: str | None = None
+
+    def failed(self, exc: Exception) -> None:
+        if self.failing is None:
+            self.log.warning("cannot store the latest checkpoint: %s; retrying", exc)
+        self.failing = str(exc)
+
+    def stored(self) -> None:
+        if self.failing is not None:
+            self.log.info("the latest checkpoint is stored again")
+        self.failing = None
