@@ -74,8 +74,10 @@ async def test_restarted_on_a_full_ledger_it_serves_reads_and_refuses_writes(
         hub.kill()
         hub.start()
         async with MqttPeer(hub.mqtt_url) as peer:
-            # Stream until the quota is reached and a commit fails.
-            for rec in records:
+            # The first record on its own (a batch of all of them would not fit at all),
+            # then stream until the quota is reached and a commit fails.
+            assert (await peer.send(records[0]))["status"] == "accepted"
+            for rec in records[1:]:
                 await peer.publish(TOPIC, rec.to_wire())
             await asyncio.to_thread(
                 lambda: wait_json(
