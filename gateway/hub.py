@@ -178,6 +178,8 @@ class Hub:
         remote = RemoteSequencer(s, worker, secret, follower, self.receipts)
         try:
             await remote.connect()
+            # Commits between the replay and the greeting are in no head: read them.
+            front.catch_up()
         except BaseException:
             front.close()
             raise

@@ -86,6 +86,14 @@ class FrontLedger:
     def size(self) -> int:
         return self.committed_size
 
+    def catch_up(self) -> None:
+        """Apply the registry entries committed since the replay at open (the ones before
+        the sequencer's greeting come in no head); those applied already are skipped."""
+        for index, leaf in self.reader.leaves("registry"):
+            if index > self.registry.applied:
+                self.registry.apply(index, json.loads(leaf))
+        self.committed_size = max(self.committed_size, self.reader.size())
+
     def close(self) -> None:
         self.reader.close()
 
