@@ -140,7 +140,6 @@ class ChannelServer:
         #: of the last entry committed under it.
         self._guards: dict[str, asyncio.Lock] = {}
         self._changed: dict[str, int] = {}
-        self._head: SignedHead | None = None
         sequencer.on_committed = self._committed
 
     async def start(self) -> None:
@@ -191,7 +190,7 @@ class ChannelServer:
                 state.append(
                     StateEntry(e.index, e.kind, e.leaf, opening, n.blinded_for is not None)
                 )
-        if not state and not self.fronts:
+        if not self.fronts:
             return
         ack = any(s.kind in BARRIER_KINDS for s in state)
         message = self.head(state, ack)
