@@ -4,11 +4,17 @@ State lives in typed ``web.AppKey``s; the background parts start and stop in cle
 contexts, in this order (and the reverse on shutdown, which is the drain):
 
 1. the ledger store (open, registry replay; finally the last checkpoint and close),
-2. the broker link (reconnect loop; on shutdown flush receipts, then disconnect),
-3. the witness rounds, when the settings name a trust policy (on shutdown, after the last
+2. the access state (consents, clients, the token key) and the retention sweep,
+3. the broker link (reconnect loop; on shutdown flush receipts, then disconnect),
+4. the witness rounds, when the settings name a trust policy (on shutdown, after the last
    commit, one last round for the last checkpoint),
-4. the sequencer and the checkpoint task (on shutdown commit what is queued),
-5. the intake (on shutdown stop taking messages, verify what was taken).
+5. the sequencer and the checkpoint task (on shutdown commit what is queued),
+6. the intake (on shutdown stop taking messages, verify what was taken).
+
+In a front end (``gateway.cluster``) the sequencer and the witness rounds run in the
+sequencer process: step 1 reaches it and replays the log, step 2 then follows its commits,
+step 5 keeps the dead letters and, on shutdown, waits for the answers to the records sent;
+without shared subscriptions only the first front end has steps 3 and 6.
 
 The whole stop shares one budget, ``drain_timeout_s``, started by the shutdown signal
 (:class:`gateway.hub.Drain`); its end is logged as "drained in X s" or "drain cut at X s
