@@ -41,7 +41,11 @@ CONNECTION_TRIES = 200
 
 
 @pytest.fixture
-def fronts_hub(tmp_path: Path, hub_broker: Mosquitto) -> Iterator[ProcessHub]:
+def fronts_hub(
+    tmp_path: Path, hub_broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ProcessHub]:
+    """Two front ends, whatever ``SWIFTCHAIN_HUB_WORKERS`` the suite runs the others with."""
+    monkeypatch.setenv("SWIFTCHAIN_HUB_WORKERS", "2")
     hub = process_hub(tmp_path / "hub", hub_broker.url, workers=2, batch_max_ms=2)
     hub.start()
     try:
