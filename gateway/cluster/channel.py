@@ -167,6 +167,7 @@ class ChannelServer:
         seq = self.sequencer
         ledger = seq.ledger
         latest = ledger.checkpoints.latest
+        published_size, published = self.published()
         return Head(
             size=ledger.writer.size(),
             head_size=latest.size if latest is not None else 0,
@@ -178,8 +179,8 @@ class ChannelServer:
             witnesses=self.status(),
             state=state,
             ack=ack,
-            published=self.published()[1],
-            published_size=self.published()[0],
+            published=published,
+            published_size=published_size,
         )
 
     def _committed(self, stored: list[Entry], made: list[NewEntry], head: SignedHead) -> None:
