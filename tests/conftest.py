@@ -51,3 +51,46 @@ def running_hub(tmp_path: Path, hub_broker: Mosquitto) -> Iterator[ThreadHub]:
     ``.http_url``, ``.mqtt_url``, ``.log_key``, ``.register_source(pilot, source, types)``."""
     with thread_hub(tmp_path / "hub", hub_broker.url, batch_max_ms=2) as hub:
         yield hub
+
+
+# -- PostgreSQL (tests/support/postgres.py) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server URL: the machine's on 127.0.0.1:5432, else a cluster of this test
+    session's own (initdb + pg_ctl in a temporary folder); skips with the reason without."""
+    from tests.support import postgres
+
+    url, why = postgres.server_url()
+    if url is not None:
+        yield url
+        return
+    if why == "psycopg is not installed" or not postgres.can_make_cluster():
+        pytest.skip(f"no PostgreSQL: {why}, and no initdb/postgres to start one")
+    with postgres.own_cluster(tmp_path_factory.mktemp("pg")) as cluster:
+        yield cluster.url
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database of this test's own."""
+    from tests.support.postgres import fresh_database
+
+    with fresh_database(pg_server) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Each store the ledger runs on: tests taking it run once per store."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where a test's ledger lives, on each store in turn: a SQLite file in ``tmp_path``, or
+    a new PostgreSQL database of the test's own."""
+    if store_kind == "sqlite":
+        return str(tmp_path / "ledger.db")
+    return str(request.getfixturevalue("pg_url"))
