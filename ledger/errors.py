@@ -70,3 +70,9 @@ class PolicyError(LedgerError):
         if self.file is None:
             return "" if line is None else f"line {line}: "
         return f"{self.file}: " if line is None else f"{self.file}:{line}: "
+
+
+class FencedError(StorageError):
+    """A write was refused because this process no longer holds the log's lease: another
+    sequencer took over (:mod:`ledger.lease`). Nothing of the write was committed, and this
+    process must not try again as the writer."""
