@@ -20,9 +20,10 @@ it rewrites once per statement text into psycopg's ``%s`` and drops.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -115,6 +116,10 @@ def connect(url: Url, *, application: str, autocommit: bool = True) -> Connectio
 
     Autocommit, as on SQLite: writes are single statements or explicit transactions
     (:meth:`Connection.transaction`)."""
+    return Connection(_open(url, application, autocommit), url, application, autocommit)
+
+
+def _open(url: Url, application: str, autocommit: bool) -> Any:
     pg = driver()
     try:
         raw = pg.connect(
@@ -131,7 +136,7 @@ def connect(url: Url, *, application: str, autocommit: bool = True) -> Connectio
     except pg.Error as exc:
         raw.close()
         raise failure(f"cannot use schema {url.schema} of {url}", exc) from None
-    return Connection(raw, url)
+    return raw
 
 
 @lru_cache(maxsize=1024)
@@ -146,23 +151,48 @@ class Connection:
     """A psycopg connection behind the part of ``sqlite3.Connection``'s interface the stores
     use: ``execute`` (returning a cursor to iterate or fetch from), ``executemany``,
     ``in_transaction``, ``close``. A lock serialises its users (psycopg's own lock does too,
-    but a transaction spans several calls)."""
+    but a transaction spans several calls).
 
-    def __init__(self, raw: Any, url: Url) -> None:
+    A connection the server dropped (a restart, a failover of the server, an ended session)
+    is opened again by the next call made outside a transaction: the call that found it
+    broken raises (the caller's write is not done), the next one reconnects. A call inside
+    a transaction never reconnects: the transaction is gone, and its owner must start over.
+    ``on_reconnect`` callbacks run after each reconnection (the lease records the new
+    session)."""
+
+    def __init__(
+        self, raw: Any, url: Url, application: str = "swiftchain", autocommit: bool = True
+    ) -> None:
         self.raw = raw
         self.url = url
+        self.application = application
+        self.autocommit = autocommit
         self.lock = threading.RLock()
+        self.on_reconnect: list[Callable[[Connection], None]] = []
+        self._closed = False
+
+    def _live(self) -> Any:
+        raw = self.raw
+        if (raw.closed or raw.broken) and not self._closed:
+            if raw.info.transaction_status == driver().pq.TransactionStatus.INTRANS:
+                return raw  # let the call fail: a transaction cannot survive a reconnection
+            with contextlib.suppress(Exception):
+                raw.close()
+            self.raw = raw = _open(self.url, self.application, self.autocommit)
+            for callback in list(self.on_reconnect):
+                callback(self)
+        return raw
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
-        return self.raw.execute(translated(sql), params if params else None)
+        return self._live().execute(translated(sql), params if params else None)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self.raw.cursor() as cur:
+        with self._live().cursor() as cur:
             cur.executemany(translated(sql), rows)
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """``COPY table (columns) FROM STDIN`` of ``rows``: the bulk path of an append."""
-        with self.raw.cursor() as cur:
+        with self._live().cursor() as cur:
             with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
@@ -172,7 +202,7 @@ class Connection:
         return bool(self.raw.info.transaction_status != driver().pq.TransactionStatus.IDLE)
 
     def begin(self) -> None:
-        self.raw.execute("BEGIN")
+        self._live().execute("BEGIN")
 
     def commit(self) -> None:
         self.raw.execute("COMMIT")
@@ -184,13 +214,14 @@ class Connection:
             pass  # the connection is gone: so is the transaction
 
     def backend_pid(self) -> int:
-        return int(self.raw.info.backend_pid)
+        return int(self._live().info.backend_pid)
 
     @property
     def closed(self) -> bool:
         return bool(self.raw.closed)
 
     def close(self) -> None:
+        self._closed = True
         self.raw.close()
 
 

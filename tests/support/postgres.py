@@ -26,7 +26,11 @@ from tests.support.broker import DIE_WITH_PARENT, free_port
 
 #: The machine's server, as these machines run it.
 MACHINE_URL = os.environ.get("SWIFTCHAIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-_BIN_DIRS = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
+_BIN_DIRS = (
+    "/usr/lib/postgresql/17/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/15/bin",
+)
 
 
 def pg_tool(name: str) -> str | None:
