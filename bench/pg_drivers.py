@@ -273,14 +273,19 @@ class Results:
         self.runs.setdefault((method, batch), []).append(run)
 
 
+def require_loopback(url: str) -> str:
+    """``url`` if it names a server on this machine (loopback or a Unix socket)."""
+    host = str(conninfo.conninfo_to_dict(url).get("host") or "localhost")
+    if any(h not in LOOPBACK and not h.startswith("/") for h in host.split(",")):
+        raise SystemExit(f"bench.pg_drivers runs only against loopback, not {host}")
+    return url
+
+
 class Database:
     """A fresh database of this run's own on the server at ``url``; dropped on exit."""
 
     def __init__(self, url: str) -> None:
-        params = conninfo.conninfo_to_dict(url)
-        host = str(params.get("host") or "localhost")
-        if host not in LOOPBACK and not host.startswith("/"):
-            raise SystemExit(f"bench.pg_drivers runs only against loopback, not {host}")
+        params = conninfo.conninfo_to_dict(require_loopback(url))
         self.admin = url
         self.name = f"swiftchain_pg_drivers_{os.getpid()}"
         self.params = {**params, "dbname": self.name}
@@ -592,6 +597,11 @@ def figures(results: Results) -> list[Figure]:
     return out
 
 
+def report_rows(url: str = URL, records: int = 20_000, rounds: int = 2) -> list[Figure]:
+    """What ``make bench`` reads (bench/report.py): every method's figures, measured now."""
+    return figures(measure(url, records, rounds))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=URL, help=f"server (loopback only; default {URL})")
@@ -603,8 +613,16 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",")]
     if args.records <= 0 or args.rounds <= 0 or any(b <= 0 or args.records % b for b in batches):
         parser.error("--records must be a positive multiple of every batch size")
-    with psycopg.connect(args.url) as conn:
-        version = conn.execute("SHOW server_version").fetchone()
+    try:
+        with psycopg.connect(require_loopback(args.url), connect_timeout=10) as conn:
+            version = conn.execute("SHOW server_version").fetchone()
+    except psycopg.OperationalError as exc:
+        # A machine without PostgreSQL: said in the report, not a failed benchmark.
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"no PostgreSQL at {args.url}: {why}")
+        if args.json:
+            write_figures(args.json, [Figure("PostgreSQL append", f"skipped: {why}")])
+        return
     print(
         f"PostgreSQL {version[0] if version else '?'}, psycopg {psycopg.__version__} "
         f"(libpq {psycopg.pq.version()}), asyncpg {asyncpg.__version__}, "
