@@ -497,9 +497,9 @@ def run_pgbench(db: Database, script: str, rows: Rows, batch: int) -> Run:
     base = at_warm[-1] if at_warm else (0.0, 0.0, 0.0)
     client = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     server_end = next((s[2] for s in reversed(samples) if s[2] is not None), None)
-    server = None
-    if server_end is not None and base[2] is not None:
-        server = (server_end - base[2]) / n * 1e6
+    # No reading of the backend yet when the warm-up ended (a short one): count from its
+    # start, 0 s, so its connection set-up too.
+    server = None if server_end is None else (server_end - (base[2] or 0.0)) / n * 1e6
     return Run(n / sum(latencies[1:]), (client - (base[1] or 0.0)) / n * 1e6, server)
 
 
