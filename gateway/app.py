@@ -30,11 +30,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ledger.errors import StoreError
 
 from .access import retention
 from .access.control import AccessControl
+from .access.exposure import ROUTES, Exposure
 from .api import admin, audit, clients, health, ledger, openapi, records, registry
 from .appkeys import ACCESS, HUB, SETTINGS
 from .dashboard import setup_dashboard
@@ -42,6 +44,7 @@ from .errors import NotReady, error_middleware
 from .fhir import consent, consent_search, metadata, read, search
 from .fhir.outcome import fhir_errors
 from .hub import Drain, Hub
+from .hub_ledger import HubLedger, keep_lease
 from .ingest.checkpoints import StoreNotice
 from .ingest.checks import no_consent_check
 from .settings import HubSettings
@@ -56,7 +59,9 @@ def create_app(settings: HubSettings, front: tuple[int, str] | None = None) -> w
     """The whole hub, or (``front``: its index and the run's secret) one of its front ends
     beside a sequencer process (``gateway.cluster``); records needing consent are checked
     against the consent book at ingest unless ``settings.enforce_consent`` is off."""
-    app = web.Application(middlewares=[error_middleware, fhir_errors], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[error_middleware, fhir_errors, _standby_gate], client_max_size=64 * 1024
+    )
     app[SETTINGS] = settings
     access = AccessControl(settings)
     app[ACCESS] = access
@@ -157,7 +162,7 @@ async def _broker_link(app: web.Application) -> AsyncIterator[None]:
     if not hub.ingests:
         yield
         return
-    task = _spawn(hub.link.run(), "mqtt-link")
+    task = _spawn(_once_active(hub, hub.link.run()), "mqtt-link")
     try:
         yield
     finally:
@@ -165,6 +170,35 @@ async def _broker_link(app: web.Application) -> AsyncIterator[None]:
         await hub.link.flush(drain.left())
         drain.unreceipted = hub.unreceipted()
         await _stop(task)
+
+
+async def _once_active(hub: Hub, step: Coroutine[Any, Any, None]) -> None:
+    """``step`` once this hub's sequencer holds the log: a standby's front ends take no
+    records (gateway/cluster/standby.py)."""
+    if hub.remote is not None and not hub.remote.active.is_set():
+        log.info("standby: MQTT ingest starts once this hub takes the log over")
+        try:
+            await hub.remote.active.wait()
+        except asyncio.CancelledError:
+            step.close()
+            raise
+        log.info("this hub holds the log now: starting MQTT ingest")
+    await step
+
+
+@web.middleware
+async def _standby_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """On a standby hub, only the public log answers (gateway/cluster/standby.py)."""
+    if request.app[HUB].standby:
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else request.path
+        method = "GET" if request.method == "HEAD" else request.method
+        if ROUTES.get((method, path)) is not Exposure.PUBLIC or method != "GET":
+            raise NotReady(
+                "this hub is a standby (another hub holds the log); it serves the public log"
+                " only until it takes over: use the active hub"
+            )
+    return await handler(request)
 
 
 async def _sequencer(app: web.Application) -> AsyncIterator[None]:
@@ -184,9 +218,13 @@ async def _sequencer(app: web.Application) -> AsyncIterator[None]:
         return
     seq_task = _spawn(sequencer.run(), "sequencer")
     cp_task = _spawn(_housekeeping(hub), "checkpoints")
+    lease = hub.ledger.lease if isinstance(hub.ledger, HubLedger) else None
+    lease_task = _spawn(keep_lease(lease), "lease") if lease is not None else None
     try:
         yield
     finally:
+        if lease_task is not None:
+            await _stop(lease_task)
         drain = hub.begin_drain()
         sequencer.close()
         # A timeout cancels the task; a commit already in its thread still completes, and

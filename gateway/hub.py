@@ -197,7 +197,7 @@ class Hub:
             consent_check=self.consent_check,
             rules=self.time_rules,
         )
-        log.info("front end %d: ledger %s at %d entries", worker, s.db_path, front.size())
+        log.info("front end %d: ledger %s at %d entries", worker, s.ledger_name, front.size())
 
     def open(self) -> None:
         s = self.settings
@@ -230,7 +230,7 @@ class Hub:
             self.metrics.checkpoint_signed(head.size)
         log.info(
             "ledger %s open: %d entries, %d sources",
-            s.db_path,
+            s.ledger_name,
             self._ledger.writer.size(),
             len(self._ledger.registry.sources),
         )
@@ -293,6 +293,11 @@ class Hub:
     def remote(self) -> RemoteSequencer | None:
         """The way to the sequencer, when this process is a front end."""
         return self._remote
+
+    @property
+    def standby(self) -> bool:
+        """Whether this is a front end of a standby hub (another hub holds the log)."""
+        return self._remote is not None and not self._remote.active.is_set()
 
     @property
     def ingests(self) -> bool:

@@ -1,12 +1,15 @@
-"""Opening the ledger file as the hub's single writer.
+"""Opening the ledger as the hub's single writer.
 
-A lock file next to the ledger makes "single writer" true across processes: the running hub
-holds it, and offline registry commands take it too, or tell the operator to go through the
-running hub's admin API instead.
+On SQLite, a lock file next to the ledger makes "single writer" true across processes: the
+running hub holds it, and offline registry commands take it too, or tell the operator to go
+through the running hub's admin API instead. On PostgreSQL, where hubs on several machines
+share one log, the lease of :mod:`ledger.lease` does: the writer's every commit is fenced
+by it, and a hub that finds it held waits as a standby (:func:`take_lease`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -16,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.checkpoint import NoteSigner, NoteVerifier
-from ledger.errors import LedgerError, StoreError
+from ledger.errors import FencedError, LedgerError, StorageError, StoreError
 from ledger.keys import load_private_key
+from ledger.lease import Lease
+from ledger.postgres import Url
 from ledger.store import LedgerReader, LedgerWriter
 from ledger.verify import COPY_META, LEAVES_ONLY
 
@@ -27,6 +32,8 @@ from .registry.state import Registry
 from .settings import HubSettings
 
 LOG_KEY_META = "log_key"
+#: The PostgreSQL schema of the ledger's tables unless the URL names another.
+LEDGER_SCHEMA = "ledger"
 
 log = logging.getLogger("swiftchain.hub")
 
@@ -80,7 +87,8 @@ class HubLedger:
     """The writer, a reader of its own for the event loop, the signer and the registry."""
 
     settings: HubSettings
-    lock: WriterLock
+    lock: WriterLock | None
+    """The file lock on SQLite; None on PostgreSQL, where ``lease`` is the guarantee."""
     writer: LedgerWriter
     reader: LedgerReader
     signer: NoteSigner
@@ -89,6 +97,7 @@ class HubLedger:
     write_failure: str | None = None
     """Why the last write at open failed (a full disk), or None: the hub then serves reads
     and refuses writes until a commit succeeds."""
+    lease: Lease | None = None
 
     @property
     def verifier(self) -> NoteVerifier:
@@ -100,7 +109,10 @@ class HubLedger:
     def close(self) -> None:
         self.reader.close()
         self.writer.close()
-        self.lock.release()
+        if self.lock is not None:
+            self.lock.release()
+        if self.lease is not None:
+            self.lease.close()
 
 
 def load_signer(settings: HubSettings) -> NoteSigner:
@@ -119,21 +131,91 @@ def load_signer(settings: HubSettings) -> NoteSigner:
 WRITER_EXIT_WAIT_S = 10.0
 
 
-def open_ledger(settings: HubSettings) -> HubLedger:
-    """Lock, open (or create) the ledger, record the log key, rebuild the registry."""
-    signer = load_signer(settings)
-    lock = WriterLock(lock_path(settings.db_path))
-    lock.acquire(wait_s=WRITER_EXIT_WAIT_S)
+def new_lease(settings: HubSettings) -> Lease:
+    """The lease of this hub's log on PostgreSQL (not yet taken)."""
+    location = settings.ledger_location
+    assert isinstance(location, str)
+    return Lease(
+        Url(location, default_schema=LEDGER_SCHEMA), settings.origin, ttl_s=settings.lease_ttl_s
+    )
+
+
+def take_lease(settings: HubSettings, *, wait_s: float | None) -> Lease:
+    """The log's lease, taken: at once, within ``wait_s``, or (None) however long the
+    holder lives, as a standby waits. HubRunningError when it is still held after."""
+    lease = new_lease(settings)
+    deadline = None if wait_s is None else time.monotonic() + wait_s
+    told = 0.0
     try:
-        writer = LedgerWriter(
-            settings.db_path, origin=settings.origin, max_page_count=settings.max_page_count
-        )
+        while not lease.try_acquire([]):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                state = lease.state()
+                raise HubRunningError(
+                    f"{settings.ledger_name} is the log of a running hub ({state.holder});"
+                    " stop it, or make registry changes through its admin API (--url)"
+                )
+            if now - told > 30:
+                log.info("standby: the log is held by %s; waiting", lease.state().holder)
+                told = now
+            time.sleep(LEASE_POLL_S)
+    except BaseException:
+        lease.conn.close()
+        raise
+    return lease
+
+
+async def keep_lease(lease: Lease) -> None:
+    """Renew ``lease`` every third of its ttl; return FencedError's way once it is lost (the
+    process stops: a hub that lost the log never writes again). A database that does not
+    answer is retried: the lease holds for its ttl, and a standby cannot take it meanwhile
+    either."""
+    every = lease.ttl_s / 3
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(lease.renew)
+        except FencedError:
+            raise
+        except StorageError as exc:
+            log.warning("cannot renew the log's lease (%s); retrying", exc)
+
+
+#: How often a standby looks at the lease.
+LEASE_POLL_S = 0.25
+
+
+def open_ledger(settings: HubSettings, lease: Lease | None = None) -> HubLedger:
+    """Lock, open (or create) the ledger, record the log key, rebuild the registry.
+
+    On PostgreSQL the log's ``lease`` must be held (:func:`take_lease`; without one, this
+    waits for it); the writer fences every commit with it."""
+    signer = load_signer(settings)
+    location = settings.ledger_location
+    name = settings.ledger_name
+    lock: WriterLock | None = None
+    if isinstance(location, Path):
+        lock = WriterLock(lock_path(location))
+        lock.acquire(wait_s=WRITER_EXIT_WAIT_S)
+    elif lease is None:
+        lease = take_lease(settings, wait_s=None)
+    try:
+        if lease is not None:
+            writer = LedgerWriter(location, origin=settings.origin, fence=lease.fence)
+            assert writer.conn is not None
+            lease.sessions = [writer.conn.backend_pid()]
+            writer.conn.on_reconnect.append(lease.writer_reconnected)
+            lease.renew()
+        else:
+            writer = LedgerWriter(
+                location, origin=settings.origin, max_page_count=settings.max_page_count
+            )
         try:
             if writer.meta(COPY_META) == LEAVES_ONLY:
                 # A mirror's copy holds no bodies by design; a hub on it would serve a log
                 # whose verifier no longer looks for lost bodies.
                 raise ConfigError(
-                    f"{settings.db_path} is a mirror's leaves-only copy of a log, not a hub's"
+                    f"{name} is a mirror's leaves-only copy of a log, not a hub's"
                     " ledger; copy the hub's own file, or start a new ledger"
                 )
             log_key = signer.verifier.encode()
@@ -141,16 +223,14 @@ def open_ledger(settings: HubSettings) -> HubLedger:
             if stored is None:
                 try:
                     writer.set_meta(LOG_KEY_META, log_key)
-                except sqlite3.Error as exc:
-                    raise StoreError(
-                        f"cannot record the log key in {settings.db_path}: {exc}"
-                    ) from None
+                except (sqlite3.Error, StoreError) as exc:
+                    raise StoreError(f"cannot record the log key in {name}: {exc}") from None
             elif stored != log_key:
                 raise ConfigError(
-                    f"{settings.db_path} was signed with log key {stored!r}, not this hub's"
+                    f"{name} was signed with log key {stored!r}, not this hub's"
                     f" {log_key!r}; use the hub key that made the log"
                 )
-            reader = LedgerReader(settings.db_path)
+            reader = LedgerReader(location)
             registry = Registry.replay(reader.leaves("registry"), settings.pilots)
             checkpoints = Checkpointer(settings.origin, signer)
             stored_cp = reader.latest_checkpoint()
@@ -174,6 +254,11 @@ def open_ledger(settings: HubSettings) -> HubLedger:
             writer.close()
             raise
     except BaseException:
-        lock.release()
+        if lock is not None:
+            lock.release()
+        if lease is not None:
+            lease.close()
         raise
-    return HubLedger(settings, lock, writer, reader, signer, checkpoints, registry, write_failure)
+    return HubLedger(
+        settings, lock, writer, reader, signer, checkpoints, registry, write_failure, lease
+    )

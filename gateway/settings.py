@@ -19,6 +19,8 @@ from pydantic_settings import (
 )
 
 from ledger.envelope import MAX_RECORD_BYTES, describe_validation_error
+from ledger.postgres import is_url as is_pg_url
+from ledger.postgres import redacted
 from transport.mqtt import Endpoint, TlsFiles, broker_url
 
 from .errors import ConfigError
@@ -39,6 +41,12 @@ _PATH_FIELDS = (
 )
 
 
+def _store_url(value: str) -> str:
+    if is_pg_url(value) or value.startswith("sqlite:///"):
+        return value
+    raise ValueError("a ledger URL is postgresql://... or sqlite:///path")
+
+
 class HubSettings(BaseSettings):
     """Everything a hub needs to run; every timeout and limit is a setting."""
 
@@ -48,6 +56,15 @@ class HubSettings(BaseSettings):
     origin: Annotated[str, Field(pattern=r"^[^\s+]{1,128}$")] = "swiftchain.local/ledger"
     """Checkpoint origin line and signed-note key name (C2SP: no spaces or '+')."""
     db_path: Path = Path("ledger.db")
+    """The ledger's SQLite file; with ``ledger_url``, only where the hub's own local files
+    go by default (its channel socket, the access-token key)."""
+    ledger_url: Annotated[str, AfterValidator(_store_url)] | None = None
+    """The ledger on PostgreSQL (``postgresql://user@host/db``, with ``?schema=`` for the
+    schema of its tables, ``ledger`` by default) or SQLite (``sqlite:///path``); unset: the
+    SQLite file at ``db_path``."""
+    lease_ttl_s: Annotated[float, Field(ge=0.5, le=300)] = 5.0
+    """On PostgreSQL: how long the sequencer may go without renewing its lease before a
+    standby hub takes the log over (a killed hub's is taken at once: its sessions end)."""
     signing_key: Path = Path("hub.key")
     """The hub's Ed25519 private key (PEM) that signs checkpoints."""
     pilots: list[str] = []
@@ -169,6 +186,26 @@ class HubSettings(BaseSettings):
         if not self.mqtt_endpoint.tls and all(f is None for f in files):
             return None
         return TlsFiles(*files, insecure=self.mqtt_tls_insecure)
+
+    @property
+    def ledger_location(self) -> Path | str:
+        """Where the ledger is: a SQLite file's path, or a PostgreSQL URL."""
+        url = self.ledger_url
+        if url is None:
+            return self.db_path
+        if url.startswith("sqlite:///"):
+            return Path(url.removeprefix("sqlite://"))
+        return url
+
+    @property
+    def on_postgres(self) -> bool:
+        return isinstance(self.ledger_location, str)
+
+    @property
+    def ledger_name(self) -> str:
+        """The ledger's location for messages and logs (a URL without its password)."""
+        where = self.ledger_location
+        return str(where) if isinstance(where, Path) else redacted(where)
 
     @property
     def dead_letters(self) -> Path:

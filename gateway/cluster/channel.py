@@ -34,6 +34,7 @@ from ..ingest.checkpoints import SignedHead
 from ..ingest.receipts import Receipt
 from ..ingest.sequencer import Pending, Sequencer
 from .errors import ChannelError
+from .standby import Standby
 from .wire import (
     Ack,
     Done,
@@ -60,6 +61,11 @@ STATE_KINDS = frozenset({"registry", "consent", "client", "access", "erasure"})
 #: Of those, the ones every front end must have applied before the writer is answered.
 BARRIER_KINDS = frozenset({"registry", "consent", "client", "erasure"})
 ACK_TIMEOUT_S = 5.0
+#: Why a standby refuses a write (the front end answers 503 with it).
+STANDBY = (
+    "this hub is a standby: another hub holds the log's lease;"
+    " retry there, or here once it takes over"
+)
 #: Buffered bytes to a front end beyond which the sequencer waits for it to read.
 HIGH_WATER = 8 * 1024 * 1024
 
@@ -120,14 +126,17 @@ class ChannelServer:
 
     def __init__(
         self,
-        sequencer: Sequencer,
+        sequencer: Sequencer | None,
         path: Path,
         secret: str,
         *,
         status: Callable[[], dict[str, Any] | None] = lambda: None,
         published: Callable[[], tuple[int, str | None]] = lambda: (0, None),
+        standby: Standby | None = None,
     ) -> None:
         self.sequencer = sequencer
+        #: Until :meth:`activate`: the log as a standby follows it (no sequencer yet).
+        self.standby = standby
         self.path = path
         self.secret = secret
         self.status = status
@@ -140,7 +149,30 @@ class ChannelServer:
         #: of the last entry committed under it.
         self._guards: dict[str, asyncio.Lock] = {}
         self._changed: dict[str, int] = {}
+        if sequencer is not None:
+            sequencer.on_committed = self._committed
+
+    def activate(self, sequencer: Sequencer) -> None:
+        """The lease is taken and the writer open: from now on this sequencer answers, and
+        every front end hears so (it starts ingest, takes writes)."""
+        self.sequencer, self.standby = sequencer, None
         sequencer.on_committed = self._committed
+        self.broadcast_status()
+
+    def follow(self, state: list[StateEntry]) -> None:
+        """A standby's news from the database, to every front end (no ack: no writer waits)."""
+        message = self.head(state, False)
+        for front in list(self.fronts):
+            front.write(message)
+
+    def _size(self) -> int:
+        if self.sequencer is not None:
+            return self.sequencer.ledger.writer.size()
+        return self.standby.size if self.standby is not None else 0
+
+    @property
+    def serving(self) -> bool:
+        return self._server is not None
 
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -165,6 +197,9 @@ class ChannelServer:
     # -- the head ---------------------------------------------------------------------------
     def head(self, state: list[StateEntry], ack: bool) -> Head:
         seq = self.sequencer
+        if seq is None:
+            assert self.standby is not None
+            return self.standby.head(state, ack)
         ledger = seq.ledger
         latest = ledger.checkpoints.latest
         published_size, published = self.published()
@@ -242,7 +277,7 @@ class ChannelServer:
                 return
             front = FrontEnd(hello.worker, writer)
             self.fronts.add(front)
-            front.acked = self.sequencer.ledger.writer.size()
+            front.acked = self._size()
             front.write(self.head([], False))
             log.info("front end %d (pid %d) connected", hello.worker, hello.pid)
             while True:
@@ -250,8 +285,13 @@ class ChannelServer:
                 if message is None:
                     break
                 if isinstance(message, Records):
+                    sequencer = self.sequencer
+                    if sequencer is None:
+                        # A standby's front ends do not ingest; records sent just before
+                        # they heard so get no receipt, and their agents resend them.
+                        continue
                     for item in message.items:
-                        self.sequencer.offer(Pending(new_entry(item.entry), item.topic, front))
+                        sequencer.offer(Pending(new_entry(item.entry), item.topic, front))
                 elif isinstance(message, Job):
                     task = asyncio.create_task(self._job(front, message))
                     self._jobs.add(task)
@@ -302,17 +342,23 @@ class ChannelServer:
 
     def _stale(self, guard: list[str], based_on: int) -> bool:
         """Whether an entry at or past ``based_on`` changed what ``guard`` names."""
+        if self.sequencer is None:
+            return False  # refused in _commit
         if "registry" in guard and self.sequencer.ledger.registry.applied >= based_on:
             return True
         return any(self._changed.get(name, -1) >= based_on for name in guard)
 
     async def _commit(self, front: FrontEnd, job: Job) -> list[Entry] | None:
         """The job's entries committed, or None (its ``Failed`` sent)."""
+        sequencer = self.sequencer
+        if sequencer is None:
+            front.write(Failed(job.job, STANDBY, True))
+            return None
         try:
             entries = [new_entry(e) for e in job.entries]
             if job.ahead:
-                return await self.sequencer.append_registry(entries)
-            return await self.sequencer.append(
+                return await sequencer.append_registry(entries)
+            return await sequencer.append(
                 entries,
                 erase=job.erase,
                 forget=job.forget,

@@ -100,11 +100,11 @@ class FrontLedger:
 
 def open_front_ledger(settings: HubSettings) -> FrontLedger:
     """Read the ledger the sequencer writes (it created it before any front end starts)."""
-    reader = LedgerReader(settings.db_path)
+    reader = LedgerReader(settings.ledger_location)
     try:
         stored = reader.meta(LOG_KEY_META)
         if stored is None:
-            raise ConfigError(f"{settings.db_path} has no log key: is its sequencer running?")
+            raise ConfigError(f"{settings.ledger_name} has no log key: is its sequencer running?")
         verifier = NoteVerifier.parse(stored)
         registry = Registry.replay(reader.leaves("registry"), settings.pilots)
     except BaseException:
@@ -227,6 +227,9 @@ class RemoteSequencer:
         self._syncs: list[asyncio.Future[int]] = []
         self._closing = False
         self._first: Head | None = None
+        #: Set by the first head of a sequencer that holds the log (not a standby's): the
+        #: front end then ingests and takes writes (gateway/cluster/standby.py).
+        self.active = asyncio.Event()
 
     # -- connecting -------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -378,6 +381,8 @@ class RemoteSequencer:
 
     def _took_head(self, head: Head) -> None:
         self.follower.head(head)
+        if not head.standby and not self.active.is_set():
+            self.active.set()
         if head.ack:
             self._send(Ack(head.size))
         syncs, self._syncs = self._syncs, []

@@ -11,27 +11,52 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Callable
 
 from ledger.errors import StoreError
 
 from ..alliance.setup import open_witnessing
-from ..hub_ledger import open_ledger
+from ..hub_ledger import keep_lease, new_lease, open_ledger
 from ..ingest.checkpoints import StoreNotice
 from ..ingest.receipts import ReceiptQueue
 from ..ingest.sequencer import Sequencer
 from ..metrics import HubMetrics
 from ..settings import HubSettings
 from .channel import ChannelServer
+from .standby import Standby
 
 log = logging.getLogger("swiftchain.hub.sequencer")
 
 
 async def serve_sequencer(settings: HubSettings, secret: str) -> None:
-    """Until cancelled (SIGTERM); then drain within ``drain_timeout_s``."""
+    """Until cancelled (SIGTERM); then drain within ``drain_timeout_s``.
+
+    On PostgreSQL, first the log's lease: held by another hub, this process serves its
+    front ends as a standby (:mod:`.standby`) until it takes the lease over."""
     s = settings
     metrics = HubMetrics()
-    ledger = open_ledger(s)
+    server = ChannelServer(None, s.sequencer_path, secret)
+    lease = None
+    started = time.monotonic()
+    if s.on_postgres:
+        lease = await asyncio.to_thread(new_lease, s)
+        if not await asyncio.to_thread(lease.try_acquire, []):
+            standby = Standby(s)
+            server.standby = standby
+            await server.start()
+            try:
+                await standby.wait_for_lease(lease, server.follow)
+            except BaseException:
+                await server.stop()
+                await asyncio.to_thread(lease.close)
+                raise
+            started = time.monotonic()
+    try:
+        ledger = await asyncio.to_thread(open_ledger, s, lease)
+    except BaseException:
+        await server.stop()
+        raise
     sequencer = Sequencer(
         ledger,
         ReceiptQueue(metrics),
@@ -51,13 +76,26 @@ async def serve_sequencer(settings: HubSettings, secret: str) -> None:
             return 0, None
         return witnessing.published_size, witnessing.published
 
-    server = ChannelServer(sequencer, s.sequencer_path, secret, status=status, published=published)
+    server.status, server.published = status, published
+    if server.standby is not None:
+        # What the last holder committed after this standby's last look: to the front
+        # ends, before this sequencer answers as the log's.
+        final = await asyncio.to_thread(server.standby.poll)
+        if final:
+            server.follow(final)
+        server.standby.close()
+        server.activate(sequencer)
+        log.warning(
+            "took the log over: %d entries, continuing the tree (%.2f s after the lease)",
+            ledger.writer.size(),
+            time.monotonic() - started,
+        )
     head = ledger.checkpoints.latest
     if head is not None:
         metrics.checkpoint_signed(head.size)
     log.info(
         "sequencer of %s: %d entries, %d sources",
-        s.db_path,
+        s.ledger_name,
         ledger.writer.size(),
         len(ledger.registry.sources),
     )
@@ -66,8 +104,11 @@ async def serve_sequencer(settings: HubSettings, secret: str) -> None:
     gc.freeze()
     tasks: list[asyncio.Task[None]] = []
     try:
-        await server.start()
+        if not server.serving:
+            await server.start()
         tasks.append(asyncio.create_task(sequencer.run(), name="sequencer"))
+        if ledger.lease is not None:
+            tasks.append(asyncio.create_task(keep_lease(ledger.lease), name="lease"))
         tasks.append(asyncio.create_task(_housekeeping(s, sequencer, server), name="checkpoints"))
         if witnessing is not None:
             tasks.append(asyncio.create_task(witnessing.run(), name="witnesses"))

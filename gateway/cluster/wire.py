@@ -124,6 +124,9 @@ class Head(msgspec.Struct, tag=True, array_like=True):
     #: The checkpoint last submitted to the witnesses, with their cosignatures (or None).
     published: str | None = None
     published_size: int = 0
+    #: The sequencer is a standby's (gateway/cluster/standby.py): another hub writes the
+    #: log, and this hub's front ends only serve the public log until a head says False.
+    standby: bool = False
 
 
 class Receipts(msgspec.Struct, tag=True, array_like=True):

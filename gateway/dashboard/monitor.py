@@ -67,7 +67,7 @@ class DashboardMonitor:
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> None:
         ledger = self.hub.ledger
-        self._reader = LedgerReader(self.hub.settings.db_path)
+        self._reader = LedgerReader(self.hub.settings.ledger_location)
         self.verifier = IncrementalVerifier(ledger.verifier, self.hub.settings.origin)
         stored = self._reader.latest_checkpoint()
         head = ledger.checkpoints.latest

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from ledger.entries import RegistryEntry
-from ledger.errors import StorageError, StoreError
+from ledger.errors import FencedError, StorageError, StoreError
 from ledger.store import Blinded, Entry, NewEntry, RecordColumns
 
 from ..hub_ledger import HubLedger
@@ -364,6 +364,10 @@ class Sequencer:
             )
         except StoreError as exc:
             self._failed(batch, exc)
+            if isinstance(exc, FencedError):
+                # Another hub holds the log now (ledger/lease.py): this one stops writing
+                # for good; its records come back to the new holder from their agents.
+                raise
             await asyncio.sleep(COMMIT_RETRY_S)
             return
         if self.write_failure is not None:
