@@ -339,6 +339,8 @@ class Hub:
             return "draining for shutdown"
         if self._ledger is None and self._front_ledger is None:
             return "ledger not open"
+        if self.standby:
+            return "standby: another hub holds the log; this one serves the public log only"
         failure = self.sequencer.write_failure
         if failure is not None:
             return f"the ledger cannot be written: {failure}"

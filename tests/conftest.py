@@ -57,7 +57,7 @@ def running_hub(tmp_path: Path, hub_broker: Mosquitto) -> Iterator[ThreadHub]:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server() -> Iterator[str]:
     """A PostgreSQL server URL: the machine's on 127.0.0.1:5432, else a cluster of this test
     session's own (initdb + pg_ctl in a temporary folder); skips with the reason without."""
     from tests.support import postgres
@@ -68,7 +68,9 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     if why == "psycopg is not installed" or not postgres.can_make_cluster():
         pytest.skip(f"no PostgreSQL: {why}, and no initdb/postgres to start one")
-    with postgres.own_cluster(tmp_path_factory.mktemp("pg")) as cluster:
+    # In a folder of its own under /tmp: the server runs as the postgres user, who cannot
+    # enter pytest's (0700) temporary folders when the tests run as root.
+    with postgres.own_cluster() as cluster:
         yield cluster.url
 
 
