@@ -111,15 +111,31 @@ def driver() -> Any:
     return psycopg
 
 
-def connect(url: Url, *, application: str, autocommit: bool = True) -> Connection:
-    """A connection to ``url`` with ``search_path`` set to its schema (created if missing).
+def connect(
+    url: Url,
+    *,
+    application: str,
+    autocommit: bool = True,
+    create_schema: bool = True,
+    failures: str | None = None,
+) -> Connection:
+    """A connection to ``url`` with ``search_path`` set to its schema (created if missing,
+    unless ``create_schema`` is false: a reader creates nothing).
 
     Autocommit, as on SQLite: writes are single statements or explicit transactions
-    (:meth:`Connection.transaction`)."""
-    return Connection(_open(url, application, autocommit), url, application, autocommit)
+    (:meth:`Connection.begin` ... :meth:`Connection.commit`). With ``failures``, a psycopg
+    error of a statement comes out as :func:`failure` of that text (see :class:`Connection`)."""
+    return Connection(
+        _open(url, application, autocommit, create_schema),
+        url,
+        application,
+        autocommit,
+        create_schema=create_schema,
+        failures=failures,
+    )
 
 
-def _open(url: Url, application: str, autocommit: bool) -> Any:
+def _open(url: Url, application: str, autocommit: bool, create_schema: bool = True) -> Any:
     pg = driver()
     try:
         raw = pg.connect(
@@ -131,7 +147,8 @@ def _open(url: Url, application: str, autocommit: bool) -> Any:
     except pg.Error as exc:
         raise failure(f"cannot connect to {url}", exc) from None
     try:
-        raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
+        if create_schema:
+            raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
         raw.execute(f'SET search_path TO "{url.schema}"')
     except pg.Error as exc:
         raw.close()
@@ -140,78 +157,132 @@ def _open(url: Url, application: str, autocommit: bool) -> Any:
 
 
 @lru_cache(maxsize=1024)
-def translated(sql: str) -> str:
-    """``sql`` (written for SQLite) as psycopg takes it: ``%`` escaped, ``?`` -> ``%s``,
-    SQLite's ``INDEXED BY`` hints dropped. No statement of ours has a ``?`` in a literal."""
+def translated(sql: str, bound: bool = True) -> str:
+    """``sql`` (written for SQLite) as psycopg takes it: SQLite's ``INDEXED BY`` hints
+    dropped and, for a statement with parameters (``bound``), ``%`` escaped and ``?`` ->
+    ``%s``. psycopg reads placeholders only when given parameters: a statement without any
+    goes as it is, ``%`` included. No statement of ours has a ``?`` in a literal."""
     sql = re.sub(r"\s+INDEXED BY \w+", "", sql)
-    return sql.replace("%", "%%").replace("?", "%s")
+    return sql.replace("%", "%%").replace("?", "%s") if bound else sql
 
 
 class Connection:
     """A psycopg connection behind the part of ``sqlite3.Connection``'s interface the stores
     use: ``execute`` (returning a cursor to iterate or fetch from), ``executemany``,
     ``in_transaction``, ``close``. A lock serialises its users (psycopg's own lock does too,
-    but a transaction spans several calls).
+    but a transaction spans several calls): each statement takes it, and a transaction's
+    owner holds it from ``begin`` to ``commit``, so that another thread's statement never
+    runs inside (or aborts) someone else's transaction.
 
     A connection the server dropped (a restart, a failover of the server, an ended session)
     is opened again by the next call made outside a transaction: the call that found it
     broken raises (the caller's write is not done), the next one reconnects. A call inside
-    a transaction never reconnects: the transaction is gone, and its owner must start over.
-    ``on_reconnect`` callbacks run after each reconnection (the lease records the new
-    session)."""
+    a transaction (from :meth:`begin` to :meth:`commit` or :meth:`rollback`) never
+    reconnects: the transaction is gone, and its owner must start over. ``on_reconnect``
+    callbacks run after each reconnection (the lease records the new session).
+
+    ``failures``: when set, a psycopg error of ``execute``, ``executemany``, ``copy_rows``,
+    ``begin`` or ``commit`` is raised as ``failure(failures, exc)`` (StorageError or
+    StoreError), so that callers that know nothing of psycopg (the ledger's readers) still
+    raise named errors. A cursor's rows are fetched by ``execute`` itself (psycopg's
+    client-side cursors), so iterating one does not reach the server and cannot fail."""
 
     def __init__(
-        self, raw: Any, url: Url, application: str = "swiftchain", autocommit: bool = True
+        self,
+        raw: Any,
+        url: Url,
+        application: str = "swiftchain",
+        autocommit: bool = True,
+        *,
+        create_schema: bool = True,
+        failures: str | None = None,
     ) -> None:
         self.raw = raw
         self.url = url
         self.application = application
         self.autocommit = autocommit
+        self.create_schema = create_schema
+        self.failures = failures
         self.lock = threading.RLock()
         self.on_reconnect: list[Callable[[Connection], None]] = []
         self._closed = False
+        self._transaction = False
 
     def _live(self) -> Any:
         raw = self.raw
         if (raw.closed or raw.broken) and not self._closed:
-            if raw.info.transaction_status == driver().pq.TransactionStatus.INTRANS:
+            # (A broken connection's transaction status reads UNKNOWN, not INTRANS: hence
+            # the flag of our own.)
+            if self._transaction or (
+                raw.info.transaction_status == driver().pq.TransactionStatus.INTRANS
+            ):
                 return raw  # let the call fail: a transaction cannot survive a reconnection
             with contextlib.suppress(Exception):
                 raw.close()
-            self.raw = raw = _open(self.url, self.application, self.autocommit)
+            self.raw = raw = _open(self.url, self.application, self.autocommit, self.create_schema)
             for callback in list(self.on_reconnect):
                 callback(self)
         return raw
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
-        return self._live().execute(translated(sql), params if params else None)
+        with self.lock:
+            try:
+                if not params:
+                    return self._live().execute(translated(sql, False))
+                return self._live().execute(translated(sql), params)
+            except driver().Error as exc:
+                if self.failures is None:
+                    raise
+                raise failure(self.failures, exc) from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self._live().cursor() as cur:
-            cur.executemany(translated(sql), rows)
+        with self.lock:
+            try:
+                with self._live().cursor() as cur:
+                    cur.executemany(translated(sql), rows)
+            except driver().Error as exc:
+                if self.failures is None:
+                    raise
+                raise failure(self.failures, exc) from None
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """``COPY table (columns) FROM STDIN`` of ``rows``: the bulk path of an append."""
-        with self._live().cursor() as cur:
-            with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        with self.lock:
+            try:
+                with self._live().cursor() as cur:
+                    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+            except driver().Error as exc:
+                if self.failures is None:
+                    raise
+                raise failure(self.failures, exc) from None
 
     @property
     def in_transaction(self) -> bool:
         return bool(self.raw.info.transaction_status != driver().pq.TransactionStatus.IDLE)
 
     def begin(self) -> None:
-        self._live().execute("BEGIN")
+        with self.lock:
+            self.execute("BEGIN")
+            self._transaction = True
 
     def commit(self) -> None:
-        self.raw.execute("COMMIT")
+        with self.lock:
+            try:
+                self.execute("COMMIT")
+            finally:
+                # Committed, or failed: either way no transaction is open on this session
+                # any more (a COMMIT that fails on a live connection rolls back).
+                self._transaction = False
 
     def rollback(self) -> None:
-        try:
-            self.raw.execute("ROLLBACK")
-        except driver().Error:
-            pass  # the connection is gone: so is the transaction
+        with self.lock:
+            self._transaction = False
+            try:
+                self.raw.execute("ROLLBACK")
+            except driver().Error:
+                pass  # the connection is gone: so is the transaction
 
     def backend_pid(self) -> int:
         return int(self._live().info.backend_pid)

@@ -4,21 +4,21 @@ records or a type's records with the bodies still held (the data routes), the he
 for erasure, and the tail of the log (the dashboard).
 
 Nothing outside ``ledger/`` writes SQL on the ledger's tables; callers get these typed rows,
-never a connection or a cursor, which is also what lets another store stand in for SQLite.
-Each query is one indexed read, and values only ever travel as SQL parameters.
+never a connection or a cursor, which is also what lets PostgreSQL stand in for SQLite: the
+SQL here runs on both (:mod:`ledger.dialect`). Each query is one indexed read, and values
+only ever travel as SQL parameters.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .dialect import Connection, Dialect
 from .entries import ENTRY_KINDS
 from .errors import InvalidEnvelope, RangeError, StoreError
-from .schema import RESOURCE_ID
 from .sealed import Opening, opened
 from .sqlite import check_integer
 
@@ -133,7 +133,8 @@ _TAIL_JOIN = "\nLEFT JOIN openings AS o ON o.idx = e.idx AND e.kind = 'access'"
 class LedgerQueries:
     """The hub's reads (a part of :class:`ledger.store.LedgerReader`)."""
 
-    conn: sqlite3.Connection
+    conn: Connection
+    dialect: Dialect
     #: Whether the file has the openings table (schema "2"); a "1" file holds v1 leaves only.
     sealed: bool
 
@@ -192,23 +193,26 @@ class LedgerQueries:
             for index, leaf in self.leaves(kind):
                 yield index, json.loads(leaf)
             return
-        cursor = self.conn.execute(
+        for rows in self.dialect.pages(
+            self.conn,
             "SELECT e.idx, e.leaf, o.opening FROM entries e LEFT JOIN openings o ON o.idx = e.idx"
-            " WHERE e.kind = ? ORDER BY e.idx",
+            " WHERE e.kind = ? AND e.idx > ? ORDER BY e.idx LIMIT ?",
             (kind,),
-        )
-        for index, leaf, raw in cursor:
-            held = _decoded(bytes(raw)) if raw is not None else None
-            yield int(index), opened(json.loads(leaf), held)
+        ):
+            for index, leaf, raw in rows:
+                held = _decoded(bytes(raw)) if raw is not None else None
+                yield int(index), opened(json.loads(leaf), held)
 
     def leaves(self, kind: str) -> Iterator[tuple[int, bytes]]:
         """(index, leaf) of every entry of ``kind``, in log order, streamed."""
         if kind not in ENTRY_KINDS:
             raise RangeError(f"unknown entry kind {kind!r}; one of {', '.join(ENTRY_KINDS)}")
-        cursor = self.conn.execute(
-            "SELECT idx, leaf FROM entries WHERE kind = ? ORDER BY idx", (kind,)
+        pages = self.dialect.pages(
+            self.conn,
+            "SELECT idx, leaf FROM entries WHERE kind = ? AND idx > ? ORDER BY idx LIMIT ?",
+            (kind,),
         )
-        return ((int(index), bytes(leaf)) for index, leaf in cursor)
+        return ((int(index), bytes(leaf)) for rows in pages for index, leaf in rows)
 
     def subject_records(
         self,
@@ -295,10 +299,11 @@ class LedgerQueries:
         for value, what in ((pilot, "pilot"), (data_type, "data type"), (resource_id, "id")):
             _check_text(value, what)
         columns = "SELECT r.idx, r.id, r.source, r.consent, r.observed_at, b.payload, r.subject"
+        # CROSS JOIN: SQLite's way of keeping the join in this order (bodies by their id
+        # first); on both stores an inner join, its condition in the WHERE clause.
         row = self.conn.execute(
-            columns + " FROM bodies b INDEXED BY bodies_by_resource_id"
-            " CROSS JOIN records r ON r.idx = b.idx"
-            f" WHERE {RESOURCE_ID.replace('payload', 'b.payload')} = ?"
+            columns + " FROM bodies b INDEXED BY bodies_by_resource_id CROSS JOIN records r"
+            f" WHERE r.idx = b.idx AND {self.dialect.resource_id} = ?"
             " AND r.pilot = ? AND r.type = ? ORDER BY r.idx DESC LIMIT 1",
             (resource_id, pilot, data_type),
         ).fetchone()
@@ -371,7 +376,8 @@ class LedgerQueries:
             _check_text(t, "data type")
         sealed = self.sealed
         sql = _TAIL.format(
-            types=",".join("?" * len(types)),
+            # "IN ()" is SQLite's alone; "IN (NULL)" holds for no row on both stores.
+            types=",".join("?" * len(types)) or "NULL",
             opening=_TAIL_OPENING if sealed else "",
             join=_TAIL_JOIN if sealed else "",
         )

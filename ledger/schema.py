@@ -1,4 +1,5 @@
-"""The ledger's tables on SQLite, and the version a ledger file records in ``meta``.
+"""The ledger's tables on SQLite and on PostgreSQL, and the version a ledger records in
+``meta``.
 
 ``entries`` is the log itself (each leaf's exact bytes, its hash and the node hashes it
 closes); ``records`` indexes the signed headers of ``record`` entries (with the subject and
@@ -10,6 +11,10 @@ reads or writes these tables (:mod:`ledger.store`, :mod:`ledger.queries`, :mod:`
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+import msgspec
 
 SCHEMA_VERSION = "2"
 #: Schemas a reader opens; a writer brings a "1" file (no openings, no origins) to "2" by
@@ -23,6 +28,9 @@ RESOURCE_ID = (
     "json_extract(CASE WHEN json_valid(CAST(payload AS TEXT))"
     " THEN CAST(payload AS TEXT) END, '$.id')"
 )
+
+#: The schema's default PostgreSQL schema (``?schema=NAME`` of the store URL overrides it).
+PG_SCHEMA = "ledger"
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,3 +114,106 @@ RECORD_COLUMNS = (
     "observed_at",
     "key",
 )
+
+
+#: The same tables on PostgreSQL, column for column: BIGINT for SQLite's INTEGER (both signed
+#: 64-bit), BYTEA for BLOB, DOUBLE PRECISION for REAL (both IEEE binary64, so created_at
+#: copies exactly), and every TEXT column ``COLLATE "C"``: bytewise order, as SQLite's BINARY
+#: collation, so that ``observed_at`` and ids sort the same on both stores whatever the
+#: database's locale. ``bodies.resource_id`` stands in for SQLite's expression index on
+#: ``json_extract(payload, '$.id')``: PostgreSQL has no JSON function over a BYTEA that a
+#: malformed body cannot fail, so the writer computes it (:func:`resource_id_of`).
+SCHEMA_PG = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    value TEXT COLLATE "C" NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    idx BIGINT PRIMARY KEY,
+    kind TEXT COLLATE "C" NOT NULL,
+    leaf BYTEA NOT NULL,
+    leaf_hash BYTEA NOT NULL,
+    nodes BYTEA NOT NULL,
+    sig TEXT COLLATE "C",
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    idx BIGINT PRIMARY KEY,
+    id TEXT COLLATE "C" NOT NULL UNIQUE,
+    pilot TEXT COLLATE "C" NOT NULL,
+    source TEXT COLLATE "C" NOT NULL,
+    seq BIGINT NOT NULL,
+    type TEXT COLLATE "C" NOT NULL,
+    subject TEXT COLLATE "C",
+    consent TEXT COLLATE "C",
+    observed_at TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    UNIQUE (pilot, source, seq)
+);
+CREATE INDEX IF NOT EXISTS records_by_type ON records (pilot, type, observed_at);
+CREATE INDEX IF NOT EXISTS records_by_subject
+    ON records (subject, type, pilot, observed_at, consent) WHERE subject IS NOT NULL;
+CREATE TABLE IF NOT EXISTS bodies (
+    idx BIGINT PRIMARY KEY,
+    payload BYTEA NOT NULL,
+    salt TEXT COLLATE "C" NOT NULL,
+    resource_id TEXT COLLATE "C"
+);
+CREATE INDEX IF NOT EXISTS bodies_by_resource_id ON bodies (resource_id)
+    WHERE resource_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS openings (
+    idx BIGINT PRIMARY KEY,
+    opening BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blinded (
+    idx BIGINT PRIMARY KEY,
+    tag TEXT COLLATE "C" NOT NULL,
+    box BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS blinded_by_tag ON blinded (tag);
+CREATE TABLE IF NOT EXISTS origins (
+    idx BIGINT PRIMARY KEY,
+    origin BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size BIGINT PRIMARY KEY,
+    root BYTEA NOT NULL,
+    note TEXT COLLATE "C" NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+"""
+
+#: Every table's columns common to both stores (a copy moves these), its key first: the
+#: order a copy reads it in. ``bodies.resource_id`` (PostgreSQL's alone) is derived.
+TABLES: dict[str, tuple[str, ...]] = {
+    "meta": ("key", "value"),
+    "entries": ("idx", "kind", "leaf", "leaf_hash", "nodes", "sig", "created_at"),
+    "records": ("idx", *RECORD_COLUMNS),
+    "bodies": ("idx", "payload", "salt"),
+    "openings": ("idx", "opening"),
+    "blinded": ("idx", "tag", "box"),
+    "origins": ("idx", "origin"),
+    "checkpoints": ("size", "root", "note", "created_at"),
+}
+#: The tables a schema "1" ledger lacks.
+SEALED_TABLES = ("openings", "blinded", "origins")
+
+
+class _Named(msgspec.Struct):
+    id: Any = None
+
+
+_decode_named = msgspec.json.Decoder(_Named).decode
+
+
+def resource_id_of(payload: bytes) -> str | None:
+    """A body's FHIR ``id``: ``id`` of the JSON object ``payload`` if it is a string, else
+    None (no id, another JSON value, not JSON at all: a body that is not JSON still stores,
+    and ``verify`` reports it). What SQLite's :data:`RESOURCE_ID` computes in SQL, but for
+    an id with a NUL character, which PostgreSQL's TEXT cannot hold (and no FHIR id has,
+    FHIR R4 2.24.0.1): None, so that the record still stores."""
+    try:
+        value = _decode_named(payload).id
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, str) and "\x00" not in value else None

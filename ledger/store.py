@@ -1,35 +1,37 @@
-"""The ledger on SQLite: entries with their exact leaf bytes, node hashes, checkpoints, and
-erasable record bodies.
+"""The ledger's store: entries with their exact leaf bytes, node hashes, checkpoints, and
+erasable record bodies, in a SQLite file or a PostgreSQL database (:mod:`ledger.dialect`
+says which a location names, and holds what differs).
 
-One writer (the hub's sequencer) appends batches in single durable transactions
-(WAL, synchronous=FULL); readers use their own read-only connections. The hot append path
-uses the raw connection's ``executemany``, which is what the append-rate target needs. The
-hub's own reads (records of a subject, leaves of a kind, the tail, ...) are in
-:mod:`ledger.queries`; every reader has them.
+One writer (the hub's sequencer) appends batches in single durable transactions (SQLite:
+WAL, synchronous=FULL; PostgreSQL: synchronous_commit=on); readers use their own
+connections (SQLite: read-only; PostgreSQL: autocommit, so each statement sees the latest
+commits). The hub's own reads (records of a subject, leaves of a kind, the tail, ...) are
+in :mod:`ledger.queries`; every reader has them.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from hashlib import sha256
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from . import postgres
+from .dialect import Connection, Dialect, Fence, Location, dialect_of
+from .dialect import describe as describe  # where a ledger is, for callers of the store
+from .dialect import location_of as location_of
 from .envelope import SignedRecord
-from .errors import LedgerError, RangeError, StoreError
+from .errors import FencedError, LedgerError, RangeError, StoreError
 from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX
 from .queries import LedgerQueries
-from .schema import READABLE_SCHEMAS, SCHEMA, SCHEMA_VERSION
+from .schema import READABLE_SCHEMAS, SCHEMA_VERSION, TABLES
 from .sealed import Opening, subject_tag
 from .sealed import blind as blind_for
-from .sqlite import MAX_INTEGER, check_integer, connect, open_wal, storage_failure
+from .sqlite import MAX_INTEGER, check_integer
 from .tree import (
     Frontier,
     Node,
@@ -142,41 +144,6 @@ class StoredCheckpoint:
     created_at: float
 
 
-#: Rows one INSERT statement carries at most, and the smallest block worth a statement of
-#: its own: a batch goes in as blocks of 256, 128, ... 8 rows (each a cached statement), the
-#: last few rows through ``executemany``. Measured on the entries, records and bodies rows of
-#: batches of 1000 records: 8.6 us of SQLite CPU a record with ``executemany`` (one
-#: statement execution per row), 6.0 us in blocks; bench/ledger.py's "records + bodies" row
-#: went from 11.4 to 9.7 us CPU an entry with this and the row building below.
-_BLOCK_ROWS = 256
-_SMALLEST_BLOCK = 8
-
-
-def _insert(conn: sqlite3.Connection, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """``INSERT INTO table VALUES ...`` of every row (all of one width), in few statements."""
-    if not rows:
-        return
-    width = len(rows[0])
-    start, left = 0, len(rows)
-    block = _BLOCK_ROWS
-    while block >= _SMALLEST_BLOCK:
-        if left >= block:
-            sql = _insert_sql(table, width, block)
-            while left >= block:
-                conn.execute(sql, list(chain.from_iterable(rows[start : start + block])))
-                start += block
-                left -= block
-        block >>= 1
-    if left:
-        conn.executemany(_insert_sql(table, width, 1), rows[start:])
-
-
-@lru_cache(maxsize=64)
-def _insert_sql(table: str, width: int, rows: int) -> str:
-    row = "(" + ",".join("?" * width) + ")"
-    return f"INSERT INTO {table} VALUES " + ",".join([row] * rows)
-
-
 #: Values one ``IN (...)`` list of a batched lookup carries (SQLite's bound-parameter limit
 #: is 32766 since 3.32, 999 before).
 _LOOKUP_PART = 500
@@ -188,39 +155,46 @@ def _parts(values: list[Any]) -> Iterator[list[Any]]:
 
 
 class LedgerReader(LedgerQueries):
-    """Read access to a ledger file on a connection of its own.
+    """Read access to a ledger (a SQLite file or a PostgreSQL database: ``location``, a
+    path or a URL, :func:`location_of`) on a connection of its own.
 
     ``conn`` is for ``ledger/`` alone: code elsewhere reads through these methods and the
     named queries of :class:`ledger.queries.LedgerQueries`.
     """
 
-    def __init__(self, path: Path | str, *, _conn: sqlite3.Connection | None = None) -> None:
-        self.path = Path(path)
-        if _conn is None and not self.path.exists():
-            raise StoreError(f"no ledger at {self.path}")
-        if self.path.is_dir():
-            raise StoreError(f"{self.path} is a directory, not a ledger file")
+    def __init__(self, location: Path | str, *, _conn: Connection | None = None) -> None:
+        self.location: Location = location_of(location)
+        self.dialect: Dialect = dialect_of(self.location)
         if _conn is not None:
             self.conn = _conn  # the writer's, which makes the schema itself
             self.sealed = True
             return
-        try:
-            self.conn = connect(self.path, readonly=True)
-        except sqlite3.Error as exc:
-            raise storage_failure(f"cannot open ledger {self.path}", exc) from None
+        self.conn = self.dialect.open_reader(self.location)
         try:
             self._check_schema()
-        except StoreError:
+        except BaseException:
             self.conn.close()
             raise
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file; StoreError for a PostgreSQL ledger, which has none."""
+        if isinstance(self.location, Path):
+            return self.location
+        raise StoreError(f"{self.where} is a PostgreSQL ledger, not a file")
+
+    @property
+    def where(self) -> str:
+        """The location for messages (a URL without its password)."""
+        return describe(self.location)
 
     def _check_schema(self) -> None:
         try:
             row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a Swiftchain ledger: {exc}") from None
+        except self.dialect.errors as exc:
+            raise StoreError(f"{self.where} is not a Swiftchain ledger: {exc}") from None
         if row is None or row[0] not in READABLE_SCHEMAS:
-            raise StoreError(f"{self.path} is not a Swiftchain ledger (schema {row})")
+            raise StoreError(f"{self.where} is not a Swiftchain ledger (schema {row})")
         #: A schema "1" file has no openings (every leaf in it is v1).
         self.sealed = row[0] != "1"
 
@@ -404,54 +378,107 @@ class LedgerReader(LedgerQueries):
 
 
 class LedgerWriter(LedgerReader):
-    """The single writer: appends batches in one durable transaction each."""
+    """The single writer: appends batches in one durable transaction each.
+
+    ``fence`` (PostgreSQL only; ignored on SQLite, where the file lock is the single-writer
+    guarantee) is called with the writer's connection inside every write transaction, right
+    after ``BEGIN`` and before any write: it raises :class:`ledger.errors.FencedError` to
+    refuse it (:mod:`ledger.lease` checks there that this process still holds the log's
+    lease), and the transaction is rolled back and the FencedError raised as it is. The
+    idempotent set-up of opening (the tables, the schema version, the origin when none is
+    stored) is not fenced: a lease is taken on ``writer.conn`` once the writer is open.
+    """
 
     def __init__(
-        self, path: Path | str, *, origin: str | None = None, max_page_count: int | None = None
+        self,
+        location: Path | str,
+        *,
+        origin: str | None = None,
+        max_page_count: int | None = None,
+        fence: Fence | None = None,
     ) -> None:
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from None
-        if path.is_dir():
-            raise StoreError(f"{path} is a directory, not a ledger file")
-        try:
-            # A record is acknowledged only after its transaction is durable: FULL.
-            conn = open_wal(path, SCHEMA, synchronous="FULL", max_page_count=max_page_count)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{path} is not a usable ledger: {exc}") from None
-        super().__init__(path, _conn=conn)
+        location = location_of(location)
+        dialect = dialect_of(location)
+        conn = dialect.open_writer(location, max_page_count=max_page_count)
+        super().__init__(location, _conn=conn)
+        self._fence = fence if dialect.fences else None
         # The writer's connection is used from the sequencer's executor thread and from
-        # checkpoint signing; one lock keeps their transactions apart.
-        self._lock = threading.Lock()
+        # checkpoint signing; one lock keeps their transactions apart (on PostgreSQL the
+        # connection's own, which its every statement takes).
+        self._lock = dialect.write_lock(conn)
         try:
-            existing = self.meta("schema")
-            if existing is None or existing == "1":
-                # "1" -> "2": the schema script above created the two new tables.
-                self._set_meta("schema", SCHEMA_VERSION)
-            elif existing != SCHEMA_VERSION:
-                raise StoreError(f"{path} has ledger schema {existing}, not {SCHEMA_VERSION}")
-            if origin is not None:
-                stored = self.meta("origin")
-                if stored is None:
-                    self._set_meta("origin", origin)
-                elif stored != origin:
-                    raise StoreError(f"{path} is the log of {stored!r}, not {origin!r}")
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise storage_failure(f"{path} is not a usable ledger", exc) from None
-        except StoreError:
+            self._open(origin)
+        except BaseException:
             conn.close()
             raise
-        self._size = super().size()
-        self.frontier = Frontier.from_nodes(self._size, self.nodes)
+
+    def _open(self, origin: str | None) -> None:
+        where = self.where
+        try:
+            existing = self.meta("schema")
+            if existing not in (None, "1", SCHEMA_VERSION):
+                raise StoreError(f"{where} has ledger schema {existing}, not {SCHEMA_VERSION}")
+            if existing != SCHEMA_VERSION or (origin is not None and self.meta("origin") is None):
+                with self._lock, self._write(f"{where} is not a usable ledger", fenced=False):
+                    # "1" -> "2": the schema script created the tables that are new in "2".
+                    self._set_meta("schema", SCHEMA_VERSION)
+                    if origin is not None:
+                        self.conn.execute(
+                            "INSERT INTO meta (key, value) VALUES ('origin', ?)"
+                            " ON CONFLICT (key) DO NOTHING",
+                            (origin,),
+                        )
+            if origin is not None and (stored := self.meta("origin")) != origin:
+                raise StoreError(f"{where} is the log of {stored!r}, not {origin!r}")
+            self.reload()
+        except self.dialect.errors as exc:
+            raise self.dialect.failure(f"{where} is not a usable ledger", exc) from None
+
+    def reload(self) -> None:
+        """Take the size and the tree's frontier from the stored nodes, as opening does
+        (after another writer may have appended: a lease taken over)."""
+        with self._lock:
+            size = super().size()
+            self.frontier = Frontier.from_nodes(size, self.nodes)
+            self._size = size
+
+    @contextmanager
+    def _write(self, what: str, *, fenced: bool = True) -> Iterator[Connection]:
+        """One write transaction, for a caller holding ``_lock``: BEGIN, the fence, the
+        caller's statements, COMMIT. On any failure, ROLLBACK and a named error: the
+        fence's FencedError as it is, a storage failure as StorageError or StoreError
+        saying ``what`` failed, anything else as it is."""
+        c, dialect = self.conn, self.dialect
+        try:
+            c.execute(dialect.begin)
+            if fenced and self._fence is not None:
+                assert isinstance(c, postgres.Connection)
+                self._fence(c)
+            yield c
+            c.execute("COMMIT")
+        except FencedError:
+            dialect.rollback(c)
+            raise
+        except StoreError as exc:
+            # A PostgreSQL connection's failures come named already (ledger.postgres).
+            dialect.rollback(c)
+            raise type(exc)(f"{what}: {exc}") from None
+        except dialect.errors as exc:
+            dialect.rollback(c)
+            raise dialect.failure(what, exc) from None
+        except BaseException:
+            dialect.rollback(c)
+            raise
 
     def _set_meta(self, key: str, value: str) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
+        with self._lock, self._write(f"cannot set {key} in {self.where}"):
             self._set_meta(key, value)
 
     def append(
@@ -468,8 +495,8 @@ class LedgerWriter(LedgerReader):
         have their openings replaced by the blinded ones.
 
         Returns the stored entries with their indexes. On any failure nothing is written and
-        the in-memory tree is unchanged. After an erasure the WAL is checkpointed and
-        truncated, so that no copy of an erased page stays in it.
+        the in-memory tree is unchanged. After an erasure on SQLite the WAL is checkpointed
+        and truncated, so that no copy of an erased page stays in it.
         """
         try:
             return self._append(batch, erase, forget, blind)
@@ -490,6 +517,7 @@ class LedgerWriter(LedgerReader):
         forgotten = [(check_integer(i, "forgotten index"),) for i in forget]
         forgotten += [(row[0],) for row in blinded]
         now = time.time()
+        dialect = self.dialect
         # The hot path (group commit): hash the batch in one comprehension, extend
         # the tree in one call, and build rows without per-entry helper calls.
         leaf_hashes = [sha256(LEAF_PREFIX + e.leaf).digest() for e in batch]
@@ -530,7 +558,9 @@ class LedgerWriter(LedgerReader):
                 for index, e in extra
                 if (r := e.record) is not None
             ]
-            body_rows = [(index, e.payload, e.salt) for index, e in extra if e.payload is not None]
+            body_rows = dialect.body_rows(
+                [(index, e.payload, e.salt) for index, e in extra if e.payload is not None]
+            )
             opening_rows = [
                 (index, e.opening.encode())
                 for index, e in extra
@@ -548,14 +578,12 @@ class LedgerWriter(LedgerReader):
                 if e.opening is not None and e.blinded_for is not None
             ]
             origin_rows = [(index, e.origin) for index, e in extra if e.origin is not None]
-            c = self.conn
-            try:
-                c.execute("BEGIN IMMEDIATE")
-                _insert(c, "entries", entry_rows)
-                _insert(c, "records", record_rows)
-                _insert(c, "bodies", body_rows)
-                _insert(c, "openings", opening_rows)
-                _insert(c, "origins", origin_rows)
+            with self._write(f"append of {len(batch)} entries failed") as c:
+                dialect.insert(c, "entries", TABLES["entries"], entry_rows)
+                dialect.insert(c, "records", TABLES["records"], record_rows)
+                dialect.insert(c, "bodies", dialect.body_columns, body_rows)
+                dialect.insert(c, "openings", TABLES["openings"], opening_rows)
+                dialect.insert(c, "origins", TABLES["origins"], origin_rows)
                 if erased:
                     c.executemany("DELETE FROM bodies WHERE idx = ?", erased)
                     c.executemany("DELETE FROM origins WHERE idx = ?", erased)
@@ -565,38 +593,25 @@ class LedgerWriter(LedgerReader):
                 if erased or forgotten:
                     c.executemany("DELETE FROM openings WHERE idx = ?", erased + forgotten)
                 if blinded:
-                    c.executemany("INSERT OR REPLACE INTO blinded VALUES (?,?,?)", blinded)
-                c.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                raise storage_failure(f"append of {len(batch)} entries failed", exc) from None
+                    c.executemany(
+                        "INSERT INTO blinded (idx, tag, box) VALUES (?,?,?) ON CONFLICT (idx)"
+                        " DO UPDATE SET tag = excluded.tag, box = excluded.box",
+                        blinded,
+                    )
             self.frontier = frontier
             self._size = frontier.size
             if erased or forgotten:
-                self._truncate_wal()
+                dialect.after_erasure(self.conn)
         return [Entry(row[0], row[1], row[2], row[3], row[5]) for row in entry_rows]
-
-    def _truncate_wal(self) -> None:
-        """Copy the WAL into the file and truncate it: the erased pages' old images go
-        (secure_delete zeroed them in the file). Readers in the middle of a read can keep
-        the WAL from being reset; the next erasure tries again, and the data is committed
-        either way."""
-        try:
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        except sqlite3.Error:
-            pass
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
         check_integer(size, "checkpoint size")
-        with self._lock:
-            try:
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO checkpoints VALUES (?,?,?,?)",
-                    (size, root, note, time.time()),
-                )
-            except sqlite3.Error as exc:
-                raise storage_failure(f"cannot store checkpoint at size {size}", exc) from None
+        with self._lock, self._write(f"cannot store checkpoint at size {size}") as c:
+            c.execute(
+                "INSERT INTO checkpoints (size, root, note, created_at) VALUES (?,?,?,?)"
+                " ON CONFLICT (size) DO NOTHING",
+                (size, root, note, time.time()),
+            )
 
     def store_cosigned(self, size: int, root: bytes, note: str, *, quorum: bool) -> None:
         """Keep ``note``, the checkpoint of ``size`` and ``root`` with the witnesses'
@@ -604,21 +619,15 @@ class LedgerWriter(LedgerReader):
         root is never replaced); with ``quorum``, also as the newest that met the trust
         policy's quorum."""
         check_integer(size, "checkpoint size")
-        with self._lock:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                self.conn.execute(
-                    "INSERT INTO checkpoints VALUES (?,?,?,?) ON CONFLICT (size) DO UPDATE"
-                    " SET note = excluded.note WHERE checkpoints.root = excluded.root",
-                    (size, root, note, time.time()),
-                )
-                if quorum:
-                    self._set_meta(QUORUM_META, note)
-                self.conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise storage_failure(f"cannot store the cosigned checkpoint {size}", exc) from None
+        with self._lock, self._write(f"cannot store the cosigned checkpoint {size}") as c:
+            c.execute(
+                "INSERT INTO checkpoints (size, root, note, created_at) VALUES (?,?,?,?)"
+                " ON CONFLICT (size) DO UPDATE SET note = excluded.note"
+                " WHERE checkpoints.root = excluded.root",
+                (size, root, note, time.time()),
+            )
+            if quorum:
+                self._set_meta(QUORUM_META, note)
 
     def size(self) -> int:
         return self._size

@@ -1,5 +1,6 @@
-"""Build real ledger files the way the hub does: registry entries, signed records with
-bodies, signed checkpoints, erasures. Used by ledger tests and bench/ledger.py."""
+"""Build real ledgers the way the hub does: registry entries, signed records with bodies,
+signed checkpoints, erasures; in a SQLite file or a PostgreSQL database (a location of
+``ledger.store.location_of``). Used by ledger tests and bench/ledger.py."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def record_entry(record: SignedRecord) -> NewEntry:
 
 @dataclass
 class LedgerBuilder:
-    path: Path
+    path: Path | str
+    """Where the ledger is: a SQLite file's path, or a PostgreSQL URL."""
     hub_key: Ed25519PrivateKey = field(default_factory=generate_key)
     source_key: Ed25519PrivateKey = field(default_factory=generate_key)
     pilot: str = "air-quality"

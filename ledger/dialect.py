@@ -1,0 +1,354 @@
+"""Where a ledger lives, and what differs between its two stores, in one place.
+
+A ledger is named by a *location*: a path (or ``sqlite:///abs/path``) for a SQLite file, a
+``postgresql://`` (or ``postgres://``) URL for PostgreSQL (:mod:`ledger.postgres`; the
+tables go in the schema ``ledger`` unless ``?schema=NAME`` says otherwise). The logic of
+:mod:`ledger.store`, :mod:`ledger.queries` and :mod:`ledger.verify` is written once, in
+SQL both stores run (``?`` placeholders and SQLite's ``INDEXED BY`` hints, which
+:class:`ledger.postgres.Connection` translates; ``ON CONFLICT`` upserts, which SQLite has
+had since 3.24); a :class:`Dialect` holds the few things that cannot be: how a connection
+is opened, how a write transaction begins, how a batch of rows goes in, how a body's FHIR
+id is found, how a long read is streamed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from functools import lru_cache
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+from . import postgres
+from .errors import StoreError
+from .schema import PG_SCHEMA, RESOURCE_ID, SCHEMA, SCHEMA_PG, resource_id_of
+from .sqlite import MAX_INTEGER, connect, open_wal, storage_failure
+
+#: A ledger's location: a SQLite file's path, or a PostgreSQL URL.
+Location = Path | str
+#: A store connection: what ``LedgerReader.conn`` is on each store.
+Connection = sqlite3.Connection | postgres.Connection
+
+_SQLITE_URL = "sqlite://"
+
+
+def location_of(value: Path | str) -> Location:
+    """``value`` (a path, ``sqlite:///abs/path``, or a PostgreSQL URL) as a location: a
+    Path for a SQLite file, the URL itself for PostgreSQL."""
+    if isinstance(value, Path):
+        return value
+    if not isinstance(value, str):
+        raise StoreError(f"a ledger location is a path or a URL, not {value!r}")
+    if postgres.is_url(value):
+        return value
+    if value.lower().startswith(_SQLITE_URL):
+        # sqlite:///abs/path: the path is what follows the scheme's two slashes.
+        path = value[len(_SQLITE_URL) :]
+        if not path.startswith("/"):
+            raise StoreError(f"{value} is not sqlite:///ABSOLUTE/PATH")
+        return Path(path)
+    if "://" in value:
+        raise StoreError(
+            f"{postgres.redacted(value)} is neither a path, sqlite:///PATH nor a postgresql:// URL"
+        )
+    return Path(value)
+
+
+def describe(location: Path | str) -> str:
+    """``location`` for messages: a path as it is, a URL without its password."""
+    return postgres.redacted(location) if isinstance(location, str) else str(location)
+
+
+def pg_url(location: str) -> postgres.Url:
+    return postgres.Url(location, default_schema=PG_SCHEMA)
+
+
+#: Rows one INSERT statement carries at most, and the smallest block worth a statement of
+#: its own: a batch goes in as blocks of 256, 128, ... 8 rows (each a cached statement), the
+#: last few rows through ``executemany``. Measured on SQLite on the entries, records and
+#: bodies rows of batches of 1000 records: 8.6 us of SQLite CPU a record with
+#: ``executemany`` (one statement execution per row), 6.0 us in blocks; bench/ledger.py's
+#: "records + bodies" row went from 11.4 to 9.7 us CPU an entry with this and the row
+#: building in LedgerWriter._append.
+_BLOCK_ROWS = 256
+_SMALLEST_BLOCK = 8
+
+
+def insert_values(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """``INSERT INTO table (columns) VALUES ...`` of every row, in few statements."""
+    if not rows:
+        return
+    start, left = 0, len(rows)
+    block = _BLOCK_ROWS
+    while block >= _SMALLEST_BLOCK:
+        if left >= block:
+            sql = _insert_sql(table, tuple(columns), block)
+            while left >= block:
+                conn.execute(sql, list(chain.from_iterable(rows[start : start + block])))
+                start += block
+                left -= block
+        block >>= 1
+    if left:
+        conn.executemany(_insert_sql(table, tuple(columns), 1), rows[start:])
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    row = "(" + ",".join("?" * len(columns)) + ")"
+    return f"INSERT INTO {table} ({','.join(columns)}) VALUES " + ",".join([row] * rows)
+
+
+class Dialect:
+    """One store's ways (see the module's docstring); :data:`SQLITE` and :data:`POSTGRES`."""
+
+    name = ""
+    #: The driver's exceptions a statement may raise and :meth:`failure` maps (none on
+    #: PostgreSQL, whose connections raise the named errors themselves).
+    errors: tuple[type[Exception], ...] = ()
+    #: The statement that opens a write transaction.
+    begin = "BEGIN"
+    #: Whether a writer calls its ``fence`` in each write transaction.
+    fences = False
+    #: Rows a streamed read (:meth:`pages`) asks for per statement; None: one statement,
+    #: whose cursor streams.
+    page: int | None = None
+    #: A body's FHIR id, as SQL over the ``bodies`` table aliased ``b``.
+    resource_id = ""
+    #: The columns of a ``bodies`` row as :meth:`body_row` makes it.
+    body_columns: tuple[str, ...] = ("idx", "payload", "salt")
+
+    def open_reader(self, location: Location) -> Connection:
+        raise NotImplementedError
+
+    def open_writer(self, location: Location, *, max_page_count: int | None) -> Connection:
+        raise NotImplementedError
+
+    def identity(self, location: Location) -> str:
+        """The same text for two locations of the same ledger."""
+        raise NotImplementedError
+
+    def failure(self, what: str, exc: Exception) -> StoreError:
+        return StoreError(f"{what}: {exc}")
+
+    def blob(self, column: str) -> str:
+        """``column`` read as bytes whatever a tampered row holds."""
+        return column
+
+    def body_rows(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """``bodies`` rows of :attr:`body_columns` from (index, payload, salt) rows."""
+        return rows
+
+    def write_lock(self, conn: Connection) -> AbstractContextManager[Any]:
+        """The lock a writer holds from its BEGIN to its COMMIT."""
+        return threading.RLock()
+
+    def insert(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        insert_values(conn, table, columns, rows)
+
+    def after_erasure(self, conn: Connection) -> None:
+        """What follows a committed erasure."""
+
+    @contextmanager
+    def snapshot(self, conn: Connection) -> Iterator[None]:
+        """Every read inside sees the same committed state (a verify, a copy)."""
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.rollback(conn)
+
+    def rollback(self, conn: Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except self.errors:
+                pass  # the connection is gone, and with it the transaction
+            except StoreError:
+                pass  # (as a PostgreSQL connection names it)
+
+    def pages(self, conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[Any]]:
+        """The rows of ``sql`` in pages of at most a few thousand. ``sql`` reads rows in
+        the order of its first column, an integer key, from after a given key up to a
+        limit: it ends ``WHERE ... key > ? ORDER BY key LIMIT ?``, whose two values this
+        adds to ``params``. On SQLite one statement streams; on PostgreSQL each page is a
+        statement of its own, from after the last key of the one before (a client-side
+        cursor would hold the whole result in memory)."""
+        if self.page is None:
+            cursor = conn.execute(sql, [*params, -1, MAX_INTEGER])
+            # 1024 rows a fetch: 0.7 us an entry less than 4096 in the verify's walk (fewer
+            # rows of 18 values each alive at once stay in the CPU's caches).
+            while rows := cursor.fetchmany(1024):
+                yield rows
+            return
+        after = -1
+        while True:  # bounded: each page starts past the last key of the one before
+            rows = conn.execute(sql, [*params, after, self.page]).fetchall()
+            if rows:
+                yield rows
+            if len(rows) < self.page:
+                return
+            after = int(rows[-1][0])
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+    errors = (sqlite3.Error,)
+    # Takes the write lock at once: a write transaction never has to upgrade a read lock
+    # (which can fail with SQLITE_BUSY whatever the busy timeout).
+    begin = "BEGIN IMMEDIATE"
+    resource_id = RESOURCE_ID.replace("payload", "b.payload")
+
+    def open_reader(self, location: Location) -> Connection:
+        path = Path(location)
+        if not path.exists():
+            raise StoreError(f"no ledger at {path}")
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory, not a ledger file")
+        try:
+            return connect(path, readonly=True)
+        except sqlite3.Error as exc:
+            raise storage_failure(f"cannot open ledger {path}", exc) from None
+
+    def open_writer(self, location: Location, *, max_page_count: int | None) -> Connection:
+        path = Path(location)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from None
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory, not a ledger file")
+        try:
+            # A record is acknowledged only after its transaction is durable: FULL.
+            return open_wal(path, SCHEMA, synchronous="FULL", max_page_count=max_page_count)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path} is not a usable ledger: {exc}") from None
+
+    def identity(self, location: Location) -> str:
+        return f"sqlite:{Path(location).resolve()}"
+
+    def failure(self, what: str, exc: Exception) -> StoreError:
+        assert isinstance(exc, sqlite3.Error)
+        return storage_failure(what, exc)
+
+    def blob(self, column: str) -> str:
+        # SQLite's columns take any type: a tampered one may hold text or a number.
+        return f"CAST({column} AS BLOB)"
+
+    def after_erasure(self, conn: Connection) -> None:
+        """Copy the WAL into the file and truncate it: the erased pages' old images go
+        (secure_delete zeroed them in the file). Readers in the middle of a read can keep
+        the WAL from being reset; the next erasure tries again, and the data is committed
+        either way."""
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error:
+            pass
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    fences = True
+    # A page of the verify's walk, a copy, a replay of leaves: 1000 rows, as a SQLite fetch.
+    page = 1000
+    resource_id = "b.resource_id"
+    body_columns = ("idx", "payload", "salt", "resource_id")
+
+    def open_reader(self, location: Location) -> Connection:
+        url = pg_url(str(location))
+        conn = postgres.connect(
+            url,
+            application="swiftchain-ledger-reader",
+            create_schema=False,
+            failures=f"ledger {url}",
+        )
+        try:
+            # Resolved through search_path (the ledger's schema): NULL without the table.
+            (meta,) = conn.execute("SELECT to_regclass('meta')").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if meta is None:
+            conn.close()
+            raise StoreError(f"no ledger at {url}")
+        return conn
+
+    def open_writer(self, location: Location, *, max_page_count: int | None) -> Connection:
+        url = pg_url(str(location))
+        conn = postgres.connect(
+            url, application="swiftchain-ledger-writer", failures=f"ledger {url}"
+        )
+        try:
+            # A record is acknowledged only after its commit is durable (the server's
+            # default, but not left to a server's configuration).
+            conn.execute("SET synchronous_commit = on")
+            with conn.lock:
+                conn.begin()
+                try:
+                    # Two writers opening a new ledger at once would race on the catalogue
+                    # (CREATE TABLE IF NOT EXISTS is not atomic against itself).
+                    conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(?))",
+                        (f"swiftchain.ledger.schema:{url.schema}",),
+                    )
+                    conn.execute(SCHEMA_PG)
+                    conn.commit()
+                finally:
+                    self.rollback(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def identity(self, location: Location) -> str:
+        return f"postgresql:{pg_url(str(location)).identity()}"
+
+    def body_rows(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [(*row, resource_id_of(row[1])) for row in rows]
+
+    def insert(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """COPY: bench/pg_append.py, batches of 1000 signed records (entries, records and
+        bodies rows) in one transaction each, synchronous_commit=on, PostgreSQL 15 on the
+        same 2-core machine, median of 30 batches: COPY 44.7 ms a batch (9.6 ms CPU of the
+        writer's process), executemany (pipelined) 97.2 ms (36.4 ms CPU), multi-row INSERTs
+        in blocks of 256 ... 8 rows as on SQLite 133.6 ms (64.5 ms CPU: psycopg binds each
+        of a block's 2560 values on its own)."""
+        if rows:
+            assert isinstance(conn, postgres.Connection)
+            conn.copy_rows(table, columns, rows)
+
+    def write_lock(self, conn: Connection) -> AbstractContextManager[Any]:
+        # The connection's own, which each of its statements takes: another thread's read
+        # waits for the transaction instead of running inside it.
+        assert isinstance(conn, postgres.Connection)
+        return conn.lock
+
+    @contextmanager
+    def snapshot(self, conn: Connection) -> Iterator[None]:
+        assert isinstance(conn, postgres.Connection)
+        with conn.lock:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield
+            finally:
+                self.rollback(conn)
+
+
+SQLITE = SqliteDialect()
+POSTGRES = PostgresDialect()
+
+
+def dialect_of(location: Location) -> Dialect:
+    return POSTGRES if isinstance(location, str) and postgres.is_url(location) else SQLITE
+
+
+#: What a PostgreSQL writer calls inside each write transaction (:class:`LedgerWriter`).
+Fence = Callable[[postgres.Connection], None]
