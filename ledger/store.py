@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from . import postgres
 from .dialect import Connection, Dialect, Fence, Location, dialect_of
@@ -201,7 +201,7 @@ class LedgerReader(LedgerQueries):
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> LedgerReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -4,17 +4,21 @@ signed checkpoints, erasures; in a SQLite file or a PostgreSQL database (a locat
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger import postgres
 from ledger.canonical import canonical_json
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.entries import ErasureEntry, RegistryEntry
 from ledger.envelope import SignedRecord, seal, utc_now
 from ledger.keys import Ed25519PrivateKey, generate_key, key_id, public_key_b64
-from ledger.store import LedgerWriter, NewEntry
+from ledger.schema import PG_SCHEMA, TABLES
+from ledger.store import LedgerWriter, NewEntry, location_of
 
 ORIGIN = "swiftchain.test/log"
 
@@ -122,3 +126,37 @@ class LedgerBuilder:
 
     def close(self) -> None:
         self.writer.close()
+
+
+@contextmanager
+def tampering(location: Path | str) -> Iterator[Any]:
+    """An autocommit connection to a ledger's tables behind the store's back, to change
+    them as a forger would: sqlite3's, or ledger.postgres' (both take ``?`` placeholders)."""
+    where = location_of(location)
+    conn: Any
+    if isinstance(where, Path):
+        conn = sqlite3.connect(where, isolation_level=None)
+    else:
+        conn = postgres.connect(
+            postgres.Url(where, default_schema=PG_SCHEMA), application="swiftchain-test-forger"
+        )
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def stored_bytes(location: Path | str) -> bytes:
+    """What a ledger holds: a SQLite file's bytes with its WAL's; on PostgreSQL every value
+    of every row of its tables (what a reader of the database gets; the pages of the
+    server's files also keep deleted rows until a VACUUM reuses them)."""
+    where = location_of(location)
+    if isinstance(where, Path):
+        return b"".join(p.read_bytes() for p in (where, Path(f"{where}-wal")) if p.exists())
+    parts: list[bytes] = []
+    with tampering(where) as conn:
+        for table in TABLES:
+            for row in conn.execute(f"SELECT * FROM {table}").fetchall():
+                for value in row:
+                    parts.append(value if isinstance(value, bytes) else str(value).encode())
+    return b"\x00".join(parts)

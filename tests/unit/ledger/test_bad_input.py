@@ -88,8 +88,8 @@ def test_canonical_json_is_rfc8785() -> None:
 
 # -- the store -------------------------------------------------------------------------------
 @pytest.fixture
-def writer(tmp_path: Path) -> Iterator[LedgerWriter]:
-    w = LedgerWriter(tmp_path / "l.db", origin="swiftchain.test/log")
+def writer(store_url: str) -> Iterator[LedgerWriter]:
+    w = LedgerWriter(store_url, origin="swiftchain.test/log")
     w.append([NewEntry("access", b'{"kind":"access","n":%d}' % i) for i in range(5)])
     yield w
     w.close()
@@ -174,7 +174,7 @@ def test_reader_methods(
     writer: LedgerWriter, name: str, call: Callable[[LedgerReader], Any]
 ) -> None:
     # A RangeError: the caller's mistake, which the hub answers with 400.
-    with LedgerReader(writer.path) as reader, pytest.raises(RangeError):
+    with LedgerReader(writer.location) as reader, pytest.raises(RangeError):
         call(reader)
     with pytest.raises(RangeError):
         call(writer)
@@ -195,7 +195,7 @@ def test_bad_appends_change_nothing(writer: LedgerWriter, batch: Any, erase: Any
     with pytest.raises(StoreError):
         writer.append(batch, erase=erase)
     assert (writer.current_root(), writer.size()) == (root, size)
-    with LedgerReader(writer.path) as reader:
+    with LedgerReader(writer.location) as reader:
         assert reader.size() == size and reader.root(size) == root
     writer.append([NewEntry("access", b"{}")])  # and the writer still works
     assert writer.size() == size + 1
@@ -228,10 +228,10 @@ def test_missing_and_directory_paths(tmp_path: Path) -> None:
         LedgerWriter(tmp_path)
 
 
-def test_writer_refuses_another_logs_file(tmp_path: Path) -> None:
-    LedgerWriter(tmp_path / "l.db", origin="a.example/log").close()
+def test_writer_refuses_another_logs_file(store_url: str) -> None:
+    LedgerWriter(store_url, origin="a.example/log").close()
     with pytest.raises(StoreError, match="log of"):
-        LedgerWriter(tmp_path / "l.db", origin="b.example/log")
+        LedgerWriter(store_url, origin="b.example/log")
 
 
 def test_every_ledger_error_is_named() -> None:

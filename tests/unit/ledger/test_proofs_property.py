@@ -195,13 +195,13 @@ def test_root_from_inclusion_proof_is_the_reference_root() -> None:
             assert root_from_inclusion_proof(LEAF_HASHES[index], index, size, proof) == root(size)
 
 
-# -- through a real ledger file --------------------------------------------------------------
+# -- through a real ledger, on each store -----------------------------------------------------
 STORE_SIZE = 2100
 
 
 @pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerReader]:
-    path = tmp_path_factory.mktemp("ledger") / "proofs.db"
+def reader(module_store_url: str) -> Iterator[LedgerReader]:
+    path = module_store_url
     writer = LedgerWriter(path, origin="swiftchain.test/proofs")
     leaves = [i.to_bytes(4, "big") for i in range(STORE_SIZE)]
     # Uneven batches, so that batch boundaries fall everywhere in the tree.

@@ -1,9 +1,9 @@
 """The store's private side of wire v2: openings and origins beside the bodies, erased with
-them (and gone from the file and its WAL), blinded openings, and ``verify`` on v1 and v2."""
+them (and gone from the file and its WAL), blinded openings, and ``verify`` on v1 and v2;
+on both stores."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from ledger.entries import AccessEntry
@@ -12,15 +12,15 @@ from ledger.keys import generate_key
 from ledger.sealed import blind, subject_tag, unblind
 from ledger.store import Blinded, LedgerReader, NewEntry
 from ledger.verify import verify_ledger
-from tests.support.ledger_builder import LedgerBuilder, record_entry
+from tests.support.ledger_builder import LedgerBuilder, record_entry, stored_bytes, tampering
 
 SUBJECT = "pt-5e1f2a3b4c5d"
 CONSENT = "c-erase-me"
 PILOT = "chronic-care"
 
 
-def personal_builder(tmp_path: Path) -> LedgerBuilder:
-    builder = LedgerBuilder(tmp_path / "l.db", pilot=PILOT, source="php-ward-1")
+def personal_builder(location: Path | str) -> LedgerBuilder:
+    builder = LedgerBuilder(location, pilot=PILOT, source="php-ward-1")
     builder.register_source()
     return builder
 
@@ -34,12 +34,8 @@ def reading(builder: LedgerBuilder, value: int) -> int:
     return builder.append_record(payload, type="fhir.Observation", subject=SUBJECT, consent=CONSENT)
 
 
-def file_bytes(path: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
-
-
-def test_a_records_opening_is_kept_off_the_log_and_indexed(tmp_path: Path) -> None:
-    builder = personal_builder(tmp_path)
+def test_a_records_opening_is_kept_off_the_log_and_indexed(store_url: str) -> None:
+    builder = personal_builder(store_url)
     index = reading(builder, 1)
     entry = builder.writer.entry(index)
     assert SUBJECT.encode() not in entry.leaf and CONSENT.encode() not in entry.leaf
@@ -56,9 +52,9 @@ def test_a_records_opening_is_kept_off_the_log_and_indexed(tmp_path: Path) -> No
 
 
 def test_an_erasure_takes_body_opening_origin_and_index_and_leaves_no_copy(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    builder = personal_builder(tmp_path)
+    builder = personal_builder(store_url)
     device_key = generate_key()
     device = seal(
         pilot=PILOT,
@@ -109,16 +105,17 @@ def test_an_erasure_takes_body_opening_origin_and_index_and_leaves_no_copy(
         == []
     )
     builder.close()
-    # Nothing of the person, the device or the reading is left in the file or its WAL.
-    left = file_bytes(builder.path)
+    # Nothing of the person, the device or the reading is left in the file or its WAL (on
+    # PostgreSQL: in the tables).
+    left = stored_bytes(builder.path)
     for needle in (SUBJECT, CONSENT, "hd-0a1b2c3d4e", '"value":4242', '"value":4202'):
         assert needle.encode() not in left, needle
     report = verify_ledger(builder.path)
     assert report.ok and report.erased == 2, report.problems
 
 
-def test_forgotten_and_blinded_openings(tmp_path: Path) -> None:
-    builder = personal_builder(tmp_path)
+def test_forgotten_and_blinded_openings(store_url: str) -> None:
+    builder = personal_builder(store_url)
     entry = AccessEntry(
         at="2026-05-04T08:30:00Z",
         client="php-ehr",
@@ -170,36 +167,32 @@ def test_forgotten_and_blinded_openings(tmp_path: Path) -> None:
     assert verify_ledger(builder.path).ok
 
 
-def test_a_stored_opening_that_is_not_the_leafs_is_caught(tmp_path: Path) -> None:
-    builder = personal_builder(tmp_path)
+def test_a_stored_opening_that_is_not_the_leafs_is_caught(store_url: str) -> None:
+    builder = personal_builder(store_url)
     index = reading(builder, 1)
     other = reading(builder, 2)
     builder.checkpoint()
     builder.close()
-    conn = sqlite3.connect(builder.path)
-    swapped = conn.execute("SELECT opening FROM openings WHERE idx = ?", (other,)).fetchone()[0]
-    conn.execute("UPDATE openings SET opening = ? WHERE idx = ?", (swapped, index))
-    conn.commit()
-    conn.close()
+    with tampering(builder.path) as conn:
+        swapped = conn.execute("SELECT opening FROM openings WHERE idx = ?", (other,)).fetchone()
+        conn.execute("UPDATE openings SET opening = ? WHERE idx = ?", (swapped[0], index))
     report = verify_ledger(builder.path)
     assert not report.ok and report.first_bad_index == index
 
 
-def test_an_erasure_whose_opening_a_copy_lacks_still_accounts_for_its_body(tmp_path: Path) -> None:
-    builder = personal_builder(tmp_path)
+def test_an_erasure_whose_opening_a_copy_lacks_still_accounts_for_its_body(store_url: str) -> None:
+    builder = personal_builder(store_url)
     index = reading(builder, 1)
     builder.erase(index)
     builder.close()
-    conn = sqlite3.connect(builder.path)
-    conn.execute("DELETE FROM openings")  # a mirror holds no openings
-    conn.commit()
-    conn.close()
+    with tampering(builder.path) as conn:
+        conn.execute("DELETE FROM openings")  # a mirror holds no openings
     report = verify_ledger(builder.path)
     assert report.ok and report.erased == 1, report.problems
 
 
-def test_a_schema_1_ledger_of_v1_leaves_still_reads_and_verifies(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
+def test_a_schema_1_ledger_of_v1_leaves_still_reads_and_verifies(store_url: str) -> None:
+    path = store_url
     builder = LedgerBuilder(path, pilot=PILOT, source="php-ward-1")
     builder.register_source()
     builder.seq += 1
@@ -217,12 +210,10 @@ def test_a_schema_1_ledger_of_v1_leaves_still_reads_and_verifies(tmp_path: Path)
     builder.writer.append([record_entry(v1)])
     builder.checkpoint()
     builder.close()
-    conn = sqlite3.connect(path)
-    for table in ("openings", "origins", "blinded"):
-        conn.execute(f"DROP TABLE {table}")
-    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
-    conn.commit()
-    conn.close()
+    with tampering(path) as conn:
+        for table in ("openings", "origins", "blinded"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
     report = verify_ledger(path)
     assert report.ok and report.records == 1, report.problems
     with LedgerReader(path) as reader:
@@ -231,23 +222,19 @@ def test_a_schema_1_ledger_of_v1_leaves_still_reads_and_verifies(tmp_path: Path)
 
 
 def test_a_leaves_only_copy_verifies_without_bodies_but_not_without_signatures(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
     from ledger.verify import COPY_META, LEAVES_ONLY
 
-    builder = LedgerBuilder(tmp_path / "copy.db")
+    builder = LedgerBuilder(store_url)
     builder.register_source()
     builder.append_records(3)
     builder.close()
-    conn = sqlite3.connect(builder.path)
-    conn.execute("DELETE FROM bodies")
-    conn.commit()
-    assert not verify_ledger(builder.path).ok  # a hub's file missing its bodies
-    conn.execute("INSERT INTO meta VALUES (?, ?)", (COPY_META, LEAVES_ONLY))
-    conn.commit()
-    report = verify_ledger(builder.path)
-    assert report.ok and report.leaves_only and report.signatures == 3 and report.erased == 0
-    conn.execute("UPDATE entries SET sig = ? WHERE idx = 2", ("A" * 86,))
-    conn.commit()
-    conn.close()
+    with tampering(builder.path) as conn:
+        conn.execute("DELETE FROM bodies")
+        assert not verify_ledger(builder.path).ok  # a hub's file missing its bodies
+        conn.execute("INSERT INTO meta VALUES (?, ?)", (COPY_META, LEAVES_ONLY))
+        report = verify_ledger(builder.path)
+        assert report.ok and report.leaves_only and report.signatures == 3 and report.erased == 0
+        conn.execute("UPDATE entries SET sig = ? WHERE idx = 2", ("A" * 86,))
     assert verify_ledger(builder.path).first_bad_index == 2
