@@ -110,8 +110,6 @@ class Dialect:
     #: The driver's exceptions a statement may raise and :meth:`failure` maps (none on
     #: PostgreSQL, whose connections raise the named errors themselves).
     errors: tuple[type[Exception], ...] = ()
-    #: The statement that opens a write transaction.
-    begin = "BEGIN"
     #: Whether a writer calls its ``fence`` in each write transaction.
     fences = False
     #: Rows a streamed read (:meth:`pages`) asks for per statement; None: one statement,
@@ -155,23 +153,20 @@ class Dialect:
     def after_erasure(self, conn: Connection) -> None:
         """What follows a committed erasure."""
 
-    @contextmanager
-    def snapshot(self, conn: Connection) -> Iterator[None]:
-        """Every read inside sees the same committed state (a verify, a copy)."""
-        conn.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self.rollback(conn)
+    def begin(self, conn: Connection) -> None:
+        """Open a write transaction."""
+        raise NotImplementedError
+
+    def commit(self, conn: Connection) -> None:
+        conn.execute("COMMIT")
 
     def rollback(self, conn: Connection) -> None:
-        if conn.in_transaction:
-            try:
-                conn.execute("ROLLBACK")
-            except self.errors:
-                pass  # the connection is gone, and with it the transaction
-            except StoreError:
-                pass  # (as a PostgreSQL connection names it)
+        """Roll back the transaction open, if any; never raises."""
+        raise NotImplementedError
+
+    def snapshot(self, conn: Connection) -> AbstractContextManager[None]:
+        """Every read inside sees the same committed state (a verify, a copy)."""
+        raise NotImplementedError
 
     def pages(self, conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[Any]]:
         """The rows of ``sql`` in pages of at most a few thousand. ``sql`` reads rows in
@@ -200,10 +195,28 @@ class Dialect:
 class SqliteDialect(Dialect):
     name = "sqlite"
     errors = (sqlite3.Error,)
-    # Takes the write lock at once: a write transaction never has to upgrade a read lock
-    # (which can fail with SQLITE_BUSY whatever the busy timeout).
-    begin = "BEGIN IMMEDIATE"
     resource_id = RESOURCE_ID.replace("payload", "b.payload")
+
+    def begin(self, conn: Connection) -> None:
+        # IMMEDIATE takes the write lock at once: a write transaction never has to upgrade
+        # a read lock (which can fail with SQLITE_BUSY whatever the busy timeout).
+        conn.execute("BEGIN IMMEDIATE")
+
+    def rollback(self, conn: Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the connection is gone, and with it the transaction
+
+    @contextmanager
+    def snapshot(self, conn: Connection) -> Iterator[None]:
+        # A deferred transaction's first read fixes what every later one sees (WAL).
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.rollback(conn)
 
     def open_reader(self, location: Location) -> Connection:
         path = Path(location)
@@ -286,10 +299,12 @@ class PostgresDialect(Dialect):
         )
         try:
             # A record is acknowledged only after its commit is durable (the server's
-            # default, but not left to a server's configuration).
-            conn.execute("SET synchronous_commit = on")
+            # default, but not left to a server's configuration), on every session the
+            # connection opens.
+            conn.on_reconnect.append(_durable_commits)
+            _durable_commits(conn)
             with conn.lock:
-                conn.begin()
+                self.begin(conn)
                 try:
                     # Two writers opening a new ledger at once would race on the catalogue
                     # (CREATE TABLE IF NOT EXISTS is not atomic against itself).
@@ -299,8 +314,9 @@ class PostgresDialect(Dialect):
                     )
                     conn.execute(SCHEMA_PG)
                     conn.commit()
-                finally:
+                except BaseException:
                     self.rollback(conn)
+                    raise
         except BaseException:
             conn.close()
             raise
@@ -331,15 +347,31 @@ class PostgresDialect(Dialect):
         assert isinstance(conn, postgres.Connection)
         return conn.lock
 
+    def begin(self, conn: Connection) -> None:
+        assert isinstance(conn, postgres.Connection)
+        conn.begin()
+
+    def commit(self, conn: Connection) -> None:
+        assert isinstance(conn, postgres.Connection)
+        conn.commit()
+
+    def rollback(self, conn: Connection) -> None:
+        assert isinstance(conn, postgres.Connection)
+        conn.rollback()
+
     @contextmanager
     def snapshot(self, conn: Connection) -> Iterator[None]:
         assert isinstance(conn, postgres.Connection)
         with conn.lock:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            conn.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 yield
             finally:
                 self.rollback(conn)
+
+
+def _durable_commits(conn: postgres.Connection) -> None:
+    conn.execute("SET synchronous_commit = on")
 
 
 SQLITE = SqliteDialect()

@@ -262,9 +262,10 @@ class Connection:
     def in_transaction(self) -> bool:
         return bool(self.raw.info.transaction_status != driver().pq.TransactionStatus.IDLE)
 
-    def begin(self) -> None:
+    def begin(self, options: str = "") -> None:
+        """``BEGIN`` (with ``options``, such as ``ISOLATION LEVEL REPEATABLE READ``)."""
         with self.lock:
-            self.execute("BEGIN")
+            self.execute(f"BEGIN {options}".strip())
             self._transaction = True
 
     def commit(self) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .dialect import Connection, Dialect
+from .dialect import Dialect
 from .entries import ENTRY_KINDS
 from .errors import InvalidEnvelope, RangeError, StoreError
 from .sealed import Opening, opened
@@ -133,7 +133,10 @@ _TAIL_JOIN = "\nLEFT JOIN openings AS o ON o.idx = e.idx AND e.kind = 'access'"
 class LedgerQueries:
     """The hub's reads (a part of :class:`ledger.store.LedgerReader`)."""
 
-    conn: Connection
+    #: A ``sqlite3.Connection`` or a ``ledger.postgres.Connection`` (:data:`ledger.dialect.
+    #: Connection`), each taking the SQL here; typed loosely so that code that knows which
+    #: store it opened (the hub's lease, on PostgreSQL) uses its own side without a cast.
+    conn: Any
     dialect: Dialect
     #: Whether the file has the openings table (schema "2"); a "1" file holds v1 leaves only.
     sealed: bool
@@ -168,6 +171,20 @@ class LedgerQueries:
             "SELECT idx, box FROM blinded WHERE tag = ? ORDER BY idx", (tag,)
         ).fetchall()
         return [(int(i), bytes(box)) for i, box in rows]
+
+    def blinded_among(self, indexes: Collection[int]) -> set[int]:
+        """Those of ``indexes`` whose opening is held blinded (an erased person's)."""
+        wanted = sorted({check_integer(i, "index") for i in indexes})
+        if not self.sealed or not wanted:
+            return set()
+        found: set[int] = set()
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
+            rows = self.conn.execute(
+                f"SELECT idx FROM blinded WHERE idx IN ({','.join('?' * len(part))})", part
+            )
+            found.update(int(i) for (i,) in rows)
+        return found
 
     def blinded_tags(self) -> set[str]:
         """The tags of every erased person with blinded openings."""
@@ -261,10 +278,11 @@ class LedgerQueries:
         for value, what in ((pilot, "pilot"), (subject, "subject"), (data_type, "data type")):
             _check_text(value, what)
         where, args = _observed_between(since, until)
-        return self.conn.execute(
+        matches: list[SubjectMatch] = self.conn.execute(
             _SUBJECT_MATCHES.format(where=where),
             [subject, data_type, pilot, *args, _check_count(limit, "limit")],
         ).fetchall()
+        return matches
 
     def held_payloads(self, indexes: Sequence[int]) -> list[tuple[int, bytes]]:
         """(index, payload) of the records at ``indexes`` whose bodies are still held, in

@@ -25,7 +25,7 @@ from .dialect import Connection, Dialect, Fence, Location, dialect_of
 from .dialect import describe as describe  # where a ledger is, for callers of the store
 from .dialect import location_of as location_of
 from .envelope import SignedRecord
-from .errors import FencedError, LedgerError, RangeError, StoreError
+from .errors import FencedError, LedgerError, RangeError, StorageError, StoreError
 from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX
 from .queries import LedgerQueries
 from .schema import READABLE_SCHEMAS, SCHEMA_VERSION, TABLES
@@ -402,6 +402,10 @@ class LedgerWriter(LedgerReader):
         conn = dialect.open_writer(location, max_page_count=max_page_count)
         super().__init__(location, _conn=conn)
         self._fence = fence if dialect.fences else None
+        #: Whether a write failed on the storage: its commit may have landed all the same
+        #: (a connection lost after COMMIT was sent), so the next append first reads the
+        #: tree back from what is committed.
+        self._unsure = False
         # The writer's connection is used from the sequencer's executor thread and from
         # checkpoint signing; one lock keeps their transactions apart (on PostgreSQL the
         # connection's own, which its every statement takes).
@@ -438,9 +442,13 @@ class LedgerWriter(LedgerReader):
         """Take the size and the tree's frontier from the stored nodes, as opening does
         (after another writer may have appended: a lease taken over)."""
         with self._lock:
-            size = super().size()
-            self.frontier = Frontier.from_nodes(size, self.nodes)
+            try:
+                size = super().size()
+                self.frontier = Frontier.from_nodes(size, self.nodes)
+            except self.dialect.errors as exc:
+                raise self.dialect.failure(f"cannot read the tree of {self.where}", exc) from None
             self._size = size
+            self._unsure = False
 
     @contextmanager
     def _write(self, what: str, *, fenced: bool = True) -> Iterator[Connection]:
@@ -450,22 +458,25 @@ class LedgerWriter(LedgerReader):
         saying ``what`` failed, anything else as it is."""
         c, dialect = self.conn, self.dialect
         try:
-            c.execute(dialect.begin)
+            dialect.begin(c)
             if fenced and self._fence is not None:
                 assert isinstance(c, postgres.Connection)
                 self._fence(c)
             yield c
-            c.execute("COMMIT")
+            dialect.commit(c)
         except FencedError:
             dialect.rollback(c)
             raise
         except StoreError as exc:
             # A PostgreSQL connection's failures come named already (ledger.postgres).
             dialect.rollback(c)
+            self._unsure = self._unsure or isinstance(exc, StorageError)
             raise type(exc)(f"{what}: {exc}") from None
         except dialect.errors as exc:
             dialect.rollback(c)
-            raise dialect.failure(what, exc) from None
+            failure = dialect.failure(what, exc)
+            self._unsure = self._unsure or isinstance(failure, StorageError)
+            raise failure from None
         except BaseException:
             dialect.rollback(c)
             raise
@@ -524,6 +535,8 @@ class LedgerWriter(LedgerReader):
         # Under the lock from the frontier copy to the commit, so that two callers cannot
         # number their entries from the same size.
         with self._lock:
+            if self._unsure:
+                self.reload()
             frontier = self.frontier.copy()
             start = frontier.size
             closed = frontier.extend(leaf_hashes)

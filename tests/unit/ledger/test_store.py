@@ -84,6 +84,31 @@ def test_a_failed_batch_writes_nothing(store_url: str) -> None:
     builder.close()
 
 
+def test_a_commit_that_landed_but_did_not_answer_is_read_back(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = LedgerWriter(store_url)
+    writer.append([NewEntry("access", b"{}")])
+    real = writer.dialect.commit
+
+    def unanswered(conn: object) -> None:
+        real(conn)  # type: ignore[arg-type]
+        raise StorageError("the connection was lost after COMMIT")
+
+    monkeypatch.setattr(writer.dialect, "commit", unanswered)
+    with pytest.raises(StorageError):
+        writer.append([NewEntry("access", b"[1]"), NewEntry("access", b"[2]")])
+    assert writer.size() == 1  # as far as the writer can tell
+    monkeypatch.undo()
+    (stored,) = writer.append([NewEntry("access", b"[3]")])
+    assert stored.index == 3 and writer.size() == 4
+    expected = root_of(leaf_hash(x) for x in [b"{}", b"[1]", b"[2]", b"[3]"])
+    assert writer.current_root() == expected
+    with LedgerReader(writer.location) as reader:
+        assert reader.root(4) == expected
+    writer.close()
+
+
 def test_two_threads_appending_never_share_an_index(store_url: str) -> None:
     writer = LedgerWriter(store_url)
     errors: list[BaseException] = []

@@ -159,49 +159,55 @@ def _terminate(url: str, pid: int) -> None:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
-def test_a_connection_killed_mid_append_writes_nothing_and_a_new_writer_goes_on(
+def test_a_connection_killed_mid_append_writes_nothing_and_the_tree_goes_on(
     pg_url: str,
 ) -> None:
     builder = LedgerBuilder(pg_url)
     builder.register_source()
     builder.append_records(30, batch=10)
     size, root = builder.writer.size(), builder.writer.current_root()
-
-    def kill_myself(conn: postgres.Connection) -> None:
-        # After BEGIN, before the batch's rows: the server ends this session mid-transaction.
-        _terminate(pg_url, conn.backend_pid())
-
-    writer = LedgerWriter(pg_url, origin=ORIGIN, fence=kill_myself)
-    with pytest.raises(StorageError):
-        writer.append([NewEntry("access", b'{"kind":"access","n":1}')] * 3)
-    assert (writer.size(), writer.current_root()) == (size, root)
-    with pytest.raises(StorageError):  # the connection is gone: every write fails named
-        writer.append([_access(2)])
-    writer.close()
     builder.close()
+    killed: list[int] = []
+
+    def kill_once(conn: postgres.Connection) -> None:
+        # After BEGIN, before the batch's rows: the server ends this session mid-transaction.
+        if not killed:
+            killed.append(conn.backend_pid())
+            _terminate(pg_url, conn.backend_pid())
+
+    writer = LedgerWriter(pg_url, origin=ORIGIN, fence=kill_once)
+    with pytest.raises(StorageError):
+        writer.append([_access(n) for n in range(3)])
+    assert (writer.size(), writer.current_root()) == (size, root)
     with LedgerReader(pg_url) as reader:
         assert reader.size() == size and reader.root(size) == root
-    # A writer reopened continues the same tree.
-    again = LedgerWriter(pg_url, origin=ORIGIN)
-    assert (again.size(), again.current_root()) == (size, root)
-    again.append([_access(3)])
-    expected = Frontier.from_nodes(size, again.nodes)
-    expected.extend([again.entry(size).leaf_hash])
-    assert again.current_root() == expected.root()
-    again.close()
-    assert verify_ledger(pg_url).size == size + 1
+    # The next append opens a new session (ledger.postgres) and numbers from what is there.
+    (stored,) = writer.append([_access(3)])
+    assert stored.index == size and writer.conn.backend_pid() != killed[0]
+    expected = Frontier.from_nodes(size, writer.nodes)
+    expected.append(stored.leaf_hash)
+    assert writer.current_root() == expected.root()
+    writer.close()
+    # A writer reopened after it all continues the same tree.
+    with LedgerWriter(pg_url, origin=ORIGIN) as again:
+        assert (again.size(), again.current_root()) == (size + 1, expected.root())
+        assert again.root(size) == root
+    report = verify_ledger(pg_url)
+    assert report.size == size + 1 and report.records == 30
 
 
 def test_an_idle_writer_whose_connection_died_fails_its_next_append(pg_url: str) -> None:
     writer = LedgerWriter(pg_url, origin=ORIGIN)
     writer.append([_access(0)])
-    _terminate(pg_url, writer.conn.backend_pid())  # type: ignore[union-attr]
+    _terminate(pg_url, writer.conn.backend_pid())
     with pytest.raises(StorageError):
         writer.append([_access(1)])
     assert writer.size() == 1
-    writer.close()
     with LedgerReader(pg_url) as reader:
         assert reader.size() == 1
+    writer.append([_access(2)])  # on a new session
+    assert writer.size() == 2
+    writer.close()
 
 
 def test_a_reader_whose_connection_died_raises_a_storage_error(pg_url: str) -> None:
@@ -211,6 +217,7 @@ def test_a_reader_whose_connection_died_raises_a_storage_error(pg_url: str) -> N
     _terminate(pg_url, reader.conn.backend_pid())
     with pytest.raises(StorageError):
         reader.size()
+    assert reader.size() == 0  # the next read opens a new session
     reader.close()
 
 
@@ -289,3 +296,24 @@ def test_long_reads_stream_in_pages(pg_url: str, monkeypatch: pytest.MonkeyPatch
     report = verify_ledger(pg_url)
     assert report.ok and report.size == 56 and report.records == 40, report.problems
     assert sum("LIMIT" in sql and "e.sig" in sql for sql in asked) == 56 // 7 + 1
+
+
+def test_a_connection_never_reopens_inside_a_transaction(pg_url: str) -> None:
+    conn = postgres.connect(postgres.Url(pg_url, default_schema="t"), application="test")
+    conn.begin()
+    conn.execute("CREATE TABLE t (n INTEGER)")
+    _terminate(pg_url, conn.backend_pid())
+    for _ in range(2):  # the second call too: a new session would run outside the transaction
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("INSERT INTO t VALUES (1)")
+    conn.rollback()
+    assert conn.execute("SELECT to_regclass('t')").fetchone() == (None,)
+    conn.close()
+
+
+def test_a_percent_sign_goes_as_it_is_with_or_without_parameters(pg_url: str) -> None:
+    with LedgerWriter(pg_url) as writer:
+        writer.set_meta("rate", "50%")
+        assert writer.meta("rate") == "50%"
+        assert writer.conn.execute("SELECT '5%'").fetchone() == ("5%",)
+        assert writer.conn.execute("SELECT '5%' || ?", ("!",)).fetchone() == ("5%!",)
