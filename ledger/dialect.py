@@ -168,19 +168,25 @@ class Dialect:
         """Every read inside sees the same committed state (a verify, a copy)."""
         raise NotImplementedError
 
+    def stream(self, conn: Connection, sql: str, params: Sequence[Any] = ()) -> Iterator[list[Any]]:
+        """The rows of ``sql``, a list at a time, inside :meth:`snapshot` (a verify's walk,
+        a copy): however many rows, memory holds one list."""
+        cursor = conn.execute(sql, params)
+        # 1024 rows a fetch: 0.7 us an entry less than 4096 in the verify's walk (fewer rows
+        # of 18 values each alive at once stay in the CPU's caches).
+        while rows := cursor.fetchmany(1024):
+            yield rows
+
     def pages(self, conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[Any]]:
-        """The rows of ``sql`` in pages of at most a few thousand. ``sql`` reads rows in
-        the order of its first column, an integer key, from after a given key up to a
-        limit: it ends ``WHERE ... key > ? ORDER BY key LIMIT ?``, whose two values this
-        adds to ``params``. On SQLite one statement streams; on PostgreSQL each page is a
-        statement of its own, from after the last key of the one before (a client-side
-        cursor would hold the whole result in memory)."""
+        """The rows of ``sql`` in pages, outside a transaction (a hub's replay of the
+        leaves of a kind). ``sql`` reads rows in the order of its first column, an integer
+        key: it ends ``key > ? ORDER BY key LIMIT ?`` (or reads its driving table so), whose
+        two values this adds to ``params``. On SQLite one statement streams; on PostgreSQL
+        each page is a statement of its own, from after the last key of the one before (a
+        client-side cursor would hold the whole result in memory, and a server-side one
+        needs a transaction, which a reader's caller may leave open)."""
         if self.page is None:
-            cursor = conn.execute(sql, [*params, -1, MAX_INTEGER])
-            # 1024 rows a fetch: 0.7 us an entry less than 4096 in the verify's walk (fewer
-            # rows of 18 values each alive at once stay in the CPU's caches).
-            while rows := cursor.fetchmany(1024):
-                yield rows
+            yield from self.stream(conn, sql, [*params, -1, MAX_INTEGER])
             return
         after = -1
         while True:  # bounded: each page starts past the last key of the one before
@@ -268,7 +274,7 @@ class SqliteDialect(Dialect):
 class PostgresDialect(Dialect):
     name = "postgresql"
     fences = True
-    # A page of the verify's walk, a copy, a replay of leaves: 1000 rows, as a SQLite fetch.
+    # A page of a replay of leaves, and a fetch of a verify's walk or a copy: 1000 rows.
     page = 1000
     resource_id = "b.resource_id"
     body_columns = ("idx", "payload", "salt", "resource_id")
@@ -358,6 +364,13 @@ class PostgresDialect(Dialect):
     def rollback(self, conn: Connection) -> None:
         assert isinstance(conn, postgres.Connection)
         conn.rollback()
+
+    def stream(self, conn: Connection, sql: str, params: Sequence[Any] = ()) -> Iterator[list[Any]]:
+        # A server-side cursor: one plan runs through the tables once (merge joins of their
+        # primary keys for the verify's walk), where pages of their own would each plan
+        # their joins anew, and could scan a joined table from its start every time.
+        assert isinstance(conn, postgres.Connection)
+        return conn.stream(sql, params, rows=self.page or 1000)
 
     @contextmanager
     def snapshot(self, conn: Connection) -> Iterator[None]:

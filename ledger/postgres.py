@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -253,6 +253,26 @@ class Connection:
                     with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                         for row in rows:
                             copy.write_row(row)
+            except driver().Error as exc:
+                if self.failures is None:
+                    raise
+                raise failure(self.failures, exc) from None
+
+    def stream(
+        self, sql: str, params: Sequence[Any] = (), *, rows: int = 1000
+    ) -> Iterator[list[Any]]:
+        """The rows of ``sql`` in lists of ``rows``, through a server-side cursor: the
+        server keeps the result, one query plan runs through it once, and this process
+        holds a list at a time. Inside a transaction only (:meth:`begin`), which holds the
+        lock meanwhile; the cursor goes with its end."""
+        if not self._transaction:
+            raise StoreError("a server-side cursor needs a transaction (begin() first)")
+        with self.lock:
+            try:
+                with self._live().cursor(name=f"swiftchain_stream_{id(self)}") as cur:
+                    cur.execute(translated(sql, bool(params)), params or None)
+                    while batch := cur.fetchmany(rows):
+                        yield batch
             except driver().Error as exc:
                 if self.failures is None:
                     raise

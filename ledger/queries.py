@@ -210,10 +210,13 @@ class LedgerQueries:
             for index, leaf in self.leaves(kind):
                 yield index, json.loads(leaf)
             return
+        # Each page's entries first, then their openings: a join of the whole tables ahead
+        # of the LIMIT could read the openings from the first each page (PostgreSQL merges).
         for rows in self.dialect.pages(
             self.conn,
-            "SELECT e.idx, e.leaf, o.opening FROM entries e LEFT JOIN openings o ON o.idx = e.idx"
-            " WHERE e.kind = ? AND e.idx > ? ORDER BY e.idx LIMIT ?",
+            "SELECT e.idx, e.leaf, o.opening FROM (SELECT idx, leaf FROM entries"
+            " WHERE kind = ? AND idx > ? ORDER BY idx LIMIT ?) e"
+            " LEFT JOIN openings o ON o.idx = e.idx ORDER BY e.idx",
             (kind,),
         ):
             for index, leaf, raw in rows:

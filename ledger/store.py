@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from hashlib import sha256
@@ -641,6 +641,37 @@ class LedgerWriter(LedgerReader):
             )
             if quorum:
                 self._set_meta(QUORUM_META, note)
+
+    @contextmanager
+    def filling(self, what: str) -> Iterator[Callable[[str, Sequence[str], list[Any]], None]]:
+        """One write transaction that fills this ledger, which must be empty (StoreError if
+        it is not), with the rows of another's tables (:mod:`ledger.copy`): yields
+        ``insert(table, columns, rows)``, columns as :data:`ledger.schema.TABLES` has them
+        (``meta`` rows but the schema version's replace the opening's own). The tree is read
+        back from the stored nodes after the commit."""
+        dialect = self.dialect
+        with self._lock:
+            with self._write(what) as c:
+                for table in TABLES:
+                    where = " WHERE key != 'schema'" if table == "meta" else ""
+                    if c.execute(f"SELECT 1 FROM {table}{where} LIMIT 1").fetchone() is not None:
+                        raise StoreError(
+                            f"{self.where} is not empty (its {table} table has rows);"
+                            " a ledger is copied into a new one only"
+                        )
+
+                def insert(table: str, columns: Sequence[str], rows: list[Any]) -> None:
+                    if table == "meta":
+                        for key, value in rows:
+                            if key != "schema":
+                                self._set_meta(key, value)
+                    elif table == "bodies":
+                        dialect.insert(c, table, dialect.body_columns, dialect.body_rows(rows))
+                    else:
+                        dialect.insert(c, table, columns, rows)
+
+                yield insert
+            self.reload()
 
     def size(self) -> int:
         return self._size

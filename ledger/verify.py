@@ -159,9 +159,8 @@ class RegistryKeys:
         return key.raw
 
 
-#: Each entry with its record row and body, if any, in one ordered pass (in pages from after
-#: an index: :meth:`ledger.dialect.Dialect.pages`, so that a ledger larger than memory
-#: streams on both stores).
+#: Each entry with its record row and body, if any, in one ordered pass (streamed on both
+#: stores, :meth:`ledger.dialect.Dialect.stream`: a ledger larger than memory verifies).
 _ROWS = (
     # blob(): on SQLite a CAST, as a tampered column of the wrong type must read as bytes,
     # not crash (PostgreSQL's columns hold their declared type only).
@@ -171,7 +170,7 @@ _ROWS = (
     " FROM entries e"
     " LEFT JOIN records r ON r.idx = e.idx"
     " LEFT JOIN bodies b ON b.idx = e.idx{join}"
-    " WHERE e.idx > ? ORDER BY e.idx LIMIT ?"
+    " WHERE e.idx >= 0 ORDER BY e.idx"
 )
 #: The join of the opening column on a schema-2 file (NULL on a "1" file, which holds v1
 #: leaves only).
@@ -289,7 +288,7 @@ class _Walk:
         try:
             reader = self.reader
             sql = _rows_sql(reader.dialect, reader.sealed)
-            for rows in reader.dialect.pages(reader.conn, sql, ()):
+            for rows in reader.dialect.stream(reader.conn, sql):
                 try:
                     self._rows(rows, pending)
                 finally:

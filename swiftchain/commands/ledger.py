@@ -1,4 +1,5 @@
-"""`swiftchain ledger` verbs: audit a ledger file offline; write and check tlog-proofs."""
+"""`swiftchain ledger` verbs: audit a ledger offline (a SQLite file or a PostgreSQL database),
+copy one between the two; write and check tlog-proofs."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ledger.checkpoint import NoteVerifier
+from ledger.copy import CopyReport, copy_ledger
 from ledger.errors import KeyFileError, LedgerError, ProofError
 from ledger.policy import TrustPolicy
 from ledger.quorum import QuorumReport, evaluate
-from ledger.store import LedgerReader
+from ledger.store import LedgerReader, location_of
 from ledger.tlogproof import verify_proof
 from ledger.verify import VerifyReport, verify_ledger
 from pilots.errors import PilotDefinitionError
@@ -28,7 +30,8 @@ from ..errors import SwiftchainError
 
 @click.group()
 def ledger() -> None:
-    """Verify a ledger database file; write and check offline proofs of its entries."""
+    """Verify a ledger (a file, or a PostgreSQL database), copy one; write and check
+    offline proofs of its entries."""
 
 
 def _read_key(value: str | None) -> NoteVerifier | None:
@@ -48,8 +51,13 @@ def _cannot_verify(exc: LedgerError) -> NoReturn:
     sys.exit(2)
 
 
+#: A ledger's location on the command line: a SQLite file's path, sqlite:///PATH, or a
+#: postgresql:// URL (ledger.store.location_of).
+LEDGER_HELP = "a ledger file's path, or a postgresql://USER@HOST/DB[?schema=NAME] URL"
+
+
 @ledger.command("verify")
-@click.argument("db", type=click.Path(path_type=Path))
+@click.argument("db", metavar="LEDGER")
 @click.option(
     "--key",
     "key",
@@ -67,17 +75,18 @@ def _cannot_verify(exc: LedgerError) -> NoReturn:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def verify(db: Path, key: str | None, policy_file: Path | None, as_json: bool, quiet: bool) -> None:
+def verify(db: str, key: str | None, policy_file: Path | None, as_json: bool, quiet: bool) -> None:
     """Recompute every leaf, node, root, checkpoint signature, record signature and body
-    commitment of DB from the file alone (and, with --policy, check that the newest
-    checkpoint meets the alliance's quorum of witnesses); exit 1 naming the first bad
-    index or the quorum's shortfall, 2 if DB, the key or the policy cannot be read at all.
+    commitment of LEDGER (a file's path, or a postgresql:// URL) from its own bytes alone
+    (and, with --policy, check that the newest checkpoint meets the alliance's quorum of
+    witnesses); exit 1 naming the first bad index or the quorum's shortfall, 2 if LEDGER,
+    the key or the policy cannot be read at all.
 
     Example: swiftchain ledger verify data/ledger.db --key hub.vkey --policy alliance.yaml
     """
     try:
         policy = _read_policy(policy_file)
-        _verify(db, key, policy, as_json, quiet)
+        _verify(location_of(db), key, policy, as_json, quiet)
     except LedgerError as exc:
         _cannot_verify(exc)
 
@@ -93,7 +102,7 @@ def _read_policy(path: Path | None) -> TrustPolicy | None:
 
 
 def _newest_quorum(
-    db: Path, policy: TrustPolicy, verifier: NoteVerifier | None
+    db: Path | str, policy: TrustPolicy, verifier: NoteVerifier | None
 ) -> QuorumReport | str:
     """The newest stored checkpoint (with the cosignatures the hub stored with it) judged
     against ``policy``, or why there is none. A hub stopped cleanly ends its file with one its
@@ -110,7 +119,7 @@ def _newest_quorum(
 
 
 def _verify(
-    db: Path, key: str | None, policy: TrustPolicy | None, as_json: bool, quiet: bool
+    db: Path | str, key: str | None, policy: TrustPolicy | None, as_json: bool, quiet: bool
 ) -> None:
     verifier = _read_key(key)
     started = time.perf_counter()
@@ -217,6 +226,92 @@ def _print(report: VerifyReport, elapsed: float) -> None:
     )
     for p in sorted(report.problems, key=lambda p: p.index)[:20]:
         click.echo(f"  index {p.index}: {p.what}", err=True)
+
+
+@ledger.command("copy")
+@click.argument("source", metavar="SRC")
+@click.argument("destination", metavar="DST")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def copy(source: str, destination: str, as_json: bool, quiet: bool) -> None:
+    """Copy the whole ledger SRC into DST, every byte of it: entries, records, bodies,
+    openings, checkpoints, meta. Each is a file's path or a postgresql:// URL, so a ledger
+    moves from SQLite to PostgreSQL, back, or between two of a kind. DST must be empty (a
+    new file, or a database without the ledger's tables); it is filled in one transaction,
+    so a copy that fails leaves it empty, to be run again. SRC is read in one snapshot: a
+    hub may keep writing to it. After the copy, the roots of both at SRC's newest
+    checkpoint are compared. Exit 0 when they match, 1 when they do not, 2 when SRC cannot
+    be read or DST cannot be written (or is not empty, or is SRC).
+
+    Example: swiftchain ledger copy data/ledger.db postgresql://hub@db.internal/city
+    """
+    console = Console(stderr=True)
+    show = not (quiet or as_json) and console.is_terminal
+    started = time.perf_counter()
+    try:
+        src, dst = location_of(source), location_of(destination)
+        with Progress(
+            TextColumn("copying"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} rows"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not show,
+        ) as bar:
+            task = bar.add_task("copy", total=None)
+            report = copy_ledger(
+                src,
+                dst,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except LedgerError as exc:
+        click.echo(f"Error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        click.echo(json.dumps(_copy_dict(report, elapsed), indent=2))
+    else:
+        _print_copy(report, elapsed)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _copy_dict(report: CopyReport, elapsed: float) -> dict[str, object]:
+    def b64(value: bytes | None) -> str | None:
+        return base64.b64encode(value).decode() if value is not None else None
+
+    return {
+        "ok": report.ok,
+        "source": report.source,
+        "destination": report.destination,
+        "entries": report.size,
+        "rows": report.rows,
+        "checked_size": report.checked_size,
+        "source_root": b64(report.source_root),
+        "destination_root": b64(report.destination_root),
+        "checkpoint_root": b64(report.checkpoint_root),
+        "seconds": round(elapsed, 3),
+    }
+
+
+def _print_copy(report: CopyReport, elapsed: float) -> None:
+    click.echo(f"copied {report.source} -> {report.destination} in {elapsed:.2f}s")
+    click.echo("  " + "   ".join(f"{table} {n:,}" for table, n in report.rows.items()))
+    root = base64.b64encode(report.destination_root).decode()
+    at = "the newest checkpoint" if report.checkpoint_root is not None else "the log's end"
+    if report.ok:
+        click.echo(f"OK: both roots at size {report.checked_size:,} ({at}) are {root}.")
+        return
+    click.echo(
+        f"MISMATCH: at size {report.checked_size:,} ({at}) the source's root is"
+        f" {base64.b64encode(report.source_root).decode()}, the copy's {root}"
+        + (
+            f", the checkpoint's {base64.b64encode(report.checkpoint_root).decode()}"
+            if report.checkpoint_root is not None
+            else ""
+        ),
+        err=True,
+    )
 
 
 @ledger.command("prove")

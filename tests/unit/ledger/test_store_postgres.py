@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -280,22 +281,33 @@ def test_long_reads_stream_in_pages(pg_url: str, monkeypatch: pytest.MonkeyPatch
     builder.writer.append([_access(n) for n in range(15)])
     builder.checkpoint()
     builder.close()
-    asked: list[str] = []
-    execute = postgres.Connection.execute
+    pages: list[str] = []
+    streamed: list[int] = []
+    execute, stream = postgres.Connection.execute, postgres.Connection.stream
 
-    def counted(self: postgres.Connection, sql: str, params: object = None) -> object:
-        asked.append(sql)
-        return execute(self, sql, params)  # type: ignore[arg-type]
+    def paged(self: postgres.Connection, sql: str, params: Any = None) -> Any:
+        if "LIMIT" in sql:
+            pages.append(sql)
+        return execute(self, sql, params)
 
-    # Pages of 7 rows: the last of one page and the first of the next are neighbours.
+    def streaming(self: postgres.Connection, sql: str, params: Any = (), **kw: Any) -> Any:
+        for rows in stream(self, sql, params, **kw):
+            streamed.append(len(rows))
+            yield rows
+
+    # 7 rows a page or a fetch: the last of one and the first of the next are neighbours.
     monkeypatch.setattr(dialect.POSTGRES, "page", 7)
-    monkeypatch.setattr(postgres.Connection, "execute", counted)
+    monkeypatch.setattr(postgres.Connection, "execute", paged)
+    monkeypatch.setattr(postgres.Connection, "stream", streaming)
     with LedgerReader(pg_url) as reader:
         assert [i for i, _ in reader.leaves("access")] == list(range(41, 56))
+        assert len(pages) == 3  # 7 + 7 + 1
         assert [i for i, _ in reader.opened_leaves("record")] == list(range(1, 41))
+        assert len(pages) == 3 + 6  # 5 x 7 + 5
+    # The verify's walk: one query through a server-side cursor, 7 rows a fetch.
     report = verify_ledger(pg_url)
     assert report.ok and report.size == 56 and report.records == 40, report.problems
-    assert sum("LIMIT" in sql and "e.sig" in sql for sql in asked) == 56 // 7 + 1
+    assert streamed == [7] * 8
 
 
 def test_a_connection_never_reopens_inside_a_transaction(pg_url: str) -> None:
