@@ -32,12 +32,13 @@ class HubReadError(SwiftchainError):
 
 def prove_from_ledger(path: Path | str, index: int) -> str:
     """The proof of entry ``index`` under the newest checkpoint the witnesses' quorum
-    cosigned that covers it, else the newest stored one, in ledger file ``path`` (StoreError
-    for a missing file; ProofError for an entry it does not cover)."""
+    cosigned that covers it, else the newest stored one, in the ledger at ``path`` (a file's
+    path or a PostgreSQL URL; StoreError for a missing one; ProofError for an entry it does
+    not cover)."""
     with LedgerReader(path) as reader:
         head = reader.latest_checkpoint()
         if head is None:
-            raise ProofError(f"{path} holds no checkpoint yet")
+            raise ProofError(f"{reader.where} holds no checkpoint yet")
         note, size = head.note, head.size
         cosigned = reader.quorum_checkpoint()
         if cosigned is not None:

@@ -319,8 +319,9 @@ def _print_copy(report: CopyReport, elapsed: float) -> None:
 @click.option(
     "--ledger",
     "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Read the entry and the newest checkpoint from this ledger file.",
+    metavar="LEDGER",
+    help="Read the entry and the newest checkpoint from this ledger (a file's path, or a"
+    " postgresql:// URL).",
 )
 @click.option(
     "--hub",
@@ -334,7 +335,7 @@ def _print_copy(report: CopyReport, elapsed: float) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the proof to this file (conventionally NAME.tlog-proof) instead of stdout.",
 )
-def prove(index: int, db: Path | None, hub_url: str | None, output: Path | None) -> None:
+def prove(index: int, db: str | None, hub_url: str | None, output: Path | None) -> None:
     """Write a c2sp.org/tlog-proof for the entry at INDEX (a record, a consent decision, an
     access entry...): its leaf, its inclusion proof and the latest checkpoint with every
     cosignature it carries, to be checked offline with `swiftchain ledger check-proof`.
@@ -347,7 +348,9 @@ def prove(index: int, db: Path | None, hub_url: str | None, output: Path | None)
         raise click.UsageError("give exactly one of --ledger PATH or --hub URL")
     try:
         text = (
-            prove_from_ledger(db, index) if db is not None else prove_from_hub(str(hub_url), index)
+            prove_from_ledger(location_of(db), index)
+            if db is not None
+            else prove_from_hub(str(hub_url), index)
         )
     except (LedgerError, SwiftchainError) as exc:
         click.echo(f"Error: {exc}", err=True)
