@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
@@ -103,8 +104,8 @@ def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
     return f"INSERT INTO {table} ({','.join(columns)}) VALUES " + ",".join([row] * rows)
 
 
-class Dialect:
-    """One store's ways (see the module's docstring); :data:`SQLITE` and :data:`POSTGRES`."""
+class Dialect(ABC):
+    """One store's ways (see the module's docstring): :data:`SQLITE` and :data:`POSTGRES`."""
 
     name = ""
     #: The driver's exceptions a statement may raise and :meth:`failure` maps (none on
@@ -112,25 +113,28 @@ class Dialect:
     errors: tuple[type[Exception], ...] = ()
     #: Whether a writer calls its ``fence`` in each write transaction.
     fences = False
-    #: Rows a streamed read (:meth:`pages`) asks for per statement; None: one statement,
-    #: whose cursor streams.
+    #: Rows a page of :meth:`pages` (and a fetch of :meth:`stream`) holds on PostgreSQL;
+    #: None: one statement, whose cursor streams.
     page: int | None = None
     #: A body's FHIR id, as SQL over the ``bodies`` table aliased ``b``.
     resource_id = ""
-    #: The columns of a ``bodies`` row as :meth:`body_row` makes it.
+    #: The columns of a ``bodies`` row as :meth:`body_rows` makes it.
     body_columns: tuple[str, ...] = ("idx", "payload", "salt")
 
+    @abstractmethod
     def open_reader(self, location: Location) -> Connection:
-        raise NotImplementedError
+        """A connection that reads the ledger at ``location`` (StoreError without one)."""
 
+    @abstractmethod
     def open_writer(self, location: Location, *, max_page_count: int | None) -> Connection:
-        raise NotImplementedError
+        """A connection that writes it, its tables made if missing."""
 
+    @abstractmethod
     def identity(self, location: Location) -> str:
         """The same text for two locations of the same ledger."""
-        raise NotImplementedError
 
     def failure(self, what: str, exc: Exception) -> StoreError:
+        """The named error for one of :attr:`errors`."""
         return StoreError(f"{what}: {exc}")
 
     def blob(self, column: str) -> str:
@@ -141,32 +145,35 @@ class Dialect:
         """``bodies`` rows of :attr:`body_columns` from (index, payload, salt) rows."""
         return rows
 
+    @abstractmethod
     def write_lock(self, conn: Connection) -> AbstractContextManager[Any]:
         """The lock a writer holds from its BEGIN to its COMMIT."""
-        return threading.RLock()
 
+    @abstractmethod
     def insert(
         self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
     ) -> None:
-        insert_values(conn, table, columns, rows)
+        """A batch's rows of one table, inside the writer's transaction."""
 
     def after_erasure(self, conn: Connection) -> None:
-        """What follows a committed erasure."""
+        """What follows a committed erasure (nothing, but on SQLite)."""
+        return None
 
+    @abstractmethod
     def begin(self, conn: Connection) -> None:
         """Open a write transaction."""
-        raise NotImplementedError
 
+    @abstractmethod
     def commit(self, conn: Connection) -> None:
-        conn.execute("COMMIT")
+        """Commit it."""
 
+    @abstractmethod
     def rollback(self, conn: Connection) -> None:
         """Roll back the transaction open, if any; never raises."""
-        raise NotImplementedError
 
+    @abstractmethod
     def snapshot(self, conn: Connection) -> AbstractContextManager[None]:
         """Every read inside sees the same committed state (a verify, a copy)."""
-        raise NotImplementedError
 
     def stream(self, conn: Connection, sql: str, params: Sequence[Any] = ()) -> Iterator[list[Any]]:
         """The rows of ``sql``, a list at a time, inside :meth:`snapshot` (a verify's walk,
@@ -203,10 +210,21 @@ class SqliteDialect(Dialect):
     errors = (sqlite3.Error,)
     resource_id = RESOURCE_ID.replace("payload", "b.payload")
 
+    def write_lock(self, conn: Connection) -> AbstractContextManager[Any]:
+        return threading.RLock()
+
+    def insert(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        insert_values(conn, table, columns, rows)
+
     def begin(self, conn: Connection) -> None:
         # IMMEDIATE takes the write lock at once: a write transaction never has to upgrade
         # a read lock (which can fail with SQLITE_BUSY whatever the busy timeout).
         conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self, conn: Connection) -> None:
+        conn.execute("COMMIT")
 
     def rollback(self, conn: Connection) -> None:
         if conn.in_transaction:
@@ -339,10 +357,11 @@ class PostgresDialect(Dialect):
     ) -> None:
         """COPY: bench/pg_append.py, batches of 1000 signed records (entries, records and
         bodies rows) in one transaction each, synchronous_commit=on, PostgreSQL 15 on the
-        same 2-core machine, median of 30 batches: COPY 44.7 ms a batch (9.6 ms CPU of the
-        writer's process), executemany (pipelined) 97.2 ms (36.4 ms CPU), multi-row INSERTs
-        in blocks of 256 ... 8 rows as on SQLite 133.6 ms (64.5 ms CPU: psycopg binds each
-        of a block's 2560 values on its own)."""
+        same 2-core machine, median of 30 batches, three runs (wall ms a batch / CPU ms of
+        the writer's process): COPY 20.5-44.7 / 9.2-14.2; executemany (pipelined) 43.5-97.2
+        / 35.1-43.0; multi-row INSERTs in blocks of 256 ... 8 rows, as on SQLite, 73.9-133.6
+        / 52.5-73.7 (psycopg binds each of a block's 2560 values on its own). COPY was the
+        fastest in every run, by 2x or more."""
         if rows:
             assert isinstance(conn, postgres.Connection)
             conn.copy_rows(table, columns, rows)

@@ -384,9 +384,11 @@ class LedgerWriter(LedgerReader):
     guarantee) is called with the writer's connection inside every write transaction, right
     after ``BEGIN`` and before any write: it raises :class:`ledger.errors.FencedError` to
     refuse it (:mod:`ledger.lease` checks there that this process still holds the log's
-    lease), and the transaction is rolled back and the FencedError raised as it is. The
-    idempotent set-up of opening (the tables, the schema version, the origin when none is
-    stored) is not fenced: a lease is taken on ``writer.conn`` once the writer is open.
+    lease), and the transaction is rolled back and the FencedError raised as it is. That
+    includes opening's own writes (a new ledger's schema version and origin), so the lease
+    is held before the writer opens; creating the tables (``CREATE ... IF NOT EXISTS``,
+    which changes nothing on an existing ledger) is not fenced.
+    ``max_page_count`` caps a SQLite file (a disk quota); a PostgreSQL server has its own.
     """
 
     def __init__(
@@ -423,7 +425,7 @@ class LedgerWriter(LedgerReader):
             if existing not in (None, "1", SCHEMA_VERSION):
                 raise StoreError(f"{where} has ledger schema {existing}, not {SCHEMA_VERSION}")
             if existing != SCHEMA_VERSION or (origin is not None and self.meta("origin") is None):
-                with self._lock, self._write(f"{where} is not a usable ledger", fenced=False):
+                with self._lock, self._write(f"{where} is not a usable ledger"):
                     # "1" -> "2": the schema script created the tables that are new in "2".
                     self._set_meta("schema", SCHEMA_VERSION)
                     if origin is not None:

@@ -572,8 +572,10 @@ def _orphans(reader: LedgerReader, report: VerifyReport) -> None:
     ):
         report.add(int(idx), "a record row points at an entry that is not a record")
     for (idx,) in reader.conn.execute(
-        "SELECT idx FROM bodies WHERE idx >= ? OR idx NOT IN (SELECT idx FROM records)"
-        " ORDER BY idx LIMIT 1",
+        # NOT EXISTS, not NOT IN: an anti-join on PostgreSQL, where NOT IN over a table
+        # larger than work_mem is a subquery run again for every body.
+        "SELECT b.idx FROM bodies b WHERE b.idx >= ?"
+        " OR NOT EXISTS (SELECT 1 FROM records r WHERE r.idx = b.idx) ORDER BY b.idx LIMIT 1",
         (report.size,),
     ):
         report.add(int(idx), "a body is stored for an entry that is not a record")

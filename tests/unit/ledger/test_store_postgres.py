@@ -87,12 +87,12 @@ class Fence:
     def __init__(self) -> None:
         self.refuse: FencedError | None = None
         self.calls: list[tuple[bool, int]] = []
-        self.writer: LedgerWriter | None = None
+        self.conns: set[int] = set()
 
     def __call__(self, conn: postgres.Connection) -> None:
-        assert self.writer is not None and conn is self.writer.conn
         (entries,) = conn.execute("SELECT count(*) FROM entries").fetchone()
         self.calls.append((conn.in_transaction, int(entries)))
+        self.conns.add(id(conn))
         if self.refuse is not None:
             raise self.refuse
 
@@ -101,7 +101,6 @@ class Fence:
 def fenced(pg_url: str) -> Iterator[tuple[LedgerWriter, Fence]]:
     fence = Fence()
     writer = LedgerWriter(pg_url, origin=ORIGIN, fence=fence)
-    fence.writer = writer
     yield writer, fence
     writer.close()
 
@@ -110,13 +109,30 @@ def test_the_fence_is_asked_inside_every_write_before_any_write(
     fenced: tuple[LedgerWriter, Fence],
 ) -> None:
     writer, fence = fenced
-    assert fence.calls == []  # opening is not fenced
+    assert fence.calls == [(True, 0)]  # opening a new ledger writes its schema and origin
     writer.append([_access(0), _access(1)])
     writer.add_checkpoint(2, writer.current_root(), "note")
     writer.set_meta("k", "v")
     writer.store_cosigned(2, writer.current_root(), "cosigned", quorum=True)
     # In a transaction, and before the append's rows (none of them was there yet).
-    assert fence.calls == [(True, 0), (True, 2), (True, 2), (True, 2)]
+    assert fence.calls == [(True, 0), (True, 0), (True, 2), (True, 2), (True, 2)]
+    assert fence.conns == {id(writer.conn)}
+    # Opening a ledger that has its schema and origin writes nothing, so asks nothing.
+    again = Fence()
+    LedgerWriter(writer.location, origin=ORIGIN, fence=again).close()
+    assert again.calls == []
+
+
+def test_a_fenced_writer_cannot_even_make_a_new_ledger(pg_url: str) -> None:
+    def refuse(conn: postgres.Connection) -> None:
+        raise FencedError("not the holder")
+
+    with pytest.raises(FencedError, match="not the holder"):
+        LedgerWriter(pg_url, origin=ORIGIN, fence=refuse)
+    with pytest.raises(StoreError, match="not a Swiftchain ledger"):
+        LedgerReader(pg_url)  # the tables, but no schema version
+    with LedgerWriter(pg_url, origin=ORIGIN) as writer:  # which the holder then writes
+        assert writer.meta("origin") == ORIGIN
 
 
 def test_a_fence_that_refuses_stops_every_write_and_its_error_comes_out_unchanged(
