@@ -131,7 +131,10 @@ def _open(url: Url, application: str, autocommit: bool) -> Any:
     except pg.Error as exc:
         raise failure(f"cannot connect to {url}", exc) from None
     try:
-        raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
+        try:
+            raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
+        except (pg.errors.UniqueViolation, pg.errors.DuplicateSchema):
+            pass  # another process made it at the same moment (IF NOT EXISTS is not atomic)
         raw.execute(f'SET search_path TO "{url.schema}"')
     except pg.Error as exc:
         raw.close()
