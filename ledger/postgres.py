@@ -143,11 +143,16 @@ def _open(url: Url, application: str, autocommit: bool) -> Any:
 
 
 @lru_cache(maxsize=1024)
+def _hints_dropped(sql: str) -> str:
+    """``sql`` without SQLite's planner hints (``INDEXED BY``), which PostgreSQL lacks."""
+    return re.sub(r"\s+INDEXED BY \w+", "", sql)
+
+
+@lru_cache(maxsize=1024)
 def translated(sql: str) -> str:
-    """``sql`` (written for SQLite) as psycopg takes it: ``%`` escaped, ``?`` -> ``%s``,
-    SQLite's ``INDEXED BY`` hints dropped. No statement of ours has a ``?`` in a literal."""
-    sql = re.sub(r"\s+INDEXED BY \w+", "", sql)
-    return sql.replace("%", "%%").replace("?", "%s")
+    """``sql`` (written for SQLite) as psycopg takes it with parameters: ``%`` escaped,
+    ``?`` -> ``%s``, hints dropped. No statement of ours has a ``?`` in a literal."""
+    return _hints_dropped(sql).replace("%", "%%").replace("?", "%s")
 
 
 class Connection:
@@ -187,7 +192,10 @@ class Connection:
         return raw
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
-        return self._live().execute(translated(sql), params if params else None)
+        if not params:
+            # Without parameters psycopg sends the text as it is: no placeholders, no %%.
+            return self._live().execute(_hints_dropped(sql))
+        return self._live().execute(translated(sql), params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self._live().cursor() as cur:
