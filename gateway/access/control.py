@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ledger.entries import AccessEntry, ClientEntry
 from ledger.envelope import SignedRecord, utc_now
+from ledger.errors import StoreError
 from ledger.sealed import subject_tag
 from ledger.store import Entry, NewEntry
 from pilots import Decision, Pilot, load_pilots
@@ -89,7 +89,7 @@ class AccessControl:
     # -- lifecycle ------------------------------------------------------------------------------
     def open(self, hub: Hub) -> None:
         self._key = load_or_create_token_key(self.settings.token_key_path)
-        self._db = AccessDb(self.settings.access_db)
+        self._db = AccessDb(self.settings.access_location())
         self.jti_memory.store = self._db
         audiences = expected_audiences(self.settings.public_url, self.settings.token_audiences)
         if self._db.versions and not audiences:
@@ -233,7 +233,7 @@ class AccessControl:
             try:
                 # The access file commits with an fsync: off the event loop.
                 await loop.run_in_executor(None, db.record_revocation, entry, stored.index)
-            except sqlite3.Error:
+            except StoreError:
                 # In force anyway (in memory from the commit, and the log is the truth): the
                 # next start records it in the file.
                 log.exception("revocation %d is not in the access file yet", stored.index)

@@ -22,7 +22,7 @@ def revoke_in_files(settings: HubSettings, change: ClientRevoke, actor: str) -> 
     with HubRunningError if a hub holds the ledger); the committed entry."""
     ledger = open_ledger(settings)
     try:
-        db = AccessDb(settings.access_db)
+        db = AccessDb(settings.access_location())
         try:
             replay_revocations(db, ledger.reader.leaves("client"))
             entry = plan_revocation(db.client_row(change.client_id), change, actor, utc_now())
@@ -45,7 +45,7 @@ def revoke_in_files(settings: HubSettings, change: ClientRevoke, actor: str) -> 
 def read_clients(settings: HubSettings) -> list[ClientRow]:
     """Every registered client with its state, as the access file has it (works while a
     hub runs)."""
-    db = AccessDb(settings.access_db)
+    db = AccessDb(settings.access_location())
     try:
         return db.clients()
     finally:

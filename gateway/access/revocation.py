@@ -21,7 +21,11 @@ from ..errors import ConfigError, RegistryError
 from .clients import ClientId
 from .db import AccessDb, ClientRow
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
+#: No NUL: the access store keeps the reason as text, and PostgreSQL text holds none.
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=512, pattern=r"^[^\x00]*$"),
+]
 
 
 class ClientRevoke(BaseModel):

@@ -122,7 +122,7 @@ def add(
     else:
         settings = load_settings(config)
         client = check_registration(reg, load_pilots(settings.pilot_definitions))
-        db = AccessDb(settings.access_db)
+        db = AccessDb(settings.access_location())
         try:
             db.put_client(client)
         finally:
