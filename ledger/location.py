@@ -44,7 +44,7 @@ def sqlite_path(location: Path | str) -> Path | None:
     rest = location[len(_SQLITE) :]
     if rest.startswith("//"):
         rest = rest[2:]
-        if not rest.startswith("/"):
+        if rest and not rest.startswith("/"):
             raise StoreError(f"{location}: a sqlite: location names a file, not a host")
     if not rest:
         raise StoreError(f"{location}: no path after sqlite:")

@@ -215,11 +215,14 @@ class AccessDb:
         thumbprints = client.thumbprints()
         with self._lock:
             marks = ",".join("?" * len(thumbprints))
-            hit = self.tables.row(
-                f"SELECT thumbprint, client_id, entry FROM revoked_keys"
-                f" WHERE thumbprint IN ({marks}) LIMIT 1",
-                thumbprints,
-            )
+            # ``IN ()`` is SQLite's, not PostgreSQL's: no keys, no revoked key.
+            hit = None
+            if thumbprints:
+                hit = self.tables.row(
+                    f"SELECT thumbprint, client_id, entry FROM revoked_keys"
+                    f" WHERE thumbprint IN ({marks}) LIMIT 1",
+                    thumbprints,
+                )
             if hit is not None:
                 raise RegistryError(
                     "key_revoked",
