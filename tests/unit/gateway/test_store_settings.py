@@ -25,10 +25,23 @@ def test_by_default_both_are_files_beside_the_ledger(tmp_path: Path) -> None:
 
 
 def test_beside_a_postgresql_ledger_both_are_schemas_of_its_database() -> None:
-    s = HubSettings()
-    assert s.access_location(PG) == f"{PG}?schema=access"
-    assert s.dead_letter_location(PG) == f"{PG}?schema=deadletters"
+    s = HubSettings(ledger_url=PG)
+    assert s.access_location() == f"{PG}?schema=access"
+    assert s.dead_letter_location() == f"{PG}?schema=deadletters"
+    assert s.access_location(f"{PG}?schema=ledger") == f"{PG}?schema=access"
     assert s.access_location(f"{PG}?schema=hub_b") == f"{PG}?schema=hub_b_access"
+    on_sqlite = HubSettings(ledger_url="sqlite:///d/l.db")
+    assert on_sqlite.dead_letter_location() == Path("/d/l.db.deadletter")
+
+
+def test_the_default_schemas_are_the_stores_own() -> None:
+    from gateway import hub_ledger, settings
+    from gateway.access import db
+    from gateway.ingest import deadletters
+
+    assert settings.LEDGER_SCHEMA == hub_ledger.LEDGER_SCHEMA
+    assert settings.ACCESS_SCHEMA == db.PG_SCHEMA_NAME
+    assert settings.DEAD_LETTER_SCHEMA == deadletters.PG_SCHEMA_NAME
 
 
 def test_the_older_names_still_take_a_path(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from ledger import location
 from ledger.errors import StoreError
 from ledger.postgres import Url
 
+ACCESS = {"suffix": ".access", "schema": "access", "ledger_schema": "ledger"}
+
 
 @pytest.mark.parametrize(
     ("text", "path"),
@@ -57,23 +59,30 @@ def test_anything_else_is_refused_by_name(text: str, why: str) -> None:
 
 
 def test_a_store_beside_a_sqlite_ledger_is_a_file_beside_it() -> None:
-    assert location.beside(Path("/d/ledger.db"), suffix=".access", schema="access") == Path(
-        "/d/ledger.db.access"
-    )
-    assert location.beside("sqlite:///d/l.db", suffix=".deadletter", schema="deadletters") == Path(
-        "/d/l.db.deadletter"
-    )
+    assert location.beside(
+        Path("/d/ledger.db"), suffix=".access", schema="access", ledger_schema="ledger"
+    ) == Path("/d/ledger.db.access")
+    assert location.beside(
+        "sqlite:///d/l.db", suffix=".deadletter", schema="deadletters", ledger_schema="ledger"
+    ) == Path("/d/l.db.deadletter")
 
 
 def test_a_store_beside_a_postgresql_ledger_is_a_schema_of_its_database() -> None:
     url = "postgresql://hub:pw@db.local/city?sslmode=require"
-    beside = location.beside(url, suffix=".access", schema="access")
+    beside = location.beside(url, suffix=".access", schema="access", ledger_schema="ledger")
     assert beside == "postgresql://hub:pw@db.local/city?sslmode=require&schema=access"
     parsed = location.parse(beside, default_schema="x")
     assert isinstance(parsed, Url) and parsed.schema == "access"
+    # The ledger's default schema named: the same stores as without it.
+    named = location.beside(url + "&schema=ledger", **ACCESS)
+    assert named == beside
     # A ledger in a schema of its own: the other stores follow it, not another hub's.
-    own = location.beside(url + "&schema=hub_b", suffix=".access", schema="access")
+    own = location.beside(
+        url + "&schema=hub_b", suffix=".access", schema="access", ledger_schema="ledger"
+    )
     parsed = location.parse(own, default_schema="x")
     assert isinstance(parsed, Url) and parsed.schema == "hub_b_access"
     with pytest.raises(StoreError):
-        location.beside(f"{url}&schema={'s' * 60}", suffix=".access", schema="access")
+        location.beside(
+            f"{url}&schema={'s' * 60}", suffix=".access", schema="access", ledger_schema="ledger"
+        )
