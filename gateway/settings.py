@@ -261,8 +261,8 @@ class HubSettings(BaseSettings):
 
     def access_location(self, ledger: Path | str | None = None) -> Path | str:
         """Where the access store is: ``access_store`` (or ``access_db_path``) if set, else
-        beside the ledger at ``ledger`` (``ledger_location`` unless given): ``<ledger>.access`` by a
-        SQLite ledger, schema ``access`` of a PostgreSQL ledger's database."""
+        beside the ledger at ``ledger`` (``ledger_location`` unless given): ``<ledger>.access``
+        by a SQLite ledger, schema ``access`` of a PostgreSQL ledger's database."""
         return _chosen(
             self.access_store,
             self.access_db_path,

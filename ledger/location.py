@@ -79,8 +79,3 @@ def beside(ledger: Path | str, *, suffix: str, schema: str, ledger_schema: str) 
     url = urlunsplit(parts._replace(query=urlencode(rest)))
     Url(url, default_schema=schema)  # StoreError now if the derived schema is no SQL name
     return url
-
-
-def describe(location: Location | Path | str) -> str:
-    """``location`` for a message or a log line (a URL without its password)."""
-    return str(location) if not isinstance(location, str) else redacted(location)

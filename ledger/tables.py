@@ -58,11 +58,6 @@ class Tables:
             self._pg = self._connect()
 
     @property
-    def kind(self) -> str:
-        """``sqlite`` or ``postgresql``."""
-        return "sqlite" if self._sqlite is not None else "postgresql"
-
-    @property
     def conn(self) -> Any:
         """The connection itself (``sqlite3.Connection`` or :class:`postgres.Connection`)."""
         return self._sqlite if self._sqlite is not None else self._pg

@@ -84,7 +84,8 @@ CREATE TABLE IF NOT EXISTS consent_versions (
 
 #: The same tables on PostgreSQL. ``COLLATE "C"``: keys compare and sort byte by byte, as
 #: SQLite's BINARY collation does (the listing's order is the same on both); DOUBLE
-#: PRECISION holds ``added_at`` exactly, so a registration's version hashes the same.
+#: PRECISION holds ``added_at`` exactly (and PostgreSQL 12 on prints it back exactly), so a
+#: registration's version hashes the same.
 PG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
     client_id TEXT COLLATE "C" PRIMARY KEY,

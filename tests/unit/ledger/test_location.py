@@ -35,7 +35,7 @@ def test_paths_and_sqlite_locations_name_a_file(text: str | Path, path: Path) ->
 def test_a_postgresql_url_names_a_schema() -> None:
     url = location.parse("postgresql://hub:pw@db.local:5433/city", default_schema="access")
     assert isinstance(url, Url) and url.schema == "access"
-    assert "pw" not in str(url) and "pw" not in location.describe(url.text)
+    assert "pw" not in str(url)
     named = location.parse("postgres://db.local/city?schema=hub_b", default_schema="access")
     assert isinstance(named, Url) and named.schema == "hub_b"
     assert location.sqlite_path("postgresql://db.local/city") is None
