@@ -184,7 +184,7 @@ class Hub:
             front.close()
             raise
         self._front_ledger, self._remote, self.follower = front, remote, follower
-        self._dead_letters = DeadLetters(s.dead_letters, s.dead_letter_max)
+        self._dead_letters = DeadLetters(s.dead_letter_location(), s.dead_letter_max)
         self._intake = Intake(
             front.registry,
             remote,
@@ -202,7 +202,7 @@ class Hub:
     def open(self) -> None:
         s = self.settings
         self._ledger = open_ledger(s)
-        self._dead_letters = DeadLetters(s.dead_letters, s.dead_letter_max)
+        self._dead_letters = DeadLetters(s.dead_letter_location(), s.dead_letter_max)
         self._sequencer = Sequencer(
             self._ledger,
             self.receipts,

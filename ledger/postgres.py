@@ -21,6 +21,7 @@ it rewrites once per statement text into psycopg's ``%s`` and drops.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -142,6 +143,16 @@ def _open(url: Url, application: str, autocommit: bool) -> Any:
     return raw
 
 
+def _ddl_lock(raw: Any, schema: str) -> None:
+    """Take the transaction-scoped advisory lock of ``schema``'s DDL: ``CREATE ... IF NOT
+    EXISTS`` is no guard against a concurrent ``CREATE`` of the same name (both pass the
+    check, one fails on a catalog's unique index), and a hub's processes start at once."""
+    digest = hashlib.sha256(f"swiftchain.ddl:{schema}".encode()).digest()
+    raw.execute(
+        "SELECT pg_advisory_xact_lock(%s)", (int.from_bytes(digest[:8], "big", signed=True),)
+    )
+
+
 @lru_cache(maxsize=1024)
 def _hints_dropped(sql: str) -> str:
     """``sql`` without SQLite's planner hints (``INDEXED BY``), which PostgreSQL lacks."""
@@ -223,6 +234,14 @@ class Connection:
             self.raw.execute("ROLLBACK")
         except driver().Error:
             pass  # the connection is gone: so is the transaction
+
+    def create_tables(self, script: str) -> None:
+        """Run ``script`` (``CREATE ... IF NOT EXISTS`` statements, no placeholders) in one
+        transaction, serialised with every other process doing so in this schema."""
+        raw = self._live()
+        with raw.transaction():
+            _ddl_lock(raw, self.url.schema)
+            raw.execute(script)
 
     def backend_pid(self) -> int:
         return int(self._live().info.backend_pid)
