@@ -201,7 +201,9 @@ class Hub:
 
     def open(self) -> None:
         s = self.settings
-        self._ledger = open_ledger(s)
+        # On PostgreSQL a hub in one process waits for the log's lease as long as its holder
+        # lives (a standby that serves nothing until it holds it).
+        self._ledger = open_ledger(s, wait_s=None)
         self._dead_letters = DeadLetters(s.dead_letter_location(), s.dead_letter_max)
         self._sequencer = Sequencer(
             self._ledger,
