@@ -184,7 +184,7 @@ class Hub:
             front.close()
             raise
         self._front_ledger, self._remote, self.follower = front, remote, follower
-        self._dead_letters = DeadLetters(s.dead_letters, s.dead_letter_max)
+        self._dead_letters = DeadLetters(s.dead_letter_location(), s.dead_letter_max)
         self._intake = Intake(
             front.registry,
             remote,
@@ -201,8 +201,10 @@ class Hub:
 
     def open(self) -> None:
         s = self.settings
-        self._ledger = open_ledger(s)
-        self._dead_letters = DeadLetters(s.dead_letters, s.dead_letter_max)
+        # On PostgreSQL a hub in one process waits for the log's lease as long as its holder
+        # lives (a standby that serves nothing until it holds it).
+        self._ledger = open_ledger(s, wait_s=None)
+        self._dead_letters = DeadLetters(s.dead_letter_location(), s.dead_letter_max)
         self._sequencer = Sequencer(
             self._ledger,
             self.receipts,

@@ -185,11 +185,14 @@ async def keep_lease(lease: Lease) -> None:
 LEASE_POLL_S = 0.25
 
 
-def open_ledger(settings: HubSettings, lease: Lease | None = None) -> HubLedger:
+def open_ledger(
+    settings: HubSettings, lease: Lease | None = None, *, wait_s: float | None = WRITER_EXIT_WAIT_S
+) -> HubLedger:
     """Lock, open (or create) the ledger, record the log key, rebuild the registry.
 
-    On PostgreSQL the log's ``lease`` must be held (:func:`take_lease`; without one, this
-    waits for it); the writer fences every commit with it."""
+    On PostgreSQL the log's ``lease`` must be held: given, or taken here within ``wait_s``
+    (None: as long as its holder lives, as a standby waits); the writer fences every commit
+    with it. HubRunningError when the file lock or the lease stays held."""
     signer = load_signer(settings)
     location = settings.ledger_location
     name = settings.ledger_name
@@ -198,7 +201,7 @@ def open_ledger(settings: HubSettings, lease: Lease | None = None) -> HubLedger:
         lock = WriterLock(lock_path(location))
         lock.acquire(wait_s=WRITER_EXIT_WAIT_S)
     elif lease is None:
-        lease = take_lease(settings, wait_s=None)
+        lease = take_lease(settings, wait_s=wait_s)
     try:
         if lease is not None:
             writer = LedgerWriter(location, origin=settings.origin, fence=lease.fence)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,7 +18,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ledger import location
 from ledger.envelope import MAX_RECORD_BYTES, describe_validation_error
+from ledger.errors import StoreError
 from ledger.postgres import is_url as is_pg_url
 from ledger.postgres import redacted
 from transport.mqtt import Endpoint, TlsFiles, broker_url
@@ -39,6 +41,37 @@ _PATH_FIELDS = (
     "mqtt_tls_cert_file",
     "mqtt_tls_key_file",
 )
+#: Settings naming a store by a path or a URL: a relative path is relative to the file too.
+_STORE_FIELDS = ("access_store", "dead_letter_store")
+
+
+#: The PostgreSQL schemas of the ledger, the access store and the dead letters unless their
+#: URLs name one (as in gateway.hub_ledger, gateway.access.db and gateway.ingest.deadletters,
+#: which the settings do not import; tests/unit/gateway/test_store_settings.py holds them
+#: equal).
+LEDGER_SCHEMA = "ledger"
+ACCESS_SCHEMA = "access"
+DEAD_LETTER_SCHEMA = "deadletters"
+
+
+def _store_location(value: str) -> str:
+    """A store location as the settings take it: a path, ``sqlite:`` + path, or a
+    PostgreSQL URL (checked now, so a typo fails at load, not at the first write)."""
+    try:
+        location.parse(value, default_schema=ACCESS_SCHEMA)
+    except StoreError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _chosen(
+    store: str | None, path: Path | None, ledger: Path | str, *, suffix: str, schema: str
+) -> Path | str:
+    if store is not None:
+        return location.sqlite_path(store) or store
+    if path is not None:
+        return path
+    return location.beside(ledger, suffix=suffix, schema=schema, ledger_schema=LEDGER_SCHEMA)
 
 
 def _store_url(value: str) -> str:
@@ -121,8 +154,13 @@ class HubSettings(BaseSettings):
     batch_max_records: Annotated[int, Field(ge=1, le=100_000)] = 2000
     batch_max_ms: Annotated[float, Field(ge=0)] = 5.0
     checkpoint_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    dead_letter_store: Annotated[str, AfterValidator(_store_location)] | None = None
+    """Where rejected messages are kept: a path or ``sqlite:///path`` (SQLite), or a
+    ``postgresql://`` URL (schema ``deadletters`` unless it names one); beside the ledger
+    by default (:meth:`dead_letter_location`). Apart from the log, so rejections never
+    touch it."""
     dead_letter_path: Path | None = None
-    """Defaults to ``<db_path>.deadletter``; a separate file so rejections never touch the log."""
+    """The older name of ``dead_letter_store``, for a path only."""
     dead_letter_max: Annotated[int, Field(ge=1)] = 10_000
     drain_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     use_uvloop: bool = True
@@ -154,8 +192,12 @@ class HubSettings(BaseSettings):
     ] = []
     """Further token endpoint URLs a client assertion's ``aud`` may name, for a hub known by
     more than one name (``https://ledger.city.example/oauth/token``)."""
+    access_store: Annotated[str, AfterValidator(_store_location)] | None = None
+    """Registered clients, Consent resources, used assertion ids and revocations: a path or
+    ``sqlite:///path`` (SQLite), or a ``postgresql://`` URL (schema ``access`` unless it
+    names one); beside the ledger by default (:meth:`access_location`)."""
     access_db_path: Path | None = None
-    """Registered clients and Consent resources; defaults to ``<db_path>.access``."""
+    """The older name of ``access_store``, for a path only."""
     pilot_definitions: Path | None = None
     """A directory of pilot YAML files; the packaged demonstration-zone pilots if unset."""
     access_token_lifetime_s: Annotated[int, Field(ge=10, le=300)] = 300
@@ -207,17 +249,48 @@ class HubSettings(BaseSettings):
         where = self.ledger_location
         return str(where) if isinstance(where, Path) else redacted(where)
 
-    @property
-    def dead_letters(self) -> Path:
-        if self.dead_letter_path is not None:
-            return self.dead_letter_path
-        return self.db_path.with_name(self.db_path.name + ".deadletter")
+    @model_validator(mode="after")
+    def _one_name_each(self) -> HubSettings:
+        for new, old in (
+            ("access_store", "access_db_path"),
+            ("dead_letter_store", "dead_letter_path"),
+        ):
+            if getattr(self, new) is not None and getattr(self, old) is not None:
+                raise ValueError(f"{new} and {old} are both set ({old} is its older name)")
+        return self
+
+    def access_location(self, ledger: Path | str | None = None) -> Path | str:
+        """Where the access store is: ``access_store`` (or ``access_db_path``) if set, else
+        beside the ledger at ``ledger`` (``ledger_location`` unless given): ``<ledger>.access``
+        by a SQLite ledger, schema ``access`` of a PostgreSQL ledger's database."""
+        return _chosen(
+            self.access_store,
+            self.access_db_path,
+            ledger if ledger is not None else self.ledger_location,
+            suffix=".access",
+            schema=ACCESS_SCHEMA,
+        )
+
+    def dead_letter_location(self, ledger: Path | str | None = None) -> Path | str:
+        """Where the dead letters are: ``dead_letter_store`` (or ``dead_letter_path``) if
+        set, else beside the ledger at ``ledger`` (``ledger_location`` unless given):
+        ``<ledger>.deadletter`` by a SQLite ledger, schema ``deadletters`` of a PostgreSQL
+        ledger's database."""
+        return _chosen(
+            self.dead_letter_store,
+            self.dead_letter_path,
+            ledger if ledger is not None else self.ledger_location,
+            suffix=".deadletter",
+            schema=DEAD_LETTER_SCHEMA,
+        )
 
     @property
-    def access_db(self) -> Path:
-        if self.access_db_path is not None:
-            return self.access_db_path
-        return self.db_path.with_name(self.db_path.name + ".access")
+    def dead_letters(self) -> Path | str:
+        return self.dead_letter_location()
+
+    @property
+    def access_db(self) -> Path | str:
+        return self.access_location()
 
     @property
     def front_ends(self) -> int:
@@ -283,10 +356,15 @@ def load_settings(config: Path | None = None, **overrides: Any) -> HubSettings:
         raise ConfigError(f"cannot read hub config {config}: {exc}") from None
     if config is not None:
         base = config.resolve().parent
-        fixed = {
+        fixed: dict[str, Path | str] = {
             name: base / value
             for name in _PATH_FIELDS
             if isinstance(value := getattr(settings, name), Path) and not value.is_absolute()
         }
+        for name in _STORE_FIELDS:
+            where = getattr(settings, name)
+            path = location.sqlite_path(where) if where is not None else None
+            if path is not None and not path.is_absolute():
+                fixed[name] = str(base / path)
         settings = HubSettings.model_validate({**settings.model_dump(), **fixed})
     return settings

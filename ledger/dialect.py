@@ -25,6 +25,7 @@ from typing import Any
 
 from . import postgres
 from .errors import StoreError
+from .location import sqlite_path
 from .schema import PG_SCHEMA, RESOURCE_ID, SCHEMA, SCHEMA_PG, resource_id_of
 from .sqlite import MAX_INTEGER, connect, open_wal, storage_failure
 
@@ -33,29 +34,15 @@ Location = Path | str
 #: A store connection: what ``LedgerReader.conn`` is on each store.
 Connection = sqlite3.Connection | postgres.Connection
 
-_SQLITE_URL = "sqlite://"
-
 
 def location_of(value: Path | str) -> Location:
-    """``value`` (a path, ``sqlite:///abs/path``, or a PostgreSQL URL) as a location: a
-    Path for a SQLite file, the URL itself for PostgreSQL."""
-    if isinstance(value, Path):
-        return value
-    if not isinstance(value, str):
+    """``value`` (a path, ``sqlite:`` + a path, or a PostgreSQL URL: the syntax of
+    :func:`ledger.location.sqlite_path`) as a location: a Path for a SQLite file, the URL
+    itself for PostgreSQL. StoreError for anything else."""
+    if not isinstance(value, Path | str):
         raise StoreError(f"a ledger location is a path or a URL, not {value!r}")
-    if postgres.is_url(value):
-        return value
-    if value.lower().startswith(_SQLITE_URL):
-        # sqlite:///abs/path: the path is what follows the scheme's two slashes.
-        path = value[len(_SQLITE_URL) :]
-        if not path.startswith("/"):
-            raise StoreError(f"{value} is not sqlite:///ABSOLUTE/PATH")
-        return Path(path)
-    if "://" in value:
-        raise StoreError(
-            f"{postgres.redacted(value)} is neither a path, sqlite:///PATH nor a postgresql:// URL"
-        )
-    return Path(value)
+    path = sqlite_path(value)
+    return path if path is not None else value
 
 
 def describe(location: Path | str) -> str:
@@ -155,9 +142,9 @@ class Dialect(ABC):
     ) -> None:
         """A batch's rows of one table, inside the writer's transaction."""
 
+    @abstractmethod
     def after_erasure(self, conn: Connection) -> None:
-        """What follows a committed erasure (nothing, but on SQLite)."""
-        return None
+        """What follows a committed erasure: the erased rows' old bytes made reclaimable."""
 
     @abstractmethod
     def begin(self, conn: Connection) -> None:
@@ -327,20 +314,7 @@ class PostgresDialect(Dialect):
             # connection opens.
             conn.on_reconnect.append(_durable_commits)
             _durable_commits(conn)
-            with conn.lock:
-                self.begin(conn)
-                try:
-                    # Two writers opening a new ledger at once would race on the catalogue
-                    # (CREATE TABLE IF NOT EXISTS is not atomic against itself).
-                    conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext(?))",
-                        (f"swiftchain.ledger.schema:{url.schema}",),
-                    )
-                    conn.execute(SCHEMA_PG)
-                    conn.commit()
-                except BaseException:
-                    self.rollback(conn)
-                    raise
+            conn.create_tables(SCHEMA_PG)
         except BaseException:
             conn.close()
             raise
@@ -351,6 +325,17 @@ class PostgresDialect(Dialect):
 
     def body_rows(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         return [(*row, resource_id_of(row[1])) for row in rows]
+
+    def after_erasure(self, conn: Connection) -> None:
+        """VACUUM the tables an erasure deleted or changed rows of (as ledger.tables does for
+        the hub's other stores): the dead rows' space is free for reuse. Their bytes may stay
+        in the pages until reused, and in the server's WAL and backups: what encrypting the
+        bodies under erasable keys closes (docs/storage.md). A failure is no failure of the
+        committed erasure; the next one vacuums again."""
+        try:
+            conn.execute("VACUUM bodies, openings, origins, records")
+        except StoreError:
+            pass
 
     def insert(
         self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]

@@ -76,3 +76,13 @@ class FencedError(StorageError):
     """A write was refused because this process no longer holds the log's lease: another
     sequencer took over (:mod:`ledger.lease`). Nothing of the write was committed, and this
     process must not try again as the writer."""
+
+
+class SealError(StoreError):
+    """A sealed value does not open: damaged, moved to another row or index, sealed under
+    another key, or not a sealed value of ours (:mod:`ledger.datakeys`)."""
+
+
+class KeyDestroyed(StoreError):
+    """The data key a value was sealed under is destroyed: the value is erased, and every
+    copy of it left anywhere is ciphertext no one can open (:mod:`ledger.datakeys`)."""

@@ -21,6 +21,7 @@ it rewrites once per statement text into psycopg's ``%s`` and drops.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -148,7 +149,10 @@ def _open(url: Url, application: str, autocommit: bool, create_schema: bool = Tr
         raise failure(f"cannot connect to {url}", exc) from None
     try:
         if create_schema:
-            raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
+            try:
+                raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
+            except (pg.errors.UniqueViolation, pg.errors.DuplicateSchema):
+                pass  # another process made it at the same moment (IF NOT EXISTS is not atomic)
         raw.execute(f'SET search_path TO "{url.schema}"')
     except pg.Error as exc:
         raw.close()
@@ -156,14 +160,42 @@ def _open(url: Url, application: str, autocommit: bool, create_schema: bool = Tr
     return raw
 
 
+def _ddl_lock(raw: Any, schema: str) -> None:
+    """Take the transaction-scoped advisory lock of ``schema``'s DDL: ``CREATE ... IF NOT
+    EXISTS`` is no guard against a concurrent ``CREATE`` of the same name (both pass the
+    check, one fails on a catalog's unique index), and a hub's processes start at once."""
+    digest = hashlib.sha256(f"swiftchain.ddl:{schema}".encode()).digest()
+    raw.execute(
+        "SELECT pg_advisory_xact_lock(%s)", (int.from_bytes(digest[:8], "big", signed=True),)
+    )
+
+
 @lru_cache(maxsize=1024)
-def translated(sql: str, bound: bool = True) -> str:
-    """``sql`` (written for SQLite) as psycopg takes it: SQLite's ``INDEXED BY`` hints
-    dropped and, for a statement with parameters (``bound``), ``%`` escaped and ``?`` ->
-    ``%s``. psycopg reads placeholders only when given parameters: a statement without any
-    goes as it is, ``%`` included. No statement of ours has a ``?`` in a literal."""
-    sql = re.sub(r"\s+INDEXED BY \w+", "", sql)
-    return sql.replace("%", "%%").replace("?", "%s") if bound else sql
+def _hints_dropped(sql: str) -> str:
+    """``sql`` without SQLite's planner hints (``INDEXED BY``), which PostgreSQL lacks."""
+    return re.sub(r"\s+INDEXED BY \w+", "", sql)
+
+
+@lru_cache(maxsize=1024)
+def translated(sql: str) -> str:
+    """``sql`` (written for SQLite) as psycopg takes it with parameters: ``%`` escaped,
+    ``?`` -> ``%s``, hints dropped. No statement of ours has a ``?`` in a literal."""
+    return _hints_dropped(sql).replace("%", "%%").replace("?", "%s")
+
+
+#: The first words of the statements that open a transaction and of those that end one
+#: (PostgreSQL's spellings: BEGIN, START TRANSACTION; COMMIT, END, ABORT, ROLLBACK, but
+#: ROLLBACK TO a savepoint, which ends none).
+_BEGINS = frozenset({"BEGIN", "START"})
+_ENDS = frozenset({"COMMIT", "END", "ABORT", "ROLLBACK"})
+
+
+def _first_word(sql: str) -> str:
+    head = sql.lstrip()[:40].upper()
+    word = head.split(None, 1)[0].rstrip(";") if head else ""
+    if word == "ROLLBACK" and " TO " in f"{head} ":
+        return "ROLLBACK TO"
+    return word
 
 
 class Connection:
@@ -177,8 +209,9 @@ class Connection:
     A connection the server dropped (a restart, a failover of the server, an ended session)
     is opened again by the next call made outside a transaction: the call that found it
     broken raises (the caller's write is not done), the next one reconnects. A call inside
-    a transaction (from :meth:`begin` to :meth:`commit` or :meth:`rollback`) never
-    reconnects: the transaction is gone, and its owner must start over. ``on_reconnect``
+    a transaction (from a ``BEGIN``, by :meth:`begin` or :meth:`execute`, to its ``COMMIT``
+    or ``ROLLBACK``) never reconnects: the transaction is gone, and its owner must start
+    over; on a new session its next statements would run, and commit, one by one. ``on_reconnect``
     callbacks run after each reconnection (the lease records the new session).
 
     ``failures``: when set, a psycopg error of ``execute``, ``executemany``, ``copy_rows``,
@@ -226,14 +259,24 @@ class Connection:
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         with self.lock:
+            # Whether a transaction is open, from the statements that open and end one.
+            word = _first_word(sql)
+            if word in _ENDS:
+                self._transaction = False
             try:
                 if not params:
-                    return self._live().execute(translated(sql, False))
-                return self._live().execute(translated(sql), params)
+                    # Without parameters psycopg sends the text as it is: no placeholders,
+                    # no %%.
+                    cursor = self._live().execute(_hints_dropped(sql))
+                else:
+                    cursor = self._live().execute(translated(sql), params)
             except driver().Error as exc:
                 if self.failures is None:
                     raise
                 raise failure(self.failures, exc) from None
+            if word in _BEGINS:
+                self._transaction = True
+            return cursor
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.lock:
@@ -270,7 +313,10 @@ class Connection:
         with self.lock:
             try:
                 with self._live().cursor(name=f"swiftchain_stream_{id(self)}") as cur:
-                    cur.execute(translated(sql, bool(params)), params or None)
+                    if params:
+                        cur.execute(translated(sql), params)
+                    else:
+                        cur.execute(_hints_dropped(sql))
                     while batch := cur.fetchmany(rows):
                         yield batch
             except driver().Error as exc:
@@ -284,18 +330,12 @@ class Connection:
 
     def begin(self, options: str = "") -> None:
         """``BEGIN`` (with ``options``, such as ``ISOLATION LEVEL REPEATABLE READ``)."""
-        with self.lock:
-            self.execute(f"BEGIN {options}".strip())
-            self._transaction = True
+        self.execute(f"BEGIN {options}".strip())
 
     def commit(self) -> None:
-        with self.lock:
-            try:
-                self.execute("COMMIT")
-            finally:
-                # Committed, or failed: either way no transaction is open on this session
-                # any more (a COMMIT that fails on a live connection rolls back).
-                self._transaction = False
+        # Committed, or failed: either way no transaction is open on this session any more
+        # (a COMMIT that fails on a live connection rolls back).
+        self.execute("COMMIT")
 
     def rollback(self) -> None:
         with self.lock:
@@ -304,6 +344,20 @@ class Connection:
                 self.raw.execute("ROLLBACK")
             except driver().Error:
                 pass  # the connection is gone: so is the transaction
+
+    def create_tables(self, script: str) -> None:
+        """Run ``script`` (``CREATE ... IF NOT EXISTS`` statements, no placeholders) in one
+        transaction, serialised with every other process doing so in this schema."""
+        with self.lock:
+            try:
+                raw = self._live()
+                with raw.transaction():
+                    _ddl_lock(raw, self.url.schema)
+                    raw.execute(script)
+            except driver().Error as exc:
+                if self.failures is None:
+                    raise
+                raise failure(self.failures, exc) from None
 
     def backend_pid(self) -> int:
         return int(self._live().info.backend_pid)

@@ -33,7 +33,8 @@ class ClientRegistration(BaseModel):
     scopes: Annotated[
         list[Annotated[str, Field(max_length=80)]], Field(min_length=1, max_length=32)
     ]
-    name: Annotated[str, Field(max_length=200)] = ""
+    #: No NUL: a PostgreSQL access store cannot hold one in text (and no name needs it).
+    name: Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")] = ""
 
 
 class ClientList(BaseModel):

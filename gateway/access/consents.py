@@ -1,7 +1,7 @@
 """Patients' Consents as the log says they are.
 
 The book holds, per pilot and consent id, the version named by the latest ``consent`` entry
-on the log (its FHIR resource comes from the access file, by hash), and its custodian: the
+on the log (its FHIR resource comes from the access store, by hash), and its custodian: the
 organisation that recorded it, named in every ``consent`` entry (for entries from before
 custodians were recorded: the organisation of the client that wrote the first one). It is
 rebuilt from the log at start and changed only in the sequencer's commit callback, so a
@@ -50,7 +50,7 @@ class ConsentState:
     index: int
     """Log index of the ``consent`` entry that made this the current version."""
     consent: Consent | None
-    """None when the resource is not in the access file (erased, or lost)."""
+    """None when the resource is not in the access store (erased, or lost)."""
     custodian: str | None = None
     """The organisation the Consent belongs to; None when the log does not say."""
 
@@ -60,7 +60,7 @@ class ConsentState:
 
 
 def _stored_consent(raw: bytes | None, index: int) -> Consent | None:
-    """The Consent resource the access file holds for the entry at ``index``, if any."""
+    """The Consent resource the access store holds for the entry at ``index``, if any."""
     if raw is None:
         return None
     try:
@@ -111,7 +111,7 @@ class ConsentBook:
 
     def apply_view(self, index: int, view: dict[str, Any], db: AccessDb) -> ConsentEntry | None:
         """Apply one committed ``consent`` entry, opened, as a front end hears of it (its
-        resource from the access file, where its writer stored it before the commit);
+        resource from the access store, where its writer stored it before the commit);
         the entry, or None when its opening is not in the view."""
         if view.get("v") == 2 and "consent" not in view:
             return None

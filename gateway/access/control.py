@@ -1,4 +1,4 @@
-"""Access control's state in one running hub: the pilots, the access file (clients, Consent
+"""Access control's state in one running hub: the pilots, the access store (clients, Consent
 resources), the consent book, the access-token key, and the per-person index of ``access``
 entries. Every decision, allow or deny, is written through :meth:`AccessControl.log_access`
 (the sequencer's group commit) before a byte of data is answered; every client revocation
@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ledger.entries import AccessEntry, ClientEntry
 from ledger.envelope import SignedRecord, utc_now
+from ledger.errors import StoreError
 from ledger.sealed import subject_tag
 from ledger.store import Entry, NewEntry
 from pilots import Decision, Pilot, load_pilots
@@ -89,7 +89,7 @@ class AccessControl:
     # -- lifecycle ------------------------------------------------------------------------------
     def open(self, hub: Hub) -> None:
         self._key = load_or_create_token_key(self.settings.token_key_path)
-        self._db = AccessDb(self.settings.access_db)
+        self._db = AccessDb(self.settings.access_location())
         self.jti_memory.store = self._db
         audiences = expected_audiences(self.settings.public_url, self.settings.token_audiences)
         if self._db.versions and not audiences:
@@ -138,7 +138,7 @@ class AccessControl:
     @property
     def db(self) -> AccessDb:
         if self._db is None:
-            raise NotReady("the access file is not open yet")
+            raise NotReady("the access store is not open yet")
         return self._db
 
     @property
@@ -214,12 +214,12 @@ class AccessControl:
 
     async def revoke_client(self, hub: Hub, change: ClientRevoke, actor: str) -> Entry:
         """Commit the ``client`` entry revoking ``change.client_id``'s registration, then
-        record it in the access file; returns the entry. In force from its commit: the
+        record it in the access store; returns the entry. In force from its commit: the
         bearer check reads :attr:`AccessDb.revoked`."""
         db = self.db
         loop = asyncio.get_running_loop()
         async with self.client_changes:
-            # The access file is read off the event loop (another writer may hold its lock).
+            # The access store is read off the event loop (another writer may hold its lock).
             row = await loop.run_in_executor(None, db.client_row, change.client_id)
             entry = plan_revocation(row, change, actor, utc_now())
 
@@ -231,12 +231,12 @@ class AccessControl:
                 [NewEntry("client", entry.leaf())], committed=committed
             )
             try:
-                # The access file commits with an fsync: off the event loop.
+                # The access store commits with an fsync (or a round trip): off the event loop.
                 await loop.run_in_executor(None, db.record_revocation, entry, stored.index)
-            except sqlite3.Error:
+            except StoreError:
                 # In force anyway (in memory from the commit, and the log is the truth): the
                 # next start records it in the file.
-                log.exception("revocation %d is not in the access file yet", stored.index)
+                log.exception("revocation %d is not in the access store yet", stored.index)
         log.warning(
             "client %s of %s revoked by %s (log entry %d): %s",
             entry.client,

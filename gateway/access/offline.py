@@ -1,7 +1,7 @@
 """Client changes with no hub running: a revocation appended straight to the ledger file
 under the writer lock (a running hub takes it through its admin API instead), and the
-clients as the access file has them. Either way a revocation is a ``client`` entry on the
-log, and the access file follows it."""
+clients as the access store has them. Either way a revocation is a ``client`` entry on the
+log, and the access store follows it."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from .revocation import ClientRevoke, plan_revocation, replay_revocations
 
 
 def revoke_in_files(settings: HubSettings, change: ClientRevoke, actor: str) -> dict[str, Any]:
-    """Append the revocation to the ledger file, then record it in the access file (fails
+    """Append the revocation to the ledger file, then record it in the access store (fails
     with HubRunningError if a hub holds the ledger); the committed entry."""
     ledger = open_ledger(settings)
     try:
-        db = AccessDb(settings.access_db)
+        db = AccessDb(settings.access_location())
         try:
             replay_revocations(db, ledger.reader.leaves("client"))
             entry = plan_revocation(db.client_row(change.client_id), change, actor, utc_now())
@@ -43,9 +43,9 @@ def revoke_in_files(settings: HubSettings, change: ClientRevoke, actor: str) -> 
 
 
 def read_clients(settings: HubSettings) -> list[ClientRow]:
-    """Every registered client with its state, as the access file has it (works while a
+    """Every registered client with its state, as the access store has it (works while a
     hub runs)."""
-    db = AccessDb(settings.access_db)
+    db = AccessDb(settings.access_location())
     try:
         return db.clients()
     finally:

@@ -2,7 +2,7 @@
 which client, its keys, who, when and why. The check and the entry are pure here; a running
 hub commits it through its sequencer (:meth:`.control.AccessControl.revoke_client`), and
 ``swiftchain clients revoke`` with the hub stopped appends it to the ledger file under the
-writer lock (:mod:`.offline`). Either way the access file follows the entry.
+writer lock (:mod:`.offline`). Either way the access store follows the entry.
 
 From the next request on, the revoked registration's access tokens are refused (401
 ``invalid_token``), its assertions too (401 ``invalid_client``), and its keys can be
@@ -21,7 +21,11 @@ from ..errors import ConfigError, RegistryError
 from .clients import ClientId
 from .db import AccessDb, ClientRow
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
+#: No NUL: the access store keeps the reason as text, and PostgreSQL text holds none.
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=512, pattern=r"^[^\x00]*$"),
+]
 
 
 class ClientRevoke(BaseModel):
@@ -63,7 +67,7 @@ def plan_revocation(
 
 
 def replay_revocations(db: AccessDb, leaves: Iterable[tuple[int, bytes]]) -> None:
-    """Bring the access file up to the log's ``client`` entries ((index, leaf), in log
+    """Bring the access store up to the log's ``client`` entries ((index, leaf), in log
     order): a revocation committed just before a crash is in force after it too."""
     for index, leaf in leaves:
         try:

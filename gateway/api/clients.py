@@ -31,7 +31,7 @@ async def register(request: web.Request) -> web.Response:
     reg = await json_body(request, ClientRegistration)
     client = check_registration(reg, access.pilots)
     async with access.client_changes:
-        # The access file commits with an fsync: off the event loop.
+        # The access store commits with an fsync (or a round trip): off the event loop.
         await asyncio.get_running_loop().run_in_executor(None, access.db.put_client, client)
     return web.json_response(reg.model_dump(), status=201)
 

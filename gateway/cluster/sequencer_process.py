@@ -77,7 +77,9 @@ async def serve_sequencer(settings: HubSettings, secret: str) -> None:
         return witnessing.published_size, witnessing.published
 
     server.status, server.published = status, published
-    if server.standby is not None:
+    if server.standby is None:
+        server.activate(sequencer)
+    else:
         # What the last holder committed after this standby's last look: to the front
         # ends, before this sequencer answers as the log's.
         final = await asyncio.to_thread(server.standby.poll)

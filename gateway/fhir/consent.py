@@ -132,7 +132,7 @@ async def commit_consent(
     assert consent.id is not None
     digest, stored = consent_bytes(consent)
     loop = asyncio.get_running_loop()
-    # The access file commits with an fsync: off the event loop.
+    # The access store commits with an fsync (or a round trip): off the event loop.
     await loop.run_in_executor(None, access.db.put_consent, digest, consent.id, pilot.id, stored)
     now = utc_now()
     entry = ConsentEntry(

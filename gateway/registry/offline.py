@@ -1,12 +1,14 @@
-"""Registry changes with no hub running: applied straight to the ledger file under the
-writer lock (a running hub takes them through its admin API instead), and the registry as
+"""Registry changes with no hub running: applied straight to the ledger under the writer
+lock (on PostgreSQL, the log's lease) (a running hub takes them through its admin API instead), and the registry as
 the file has it. Either way a change is a ``registry`` entry on the log."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from ledger.errors import StoreError
 from ledger.store import LedgerReader, NewEntry
 
 from ..hub_ledger import open_ledger
@@ -33,7 +35,15 @@ def apply_to_file(settings: HubSettings, change: Change, actor: str) -> list[dic
 
 def read_registry(settings: HubSettings) -> Registry:
     """The registry as the ledger file has it (read-only; works while a hub runs)."""
-    if not settings.db_path.exists():
-        return Registry(configured_pilots=frozenset(settings.pilots))
-    with LedgerReader(settings.db_path) as reader:
+    location = settings.ledger_location
+    empty = Registry(configured_pilots=frozenset(settings.pilots))
+    if isinstance(location, Path) and not location.exists():
+        return empty
+    try:
+        reader = LedgerReader(location)
+    except StoreError:
+        if isinstance(location, Path):
+            raise
+        return empty  # a database without the ledger's tables yet
+    with reader:
         return Registry.replay(reader.leaves("registry"), settings.pilots)

@@ -53,7 +53,7 @@ class RegisteredClient:
     scopes: tuple[str, ...] = ("system/*.rs",)
     name: str = ""
     version: str = ""
-    """Which registration of this client this is: the access file gives every registration
+    """Which registration of this client this is: the access store gives every registration
     its own (empty until stored). Access tokens carry it, so that re-registering or revoking
     a client ends the tokens of its earlier registration."""
     revoked: str = ""
@@ -74,7 +74,7 @@ class RegisteredClient:
 
 
 class JtiStore(Protocol):
-    """Where every process of a hub records the ``jti`` values used (the access file), so an
+    """Where every process of a hub records the ``jti`` values used (the access store), so an
     assertion replayed to another front end, or after a restart, is refused too."""
 
     def claim_jti(self, client_id: str, jti: str, exp: int, now: int, skew: int) -> bool:

@@ -4,7 +4,7 @@ in its own error shape (JSON or OperationOutcome).
 
 A token's signature is checked once and cached until it expires; whether its client's
 registration is still the one it was issued under is checked on every request, against the
-versions the access file keeps in memory."""
+versions the access store keeps in memory."""
 
 from __future__ import annotations
 

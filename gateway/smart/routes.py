@@ -97,7 +97,7 @@ async def _token(request: web.Request) -> web.Response:
     access = access_of(request)
     client_id = unverified_client_id(assertion)
     loop = asyncio.get_running_loop()
-    # A client lookup is a SQLite read on the access file; signature checks take ~0.1 ms.
+    # A client lookup is a read of the access store; signature checks take ~0.1 ms.
     client = await loop.run_in_executor(None, access.db.client, client_id)
     settings = hub_of(request).settings
     audiences = expected_audiences(settings.public_url, settings.token_audiences)

@@ -32,7 +32,7 @@ CONFIG = click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Hub settings (TOML): where the access file and the ledger are.",
+    help="Hub settings (TOML): where the access store and the ledger are.",
 )
 URL = click.option("--url", default=None, help="A running hub's base URL (admin API).")
 TOKEN = click.option(
@@ -96,7 +96,7 @@ def add(
     if url is None and config is None:
         raise ConfigError(
             "say which hub: --url <hub base URL> (its admin API, with --token) for a running"
-            " hub, or --config <hub.toml> (the hub's own settings, to write its access file)"
+            " hub, or --config <hub.toml> (the hub's own settings, to write its access store)"
         )
     if url is not None and config is not None:
         raise ConfigError("give --url or --config, not both")
@@ -122,7 +122,7 @@ def add(
     else:
         settings = load_settings(config)
         client = check_registration(reg, load_pilots(settings.pilot_definitions))
-        db = AccessDb(settings.access_db)
+        db = AccessDb(settings.access_location())
         try:
             db.put_client(client)
         finally:

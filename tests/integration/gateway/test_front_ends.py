@@ -54,6 +54,29 @@ def fronts_hub(
         hub.stop()
 
 
+@pytest.fixture
+def fronts_hub_on_each_store(
+    tmp_path: Path,
+    hub_broker: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    store_kind: str,
+    request: pytest.FixtureRequest,
+) -> Iterator[ProcessHub]:
+    """``fronts_hub`` with its access store and dead letters in SQLite files, then in a
+    PostgreSQL database (both front ends open them at once)."""
+    stores: dict[str, str] = {}
+    if store_kind == "postgresql":
+        url = str(request.getfixturevalue("pg_url"))
+        stores = {"access_store": url, "dead_letter_store": url}
+    monkeypatch.setenv("SWIFTCHAIN_HUB_WORKERS", "2")
+    hub = process_hub(tmp_path / "hub", hub_broker.url, workers=2, batch_max_ms=2, **stores)
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
 class Pinned:
     """One keep-alive HTTP connection, so one front end."""
 
@@ -181,9 +204,12 @@ async def test_registry_changes_on_one_front_end_hold_for_records_any_front_end_
                 assert answer["reason"] == "key_not_valid", answer
 
 
-def test_a_client_assertion_is_used_once_across_front_ends(fronts_hub: ProcessHub) -> None:
+def test_a_client_assertion_is_used_once_across_front_ends(
+    fronts_hub_on_each_store: ProcessHub,
+) -> None:
     """RFC 7523 section 3: the same ``jti`` twice is a replay, whichever front end the
-    second request reaches (the used ones are in the access file all of them share)."""
+    second request reaches (the used ones are in the access store all of them share)."""
+    fronts_hub = fronts_hub_on_each_store
     hospital = HospitalClient(fronts_hub, "php-ehr", HOSPITAL).register()
     a, b = one_to_each(fronts_hub)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -1,14 +1,14 @@
-"""Revoking a hospital client, as pure rules and the access file: a revocation names the
-registration it ends and that registration's keys; the file then shows the client
-``revoked`` (when, by whom, why), the bearer check and the token endpoint refuse it with
-"client revoked", its keys stay refused even in a later registration, and recording the same
-log entry again changes nothing (the hub replays them at every start)."""
+"""Revoking a hospital client, as pure rules and the access store (SQLite and PostgreSQL):
+a revocation names the registration it ends and that registration's keys; the store then
+shows the client ``revoked`` (when, by whom, why), the bearer check and the token endpoint
+refuse it with "client revoked", its keys stay refused even in a later registration, and
+recording the same log entry again changes nothing (the hub replays them at every start)."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from joserfc import jwt
@@ -36,8 +36,11 @@ def _client(key: OKPKey, client_id: str = "php-ehr") -> RegisteredClient:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> AccessDb:
-    return AccessDb(tmp_path / "ledger.db.access")
+def db(store_url: str) -> Iterator[AccessDb]:
+    """The access store, on each store in turn."""
+    db = AccessDb(store_url)
+    yield db
+    db.close()
 
 
 def _revoke(db: AccessDb, client_id: str = "php-ehr", index: int = 7) -> ClientEntry:
@@ -75,8 +78,8 @@ def test_unknown_or_already_revoked_clients_and_blank_reasons_are_refused(db: Ac
         ClientRevoke(client_id="php-ehr", reason="   ")
 
 
-def test_the_file_shows_the_revocation_and_the_bearer_check_refuses(
-    db: AccessDb, tmp_path: Path
+def test_the_store_shows_the_revocation_and_the_bearer_check_refuses(
+    db: AccessDb, store_url: str
 ) -> None:
     stored = db.put_client(_client(OKPKey.generate_key("Ed25519", private=True)))
     token = AccessToken(stored.client_id, stored.org, stored.pilot, (), 0, "j", stored.version)
@@ -96,8 +99,8 @@ def test_the_file_shows_the_revocation_and_the_bearer_check_refuses(
     assert "private key leaked" in err.value.description
     db.close()
 
-    # Another process (the hub, at its next start) reads the same state from the file.
-    again = AccessDb(tmp_path / "ledger.db.access")
+    # Another process (the hub, at its next start) reads the same state from the store.
+    again = AccessDb(store_url)
     with pytest.raises(InvalidToken, match="client revoked"):
         check_current_registration(token, again.versions, again.revoked)
     client = again.client("php-ehr")

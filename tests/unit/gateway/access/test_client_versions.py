@@ -1,10 +1,8 @@
-"""The access file's registration versions: every registration of a client (even the same one
-stored again) is a new version, and the in-memory map follows the file, including changes
-another process (``swiftchain clients add``) made to it."""
+"""The access store's registration versions: every registration of a client (even the same one
+stored again) is a new version, and the in-memory map follows the store, including changes
+another process (``swiftchain clients add``) made to it. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from gateway.access.db import AccessDb
 from gateway.smart.assertion import RegisteredClient
@@ -17,8 +15,8 @@ def client(scopes: tuple[str, ...] = ("system/*.rs",)) -> RegisteredClient:
     return RegisteredClient("php-ehr", "harbour-peoples-hospital", "chronic-care", JWKS, scopes)
 
 
-def test_every_registration_is_a_new_version(tmp_path: Path) -> None:
-    db = AccessDb(tmp_path / "ledger.db.access")
+def test_every_registration_is_a_new_version(store_url: str) -> None:
+    db = AccessDb(store_url)
     first = db.put_client(client())
     again = db.put_client(client())
     narrower = db.put_client(client(("system/Observation.rs",)))
@@ -31,8 +29,8 @@ def test_every_registration_is_a_new_version(tmp_path: Path) -> None:
     db.close()
 
 
-def test_the_map_is_loaded_and_follows_other_writers(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db.access"
+def test_the_map_is_loaded_and_follows_other_writers(store_url: str) -> None:
+    path = store_url
     hub = AccessDb(path)
     first = hub.put_client(client())
     hub.close()
