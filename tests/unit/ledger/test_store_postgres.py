@@ -345,3 +345,31 @@ def test_a_percent_sign_goes_as_it_is_with_or_without_parameters(pg_url: str) ->
         assert writer.meta("rate") == "50%"
         assert writer.conn.execute("SELECT '5%'").fetchone() == ("5%",)
         assert writer.conn.execute("SELECT '5%' || ?", ("!",)).fetchone() == ("5%!",)
+
+
+def test_an_erasure_is_followed_by_a_vacuum_of_the_tables_it_changed(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builder = LedgerBuilder(pg_url)
+    builder.register_source()
+    builder.append_records(3)
+    vacuums: list[tuple[str, str]] = []
+    execute = postgres.Connection.execute
+
+    def watched(self: postgres.Connection, sql: str, params: Any = None) -> Any:
+        if not sql.startswith("VACUUM"):
+            return execute(self, sql, params)
+        try:
+            found = execute(self, sql, params)
+        except StoreError as exc:
+            vacuums.append((sql, str(exc)))
+            raise
+        vacuums.append((sql, "done"))
+        return found
+
+    monkeypatch.setattr(postgres.Connection, "execute", watched)
+    builder.writer.append([_access(0)])
+    assert vacuums == []  # nothing erased, nothing to vacuum
+    builder.erase(2)
+    assert vacuums == [("VACUUM bodies, openings, origins, records", "done")]
+    builder.close()
