@@ -344,7 +344,13 @@ class Sequencer:
     async def _commit_next(self) -> None:
         batch = self._take_batch()
         if batch.records:
-            batch.records = self._settle_used(batch.records)
+            try:
+                batch.records = self._settle_used(batch.records)
+            except StoreError as exc:
+                # The store does not answer (a database restarting): as a failed commit.
+                self._failed(batch, exc)
+                await asyncio.sleep(COMMIT_RETRY_S)
+                return
             if not batch:
                 return
         entries = [e for job in batch.ahead for e in job.entries]

@@ -1,6 +1,7 @@
 """Registry changes with no hub running: applied straight to the ledger under the writer
-lock (on PostgreSQL, the log's lease) (a running hub takes them through its admin API instead), and the registry as
-the file has it. Either way a change is a ``registry`` entry on the log."""
+lock (on PostgreSQL, the log's lease; a running hub takes them through its admin API
+instead), and the registry as the ledger has it. Either way a change is a ``registry``
+entry on the log."""
 
 from __future__ import annotations
 
