@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -31,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger.keys import b64url_encode, public_key_b64, write_key_pair
 from ledger.keys import key_id as key_id_of
-from ledger.keys import public_key_b64, write_key_pair
 
 from .broker import DIE_WITH_PARENT, free_port
 
@@ -84,9 +85,24 @@ def write_hub_config(
         "drain_timeout_s": 5.0,
         **settings,
     }
+    url = values.get("ledger_url")
+    if isinstance(url, str) and url.startswith("postgres") and "key_store_master_key" not in values:
+        values["key_store_master_key"] = str(_master_key(directory, key_path))
     lines = [f"{k} = {json.dumps(v)}" for k, v in values.items() if v is not None]
     path = directory / "hub.toml"
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _master_key(directory: Path, signing_key: Path) -> Path:
+    """The master key a hub on PostgreSQL wraps its data keys under (its key store is a
+    schema of the ledger's database): derived from its signing key, so that two hubs of one
+    log, which share that, share this too (a standby opens the active hub's key store)."""
+    path = directory / "keys.master"
+    if not path.exists():
+        secret = hashlib.sha256(b"swiftchain test master key\n" + signing_key.read_bytes())
+        path.write_text(b64url_encode(secret.digest()) + "\n")
+        path.chmod(0o600)
     return path
 
 
