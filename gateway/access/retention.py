@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import UTC, datetime
 
 from ledger.datakeys import first_day_kept
@@ -25,6 +26,7 @@ from .control import AccessControl
 log = logging.getLogger("swiftchain.hub.retention")
 
 ACTOR = "hub-retention"
+_DAY = re.compile(r"\d{4}-\d\d-\d\d")
 CHUNK = 1000
 
 
@@ -53,7 +55,11 @@ async def sweep(hub: Hub, access: AccessControl, now: datetime | None = None) ->
 
 async def _sweep_type(hub: Hub, pilot: str, data_type: DataType, now: datetime) -> int:
     total = await _erase_due(hub, pilot, data_type, now)
-    await _backstop(hub, pilot, data_type, now)
+    try:
+        await _backstop(hub, pilot, data_type, now)
+    except Exception:
+        # The erasures are committed; the keys wait for the next sweep.
+        log.exception("retention backstop of %s %s failed", pilot, data_type.id)
     return total
 
 
@@ -66,8 +72,9 @@ async def _backstop(hub: Hub, pilot: str, data_type: DataType, now: datetime) ->
         return
     day = first_day_kept(data_type.retention.until, now)
     oldest = hub.ledger.reader.oldest_bodies(pilot, data_type.id, 1)
-    if oldest:
-        day = min(day, oldest[0].observed_at[:10])
+    if oldest and _DAY.fullmatch(held := oldest[0].observed_at[:10]):
+        # (A body whose time is no time, planted in the file, dates nothing.)
+        day = min(day, held)
     if keys.ids_of(pilot, data_type.id, day):
         await hub.sequencer.append([], retire=[(pilot, data_type.id, day)])
 
