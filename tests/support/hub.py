@@ -30,12 +30,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.keys import b64url_encode, public_key_b64, write_key_pair
 from ledger.keys import key_id as key_id_of
 
 from .broker import DIE_WITH_PARENT, free_port
+
+if TYPE_CHECKING:
+    from ledger.keystore import KeyStore
 
 #: Bound on a hub's start (import, ledger open, listening, ready): a bound on a hang, wide
 #: enough for a machine whose other core is busy.
@@ -170,7 +173,7 @@ class HubHandle:
             start += len(page["entries"])
             if not page["entries"] or start >= page["size"]:
                 break
-        with LedgerReader(self.db_path) as reader:
+        with self.key_store() as keys, LedgerReader(self.db_path, keys=keys) as reader:
             openings = reader.openings([i for i, _ in found])
         views = []
         for index, leaf in found:
@@ -179,6 +182,14 @@ class HubHandle:
                 assert PERSON in leaf and not set(held.fields) & set(leaf), (index, leaf)
             views.append({**opened(leaf, held), "index": index})
         return views
+
+    def key_store(self) -> KeyStore:
+        """The hub's key store, opened as the hub opens it (its settings), to read the
+        ledger's sealed values with; a context manager."""
+        from gateway.hub_ledger import open_key_store
+        from gateway.settings import load_settings
+
+        return open_key_store(load_settings(self.config_path))
 
     def admin(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         status, answer = self.request("POST", "/api/v1/admin/registry/" + path, body)
