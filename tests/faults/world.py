@@ -17,7 +17,6 @@ from typing import Any
 from edge.errors import OutboxError
 from edge.status import read_status
 from ledger.envelope import utc_now
-from ledger.store import LedgerReader
 from ledger.verify import verify_ledger
 from tests.support.broker import Mosquitto
 from tests.support.edge import EdgeProcess, write_edge_config
@@ -106,18 +105,14 @@ def check_log(hub: ProcessHub, feeds: list[Feed]) -> int:
     report = verify_ledger(hub.db_path)
     assert report.ok, report.problems[:5]
     checked = 0
-    with LedgerReader(hub.db_path) as ledger:
-        for feed in feeds:
-            rows = ledger.conn.execute(
-                "SELECT r.seq, b.payload FROM records r JOIN bodies b ON b.idx = r.idx"
-                " WHERE r.pilot = ? AND r.source = ? ORDER BY r.seq",
-                (PILOT, feed.source),
-            ).fetchall()
-            seqs = [r[0] for r in rows]
-            markers = [json.loads(r[1])["occupied"] for r in rows]
-            assert seqs == list(range(1, feed.fed + 1)), f"{feed.source}: seqs not 1..{feed.fed}"
-            assert sorted(markers) == list(range(feed.fed)), f"{feed.source}: lost or doubled"
-            checked += len(rows)
+    for feed in feeds:
+        # The bodies are sealed: read with the hub's key store.
+        rows = hub.source_payloads(PILOT, feed.source)
+        seqs = [r[0] for r in rows]
+        markers = [r[1]["occupied"] for r in rows]
+        assert seqs == list(range(1, feed.fed + 1)), f"{feed.source}: seqs not 1..{feed.fed}"
+        assert sorted(markers) == list(range(feed.fed)), f"{feed.source}: lost or doubled"
+        checked += len(rows)
     return checked
 
 
