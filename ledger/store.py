@@ -157,6 +157,8 @@ class StoredCheckpoint:
     created_at: float
 
 
+#: Scopes a writer keeps built (:meth:`LedgerWriter._batch_keys`), ~300 bytes each.
+_SCOPES_KEPT = 65536
 #: Values one ``IN (...)`` list of a batched lookup carries (SQLite's bound-parameter limit
 #: is 32766 since 3.32, 999 before).
 _LOOKUP_PART = 500
@@ -483,6 +485,7 @@ class LedgerWriter(LedgerReader):
         #: Keys an erasure committed to destroy that the key store has not destroyed yet
         #: (``doomed_keys``): none is sealed under again.
         self._doomed: set[int] = set()
+        self._scopes: dict[tuple[Any, ...], Scope | None] = {}
         try:
             self._open(origin)
             with self._lock:
@@ -738,9 +741,12 @@ class LedgerWriter(LedgerReader):
         first: a value is sealed only under a key that is on disk)."""
         assert self.keys is not None
         scopes: dict[int, Scope] = {}
-        # One Scope a distinct (pilot, subject, Consent, type, day): a batch of one source's
-        # readings has a few, and building one checks its parts.
-        made: dict[tuple[Any, ...], Scope | None] = {}
+        # One Scope a distinct (pilot, subject, Consent, type, day), kept across batches
+        # (building one checks its parts: ~3 us, where a person's readings of a day come in
+        # many batches). A value, so never stale; the keys are the key store's to cache.
+        made = self._scopes
+        if len(made) > _SCOPES_KEPT:
+            made.clear()
         for index, e in extra:
             if e.payload is None and e.origin is None and (e.opening is None or e.blinded_for):
                 continue
