@@ -43,6 +43,14 @@ def _role(hub: ProcessHub) -> str:
         return "down"
 
 
+def _status(hub: ProcessHub, path: str) -> int:
+    try:
+        with urllib.request.urlopen(hub.http_url + path, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
 def _hubs(tmp_path: Path, broker: Mosquitto, url: str) -> tuple[ProcessHub, ProcessHub]:
     """Two hubs of one log: the same database, signing key, origin and share group."""
     common: dict[str, Any] = {
@@ -121,6 +129,15 @@ def test_the_standby_takes_over_a_killed_hub(
         for feed in feeds:
             feed.feed(4)
         wait_for(lambda: _log_size(pg_url) > 200, SETTLE_S, "records on the log")
+        # The standby follows the log: the sources registered through A are B's too.
+        wait_for(
+            lambda: len(b.get_json("/api/v1/registry/sources").get("sources", [])) == 3,
+            60,
+            "the standby knows the sources",
+        )
+        assert _status(b, "/fhir/metadata") == 200  # the public part
+        assert _status(b, "/fhir/Observation?patient=x") == 503  # nothing about a person
+        assert _status(b, "/api/v1/admin/dead-letters") == 503
         for feed in feeds:
             feed.feed(4)
         killed = time.monotonic()
