@@ -299,6 +299,8 @@ def _ms(text: str) -> float:
 def wrk(url: str, tokens: Path, subjects: int, seconds: float) -> dict[str, Any]:
     """One wrk run (-t1 -c64 --latency) with bench/query.lua; its figures."""
     binary = shutil.which("wrk") or "/usr/bin/wrk"
+    if not Path(binary).exists():
+        raise SystemExit("wrk not found: install it (Debian: apt-get install wrk)")
     cmd = [
         binary, "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(LUA),
         url, "--", str(tokens), str(subjects),
