@@ -58,6 +58,7 @@ BENCHES = (
     "query-pg",
     "replay",
     "witness",
+    "failover",
 )
 #: Benchmarks that are a module run with arguments: (module in bench/, its arguments).
 COMMANDS = {
@@ -65,6 +66,8 @@ COMMANDS = {
     "pg-drivers": ("pg_drivers", ["--batches", "1000"]),
     "ingest-pg": ("ingest", ["--store", "alternate"]),
     "query-pg": ("query", ["--store", "alternate"]),
+    # Two takeovers after kill -9 and two after a frozen sequencer: ~1 min.
+    "failover": ("failover", ["--rounds", "4"]),
 }
 #: Ledger size of the query-pg bench unless --pg-query-records says otherwise: each of its
 #: four runs copies the ledger (a file, or a PostgreSQL database cloned from a kept copy).
