@@ -1,10 +1,12 @@
 """A member's mirror catching up a log of 100,000 entries from a real hub over HTTP: every
 entry fetched, checked (leaf hash, record signature, consistency from checkpoint to
-checkpoint) and stored, and the copy's tree the hub's, entry for entry."""
+checkpoint) and stored, and the copy's tree the hub's, entry for entry; from a hub on each
+store (the mirror's copy is its own SQLite file either way)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ledger.store import LedgerReader
 from ledger.verify import verify_ledger
@@ -17,9 +19,11 @@ RECORDS = 100_000
 CATCH_UP_S = 600.0
 
 
-def test_a_mirror_catches_up_100k_entries(tmp_path: Path, hub_broker: Mosquitto) -> None:
-    build_hub_dir(tmp_path / "hub", RECORDS)
-    with built_hub(tmp_path / "hub", hub_broker.url) as hub:
+def test_a_mirror_catches_up_100k_entries(
+    tmp_path: Path, hub_broker: Mosquitto, store_settings: dict[str, Any]
+) -> None:
+    build_hub_dir(tmp_path / "hub", RECORDS, store_settings.get("ledger_url"))
+    with built_hub(tmp_path / "hub", hub_broker.url, **store_settings) as hub:
         size = hub.get_json("/api/v1/ledger/entries?start=0&end=0")["size"]
         assert size > RECORDS
         mirror = MirrorProcess(make_mirror(tmp_path / "mirror", hub), poll_s=0.05)

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,3 +219,30 @@ def fresh_database(server: str) -> Iterator[str]:
                 (name,),
             )
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def tables_naming(url: str, needles: Sequence[str]) -> list[str]:
+    """The tables (``schema.table``, every schema but the system's) of the database at
+    ``url`` with a row naming one of ``needles``, as text or in a ``bytea`` column's bytes
+    (a row as text shows those in hex). Its logical content: what the server's files still
+    hold of deleted rows is not looked at."""
+    import psycopg
+    from psycopg import sql
+
+    wanted = [*needles, *(n.encode().hex() for n in needles)]
+    found = []
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_type = 'BASE TABLE'"
+            " AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+            " ORDER BY 1, 2"
+        ).fetchall()
+        for schema, table in tables:
+            query = sql.SQL(
+                "SELECT EXISTS (SELECT 1 FROM {} t WHERE strpos(t::text, n) > 0)"
+                " FROM unnest(%s::text[]) AS n"
+            ).format(sql.Identifier(schema, table))
+            if any(row[0] for row in conn.execute(query, (wanted,)).fetchall()):
+                found.append(f"{schema}.{table}")
+    return found
