@@ -22,7 +22,8 @@ from ledger.store import LedgerReader
 from ledger.verify import verify_ledger
 from tests.support.broker import Mosquitto
 from tests.support.edge import EdgeProcess, write_edge_config
-from tests.support.hub import ProcessHub, process_hub
+from tests.support.hub import HubHandle, ProcessHub, process_hub
+from tests.support.postgres import SmallDisk
 
 PILOT, TYPE = "demo-zone", "city.parking"
 #: Records per file an agent is fed.
@@ -131,7 +132,7 @@ def check_log(hub: ProcessHub, feeds: list[Feed]) -> int:
     return checked
 
 
-def set_quota(hub: ProcessHub, pages: int | None) -> None:
+def set_quota(hub: HubHandle, pages: int | None) -> None:
     """Write (or remove) the ledger's disk quota in the hub's config file (SQLite's
     ``max_page_count``: a PostgreSQL ledger has no quota of its own)."""
     text = re.sub(r"(?m)^max_page_count = .*\n", "", hub.config_path.read_text())
@@ -146,6 +147,44 @@ def page_count(db: Path) -> int:
         return int(conn.execute("PRAGMA page_count").fetchone()[0])
     finally:
         conn.close()
+
+
+#: How each store says its disk is full (SQLITE_FULL's message; ENOSPC's, from PostgreSQL).
+FULL = re.compile(r"full|No space left on device")
+#: A PostgreSQL block (BLCKSZ): what a table grows by.
+PG_BLOCK = 8192
+
+
+@dataclass
+class Disk:
+    """Where a test hub's ledger is (``settings`` for its config), and how its disk fills:
+    on SQLite the ledger file's ``max_page_count`` quota (SQLite enforces it exactly as a
+    full disk, SQLITE_FULL); on PostgreSQL a real full disk, the ledger's database in a
+    tablespace on a small tmpfs (``small``), or None where none could be mounted."""
+
+    settings: dict[str, Any]
+    small: SmallDisk | None = None
+    on_postgres: bool = False
+
+    @property
+    def can_fill(self) -> bool:
+        return self.small is not None or not self.on_postgres
+
+    def fill(self, hub: HubHandle, spare_pages: int = 0) -> None:
+        """No room for the ledger to grow but about ``spare_pages`` pages (a SQLite
+        quota takes effect at the hub's next start)."""
+        if self.small is not None:
+            self.small.fill(spare_pages * PG_BLOCK)
+        else:
+            assert not self.on_postgres, "no small disk to fill"
+            set_quota(hub, page_count(hub.db_path) + spare_pages)
+
+    def clear(self, hub: HubHandle) -> None:
+        """Room again (for SQLite: at the hub's next start)."""
+        if self.small is not None:
+            self.small.clear()
+        else:
+            set_quota(hub, None)
 
 
 def metric(hub: ProcessHub, name: str) -> float:
