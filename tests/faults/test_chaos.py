@@ -10,9 +10,10 @@ On each store, the full disk as tests/faults/world.py's ``Disk`` makes it: the S
 ledger file's ``max_page_count`` quota, or for PostgreSQL a tablespace on a small tmpfs in a
 cluster of the test's own. Mounting that needs root: without, the PostgreSQL run uses a
 database of the machine's server and leaves the full disk out (its hub meets a restarted
-database in tests/faults/test_failover.py). PostgreSQL runs fewer rounds (half, by default):
-a round costs it about half again what it costs SQLite, and what differs by store, a hub
-reopening the log after a kill -9 (taking the lease, reading the tree back), every round
+database in tests/faults/test_failover.py). PostgreSQL runs half the rounds by default, for the
+suite's time (ten took four minutes on a loaded 2-core machine): the faults hit the same
+intake, outboxes and de-duplication on either store, and what differs by store, a hub
+reopening the log after a kill -9 (taking the lease, reading the tree back), each round
 does twice over (the hub, then a front end). Throughout,
 hospital and anonymous clients query the hub, and every answer must be the one its query
 expects (200 with the consented patient's data, 403 with the refusal's reason, 401...):
@@ -259,7 +260,12 @@ def wait_for_fronts(hub: ProcessHub) -> list[int]:
 
 
 def not_ready_because(hub: ProcessHub) -> str | None:
-    status, body = hub.request("GET", "/readyz")
+    """Why ``/readyz`` says the hub is not ready; None when ready or not answering (a front
+    end restarting: the caller waits on)."""
+    try:
+        status, body = hub.request("GET", "/readyz")
+    except OSError:  # urllib's URLError, a reset connection
+        return None
     return str(body["detail"]) if status == 503 else None
 
 

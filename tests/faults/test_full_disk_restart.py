@@ -28,14 +28,26 @@ ORIGIN = "test.swiftchain/ledger"
 
 
 def wait_json(hub: ProcessHub, path: str, want: Any, within: float = SETTLE_S) -> Any:
-    """Until GET ``path`` answers as ``want(status, body)`` says (bounded)."""
+    """Until GET ``path`` answers as ``want(status, body)`` says (bounded); a refused or
+    cut connection is waited out too (a hub just started; that none of its processes died
+    meanwhile each test checks in the hub's log)."""
     deadline = time.monotonic() + within
     while True:
-        status, body = hub.request("GET", path)
-        if want(status, body):
+        try:
+            status, body = hub.request("GET", path)
+        except OSError as exc:  # urllib's URLError, a reset connection
+            status, body = 0, repr(exc)
+        if status and want(status, body):
             return body
         assert time.monotonic() < deadline, (path, status, body)
         time.sleep(0.2)
+
+
+def assert_no_process_died(hub: ProcessHub) -> None:
+    """The supervisor logs every sequencer or front end that exits under it: none did (a
+    killed hub's die with their supervisor, unlogged)."""
+    exits = [line for line in hub.log_text().splitlines() if "exited (status" in line]
+    assert not exits, exits[:3]
 
 
 def signed_size(hub: ProcessHub) -> int:
@@ -124,6 +136,7 @@ async def test_restarted_on_a_full_ledger_it_serves_reads_and_refuses_writes(
             ids = [row[0] for row in reader.conn.execute("SELECT id FROM records")]
         assert sorted(ids) == sorted(r.header.id for r in records)
         assert verify_ledger(hub.ledger_location).ok
+        assert_no_process_died(hub)
     finally:
         hub.stop()
 
@@ -187,5 +200,6 @@ async def test_a_checkpoint_it_cannot_store_at_start_does_not_stop_it(
             latest = reader.latest_checkpoint()
             assert latest is not None and latest.size == reader.size() >= size
         assert verify_ledger(hub.ledger_location).ok
+        assert_no_process_died(hub)
     finally:
         hub.stop()

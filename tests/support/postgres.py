@@ -304,9 +304,9 @@ def databases_on_small_disk(*names: str) -> Iterator[tuple[dict[str, str], Small
     with own_cluster() as cluster:
         disk = SmallDisk(cluster.directory / "small-disk")
         disk.path.mkdir()
+        options = f"size={SMALL_DISK_BYTES},mode=0700"
         subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_BYTES},mode=0700", "tmpfs"]
-            + [str(disk.path)],
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk.path)],
             check=True,
             capture_output=True,
             timeout=30,
