@@ -103,7 +103,20 @@ class HubHandle:
 
     @property
     def db_path(self) -> Path:
+        """The SQLite file of a hub on SQLite (on PostgreSQL: where it would be)."""
         return self.config_path.parent / "ledger.db"
+
+    @property
+    def ledger_location(self) -> Path | str:
+        """Where the hub's ledger is, as its settings say: a SQLite file's path, or the
+        PostgreSQL URL of ``ledger_url``."""
+        from gateway.settings import load_settings
+
+        return load_settings(self.config_path).ledger_location
+
+    @property
+    def on_postgres(self) -> bool:
+        return isinstance(self.ledger_location, str)
 
     @property
     def log_key(self) -> str:
@@ -154,7 +167,7 @@ class HubHandle:
             start += len(page["entries"])
             if not page["entries"] or start >= page["size"]:
                 break
-        with LedgerReader(self.db_path) as reader:
+        with LedgerReader(self.ledger_location) as reader:
             openings = reader.openings([i for i, _ in found])
         views = []
         for index, leaf in found:
