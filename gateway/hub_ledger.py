@@ -5,6 +5,9 @@ running hub holds it, and offline registry commands take it too, or tell the ope
 through the running hub's admin API instead. On PostgreSQL, where hubs on several machines
 share one log, the lease of :mod:`ledger.lease` does: the writer's every commit is fenced
 by it, and a hub that finds it held waits as a standby (:func:`take_lease`).
+
+The key store (:func:`open_key_store`) is opened wherever the ledger is: the writer seals
+under it, and every reader of bodies opens them with it.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.checkpoint import NoteSigner, NoteVerifier
-from ledger.errors import FencedError, LedgerError, StorageError, StoreError
+from ledger.errors import FencedError, KeyFileError, LedgerError, StorageError, StoreError
 from ledger.keys import load_private_key
+from ledger.keystore import KeyStore
 from ledger.lease import Lease
 from ledger.postgres import Url
 from ledger.store import LedgerReader, LedgerWriter
@@ -98,6 +102,8 @@ class HubLedger:
     """Why the last write at open failed (a full disk), or None: the hub then serves reads
     and refuses writes until a commit succeeds."""
     lease: Lease | None = None
+    keys: KeyStore | None = None
+    """The key store the writer seals under and the reader opens with."""
 
     @property
     def verifier(self) -> NoteVerifier:
@@ -109,10 +115,23 @@ class HubLedger:
     def close(self) -> None:
         self.reader.close()
         self.writer.close()
+        if self.keys is not None:
+            self.keys.close()
         if self.lock is not None:
             self.lock.release()
         if self.lease is not None:
             self.lease.close()
+
+
+def open_key_store(settings: HubSettings) -> KeyStore:
+    """The key store of the hub's ledger (``key_store``, beside the ledger by default: a
+    SQLite file made on first open, mode 0600), with ``key_store_master_key`` if set."""
+    try:
+        return KeyStore.open(
+            settings.key_store_location(), master_key=settings.key_store_master_key
+        )
+    except KeyFileError as exc:
+        raise ConfigError(f"key_store_master_key: {exc}") from None
 
 
 def load_signer(settings: HubSettings) -> NoteSigner:
@@ -202,16 +221,21 @@ def open_ledger(
         lock.acquire(wait_s=WRITER_EXIT_WAIT_S)
     elif lease is None:
         lease = take_lease(settings, wait_s=wait_s)
+    keys: KeyStore | None = None
     try:
+        keys = open_key_store(settings)
         if lease is not None:
-            writer = LedgerWriter(location, origin=settings.origin, fence=lease.fence)
+            writer = LedgerWriter(location, origin=settings.origin, fence=lease.fence, keys=keys)
             assert writer.conn is not None
             lease.sessions = [writer.conn.backend_pid()]
             writer.conn.on_reconnect.append(lease.writer_reconnected)
             lease.renew()
         else:
             writer = LedgerWriter(
-                location, origin=settings.origin, max_page_count=settings.max_page_count
+                location,
+                origin=settings.origin,
+                max_page_count=settings.max_page_count,
+                keys=keys,
             )
         try:
             if writer.meta(COPY_META) == LEAVES_ONLY:
@@ -233,7 +257,7 @@ def open_ledger(
                     f"{name} was signed with log key {stored!r}, not this hub's"
                     f" {log_key!r}; use the hub key that made the log"
                 )
-            reader = LedgerReader(location)
+            reader = LedgerReader(location, keys=keys)
             registry = Registry.replay(reader.leaves("registry"), settings.pilots)
             checkpoints = Checkpointer(settings.origin, signer)
             stored_cp = reader.latest_checkpoint()
@@ -257,11 +281,13 @@ def open_ledger(
             writer.close()
             raise
     except BaseException:
+        if keys is not None:
+            keys.close()
         if lock is not None:
             lock.release()
         if lease is not None:
             lease.close()
         raise
     return HubLedger(
-        settings, lock, writer, reader, signer, checkpoints, registry, write_failure, lease
+        settings, lock, writer, reader, signer, checkpoints, registry, write_failure, lease, keys
     )

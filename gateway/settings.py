@@ -35,6 +35,7 @@ _PATH_FIELDS = (
     "signing_key",
     "dead_letter_path",
     "token_key",
+    "key_store_master_key",
     "access_db_path",
     "pilot_definitions",
     "mqtt_tls_ca_file",
@@ -42,7 +43,7 @@ _PATH_FIELDS = (
     "mqtt_tls_key_file",
 )
 #: Settings naming a store by a path or a URL: a relative path is relative to the file too.
-_STORE_FIELDS = ("access_store", "dead_letter_store")
+_STORE_FIELDS = ("access_store", "dead_letter_store", "key_store")
 
 
 #: The PostgreSQL schemas of the ledger, the access store and the dead letters unless their
@@ -52,6 +53,8 @@ _STORE_FIELDS = ("access_store", "dead_letter_store")
 LEDGER_SCHEMA = "ledger"
 ACCESS_SCHEMA = "access"
 DEAD_LETTER_SCHEMA = "deadletters"
+#: The key store's (ledger.keystore, which names it too).
+KEY_STORE_SCHEMA = "keys"
 
 
 def _store_location(value: str) -> str:
@@ -105,6 +108,16 @@ class HubSettings(BaseSettings):
     max_page_count: Annotated[int, Field(ge=1)] | None = None
     """A quota on the ledger file, in SQLite pages (PRAGMA max_page_count); a commit past
     it fails and is retried, and nothing is acknowledged until the quota is raised."""
+    key_store: Annotated[str, AfterValidator(_store_location)] | None = None
+    """The data keys the ledger's bodies, openings and origins are sealed under
+    (docs/storage.md, "Erasure by destroying keys"): a path or ``sqlite:///path``, or a
+    ``postgresql://`` URL (schema ``keys`` unless it names one); beside the ledger by
+    default (:meth:`key_store_location`). Every process that reads bodies opens it."""
+    key_store_master_key: Path | None = None
+    """A file holding the master key the data keys are stored wrapped under (``swiftchain
+    keys master FILE`` makes one); required for a key store on PostgreSQL, optional on
+    SQLite (where a key store made without one opens only without one, and the other way
+    round)."""
 
     # -- HTTP ------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"
@@ -282,6 +295,18 @@ class HubSettings(BaseSettings):
             ledger if ledger is not None else self.ledger_location,
             suffix=".deadletter",
             schema=DEAD_LETTER_SCHEMA,
+        )
+
+    def key_store_location(self, ledger: Path | str | None = None) -> Path | str:
+        """Where the key store is: ``key_store`` if set, else beside the ledger at
+        ``ledger`` (``ledger_location`` unless given): ``<ledger>.keys`` by a SQLite ledger,
+        schema ``keys`` of a PostgreSQL ledger's database."""
+        return _chosen(
+            self.key_store,
+            None,
+            ledger if ledger is not None else self.ledger_location,
+            suffix=".keys",
+            schema=KEY_STORE_SCHEMA,
         )
 
     @property

@@ -8,6 +8,12 @@ destination's own: a schema "1" file becomes a "2" ledger, as a writer would mak
 A PostgreSQL destination computes its bodies' resource ids (:func:`ledger.schema.
 resource_id_of`); SQLite has them in an index of its own.
 
+Sealed values (schema "3") go across as the ciphertext they are, with their key ids, the
+digests of their FHIR ids and the keys noted for destruction: the copy reads them with the
+source's key store only (the same one, not a copy of it: a destroy must reach every
+ledger sealed under its keys). A source from before "3" has no key ids: its rows go across
+in the open, as they are.
+
 The source is read in one snapshot (a hub may keep appending to it meanwhile), a thousand
 rows at a time (a server-side cursor on PostgreSQL), so memory stays bounded whatever the
 ledger's size; the destination, which must be empty, is filled in one transaction: a copy
@@ -25,7 +31,7 @@ from typing import Any
 
 from .dialect import dialect_of
 from .errors import StoreError
-from .schema import SEALED_TABLES, TABLES
+from .schema import KEYED_TABLES, SEALED_TABLES, SEALING_COLUMNS, TABLES
 from .store import LedgerReader, LedgerWriter, describe, location_of
 
 
@@ -79,7 +85,8 @@ def copy_ledger(
             tables = {
                 table: columns
                 for table, columns in TABLES.items()
-                if reader.sealed or table not in SEALED_TABLES
+                if (reader.sealed or table not in SEALED_TABLES)
+                and (reader.keyed or table not in KEYED_TABLES)
             }
             total = 0
             for table in tables:
@@ -109,7 +116,12 @@ def copy_ledger(
     return report
 
 
+#: The columns a ledger from before schema "3" lacks, read as NULL from one.
+_KEYED_COLUMNS = {(table, column) for table, column, _ in SEALING_COLUMNS}
+
+
 def _pages(reader: LedgerReader, table: str, columns: tuple[str, ...]) -> Iterator[list[Any]]:
     """A table's rows in the order of its key, a list at a time."""
-    sql = f"SELECT {', '.join(columns)} FROM {table} ORDER BY {columns[0]}"
+    read = ["NULL" if not reader.keyed and (table, c) in _KEYED_COLUMNS else c for c in columns]
+    sql = f"SELECT {', '.join(read)} FROM {table} ORDER BY {columns[0]}"
     return reader.dialect.stream(reader.conn, sql)

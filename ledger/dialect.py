@@ -26,7 +26,17 @@ from typing import Any
 from . import postgres
 from .errors import StoreError
 from .location import sqlite_path
-from .schema import PG_SCHEMA, RESOURCE_ID, SCHEMA, SCHEMA_PG, resource_id_of
+from .schema import (
+    PG_SCHEMA,
+    RESOURCE_ID,
+    SCHEMA,
+    SCHEMA_INDEXES,
+    SCHEMA_INDEXES_PG,
+    SCHEMA_PG,
+    SEALING_COLUMNS,
+    SEALING_PG,
+    resource_id_of,
+)
 from .sqlite import MAX_INTEGER, connect, open_wal, storage_failure
 
 #: A ledger's location: a SQLite file's path, or a PostgreSQL URL.
@@ -106,7 +116,7 @@ class Dialect(ABC):
     #: A body's FHIR id, as SQL over the ``bodies`` table aliased ``b``.
     resource_id = ""
     #: The columns of a ``bodies`` row as :meth:`body_rows` makes it.
-    body_columns: tuple[str, ...] = ("idx", "payload", "salt")
+    body_columns: tuple[str, ...] = ("idx", "payload", "salt", "key_id", "resource")
 
     @abstractmethod
     def open_reader(self, location: Location) -> Connection:
@@ -129,7 +139,8 @@ class Dialect(ABC):
         return column
 
     def body_rows(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """``bodies`` rows of :attr:`body_columns` from (index, payload, salt) rows."""
+        """``bodies`` rows of :attr:`body_columns` from (index, payload, salt, key id,
+        resource) rows."""
         return rows
 
     @abstractmethod
@@ -250,9 +261,25 @@ class SqliteDialect(Dialect):
             raise StoreError(f"{path} is a directory, not a ledger file")
         try:
             # A record is acknowledged only after its transaction is durable: FULL.
-            return open_wal(path, SCHEMA, synchronous="FULL", max_page_count=max_page_count)
+            conn = open_wal(path, SCHEMA, synchronous="FULL", max_page_count=max_page_count)
         except sqlite3.Error as exc:
             raise StoreError(f"{path} is not a usable ledger: {exc}") from None
+        try:
+            # "2" -> "3": the columns of sealing, then the indexes over them. Each ALTER is
+            # a statement of its own (SQLite has no ADD COLUMN IF NOT EXISTS); the one
+            # writer runs them, under its lock file.
+            for table, column, kind in SEALING_COLUMNS:
+                present = {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            conn.executescript(SCHEMA_INDEXES)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"{path} cannot be brought to ledger schema 3: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def identity(self, location: Location) -> str:
         return f"sqlite:{Path(location).resolve()}"
@@ -282,7 +309,7 @@ class PostgresDialect(Dialect):
     # A page of a replay of leaves, and a fetch of a verify's walk or a copy: 1000 rows.
     page = 1000
     resource_id = "b.resource_id"
-    body_columns = ("idx", "payload", "salt", "resource_id")
+    body_columns = ("idx", "payload", "salt", "key_id", "resource", "resource_id")
 
     def open_reader(self, location: Location) -> Connection:
         url = pg_url(str(location))
@@ -315,6 +342,15 @@ class PostgresDialect(Dialect):
             conn.on_reconnect.append(_durable_commits)
             _durable_commits(conn)
             conn.create_tables(SCHEMA_PG)
+            # "2" -> "3" when a column of sealing is missing (an ALTER TABLE takes the
+            # table's exclusive lock even when it changes nothing: not on every open).
+            (columns,) = conn.execute(
+                "SELECT count(*) FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND column_name IN ('key_id', 'resource')"
+                " AND table_name IN ('bodies', 'openings', 'origins')"
+            ).fetchone()
+            missing = int(columns) < len(SEALING_COLUMNS)
+            conn.create_tables((SEALING_PG if missing else "") + SCHEMA_INDEXES_PG)
         except BaseException:
             conn.close()
             raise
@@ -324,7 +360,9 @@ class PostgresDialect(Dialect):
         return f"postgresql:{pg_url(str(location)).identity()}"
 
     def body_rows(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        return [(*row, resource_id_of(row[1])) for row in rows]
+        # A body in the open has its FHIR id in the open too, as before; a sealed one has
+        # its digest in ``resource`` alone.
+        return [(*row, resource_id_of(row[1]) if row[3] is None else None) for row in rows]
 
     def after_erasure(self, conn: Connection) -> None:
         """VACUUM the tables an erasure deleted or changed rows of (as ledger.tables does for

@@ -79,6 +79,8 @@ from .sqlite import BUSY_TIMEOUT_MS, open_wal, storage_failure
 log = logging.getLogger("swiftchain.ledger.keystore")
 
 FORMAT = b"1"
+#: The PostgreSQL schema of the key store's tables unless its URL names another.
+PG_SCHEMA_NAME = "keys"
 #: Keys an LRU cache keeps in memory (by id for reads, by scope for appends): ~250 bytes each
 #: with its cipher object.
 CACHE_KEYS = 16384
@@ -562,7 +564,7 @@ class PgKeyStore(KeyStore):
 
     @classmethod
     def connect(cls, url: str, master: bytes | None, cache: int) -> PgKeyStore:
-        parsed = postgres.Url(url, default_schema="keys")
+        parsed = postgres.Url(url, default_schema=PG_SCHEMA_NAME)
         if master is None:
             raise StoreError(
                 f"a key store on PostgreSQL ({parsed}) needs key_store_master_key: its WAL,"

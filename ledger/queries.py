@@ -7,20 +7,30 @@ Nothing outside ``ledger/`` writes SQL on the ledger's tables; callers get these
 never a connection or a cursor, which is also what lets PostgreSQL stand in for SQLite: the
 SQL here runs on both (:mod:`ledger.dialect`). Each query is one indexed read, and values
 only ever travel as SQL parameters.
+
+Sealed values (schema "3": :mod:`ledger.sealing`) are read with their key ids and opened
+with the keys of one call to the key store a query; a value whose key is destroyed is left
+out, as an erased one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .datakeys import DataKey, body_parts, resource_digest
 from .dialect import Dialect
 from .entries import ENTRY_KINDS
 from .errors import InvalidEnvelope, RangeError, StoreError
+from .schema import resource_id_of
 from .sealed import Opening, opened
+from .sealing import keys_of, opened_value
 from .sqlite import check_integer
+
+if TYPE_CHECKING:
+    from .keystore import KeyStore
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ def _observed_between(since: str | None, until: str | None) -> tuple[str, list[s
 
 
 _HELD_RECORD = (
-    "SELECT r.idx, r.id, r.source, r.consent, r.observed_at, b.payload"
+    "SELECT r.idx, r.id, r.source, r.consent, r.observed_at, b.payload, {key}"
     " FROM records r JOIN bodies b ON b.idx = r.idx"
 )
 #: :meth:`LedgerQueries.subject_matches`: the subject index alone (covering, on a ledger
@@ -119,14 +129,14 @@ _HELD_RECORD_BY_SUBJECT = _HELD_RECORD.replace(
 
 _TAIL = """
 SELECT e.idx, e.kind, e.leaf, e.leaf_hash, e.created_at,
-       r.pilot, r.source, r.type, r.observed_at, b.payload{opening}
+       r.pilot, r.source, r.type, r.observed_at, b.payload, {key}{opening}
 FROM entries AS e
 LEFT JOIN records AS r ON r.idx = e.idx
 LEFT JOIN bodies AS b ON b.idx = e.idx AND r.subject IS NULL AND r.type IN ({types}){join}
 WHERE e.idx >= ? AND e.idx < ?
 ORDER BY e.idx
 """
-_TAIL_OPENING = ", o.opening"
+_TAIL_OPENING = ", o.opening, {key}"
 _TAIL_JOIN = "\nLEFT JOIN openings AS o ON o.idx = e.idx AND e.kind = 'access'"
 
 
@@ -140,6 +150,34 @@ class LedgerQueries:
     dialect: Dialect
     #: Whether the file has the openings table (schema "2"); a "1" file holds v1 leaves only.
     sealed: bool
+    #: Whether the file has key ids (schema "3"); before, every value is in the open.
+    keyed: bool
+    #: The key store sealed values open with (None: a read meeting one raises StoreError).
+    keys: KeyStore | None
+
+    @property
+    def where(self) -> str:
+        """Where the ledger is, for messages."""
+        raise NotImplementedError
+
+    def key_column(self, alias: str) -> str:
+        """``alias.key_id`` as SQL, or NULL on a ledger from before key ids."""
+        return f"{alias}.key_id" if self.keyed else "NULL"
+
+    def _keys(self, key_ids: Iterable[Any]) -> Mapping[int, DataKey]:
+        return keys_of(self.keys, key_ids, self.where)
+
+    def _held(self, rows: list[Any]) -> list[HeldRecord]:
+        """HeldRecords of (index, id, source, consent, observed_at, payload, key id[,
+        subject]) rows, their payloads opened; those whose keys are destroyed left out."""
+        keys = self._keys(row[6] for row in rows)
+        held = []
+        for row in rows:
+            payload = _payload(keys, row[0], row[6], row[5])
+            if payload is not None:
+                subject = row[7] if len(row) > 7 else None
+                held.append(HeldRecord(row[0], row[1], row[2], row[3], row[4], payload, subject))
+        return held
 
     def opening(self, index: int) -> Opening | None:
         """The opening of entry ``index``'s ``person`` commitment, or None (a v1 leaf, a leaf
@@ -155,11 +193,15 @@ class LedgerQueries:
         for chunk in range(0, len(wanted), 500):
             part = wanted[chunk : chunk + 500]
             rows = self.conn.execute(
-                f"SELECT idx, opening FROM openings WHERE idx IN ({','.join('?' * len(part))})",
+                f"SELECT idx, opening, {self.key_column('openings')} FROM openings"
+                f" WHERE idx IN ({','.join('?' * len(part))})",
                 part,
-            )
-            for index, raw in rows:
-                found[int(index)] = _decoded(bytes(raw))
+            ).fetchall()
+            keys = self._keys(row[2] for row in rows)
+            for index, raw, key_id in rows:
+                plain = opened_value(keys, "openings", int(index), key_id, raw)
+                if plain is not None:
+                    found[int(index)] = _decoded(plain)
         return found
 
     def blinded(self, tag: str) -> list[tuple[int, bytes]]:
@@ -196,10 +238,13 @@ class LedgerQueries:
         """A relayed record's ``body.origin`` (JSON) while its body is held."""
         if not self.sealed:
             return None
+        index = check_integer(index, "index")
         row = self.conn.execute(
-            "SELECT origin FROM origins WHERE idx = ?", (check_integer(index, "index"),)
+            f"SELECT origin, {self.key_column('origins')} FROM origins WHERE idx = ?", (index,)
         ).fetchone()
-        return None if row is None else bytes(row[0])
+        if row is None:
+            return None
+        return opened_value(self._keys([row[1]]), "origins", index, row[1], row[0])
 
     def opened_leaves(self, kind: str) -> Iterator[tuple[int, dict[str, Any]]]:
         """(index, leaf as its readers know it) of every entry of ``kind``: a v2 leaf with its
@@ -214,13 +259,20 @@ class LedgerQueries:
         # of the LIMIT could read the openings from the first each page (PostgreSQL merges).
         for rows in self.dialect.pages(
             self.conn,
-            "SELECT e.idx, e.leaf, o.opening FROM (SELECT idx, leaf FROM entries"
+            f"SELECT e.idx, e.leaf, o.opening, {self.key_column('o')}"
+            " FROM (SELECT idx, leaf FROM entries"
             " WHERE kind = ? AND idx > ? ORDER BY idx LIMIT ?) e"
             " LEFT JOIN openings o ON o.idx = e.idx ORDER BY e.idx",
             (kind,),
         ):
-            for index, leaf, raw in rows:
-                held = _decoded(bytes(raw)) if raw is not None else None
+            keys = self._keys(row[3] for row in rows)
+            for index, leaf, raw, key_id in rows:
+                plain = (
+                    opened_value(keys, "openings", int(index), key_id, raw)
+                    if raw is not None
+                    else None
+                )
+                held = _decoded(plain) if plain is not None else None
                 yield int(index), opened(json.loads(leaf), held)
 
     def leaves(self, kind: str) -> Iterator[tuple[int, bytes]]:
@@ -250,13 +302,13 @@ class LedgerQueries:
             _check_text(value, what)
         where, args = _observed_between(since, until)
         rows = self.conn.execute(
-            _HELD_RECORD_BY_SUBJECT
+            _HELD_RECORD_BY_SUBJECT.format(key=self.key_column("b"))
             + " WHERE r.subject = ? AND r.type = ? AND r.pilot = ?"
             + where
             + " ORDER BY r.observed_at, r.idx LIMIT ?",
             [subject, data_type, pilot, *args, _check_count(limit, "limit")],
         ).fetchall()
-        return [HeldRecord(*row) for row in rows]
+        return self._held(rows)
 
     def subject_matches(
         self,
@@ -295,10 +347,16 @@ class LedgerQueries:
         if not wanted:
             return []
         rows = self.conn.execute(
-            f"SELECT idx, payload FROM bodies WHERE idx IN ({','.join('?' * len(wanted))})",
+            f"SELECT idx, payload, {self.key_column('bodies')} FROM bodies"
+            f" WHERE idx IN ({','.join('?' * len(wanted))})",
             wanted,
         ).fetchall()
-        found = {index: bytes(payload) for index, payload in rows}
+        keys = self._keys(row[2] for row in rows)
+        found = {}
+        for index, payload, key_id in rows:
+            plain = _payload(keys, int(index), key_id, payload)
+            if plain is not None:
+                found[int(index)] = plain
         return [(i, found[i]) for i in wanted if i in found]
 
     def held_records(self, indexes: Sequence[int]) -> list[HeldRecord]:
@@ -308,10 +366,12 @@ class LedgerQueries:
         if not wanted:
             return []
         rows = self.conn.execute(
-            _HELD_RECORD + f" WHERE r.idx IN ({','.join('?' * len(wanted))})", wanted
+            _HELD_RECORD.format(key=self.key_column("b"))
+            + f" WHERE r.idx IN ({','.join('?' * len(wanted))})",
+            wanted,
         ).fetchall()
-        found = {row[0]: row for row in rows}
-        return [HeldRecord(*found[i]) for i in wanted if i in found]
+        found = {record.index: record for record in self._held(rows)}
+        return [found[i] for i in wanted if i in found]
 
     def resource(self, *, pilot: str, data_type: str, resource_id: str) -> HeldRecord | None:
         """The newest held record of one type in a pilot whose resource has the FHIR ``id``
@@ -319,22 +379,47 @@ class LedgerQueries:
         named by its record's); with its subject. One indexed read each."""
         for value, what in ((pilot, "pilot"), (data_type, "data type"), (resource_id, "id")):
             _check_text(value, what)
-        columns = "SELECT r.idx, r.id, r.source, r.consent, r.observed_at, b.payload, r.subject"
+        key = self.key_column("b")
+        columns = (
+            f"SELECT r.idx, r.id, r.source, r.consent, r.observed_at, b.payload, {key}, r.subject"
+        )
         # CROSS JOIN: SQLite's way of keeping the join in this order (bodies by their id
         # first); on both stores an inner join, its condition in the WHERE clause.
-        row = self.conn.execute(
+        rows = self.conn.execute(
             columns + " FROM bodies b INDEXED BY bodies_by_resource_id CROSS JOIN records r"
             f" WHERE r.idx = b.idx AND {self.dialect.resource_id} = ?"
-            " AND r.pilot = ? AND r.type = ? ORDER BY r.idx DESC LIMIT 1",
+            + (" AND b.key_id IS NULL" if self.keyed else "")
+            + " AND r.pilot = ? AND r.type = ? ORDER BY r.idx DESC LIMIT 1",
             (resource_id, pilot, data_type),
-        ).fetchone()
-        if row is None:
-            row = self.conn.execute(
-                columns + " FROM records r JOIN bodies b ON b.idx = r.idx"
-                " WHERE r.id = ? AND r.pilot = ? AND r.type = ?",
-                (resource_id, pilot, data_type),
-            ).fetchone()
-        return HeldRecord(*row) if row is not None else None
+        ).fetchall()
+        if self.keyed and self.keys is not None:
+            # Sealed bodies by the digest of their id; the newest whose opened body has
+            # that id (a 16-byte digest's collision is checked, never trusted), if newer.
+            sealed = self.conn.execute(
+                columns + " FROM bodies b INDEXED BY bodies_by_resource CROSS JOIN records r"
+                " WHERE r.idx = b.idx AND b.resource = ? AND r.pilot = ? AND r.type = ?"
+                " ORDER BY r.idx DESC LIMIT 8",
+                (
+                    resource_digest(self.keys.index_key, pilot, data_type, resource_id),
+                    pilot,
+                    data_type,
+                ),
+            ).fetchall()
+            for held in self._held(sealed):
+                if resource_id_of(held.payload) == resource_id:
+                    if not rows or held.index > int(rows[0][0]):
+                        return held
+                    break
+        found = self._held(rows)
+        if found:
+            return found[0]
+        rows = self.conn.execute(
+            columns + " FROM records r JOIN bodies b ON b.idx = r.idx"
+            " WHERE r.id = ? AND r.pilot = ? AND r.type = ?",
+            (resource_id, pilot, data_type),
+        ).fetchall()
+        found = self._held(rows)
+        return found[0] if found else None
 
     def type_records(
         self,
@@ -352,13 +437,13 @@ class LedgerQueries:
         _check_text(data_type, "data type")
         where, args = _observed_between(since, until)
         rows = self.conn.execute(
-            _HELD_RECORD
+            _HELD_RECORD.format(key=self.key_column("b"))
             + " WHERE r.pilot = ? AND r.type = ? AND r.idx > ?"
             + where
             + " ORDER BY r.idx LIMIT ?",
             [pilot, data_type, check_integer(after, "after"), *args, _check_count(limit, "limit")],
         ).fetchall()
-        return [HeldRecord(*row) for row in rows]
+        return self._held(rows)
 
     def bodies_of_consent(self, pilot: str, subject: str, consent: str) -> list[HeldBody]:
         """The held bodies of ``subject``'s records that name ``consent``, in log order
@@ -399,16 +484,42 @@ class LedgerQueries:
         sql = _TAIL.format(
             # "IN ()" is SQLite's alone; "IN (NULL)" holds for no row on both stores.
             types=",".join("?" * len(types)) or "NULL",
-            opening=_TAIL_OPENING if sealed else "",
+            key=self.key_column("b"),
+            opening=_TAIL_OPENING.format(key=self.key_column("o")) if sealed else "",
             join=_TAIL_JOIN if sealed else "",
         )
-        return [TailEntry(*row) for row in self.conn.execute(sql, [*types, start, end])]
+        rows = self.conn.execute(sql, [*types, start, end]).fetchall()
+        keys = self._keys(k for row in rows for k in row[10::2])
+        tail = []
+        for row in rows:
+            index = int(row[0])
+            payload = _payload(keys, index, row[10], row[9]) if row[9] is not None else None
+            opening = None
+            if sealed and row[11] is not None:
+                opening = opened_value(keys, "openings", index, row[12], row[11])
+            tail.append(
+                TailEntry(
+                    *(row[0], row[1], row[2], row[3], row[4]),
+                    *(row[5], row[6], row[7], row[8]),
+                    payload=payload,
+                    opening=opening,
+                )
+            )
+        return tail
 
 
 def _indexes(indexes: Sequence[int]) -> list[int]:
     if len(indexes) > MAX_HELD_RECORDS:
         raise RangeError(f"at most {MAX_HELD_RECORDS} records at once, not {len(indexes)}")
     return [check_integer(i, "index") for i in indexes]
+
+
+def _payload(keys: Mapping[int, DataKey], index: int, key_id: Any, stored: Any) -> bytes | None:
+    """A body's JCS(payload) from its stored row (None if its key is destroyed)."""
+    plain = opened_value(keys, "bodies", index, key_id, stored)
+    if plain is None or key_id is None:
+        return plain
+    return body_parts(plain)[0]
 
 
 def _decoded(raw: bytes) -> Opening:

@@ -8,6 +8,13 @@ payloads off-log, erasable; ``openings`` holds the openings of v2 leaves' ``pers
 commitments (:mod:`ledger.sealed`), erasable; ``origins`` the device headers of relayed
 records, erasable with the body; ``checkpoints`` keeps every signed tree head. Only ``ledger/``
 reads or writes these tables (:mod:`ledger.store`, :mod:`ledger.queries`, :mod:`ledger.verify`).
+
+Since schema "3" the erasable values are stored sealed under data keys (:mod:`ledger.
+datakeys`, :mod:`ledger.sealing`): each of the three tables has a ``key_id`` (NULL for a
+value stored in the open, as every row written before "3", or by a writer without a key
+store), ``bodies`` a keyed digest of the body's FHIR id in ``resource`` (in place of the id
+itself), and ``doomed_keys`` notes the keys an erasure committed but the key store has not
+destroyed yet.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ from typing import Any
 
 import msgspec
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 #: Schemas a reader opens; a writer brings a "1" file (no openings, no origins) to "2" by
-#: creating the two tables, which is all that changed.
-READABLE_SCHEMAS = ("1", "2")
+#: creating the two tables, which is all that changed, and a "2" file to "3" by adding the
+#: columns and the table of sealing (:data:`SEALING_COLUMNS`; its rows stay as they are, in
+#: the open, erased by deletion as before).
+READABLE_SCHEMAS = ("1", "2", "3")
 
 #: A body's FHIR ``id`` (``$.id`` of its JSON), NULL where it has none or is not JSON: what
 #: the FHIR read interaction finds a resource by. Guarded by ``json_valid`` so that a body
@@ -32,7 +41,7 @@ RESOURCE_ID = (
 #: The schema's default PostgreSQL schema (``?schema=NAME`` of the store URL overrides it).
 PG_SCHEMA = "ledger"
 
-SCHEMA = f"""
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (
     idx INTEGER PRIMARY KEY,
@@ -70,16 +79,22 @@ CREATE INDEX IF NOT EXISTS records_by_type ON records (pilot, type, observed_at)
 CREATE INDEX IF NOT EXISTS records_by_subject
     ON records (subject, type, pilot, observed_at, consent) WHERE subject IS NOT NULL;
 -- Bodies live off-log and can be erased; the leaf (and every proof) stays valid.
+-- A sealed body: payload = the salt and JCS(payload) sealed under key key_id, salt '',
+-- resource = the keyed digest of its FHIR id (ledger.datakeys.resource_digest). A body in
+-- the open (key_id NULL): payload = JCS(payload), salt its base64url, resource NULL.
 CREATE TABLE IF NOT EXISTS bodies (
     idx INTEGER PRIMARY KEY,
     payload BLOB NOT NULL,
-    salt TEXT NOT NULL
+    salt TEXT NOT NULL,
+    key_id INTEGER,
+    resource BLOB
 );
-CREATE INDEX IF NOT EXISTS bodies_by_resource_id ON bodies ({RESOURCE_ID});
--- The openings of v2 leaves' person commitments: JCS of an object with fields, salt.
+-- The openings of v2 leaves' person commitments: JCS of an object with fields, salt
+-- (sealed under key_id unless it is NULL).
 CREATE TABLE IF NOT EXISTS openings (
     idx INTEGER PRIMARY KEY,
-    opening BLOB NOT NULL
+    opening BLOB NOT NULL,
+    key_id INTEGER
 );
 -- Openings of an erased person's entries, blinded (ledger.sealed.blind): found by the tag
 -- derived from their pseudonym, opened only with it.
@@ -89,10 +104,12 @@ CREATE TABLE IF NOT EXISTS blinded (
     box BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS blinded_by_tag ON blinded (tag);
--- A relayed record's device header and signature (JSON), erased with its body.
+-- A relayed record's device header and signature (JSON), erased with its body (sealed
+-- under key_id unless it is NULL).
 CREATE TABLE IF NOT EXISTS origins (
     idx INTEGER PRIMARY KEY,
-    origin BLOB NOT NULL
+    origin BLOB NOT NULL,
+    key_id INTEGER
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
@@ -100,6 +117,30 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+-- Keys an erasure committed to destroy, until the key store has (ids only: opaque).
+CREATE TABLE IF NOT EXISTS doomed_keys (key_id INTEGER PRIMARY KEY);
+"""
+
+#: The columns schema "3" added to tables of "2", as a writer adds them to a "2" ledger
+#: (``ALTER TABLE ... ADD COLUMN``: NULL in every existing row, which is what a value in
+#: the open has).
+SEALING_COLUMNS = (
+    ("bodies", "key_id", "INTEGER"),
+    ("bodies", "resource", "BLOB"),
+    ("openings", "key_id", "INTEGER"),
+    ("origins", "key_id", "INTEGER"),
+)
+
+#: The indexes over those columns, made once they exist. The FHIR-id index covers the
+#: bodies in the open only (a sealed body's payload is no JSON; ``resource`` indexes it):
+#: a "2" ledger brought to "3" keeps its index over every body, which answers the same.
+#: By key: what an erasure asks of every key it may destroy (is anything left under it?).
+SCHEMA_INDEXES = f"""
+CREATE INDEX IF NOT EXISTS bodies_by_resource_id ON bodies ({RESOURCE_ID}) WHERE key_id IS NULL;
+CREATE INDEX IF NOT EXISTS bodies_by_resource ON bodies (resource) WHERE resource IS NOT NULL;
+CREATE INDEX IF NOT EXISTS bodies_by_key ON bodies (key_id) WHERE key_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS openings_by_key ON openings (key_id) WHERE key_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS origins_by_key ON origins (key_id) WHERE key_id IS NOT NULL;
 """
 
 RECORD_COLUMNS = (
@@ -163,13 +204,16 @@ CREATE TABLE IF NOT EXISTS bodies (
     idx BIGINT PRIMARY KEY,
     payload BYTEA NOT NULL,
     salt TEXT COLLATE "C" NOT NULL,
-    resource_id TEXT COLLATE "C"
+    resource_id TEXT COLLATE "C",
+    key_id BIGINT,
+    resource BYTEA
 );
 CREATE INDEX IF NOT EXISTS bodies_by_resource_id ON bodies (resource_id, idx)
     WHERE resource_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS openings (
     idx BIGINT PRIMARY KEY,
-    opening BYTEA NOT NULL
+    opening BYTEA NOT NULL,
+    key_id BIGINT
 );
 CREATE TABLE IF NOT EXISTS blinded (
     idx BIGINT PRIMARY KEY,
@@ -179,7 +223,8 @@ CREATE TABLE IF NOT EXISTS blinded (
 CREATE INDEX IF NOT EXISTS blinded_by_tag ON blinded (tag, idx);
 CREATE TABLE IF NOT EXISTS origins (
     idx BIGINT PRIMARY KEY,
-    origin BYTEA NOT NULL
+    origin BYTEA NOT NULL,
+    key_id BIGINT
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     size BIGINT PRIMARY KEY,
@@ -187,7 +232,25 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note TEXT COLLATE "C" NOT NULL,
     created_at DOUBLE PRECISION NOT NULL
 );
+CREATE TABLE IF NOT EXISTS doomed_keys (key_id BIGINT PRIMARY KEY);
 """
+
+#: :data:`SCHEMA_INDEXES` on PostgreSQL (each ending with ``idx``, as above).
+SCHEMA_INDEXES_PG = """
+CREATE INDEX IF NOT EXISTS bodies_by_resource ON bodies (resource, idx)
+    WHERE resource IS NOT NULL;
+CREATE INDEX IF NOT EXISTS bodies_by_key ON bodies (key_id, idx) WHERE key_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS openings_by_key ON openings (key_id, idx) WHERE key_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS origins_by_key ON origins (key_id, idx) WHERE key_id IS NOT NULL;
+"""
+
+#: :data:`SEALING_COLUMNS` added on PostgreSQL (only run when one is missing: an ALTER
+#: TABLE takes the table's exclusive lock even when it changes nothing).
+SEALING_PG = "".join(
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} "
+    f"{'BIGINT' if kind == 'INTEGER' else 'BYTEA'};\n"
+    for table, column, kind in SEALING_COLUMNS
+)
 
 #: Every table's columns common to both stores (a copy moves these), its key first: the
 #: order a copy reads it in. ``bodies.resource_id`` (PostgreSQL's alone) is derived.
@@ -195,14 +258,17 @@ TABLES: dict[str, tuple[str, ...]] = {
     "meta": ("key", "value"),
     "entries": ("idx", "kind", "leaf", "leaf_hash", "nodes", "sig", "created_at"),
     "records": ("idx", *RECORD_COLUMNS),
-    "bodies": ("idx", "payload", "salt"),
-    "openings": ("idx", "opening"),
+    "bodies": ("idx", "payload", "salt", "key_id", "resource"),
+    "openings": ("idx", "opening", "key_id"),
     "blinded": ("idx", "tag", "box"),
-    "origins": ("idx", "origin"),
+    "origins": ("idx", "origin", "key_id"),
     "checkpoints": ("size", "root", "note", "created_at"),
+    "doomed_keys": ("key_id",),
 }
 #: The tables a schema "1" ledger lacks.
 SEALED_TABLES = ("openings", "blinded", "origins")
+#: The table a schema "1" or "2" ledger lacks (its columns of :data:`SEALING_COLUMNS` too).
+KEYED_TABLES = ("doomed_keys",)
 
 
 class _Named(msgspec.Struct):

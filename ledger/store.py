@@ -7,11 +7,18 @@ WAL, synchronous=FULL; PostgreSQL: synchronous_commit=on); readers use their own
 connections (SQLite: read-only; PostgreSQL: autocommit, so each statement sees the latest
 commits). The hub's own reads (records of a subject, leaves of a kind, the tail, ...) are
 in :mod:`ledger.queries`; every reader has them.
+
+Given a key store (:mod:`ledger.keystore`), the writer seals every body, opening and origin
+it stores under its scope's data key (:mod:`ledger.sealing`), and every reader opens them;
+an erasure destroys the keys nothing held is sealed under any more (:meth:`LedgerWriter.
+append`), so that the copies of the erased values left anywhere (PostgreSQL's dead rows,
+its WAL, a backup) are ciphertext no one can open.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,16 +28,20 @@ from pathlib import Path
 from typing import Any, Self
 
 from . import postgres
+from .datakeys import ENTRY_TYPES, DataKey, Scope, body_parts, body_plaintext, resource_digest
+from .datakeys import seal as seal_value
 from .dialect import Connection, Dialect, Fence, Location, dialect_of
 from .dialect import describe as describe  # where a ledger is, for callers of the store
 from .dialect import location_of as location_of
 from .envelope import SignedRecord
 from .errors import FencedError, LedgerError, RangeError, StorageError, StoreError
 from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX
+from .keystore import KeyStore
 from .queries import LedgerQueries
-from .schema import READABLE_SCHEMAS, SCHEMA_VERSION, TABLES
+from .schema import READABLE_SCHEMAS, SCHEMA_VERSION, TABLES, resource_id_of
 from .sealed import Opening, subject_tag
 from .sealed import blind as blind_for
+from .sealing import check_triples, entry_scope, keys_of, opened_value
 from .sqlite import MAX_INTEGER, check_integer
 from .tree import (
     Frontier,
@@ -41,6 +52,8 @@ from .tree import (
     inclusion_ranges,
     range_nodes,
 )
+
+log = logging.getLogger("swiftchain.ledger.store")
 
 #: Largest range one entries() call returns.
 MAX_ENTRIES_PAGE = 1000
@@ -154,20 +167,57 @@ def _parts(values: list[Any]) -> Iterator[list[Any]]:
         yield values[start : start + _LOOKUP_PART]
 
 
+def _delete(c: Connection, table: str, indexes: list[int]) -> set[int]:
+    """Delete the rows of ``table`` at ``indexes``; the key ids they were sealed under."""
+    released: set[int] = set()
+    for part in _parts(sorted(set(indexes))):
+        rows = c.execute(
+            f"DELETE FROM {table} WHERE idx IN ({','.join('?' * len(part))}) RETURNING key_id",
+            part,
+        ).fetchall()
+        released.update(int(k) for (k,) in rows if k is not None)
+    return released
+
+
+def _still_sealed_under(c: Connection, key_ids: set[int]) -> set[int]:
+    """Those of ``key_ids`` some stored value is still sealed under (one indexed probe a
+    key and table)."""
+    used: set[int] = set()
+    for part in _parts(sorted(key_ids)):
+        marks = ",".join("?" * len(part))
+        sql = " UNION ".join(
+            f"SELECT key_id FROM {table} WHERE key_id IN ({marks})"
+            for table in ("bodies", "openings", "origins")
+        )
+        used.update(int(k) for (k,) in c.execute(sql, part * 3).fetchall())
+    return used
+
+
 class LedgerReader(LedgerQueries):
     """Read access to a ledger (a SQLite file or a PostgreSQL database: ``location``, a
     path or a URL, :func:`location_of`) on a connection of its own.
 
     ``conn`` is for ``ledger/`` alone: code elsewhere reads through these methods and the
     named queries of :class:`ledger.queries.LedgerQueries`.
+
+    ``keys``: the key store the ledger's sealed values open with (the caller's to close);
+    without it a read that meets a sealed value raises StoreError saying so.
     """
 
-    def __init__(self, location: Path | str, *, _conn: Connection | None = None) -> None:
+    def __init__(
+        self,
+        location: Path | str,
+        *,
+        keys: KeyStore | None = None,
+        _conn: Connection | None = None,
+    ) -> None:
         self.location: Location = location_of(location)
         self.dialect: Dialect = dialect_of(self.location)
+        self.keys = keys
         if _conn is not None:
             self.conn = _conn  # the writer's, which makes the schema itself
             self.sealed = True
+            self.keyed = True
             return
         self.conn = self.dialect.open_reader(self.location)
         try:
@@ -197,6 +247,8 @@ class LedgerReader(LedgerQueries):
             raise StoreError(f"{self.where} is not a Swiftchain ledger (schema {row})")
         #: A schema "1" file has no openings (every leaf in it is v1).
         self.sealed = row[0] != "1"
+        #: A schema "1" or "2" file has no key ids (every value in it is in the open).
+        self.keyed = row[0] not in ("1", "2")
 
     def close(self) -> None:
         self.conn.close()
@@ -336,14 +388,24 @@ class LedgerReader(LedgerQueries):
         return used
 
     def body(self, index: int) -> dict[str, Any] | None:
-        """``{"payload": ..., "salt": ...}`` of a record, or None once erased."""
+        """``{"payload": ..., "salt": ...}`` of a record, or None once erased (its row
+        deleted, or its key destroyed)."""
         check_integer(index, "index")
         row = self.conn.execute(
-            "SELECT payload, salt FROM bodies WHERE idx = ?", (index,)
+            f"SELECT payload, salt, {self.key_column('bodies')} FROM bodies WHERE idx = ?",
+            (index,),
         ).fetchone()
         if row is None:
             return None
-        return {"payload": json.loads(row[0]), "salt": row[1]}
+        payload, salt, key_id = row
+        if key_id is None:
+            return {"payload": json.loads(payload), "salt": salt}
+        keys = keys_of(self.keys, [key_id], self.where)
+        plain = opened_value(keys, "bodies", index, key_id, payload)
+        if plain is None:
+            return None
+        raw, salt = body_parts(plain)
+        return {"payload": json.loads(raw), "salt": salt}
 
     # -- checkpoints -----------------------------------------------------------------------
     def quorum_checkpoint(self) -> str | None:
@@ -389,6 +451,11 @@ class LedgerWriter(LedgerReader):
     is held before the writer opens; creating the tables (``CREATE ... IF NOT EXISTS``,
     which changes nothing on an existing ledger) is not fenced.
     ``max_page_count`` caps a SQLite file (a disk quota); a PostgreSQL server has its own.
+
+    ``keys``: the key store to seal under (module docstring); without one, values are
+    stored in the open, as before schema "3". The writer must be the only process that
+    destroys keys in it (:mod:`ledger.keystore`). Opening destroys the keys an erasure
+    committed and a crash kept from being destroyed.
     """
 
     def __init__(
@@ -398,11 +465,12 @@ class LedgerWriter(LedgerReader):
         origin: str | None = None,
         max_page_count: int | None = None,
         fence: Fence | None = None,
+        keys: KeyStore | None = None,
     ) -> None:
         location = location_of(location)
         dialect = dialect_of(location)
         conn = dialect.open_writer(location, max_page_count=max_page_count)
-        super().__init__(location, _conn=conn)
+        super().__init__(location, keys=keys, _conn=conn)
         self._fence = fence if dialect.fences else None
         #: Whether a write failed on the storage: its commit may have landed all the same
         #: (a connection lost after COMMIT was sent), so the next append first reads the
@@ -412,8 +480,15 @@ class LedgerWriter(LedgerReader):
         # checkpoint signing; one lock keeps their transactions apart (on PostgreSQL the
         # connection's own, which its every statement takes).
         self._lock = dialect.write_lock(conn)
+        #: Keys an erasure committed to destroy that the key store has not destroyed yet
+        #: (``doomed_keys``): none is sealed under again.
+        self._doomed: set[int] = set()
         try:
             self._open(origin)
+            with self._lock:
+                self._doomed = self._noted_doomed()
+                if self._doomed:
+                    self._destroy_doomed()
         except BaseException:
             conn.close()
             raise
@@ -422,11 +497,12 @@ class LedgerWriter(LedgerReader):
         where = self.where
         try:
             existing = self.meta("schema")
-            if existing not in (None, "1", SCHEMA_VERSION):
+            if existing not in (None, *READABLE_SCHEMAS):
                 raise StoreError(f"{where} has ledger schema {existing}, not {SCHEMA_VERSION}")
             if existing != SCHEMA_VERSION or (origin is not None and self.meta("origin") is None):
                 with self._lock, self._write(f"{where} is not a usable ledger"):
-                    # "1" -> "2": the schema script created the tables that are new in "2".
+                    # "1" -> "2": the schema script created the tables that are new in "2";
+                    # "2" -> "3": the dialect's opening added the columns of sealing.
                     self._set_meta("schema", SCHEMA_VERSION)
                     if origin is not None:
                         self.conn.execute(
@@ -501,18 +577,30 @@ class LedgerWriter(LedgerReader):
         erase: Sequence[int] = (),
         forget: Sequence[int] = (),
         blind: Sequence[Blinded] = (),
+        erase_scopes: Sequence[tuple[str, str, str]] = (),
+        retire: Sequence[tuple[str, str, str]] = (),
     ) -> list[Entry]:
         """Append ``batch`` in one durable transaction, in which also the records at
         ``erase`` lose their bodies, openings and origins (and their index its subject and
         Consent), the entries at ``forget`` their openings, and the entries of ``blind``
         have their openings replaced by the blinded ones.
 
+        With a key store, the keys of the values deleted that nothing held is sealed under
+        any more are destroyed after the commit (noted in ``doomed_keys`` in it), and so
+        are, whatever they still hold, every key of each (pilot, subject, Consent) of
+        ``erase_scopes`` with that person's ``@access`` key (a withdrawal with erasure),
+        and the keys of each (pilot, data type, day) of ``retire`` for days before that
+        day which hold nothing (retention's backstop: :meth:`ledger.keystore.KeyStore.
+        ids_of`).
+
         Returns the stored entries with their indexes. On any failure nothing is written and
         the in-memory tree is unchanged. After an erasure on SQLite the WAL is checkpointed
         and truncated, so that no copy of an erased page stays in it.
         """
         try:
-            return self._append(batch, erase, forget, blind)
+            check_triples(erase_scopes, "an erased scope is (pilot, subject, consent) strings")
+            check_triples(retire, "a retired day is (pilot, data type, day) strings")
+            return self._append(batch, erase, forget, blind, erase_scopes, retire)
         except (TypeError, AttributeError, ValueError, OverflowError, LedgerError) as exc:
             if isinstance(exc, StoreError):
                 raise
@@ -524,13 +612,16 @@ class LedgerWriter(LedgerReader):
         erase: Sequence[int],
         forget: Sequence[int],
         blind: Sequence[Blinded],
+        erase_scopes: Sequence[tuple[str, str, str]],
+        retire: Sequence[tuple[str, str, str]],
     ) -> list[Entry]:
-        erased = [(check_integer(i, "erased index"),) for i in erase]
+        erased = [check_integer(i, "erased index") for i in erase]
         blinded = [(check_integer(b.index, "blinded index"), b.tag, b.box) for b in blind]
-        forgotten = [(check_integer(i, "forgotten index"),) for i in forget]
-        forgotten += [(row[0],) for row in blinded]
+        forgotten = [check_integer(i, "forgotten index") for i in forget]
+        forgotten += [row[0] for row in blinded]
         now = time.time()
         dialect = self.dialect
+        keys = self.keys
         # The hot path (group commit): hash the batch in one comprehension, extend
         # the tree in one call, and build rows without per-entry helper calls.
         leaf_hashes = [sha256(LEAF_PREFIX + e.leaf).digest() for e in batch]
@@ -539,6 +630,8 @@ class LedgerWriter(LedgerReader):
         with self._lock:
             if self._unsure:
                 self.reload()
+            if self._doomed:
+                self._destroy_doomed()  # before anything is sealed again (none under those)
             frontier = self.frontier.copy()
             start = frontier.size
             closed = frontier.extend(leaf_hashes)
@@ -573,14 +666,8 @@ class LedgerWriter(LedgerReader):
                 for index, e in extra
                 if (r := e.record) is not None
             ]
-            body_rows = dialect.body_rows(
-                [(index, e.payload, e.salt) for index, e in extra if e.payload is not None]
-            )
-            opening_rows = [
-                (index, e.opening.encode())
-                for index, e in extra
-                if e.opening is not None and e.blinded_for is None
-            ]
+            key_of = self._batch_keys(extra) if keys is not None else {}
+            body_rows, opening_rows, origin_rows = self._sealed_rows(extra, key_of)
             blinded += [
                 (
                     index,
@@ -592,32 +679,181 @@ class LedgerWriter(LedgerReader):
                 for index, e in extra
                 if e.opening is not None and e.blinded_for is not None
             ]
-            origin_rows = [(index, e.origin) for index, e in extra if e.origin is not None]
+            # What a withdrawal destroys whatever it holds, and the backstop's candidates,
+            # listed before the transaction (the key store is another database).
+            scope_ids: set[int] = set()
+            retired: set[int] = set()
+            if keys is not None:
+                for pilot, subject, consent in erase_scopes:
+                    scope_ids.update(keys.ids_of_scope(pilot, subject, consent))
+                    scope_ids.update(
+                        keys.ids_of_scope(pilot, subject, None, types=[ENTRY_TYPES["access"]])
+                    )
+                for pilot, data_type, day in retire:
+                    retired.update(keys.ids_of(pilot, data_type, day))
+            doomed: set[int] = set()
             with self._write(f"append of {len(batch)} entries failed") as c:
                 dialect.insert(c, "entries", TABLES["entries"], entry_rows)
                 dialect.insert(c, "records", TABLES["records"], record_rows)
-                dialect.insert(c, "bodies", dialect.body_columns, body_rows)
+                dialect.insert(c, "bodies", dialect.body_columns, dialect.body_rows(body_rows))
                 dialect.insert(c, "openings", TABLES["openings"], opening_rows)
                 dialect.insert(c, "origins", TABLES["origins"], origin_rows)
+                released: set[int] = set()
                 if erased:
-                    c.executemany("DELETE FROM bodies WHERE idx = ?", erased)
-                    c.executemany("DELETE FROM origins WHERE idx = ?", erased)
+                    released |= _delete(c, "bodies", erased)
+                    released |= _delete(c, "origins", erased)
                     c.executemany(
-                        "UPDATE records SET subject = NULL, consent = NULL WHERE idx = ?", erased
+                        "UPDATE records SET subject = NULL, consent = NULL WHERE idx = ?",
+                        [(i,) for i in erased],
                     )
                 if erased or forgotten:
-                    c.executemany("DELETE FROM openings WHERE idx = ?", erased + forgotten)
+                    released |= _delete(c, "openings", erased + forgotten)
                 if blinded:
                     c.executemany(
                         "INSERT INTO blinded (idx, tag, box) VALUES (?,?,?) ON CONFLICT (idx)"
                         " DO UPDATE SET tag = excluded.tag, box = excluded.box",
                         blinded,
                     )
+                candidates = released | retired
+                if candidates:
+                    doomed = candidates - _still_sealed_under(c, candidates)
+                doomed |= scope_ids
+                if doomed:
+                    c.executemany(
+                        "INSERT INTO doomed_keys (key_id) VALUES (?) ON CONFLICT DO NOTHING",
+                        [(k,) for k in sorted(doomed)],
+                    )
             self.frontier = frontier
             self._size = frontier.size
             if erased or forgotten:
                 dialect.after_erasure(self.conn)
+            if doomed:
+                self._doomed |= doomed
+                self._destroy_doomed()
         return [Entry(row[0], row[1], row[2], row[3], row[5]) for row in entry_rows]
+
+    def _batch_keys(self, extra: list[tuple[int, NewEntry]]) -> dict[int, DataKey]:
+        """The data key of each entry of ``extra`` with values to seal, by index: the keys
+        of the batch's scopes in one call to the key store (those missing made durably
+        first: a value is sealed only under a key that is on disk)."""
+        assert self.keys is not None
+        scopes: dict[int, Scope] = {}
+        # One Scope a distinct (pilot, subject, Consent, type, day): a batch of one source's
+        # readings has a few, and building one checks its parts.
+        made: dict[tuple[Any, ...], Scope | None] = {}
+        for index, e in extra:
+            if e.payload is None and e.origin is None and (e.opening is None or e.blinded_for):
+                continue
+            r = e.record
+            if r is not None:
+                part = (r.pilot, r.subject, r.consent, r.type, r.observed_at[:10])
+                if part not in made:
+                    made[part] = entry_scope(
+                        e.kind,
+                        e.leaf,
+                        pilot=r.pilot,
+                        subject=r.subject,
+                        consent=r.consent,
+                        data_type=r.type,
+                        observed_at=r.observed_at,
+                        opening=e.opening,
+                    )
+                scope = made[part]
+            else:
+                scope = entry_scope(
+                    e.kind,
+                    e.leaf,
+                    pilot=None,
+                    subject=None,
+                    consent=None,
+                    data_type=None,
+                    observed_at=None,
+                    opening=e.opening,
+                )
+            if scope is not None:
+                scopes[index] = scope
+        if not scopes:
+            return {}
+        found = self.keys.keys_for(scopes.values())
+        key_of = {index: found[scope] for index, scope in scopes.items()}
+        if self._doomed and not self._doomed.isdisjoint(k.id for k in found.values()):
+            # The key store kept them (it did not answer the destroy): nothing is sealed
+            # under a key that is to go.
+            raise StorageError(
+                f"the key store {self.keys.where} has not destroyed the keys of an erasure yet;"
+                " nothing is sealed under them meanwhile"
+            )
+        return key_of
+
+    def _sealed_rows(
+        self, extra: list[tuple[int, NewEntry]], key_of: dict[int, DataKey]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The batch's bodies, openings and origins rows: sealed under ``key_of``'s key for
+        their entry, or in the open (key_id NULL)."""
+        index_key = self.keys.index_key if self.keys is not None else b""
+        bodies: list[tuple[Any, ...]] = []
+        openings: list[tuple[Any, ...]] = []
+        origins: list[tuple[Any, ...]] = []
+        for index, e in extra:
+            key = key_of.get(index)
+            if e.payload is not None:
+                if key is None:
+                    bodies.append((index, e.payload, e.salt, None, None))
+                else:
+                    r = e.record
+                    named = resource_id_of(e.payload) if r is not None else None
+                    resource = (
+                        resource_digest(index_key, r.pilot, r.type, named)
+                        if r is not None and named is not None
+                        else None
+                    )
+                    sealed = seal_value(
+                        key, "bodies", index, body_plaintext(e.payload, e.salt or "")
+                    )
+                    bodies.append((index, sealed, "", key.id, resource))
+            if e.opening is not None and e.blinded_for is None:
+                raw = e.opening.encode()
+                if key is None:
+                    openings.append((index, raw, None))
+                else:
+                    openings.append((index, seal_value(key, "openings", index, raw), key.id))
+            if e.origin is not None:
+                if key is None:
+                    origins.append((index, e.origin, None))
+                else:
+                    origins.append((index, seal_value(key, "origins", index, e.origin), key.id))
+        return bodies, openings, origins
+
+    def _noted_doomed(self) -> set[int]:
+        try:
+            return {int(k) for (k,) in self.conn.execute("SELECT key_id FROM doomed_keys")}
+        except self.dialect.errors as exc:
+            raise self.dialect.failure(f"cannot read {self.where}", exc) from None
+
+    def _destroy_doomed(self) -> None:
+        """Destroy the keys noted in ``doomed_keys`` (a caller holding ``_lock``), then
+        forget them there. The ledger committed their erasure first, so a crash or a key
+        store that does not answer leaves them noted, to be destroyed by the next erasure or
+        opening (destroying twice is harmless); nothing is sealed under them meanwhile."""
+        if self.keys is None or not self._doomed:
+            return  # a writer without a key store leaves them for one with it
+        ids = sorted(self._doomed)
+        try:
+            self.keys.destroy(ids)
+        except StoreError as exc:
+            log.warning("the keys of an erasure are not destroyed yet (%s); retried", exc)
+            return
+        try:
+            with self._write(f"cannot forget the destroyed keys in {self.where}") as c:
+                for part in _parts(ids):
+                    c.execute(
+                        f"DELETE FROM doomed_keys WHERE key_id IN ({','.join('?' * len(part))})",
+                        part,
+                    )
+        except StoreError as exc:
+            # Destroyed all the same: only the note stays, for the next time.
+            log.warning("%s", exc)
+        self._doomed.clear()
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
         check_integer(size, "checkpoint size")

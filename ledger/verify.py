@@ -7,6 +7,12 @@ every remaining body's commitment is recomputed, and every ``client`` entry (a h
 client's revocation) must be a well-formed one; the report names the first index at which
 anything differs from what the bytes imply. A body erased the supported way (an ``erasure``
 entry on the log) is expected and not a fault; a body missing without one is.
+
+Sealed values (schema "3", :mod:`ledger.sealing`) are opened with the ledger's key store
+when one is given: a value whose key is destroyed is erased, one that does not open under
+its key a fault. Without the key store the log is verified all the same (leaves, nodes,
+checkpoints, signatures, the index rows' header fields), and the sealed bodies, which
+cannot be checked against their commitments, are counted (``unopened``).
 """
 
 from __future__ import annotations
@@ -20,20 +26,23 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from pydantic import ValidationError
 
 from .base64url import canonical_b64url
 from .checkpoint import NoteVerifier, parse_checkpoint, verify_checkpoint
+from .datakeys import body_parts, open_with
 from .dialect import Dialect, describe, location_of
 from .entries import ENTRY_KINDS, ClientEntry
 from .errors import (
     CheckpointError,
     InvalidEnvelope,
+    KeyDestroyed,
     KeyFileError,
     LedgerError,
+    SealError,
     StoreError,
 )
 from .hashing import HASH_SIZE, LEAF_PREFIX, NODE_PREFIX
@@ -43,6 +52,9 @@ from .sealed import PERSON, Opening, opened
 from .sigcheck import PendingSig, SignatureChecks
 from .store import LedgerReader, StoredCheckpoint
 from .tree import Frontier
+
+if TYPE_CHECKING:
+    from .keystore import KeyStore
 
 #: Problems listed in full; past this only their count grows.
 MAX_LISTED_PROBLEMS = 50
@@ -78,6 +90,13 @@ class VerifyReport:
     checkpoints: int = 0
     openings: int = 0
     """Openings of sealed (v2) leaves held in the file and checked against their leaves."""
+    unopened: int = 0
+    """Bodies held sealed under data keys that could not be opened (no key store given):
+    not checked against their commitments."""
+    unopened_openings: int = 0
+    """Openings held sealed that could not be opened (no key store given)."""
+    key_store: str | None = None
+    """The key store sealed values were opened with (None: none given)."""
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     key_source: str = "none"
@@ -166,7 +185,7 @@ _ROWS = (
     # not crash (PostgreSQL's columns hold their declared type only).
     "SELECT e.idx, e.kind, {leaf}, {leaf_hash}, e.sig, {nodes},"
     " r.id, r.pilot, r.source, r.seq, r.type, r.subject, r.consent, r.observed_at, r.key,"
-    " {payload}, b.salt, {opening}"
+    " {payload}, b.salt, {opening}, {body_key}, {opening_key}"
     " FROM entries e"
     " LEFT JOIN records r ON r.idx = e.idx"
     " LEFT JOIN bodies b ON b.idx = e.idx{join}"
@@ -177,7 +196,7 @@ _ROWS = (
 _OPENING_JOIN = " LEFT JOIN openings o ON o.idx = e.idx"
 
 
-def _rows_sql(dialect: Dialect, sealed: bool) -> str:
+def _rows_sql(dialect: Dialect, sealed: bool, keyed: bool) -> str:
     blob = dialect.blob
     return _ROWS.format(
         leaf=blob("e.leaf"),
@@ -186,6 +205,8 @@ def _rows_sql(dialect: Dialect, sealed: bool) -> str:
         payload=blob("b.payload"),
         opening=blob("o.opening") if sealed else "NULL",
         join=_OPENING_JOIN if sealed else "",
+        body_key="b.key_id" if keyed else "NULL",
+        opening_key="o.key_id" if keyed else "NULL",
     )
 
 
@@ -216,15 +237,21 @@ def verify_ledger(
     log_key: NoteVerifier | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 2,
+    keys: KeyStore | None = None,
 ) -> VerifyReport:
     """Verify the ledger at ``path`` (a file's path or a PostgreSQL URL: a location of
     :func:`ledger.store.location_of`); raise StoreError only if it cannot be read.
+    ``keys``: the ledger's key store, to open its sealed values with (module docstring).
 
     Read in one snapshot (a read transaction), so that a hub appending meanwhile cannot
     make the entries, bodies and checkpoints read disagree."""
     location = location_of(path)
     report = VerifyReport(describe(location))
-    with LedgerReader(location) as reader, reader.dialect.snapshot(reader.conn):
+    report.key_store = keys.where if keys is not None else None
+    with (
+        LedgerReader(location, keys=keys) as reader,
+        reader.dialect.snapshot(reader.conn),
+    ):
         try:
             report.origin = reader.meta("origin")
             report.leaves_only = reader.meta(COPY_META) == LEAVES_ONLY
@@ -287,8 +314,10 @@ class _Walk:
         pool = SignatureChecks(self.workers, processes=total >= PROCESS_POOL_FROM)
         try:
             reader = self.reader
-            sql = _rows_sql(reader.dialect, reader.sealed)
+            sql = _rows_sql(reader.dialect, reader.sealed, reader.keyed)
             for rows in reader.dialect.stream(reader.conn, sql):
+                if reader.keyed:
+                    rows = self._unsealed(rows)
                 try:
                     self._rows(rows, pending)
                 finally:
@@ -315,6 +344,51 @@ class _Walk:
             finally:
                 pool.close()
         self._finish()
+
+    def _unsealed(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The fetch's rows with their sealed body (payload, salt) and opening opened under
+        the key store's keys (one call a fetch): None where the key is destroyed (erased);
+        :data:`_SEALED` where there is no key store to open them with, :data:`_DAMAGED`
+        (reported) where one does not open under its key."""
+        wanted = {k for row in rows for k in (row[18], row[19]) if k is not None}
+        if not wanted:
+            return rows
+        keys = self.reader.keys
+        held = keys.keys(int(k) for k in wanted) if keys is not None else None
+        out = []
+        for row in rows:
+            if row[18] is None and row[19] is None:
+                out.append(row)
+                continue
+            index = row[0]
+            payload, salt, opening = row[15], row[16], row[17]
+            if row[18] is not None and payload is not None:
+                plain = self._open(held, row[18], "bodies", index, payload)
+                if isinstance(plain, bytes):
+                    try:
+                        payload, salt = body_parts(plain)
+                    except SealError:
+                        self.report.add(index, "stored body opens to less than a salt")
+                        payload, salt = _DAMAGED, None
+                else:
+                    payload, salt = plain, None
+            if row[19] is not None and opening is not None:
+                opening = self._open(held, row[19], "openings", index, opening)
+            out.append((*row[:15], payload, salt, opening, *row[18:]))
+        return out
+
+    def _open(
+        self, held: dict[int, Any] | None, key_id: Any, table: str, index: int, stored: Any
+    ) -> Any:
+        if held is None:
+            return _SEALED
+        try:
+            return open_with(held, int(key_id), table, index, bytes(stored))
+        except KeyDestroyed:
+            return None
+        except SealError as exc:
+            self.report.add(index, f"stored {table[:-1]} does not open: {exc}")
+            return _DAMAGED
 
     def _rows(self, rows: list[tuple[Any, ...]], pending: list[PendingSig]) -> None:
         """Walk one fetch of rows: the tree (Frontier.append inlined: this loop runs once
@@ -383,10 +457,13 @@ class _Walk:
         elif leaf_kind == "client":
             self._client(index, value)
 
-    def _opened(self, index: int, leaf: dict[str, Any], raw: bytes | None) -> dict[str, Any]:
+    def _opened(self, index: int, leaf: dict[str, Any], raw: Any) -> dict[str, Any]:
         """The leaf with its stored opening's fields (:func:`ledger.sealed.opened`); an
         opening that does not open the leaf's ``person`` commitment is a fault."""
-        if raw is None:
+        if raw is None or raw is _DAMAGED:
+            return opened(leaf, None)
+        if raw is _SEALED:
+            self.report.unopened_openings += 1
             return opened(leaf, None)
         self.report.openings += 1
         try:
@@ -424,9 +501,22 @@ class _Walk:
             report.signatures += 1
             # The leaf is JCS(header), exactly the bytes the source signed.
             pending.append((index, leaf, sig, raw_key))
+        unopened = opening is _SEALED or opening is _DAMAGED
+        if unopened:
+            if opening is _SEALED:
+                self.report.unopened_openings += 1
+            opening = None
         try:
             if header.get("v") != 2:
                 expected = _record_fields(header)
+            elif opening is None and unopened:
+                # Its subject and Consent are in the opening, which cannot be opened here:
+                # the index row's other fields are checked.
+                h = header
+                expected = (
+                    *(h["id"], h["pilot"], h["source"], h["seq"], h["type"]),
+                    *(row[11], row[12], h["observed_at"], h["key"]),
+                )
             elif opening is None:
                 # As _opened(header, None) below: the header without its person, whose
                 # subject and Consent are then the header's own, if any (v2: none).
@@ -458,6 +548,11 @@ class _Walk:
             if not report.leaves_only:
                 report.erased += 1
                 self.bodiless.append(index)
+            return
+        if payload is _SEALED:
+            report.unopened += 1
+            return
+        if payload is _DAMAGED:
             return
         report.bodies += 1
         salt = canonical_b64url(row[16]) or b""
@@ -554,17 +649,30 @@ class _Stop(LedgerError):
     """The walk cannot go on (an entry is missing)."""
 
 
+#: A sealed value there was no key store to open (verify's rows, in place of its bytes).
+_SEALED = object()
+#: A sealed value that did not open under its key (reported once, then skipped).
+_DAMAGED = object()
+
+
 def _orphans(reader: LedgerReader, report: VerifyReport) -> None:
     erased = sorted(report.erasures)
     # In parts: a statement's parameters are bounded (SQLite 32766, PostgreSQL 65535).
     for part in (erased[i : i + 500] for i in range(0, len(erased), 500)):
         marks = ",".join("?" * len(part))
-        row = reader.conn.execute(
-            f"SELECT idx FROM bodies WHERE idx IN ({marks}) ORDER BY idx LIMIT 1", part
-        ).fetchone()
-        if row is not None:
-            at = report.erasures[int(row[0])]
-            report.add(at, f"erasure entry {at} says body {row[0]} is gone, but it is stored")
+        rows = reader.conn.execute(
+            f"SELECT idx, {reader.key_column('bodies')} FROM bodies WHERE idx IN ({marks})"
+            " ORDER BY idx",
+            part,
+        ).fetchall()
+        if reader.keys is not None and rows:
+            # A body whose key is destroyed is erased, whatever row is left of it.
+            held = reader.keys.keys(int(k) for _, k in rows if k is not None)
+            rows = [(i, k) for i, k in rows if k is None or int(k) in held]
+        if rows:
+            idx = rows[0][0]
+            at = report.erasures[int(idx)]
+            report.add(at, f"erasure entry {at} says body {idx} is gone, but it is stored")
             break
     for (idx,) in reader.conn.execute(
         "SELECT r.idx FROM records r JOIN entries e ON e.idx = r.idx"

@@ -363,6 +363,8 @@ class ChannelServer:
                 erase=job.erase,
                 forget=job.forget,
                 blind=[blinded(b) for b in job.blind],
+                erase_scopes=job.erase_scopes,
+                retire=job.retire,
             )
         except StorageError as exc:
             front.write(Failed(job.job, str(exc), True))

@@ -29,7 +29,7 @@ from ledger.sealed import PERSON, Opening
 from ledger.store import Blinded, Entry, LedgerReader, NewEntry
 
 from ..errors import ConfigError
-from ..hub_ledger import LOG_KEY_META
+from ..hub_ledger import LOG_KEY_META, open_key_store
 from ..ingest.checkpoints import SignedHead
 from ..ingest.checks import Verified
 from ..ingest.receipts import ReceiptQueue, receipt_wire
@@ -96,11 +96,19 @@ class FrontLedger:
 
     def close(self) -> None:
         self.reader.close()
+        if self.reader.keys is not None:
+            self.reader.keys.close()
 
 
 def open_front_ledger(settings: HubSettings) -> FrontLedger:
-    """Read the ledger the sequencer writes (it created it before any front end starts)."""
-    reader = LedgerReader(settings.ledger_location)
+    """Read the ledger the sequencer writes (it created it before any front end starts),
+    with its key store."""
+    keys = open_key_store(settings)
+    try:
+        reader = LedgerReader(settings.ledger_location, keys=keys)
+    except BaseException:
+        keys.close()
+        raise
     try:
         stored = reader.meta(LOG_KEY_META)
         if stored is None:
@@ -109,6 +117,7 @@ def open_front_ledger(settings: HubSettings) -> FrontLedger:
         registry = Registry.replay(reader.leaves("registry"), settings.pilots)
     except BaseException:
         reader.close()
+        keys.close()
         raise
     return FrontLedger(settings, reader, registry, verifier, committed_size=reader.size())
 
@@ -293,6 +302,8 @@ class RemoteSequencer:
         blind: Sequence[Blinded] = (),
         committed: Callable[[list[Entry]], None] | None = None,
         guard: Sequence[str] = (),
+        erase_scopes: Sequence[tuple[str, str, str]] = (),
+        retire: Sequence[tuple[str, str, str]] = (),
     ) -> list[Entry]:
         """``guard``: what the entries were decided on (``consent:<pilot>:<id>``); if
         another front end changed it since this one last heard, PlanConflict."""
@@ -305,6 +316,8 @@ class RemoteSequencer:
             blind=[blind_in(b) for b in blind],
             based_on=self.follower.applied,
             guard=list(guard),
+            erase_scopes=list(erase_scopes),
+            retire=list(retire),
         )
         done = await self._run(job)
         if committed is not None:

@@ -25,6 +25,7 @@ from ledger.errors import StorageError, StoreError
 from ledger.lease import Lease
 from ledger.store import MAX_ENTRIES_PAGE, LedgerReader
 
+from ..hub_ledger import open_key_store
 from ..ingest.checkpoints import SignedHead
 from ..settings import HubSettings
 from .wire import Head, StateEntry
@@ -49,9 +50,12 @@ class Standby:
 
     def _open(self) -> LedgerReader | None:
         if self.reader is None:
+            # The openings of the entries it passes on are sealed: with the key store.
+            keys = open_key_store(self.settings)
             try:
-                self.reader = LedgerReader(self.settings.ledger_location)
+                self.reader = LedgerReader(self.settings.ledger_location, keys=keys)
             except StoreError:
+                keys.close()
                 return None  # no ledger yet: the active hub makes it
             self.size = 0
         return self.reader
@@ -133,4 +137,6 @@ class Standby:
     def close(self) -> None:
         if self.reader is not None:
             self.reader.close()
+            if self.reader.keys is not None:
+                self.reader.keys.close()
             self.reader = None

@@ -79,6 +79,11 @@ class Job(msgspec.Struct, tag=True, array_like=True):
     erase: list[int] = []
     forget: list[int] = []
     blind: list[BlindIn] = []
+    #: (pilot, subject, Consent) whose data keys go with the job (a withdrawal with erasure)
+    #: and (pilot, data type, day) whose empty keys of days before go (retention's
+    #: backstop): ledger.store.LedgerWriter.append's ``erase_scopes`` and ``retire``.
+    erase_scopes: list[tuple[str, str, str]] = []
+    retire: list[tuple[str, str, str]] = []
 
 
 class Ack(msgspec.Struct, tag=True, array_like=True):

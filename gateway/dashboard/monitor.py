@@ -67,7 +67,8 @@ class DashboardMonitor:
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> None:
         ledger = self.hub.ledger
-        self._reader = LedgerReader(self.hub.settings.ledger_location)
+        # The process's key store (the access openings and city bodies it shows are sealed).
+        self._reader = LedgerReader(self.hub.settings.ledger_location, keys=ledger.reader.keys)
         self.verifier = IncrementalVerifier(ledger.verifier, self.hub.settings.origin)
         stored = self._reader.latest_checkpoint()
         head = ledger.checkpoints.latest

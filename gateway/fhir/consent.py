@@ -123,9 +123,10 @@ async def commit_consent(
     With ``erase``, the person is erased in the same commit: the bodies the Consent covered
     go (with their openings and origins), and the openings that name the person -- this
     Consent's entries, the access entries about them -- are blinded
-    (:func:`ledger.sealed.blind`); then the Consent's stored versions and the dead letters
-    naming them go too. Nothing in the hub's files names them after that, and their audit
-    view still opens for whoever knows their pseudonym."""
+    (:func:`ledger.sealed.blind`); the data keys they were sealed under are destroyed after
+    it; then the Consent's stored versions and the dead letters naming them go too. Nothing
+    in the hub's files names them after that, and their audit view still opens for whoever
+    knows their pseudonym."""
     access = request.app[ACCESS]
     hub = hub_of(request)
     subject = _subject(consent)
@@ -185,6 +186,10 @@ async def commit_consent(
             blind=blinded,
             committed=committed,
             guard=[f"consent:{pilot.id}:{consent.id}"],
+            # Every data key of the person's records under this Consent and of their access
+            # entries goes after the commit: the copies of what it erases left anywhere
+            # (a backup, PostgreSQL's dead rows and WAL) no longer open.
+            erase_scopes=[(pilot.id, subject, consent.id)] if erase else [],
         )
     except PlanConflict:
         raise Conflict(

@@ -51,6 +51,10 @@ class Job:
     forget: list[int] = field(default_factory=list)
     blind: list[Blinded] = field(default_factory=list)
     committed: Callable[[list[Entry]], None] | None = None
+    #: (pilot, subject, Consent) whose data keys go after the commit, and (pilot, type,
+    #: day) whose empty keys of earlier days go (LedgerWriter.append).
+    erase_scopes: list[tuple[str, str, str]] = field(default_factory=list)
+    retire: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -270,9 +274,13 @@ class Sequencer:
         blind: Sequence[Blinded] = (),
         committed: Callable[[list[Entry]], None] | None = None,
         guard: Sequence[str] = (),
+        erase_scopes: Sequence[tuple[str, str, str]] = (),
+        retire: Sequence[tuple[str, str, str]] = (),
     ) -> list[Entry]:
         """Append hub-made entries (erasing the records at ``erase`` and forgetting the
-        openings at ``forget``) in the next group commit; returns them once durable.
+        openings at ``forget``; destroying the data keys of ``erase_scopes`` and the empty
+        ones ``retire`` names: :meth:`ledger.store.LedgerWriter.append`) in the next group
+        commit; returns them once durable.
         ``committed`` runs on the event loop straight after the commit, so state derived
         from the log (consents) never lags what the log says. ``guard`` matters to front
         ends only (``gateway.cluster``): in one process, the callers' locks serialise the
@@ -280,6 +288,8 @@ class Sequencer:
         job = self._job(list(entries), committed, erase)
         job.forget.extend(forget)
         job.blind.extend(blind)
+        job.erase_scopes.extend(erase_scopes)
+        job.retire.extend(retire)
         self._batch.behind.append(job)
         self._arrived()
         return await job.done
@@ -359,13 +369,21 @@ class Sequencer:
         erase = [i for job in (*batch.ahead, *batch.behind) for i in job.erase]
         forget = [i for job in (*batch.ahead, *batch.behind) for i in job.forget]
         blind = [b for job in (*batch.ahead, *batch.behind) for b in job.blind]
+        erase_scopes = [s for job in (*batch.ahead, *batch.behind) for s in job.erase_scopes]
+        retire = [r for job in (*batch.ahead, *batch.behind) for r in job.retire]
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
             stored = await loop.run_in_executor(
                 self.executor,
                 partial(
-                    self.ledger.writer.append, entries, erase=erase, forget=forget, blind=blind
+                    self.ledger.writer.append,
+                    entries,
+                    erase=erase,
+                    forget=forget,
+                    blind=blind,
+                    erase_scopes=erase_scopes,
+                    retire=retire,
                 ),
             )
         except StoreError as exc:
@@ -380,6 +398,11 @@ class Sequencer:
             log.info("the ledger takes writes again")
         self.write_failure = None
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        if not stored:
+            # Jobs with no entries of their own (openings blinded late, keys retired): the
+            # log did not grow, so no head to sign.
+            _complete(batch.behind, stored, _complete(batch.ahead, stored, 0))
+            return
         self.metrics.batch_size.observe(len(stored))
         size = stored[-1].index + 1
         self.metrics.log_size.set(size)

@@ -1,4 +1,4 @@
-"""`swiftchain keys` verbs: make and show Ed25519 key pairs."""
+"""`swiftchain keys` verbs: make and show Ed25519 key pairs; make a master key for data keys."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ledger.checkpoint import NoteSigner
+from ledger.datakeys import write_master_key
 from ledger.errors import KeyFileError
 from ledger.keys import key_id, load_private_key, public_key_b64, write_key_pair
 
@@ -92,3 +93,17 @@ def show(path: Path, note_name: str | None) -> None:
     click.echo(f"public key (base64url): {public_key_b64(pub)}")
     if note_name:
         click.echo(f"verifier key: {NoteSigner(note_name, key).verifier.encode()}")
+
+
+@keys.command("master")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@friendly
+def master(path: Path) -> None:
+    """Write a new master key to PATH (mode 0600), to store the hub's data keys wrapped
+    under (the hub's key_store_master_key; required for a key store on PostgreSQL). Never
+    overwrites one: a key store made with it opens with it alone.
+
+    Example: swiftchain keys master /etc/swiftchain/keys.master
+    """
+    write_master_key(path)
+    click.echo(f"wrote {path}")

@@ -16,7 +16,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ledger.checkpoint import NoteVerifier
 from ledger.copy import CopyReport, copy_ledger
-from ledger.errors import KeyFileError, LedgerError, ProofError
+from ledger.errors import KeyFileError, LedgerError, ProofError, StoreError
+from ledger.keystore import KeyStore
+from ledger.location import sqlite_path
 from ledger.policy import TrustPolicy
 from ledger.quorum import QuorumReport, evaluate
 from ledger.store import LedgerReader, location_of
@@ -73,22 +75,63 @@ LEDGER_HELP = "a ledger file's path, or a postgresql://USER@HOST/DB[?schema=NAME
     help="A trust policy (YAML, or c2sp.org/tlog-policy text): also require the newest "
     "checkpoint to carry the quorum of witness cosignatures it names.",
 )
+@click.option(
+    "--key-store",
+    "key_store",
+    metavar="LOCATION",
+    help="The ledger's key store (the hub's key_store: a file's path, or a postgresql:// "
+    "URL), to open its sealed bodies and openings with; without it they are counted, not "
+    "checked.",
+)
+@click.option(
+    "--key-store-master-key",
+    "master_key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="FILE",
+    help="The master key the key store's keys are wrapped under (key_store_master_key).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def verify(db: str, key: str | None, policy_file: Path | None, as_json: bool, quiet: bool) -> None:
+def verify(
+    db: str,
+    key: str | None,
+    policy_file: Path | None,
+    key_store: str | None,
+    master_key: Path | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Recompute every leaf, node, root, checkpoint signature, record signature and body
     commitment of LEDGER (a file's path, or a postgresql:// URL) from its own bytes alone
     (and, with --policy, check that the newest checkpoint meets the alliance's quorum of
     witnesses); exit 1 naming the first bad index or the quorum's shortfall, 2 if LEDGER,
-    the key or the policy cannot be read at all.
+    the key or the policy cannot be read at all. Bodies sealed under data keys are checked
+    with --key-store; without it the log is verified all the same and they are counted.
 
-    Example: swiftchain ledger verify data/ledger.db --key hub.vkey --policy alliance.yaml
+    Example: swiftchain ledger verify data/ledger.db --key hub.vkey --key-store data/ledger.db.keys
     """
     try:
         policy = _read_policy(policy_file)
-        _verify(location_of(db), key, policy, as_json, quiet)
+        keys = _open_key_store(key_store, master_key)
+        try:
+            _verify(location_of(db), key, policy, as_json, quiet, keys)
+        finally:
+            if keys is not None:
+                keys.close()
     except LedgerError as exc:
         _cannot_verify(exc)
+
+
+def _open_key_store(location: str | None, master_key: Path | None) -> KeyStore | None:
+    if location is None:
+        if master_key is not None:
+            raise StoreError("--key-store-master-key without --key-store")
+        return None
+    path = sqlite_path(location)
+    if path is not None and not path.is_file():
+        # Opening would make an empty one, in which every key reads as destroyed.
+        raise StoreError(f"no key store at {path}")
+    return KeyStore.open(path or location, master_key=master_key)
 
 
 def _read_policy(path: Path | None) -> TrustPolicy | None:
@@ -119,7 +162,12 @@ def _newest_quorum(
 
 
 def _verify(
-    db: Path | str, key: str | None, policy: TrustPolicy | None, as_json: bool, quiet: bool
+    db: Path | str,
+    key: str | None,
+    policy: TrustPolicy | None,
+    as_json: bool,
+    quiet: bool,
+    keys: KeyStore | None = None,
 ) -> None:
     verifier = _read_key(key)
     started = time.perf_counter()
@@ -138,6 +186,7 @@ def _verify(
             db,
             log_key=verifier,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            keys=keys,
         )
     elapsed = time.perf_counter() - started
     quorum = None if policy is None else _newest_quorum(db, policy, verifier)
@@ -188,6 +237,9 @@ def _as_dict(report: VerifyReport, elapsed: float) -> dict[str, object]:
         "erased": report.erased,
         "leaves_only": report.leaves_only,
         "openings": report.openings,
+        "unopened": report.unopened,
+        "unopened_openings": report.unopened_openings,
+        "key_store": report.key_store,
         "registry": report.registry,
         "client_revocations": report.client_revocations,
         "checkpoints": report.checkpoints,
@@ -211,6 +263,13 @@ def _print(report: VerifyReport, elapsed: float) -> None:
     if report.leaves_only:
         click.echo("  copy         of the public log (a mirror's): no bodies or openings held")
     click.echo(f"  openings     {report.openings:,} held here, each checked against its leaf")
+    if report.key_store is not None:
+        click.echo(f"  key store    {report.key_store}: sealed values opened with it")
+    if report.unopened or report.unopened_openings:
+        click.echo(
+            f"  sealed       {report.unopened:,} bodies and {report.unopened_openings:,}"
+            " openings could not be opened, so were not checked (give --key-store)"
+        )
     click.echo(
         f"  registry     {report.registry:,} entries"
         f"   client revocations {report.client_revocations:,}"

@@ -20,6 +20,7 @@ from gateway.alliance.submission import request_body
 from ledger.checkpoint import Checkpoint, NoteSigner, parse_checkpoint, sign_checkpoint
 from ledger.hashing import leaf_hash
 from ledger.keys import load_private_key
+from ledger.keystore import KeyStore
 from ledger.policy import TrustPolicy
 from ledger.quorum import evaluate
 from ledger.store import MAX_ENTRIES_PAGE, LedgerReader
@@ -306,11 +307,18 @@ async def rewrite_step(
     )
 
 
+def _verify_with_keys(db_path: Path) -> VerifyReport:
+    """Verify the demo's ledger with its key store (the hub's default, beside the file),
+    so that the bodies, which are sealed, are checked against their commitments too."""
+    with KeyStore.open(db_path.with_name(db_path.name + ".keys")) as keys:
+        return verify_ledger(db_path, keys=keys)
+
+
 async def verify_step(db_path: Path) -> tuple[StoryStep, VerifyReport]:
-    report = await asyncio.to_thread(verify_ledger, db_path)
+    report = await asyncio.to_thread(_verify_with_keys, db_path)
     observed = (
         f"{report.size:,} entries, {report.records:,} records, {report.signatures:,} signatures,"
-        f" {report.erased} erased bodies: all verified"
+        f" {report.bodies:,} bodies, {report.erased} erased bodies: all verified"
         if report.ok
         else f"{report.problem_count} problems, first at index {report.first_bad_index}"
     )

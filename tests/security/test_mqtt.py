@@ -139,10 +139,8 @@ async def test_replays_add_nothing(running_hub: ThreadHub, attacks: AttackTally)
         attacks.tried("replayed records (MQTT)", 23)
         assert log_size(running_hub) == size
         # The stored body is still the original's.
-        with_body = running_hub.hub.ledger.reader.conn.execute(
-            "SELECT payload FROM bodies WHERE idx = ?", (first["index"],)
-        ).fetchone()
-        assert json.loads(with_body[0]) == {"pm25": 1}
+        stored = running_hub.hub.ledger.reader.body(first["index"])
+        assert stored is not None and stored["payload"] == {"pm25": 1}
 
 
 @pytest.mark.parametrize(

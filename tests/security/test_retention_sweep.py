@@ -20,9 +20,11 @@ from gateway.access.control import AccessControl
 from gateway.access.retention import sweep
 from gateway.hub import Hub
 from gateway.settings import HubSettings
+from ledger.datakeys import Scope
 from ledger.entries import RegistryEntry
 from ledger.envelope import seal, utc_now
 from ledger.keys import Ed25519PrivateKey, generate_key, key_id, public_key_b64, write_key_pair
+from ledger.keystore import KeyStore
 from ledger.store import LedgerReader, NewEntry, RecordColumns
 from ledger.verify import verify_ledger
 from tests.support.ledger_builder import ORIGIN, LedgerBuilder, record_entry
@@ -48,8 +50,10 @@ class Planter:
     """Writes registry entries and signed records into a ledger file, as the hub would,
     except that ``observed_at`` is whatever the test says."""
 
-    def __init__(self, path: Path, hub_key: Ed25519PrivateKey) -> None:
-        self.builder = LedgerBuilder(path, hub_key=hub_key)
+    def __init__(
+        self, path: Path, hub_key: Ed25519PrivateKey, keys: KeyStore | None = None
+    ) -> None:
+        self.builder = LedgerBuilder(path, hub_key=hub_key, keys=keys)
         self.keys: dict[tuple[str, str], Ed25519PrivateKey] = {}
         self.seqs: dict[tuple[str, str], int] = {}
 
@@ -186,3 +190,42 @@ async def test_one_pilots_bad_row_leaves_the_other_pilots_swept(
     assert bodies_held(hub_dir) == set(planted.kept)
     failed = [r for r in caplog.records if "air-quality city.air-quality" in r.getMessage()]
     assert failed and failed[0].exc_info is not None
+
+
+def plant_sealed(directory: Path) -> tuple[dict[str, int], list[str], str, int]:
+    """Two traffic bodies long due and one not, sealed under the hub's key store (where it
+    keeps it by default: beside the ledger), and a key a crash left without data (made,
+    then the ledger's commit failed): (key id by record id, due, kept, the empty key's id)."""
+    directory.mkdir(parents=True)
+    hub_key = write_key_pair(directory / "hub.key")
+    with KeyStore.open(directory / "ledger.db.keys") as keys:
+        planter = Planter(directory / "ledger.db", hub_key, keys)
+        due = [planter.record(TRAFFIC, f"2001-06-0{d}T08:00:00Z") for d in (1, 2)]
+        kept = planter.record(TRAFFIC, utc_now())
+        empty = keys.key_for(Scope(TRAFFIC[0], None, None, TRAFFIC[2], "2001-05-01"), create=True)
+        assert empty is not None
+        reader = planter.builder.writer
+        sealed_under = {
+            rid: int(
+                reader.conn.execute(
+                    "SELECT b.key_id FROM bodies b JOIN records r ON r.idx = b.idx WHERE r.id = ?",
+                    (rid,),
+                ).fetchone()[0]
+            )
+            for rid in (*due, kept)
+        }
+        planter.close()
+    return sealed_under, due, kept, empty.id
+
+
+async def test_a_sweep_destroys_the_keys_of_what_it_erased_and_the_empty_ones_of_days_past(
+    hub_dir: Path,
+) -> None:
+    sealed_under, due, kept, empty = plant_sealed(hub_dir)
+    assert await swept(hub_dir) == 2
+    with KeyStore.open(hub_dir / "ledger.db.keys") as keys:
+        assert keys.keys([sealed_under[r] for r in due]) == {}
+        assert keys.keys([empty]) == {}
+        assert list(keys.keys([sealed_under[kept]])) == [sealed_under[kept]]
+        report = verify_ledger(hub_dir / "ledger.db", keys=keys)
+    assert report.ok and report.erased == 2 and report.bodies == 1, report.problems

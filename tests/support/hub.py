@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -29,12 +30,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ledger.keys import b64url_encode, public_key_b64, write_key_pair
 from ledger.keys import key_id as key_id_of
-from ledger.keys import public_key_b64, write_key_pair
 
 from .broker import DIE_WITH_PARENT, free_port
+
+if TYPE_CHECKING:
+    from ledger.keystore import KeyStore
 
 #: Bound on a hub's start (import, ledger open, listening, ready): a bound on a hang, wide
 #: enough for a machine whose other core is busy.
@@ -84,9 +88,24 @@ def write_hub_config(
         "drain_timeout_s": 5.0,
         **settings,
     }
+    url = values.get("ledger_url")
+    if isinstance(url, str) and url.startswith("postgres") and "key_store_master_key" not in values:
+        values["key_store_master_key"] = str(_master_key(directory, key_path))
     lines = [f"{k} = {json.dumps(v)}" for k, v in values.items() if v is not None]
     path = directory / "hub.toml"
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _master_key(directory: Path, signing_key: Path) -> Path:
+    """The master key a hub on PostgreSQL wraps its data keys under (its key store is a
+    schema of the ledger's database): derived from its signing key, so that two hubs of one
+    log, which share that, share this too (a standby opens the active hub's key store)."""
+    path = directory / "keys.master"
+    if not path.exists():
+        secret = hashlib.sha256(b"swiftchain test master key\n" + signing_key.read_bytes())
+        path.write_text(b64url_encode(secret.digest()) + "\n")
+        path.chmod(0o600)
     return path
 
 
@@ -167,7 +186,7 @@ class HubHandle:
             start += len(page["entries"])
             if not page["entries"] or start >= page["size"]:
                 break
-        with LedgerReader(self.ledger_location) as reader:
+        with self.key_store() as keys, LedgerReader(self.ledger_location, keys=keys) as reader:
             openings = reader.openings([i for i, _ in found])
         views = []
         for index, leaf in found:
@@ -176,6 +195,14 @@ class HubHandle:
                 assert PERSON in leaf and not set(held.fields) & set(leaf), (index, leaf)
             views.append({**opened(leaf, held), "index": index})
         return views
+
+    def key_store(self) -> KeyStore:
+        """The hub's key store, opened as the hub opens it (its settings), to read the
+        ledger's sealed values with; a context manager."""
+        from gateway.hub_ledger import open_key_store
+        from gateway.settings import load_settings
+
+        return open_key_store(load_settings(self.config_path))
 
     def admin(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         status, answer = self.request("POST", "/api/v1/admin/registry/" + path, body)

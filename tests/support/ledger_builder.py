@@ -17,6 +17,7 @@ from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.entries import ErasureEntry, RegistryEntry
 from ledger.envelope import SignedRecord, seal, utc_now
 from ledger.keys import Ed25519PrivateKey, generate_key, key_id, public_key_b64
+from ledger.keystore import KeyStore
 from ledger.schema import PG_SCHEMA, TABLES
 from ledger.store import LedgerWriter, NewEntry, location_of
 
@@ -38,9 +39,11 @@ class LedgerBuilder:
     pilot: str = "air-quality"
     source: str = "station-1"
     seq: int = 0
+    keys: KeyStore | None = None
+    """The key store to seal under (None: bodies, openings and origins in the open)."""
 
     def __post_init__(self) -> None:
-        self.writer = LedgerWriter(self.path, origin=ORIGIN)
+        self.writer = LedgerWriter(self.path, origin=ORIGIN, keys=self.keys)
         self.signer = NoteSigner(ORIGIN, self.hub_key)
         self.writer.set_meta("log_key", self.signer.verifier.encode())
 

@@ -1,11 +1,13 @@
-"""`swiftchain ledger verify` on a PostgreSQL ledger, and `swiftchain ledger copy` between
-any two locations (SQLite -> PostgreSQL -> SQLite, PostgreSQL -> PostgreSQL, SQLite ->
-SQLite), through the real CLI: every byte kept, verify green on both sides, the same root at
-every checkpoint; a destination that is not empty, or is the source, refused."""
+"""`swiftchain ledger verify` on a PostgreSQL ledger (with its key store or without), and
+`swiftchain ledger copy` between any two locations (SQLite -> PostgreSQL -> SQLite,
+PostgreSQL -> PostgreSQL, SQLite -> SQLite), through the real CLI: every byte kept (the
+sealed values as ciphertext), verify green on both sides, the same root at every checkpoint;
+a destination that is not empty, or is the source, refused."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from ledger import dialect
+from ledger.datakeys import write_master_key
 from ledger.entries import AccessEntry
 from ledger.envelope import Origin, seal
 from ledger.errors import StorageError
 from ledger.keys import generate_key
+from ledger.keystore import KeyStore
 from ledger.schema import TABLES
 from ledger.sealed import blind, subject_tag
 from ledger.store import Blinded, LedgerReader, NewEntry
@@ -30,11 +34,12 @@ def run(*args: str) -> Any:
     return CliRunner().invoke(cli, ["ledger", *args])
 
 
-def build(location: Path | str) -> None:
+def build(location: Path | str, keys: KeyStore | None = None) -> None:
     """A ledger with a row in every table: city and personal records, a relayed record with
     its device origin, access entries with openings (one forgotten, one blinded), an
-    erasure, checkpoints, a cosigned checkpoint in meta."""
-    b = LedgerBuilder(location, pilot=PILOT, source="php-ward-1")
+    erasure, checkpoints, a cosigned checkpoint in meta; with ``keys``, sealed under them,
+    and a key noted for destruction (as a crash before the key store's destroy leaves it)."""
+    b = LedgerBuilder(location, pilot=PILOT, source="php-ward-1", keys=keys)
     b.register_source()
     b.append_records(25, batch=10)
     personal = [
@@ -97,6 +102,9 @@ def build(location: Path | str) -> None:
     note = b.checkpoint()
     b.writer.store_cosigned(b.writer.size(), b.writer.current_root(), note, quorum=True)
     b.close()
+    if keys is not None:
+        with tampering(location) as conn:
+            conn.execute("INSERT INTO doomed_keys (key_id) VALUES (42)")
 
 
 def rows(location: Path | str) -> dict[str, list[tuple[Any, ...]]]:
@@ -121,18 +129,29 @@ def assert_same_log(first: Path | str, second: Path | str) -> None:
             assert a.root(size) == b.root(size)
 
 
-def verified(location: Path | str) -> dict[str, Any]:
-    result = run("verify", str(location), "--quiet", "--json")
+def verified(location: Path | str, *key_store: str) -> dict[str, Any]:
+    result = run("verify", str(location), "--quiet", "--json", *key_store)
     assert result.exit_code == 0, result.output
     report: dict[str, Any] = json.loads(result.stdout)
-    assert report["ok"] and report["erased"] == 1 and report["openings"] >= 3, report
+    assert report["ok"] and report["erased"] == 1, report
+    if key_store or not report["unopened"]:
+        assert report["openings"] >= 3 and report["unopened"] == 0, report
+    else:
+        # Without the key store: the log verifies, and what is sealed is counted.
+        assert report["unopened"] == 28 and report["unopened_openings"] >= 3, report
     return report
 
 
 @pytest.fixture
-def source(tmp_path: Path) -> Path:
+def keys(tmp_path: Path) -> Iterator[KeyStore]:
+    with KeyStore.open(tmp_path / "source.db.keys") as ks:
+        yield ks
+
+
+@pytest.fixture
+def source(tmp_path: Path, keys: KeyStore) -> Path:
     path = tmp_path / "source.db"
-    build(path)
+    build(path, keys)
     return path
 
 
@@ -149,6 +168,27 @@ def test_verify_reads_a_postgresql_ledger(pg_url: str) -> None:
     assert tampered.exit_code == 1 and "first bad index 7\n" in tampered.stderr, tampered.output
 
 
+def test_verify_opens_a_sealed_postgresql_ledger_with_its_key_store(
+    pg_url: str, tmp_path: Path
+) -> None:
+    master = tmp_path / "keys.master"
+    write_master_key(master)
+    key_url = f"{pg_url}?schema=keys"
+    with KeyStore.open(key_url, master_key=master) as ks:
+        build(pg_url, ks)
+    checked = verified(pg_url, "--key-store", key_url, "--key-store-master-key", str(master))
+    assert checked["key_store"] == key_url and checked["bodies"] == 28
+    blind = verified(pg_url)
+    assert blind["bodies"] == 0 and blind["key_store"] is None
+    text = run("verify", pg_url, "--quiet")
+    assert text.exit_code == 0 and "could not be opened" in text.stdout, text.output
+    refused = run("verify", pg_url, "--key-store", key_url)
+    assert refused.exit_code == 2 and "key_store_master_key" in refused.stderr, refused.output
+    missing = run("verify", pg_url, "--key-store", str(tmp_path / "nowhere.keys"))
+    assert missing.exit_code == 2 and "no key store at" in missing.stderr, missing.output
+    assert not (tmp_path / "nowhere.keys").exists()
+
+
 def test_verify_of_a_database_without_a_ledger_cannot_check(pg_url: str) -> None:
     for where in (pg_url, f"{pg_url}?schema=elsewhere"):
         result = run("verify", where, "--quiet")
@@ -157,7 +197,7 @@ def test_verify_of_a_database_without_a_ledger_cannot_check(pg_url: str) -> None
 
 
 def test_copy_sqlite_to_postgresql_and_back_keeps_every_byte(
-    source: Path, pg_url: str, tmp_path: Path
+    source: Path, pg_url: str, tmp_path: Path, keys: KeyStore
 ) -> None:
     result = run("copy", str(source), pg_url)
     assert result.exit_code == 0, result.output
@@ -172,14 +212,17 @@ def test_copy_sqlite_to_postgresql_and_back_keeps_every_byte(
     assert all(original[table] for table in TABLES), "the source has a row in every table"
     assert rows(pg_url) == original
     assert rows(back) == original
+    # The copies open with the source's key store, and verify with it or without.
     for location in (source, pg_url, back):
         verified(location)
+        verified(location, "--key-store", str(tmp_path / "source.db.keys"))
     assert_same_log(source, pg_url)
     assert_same_log(pg_url, back)
-    # On PostgreSQL the bodies' resource ids were computed: the FHIR read finds them.
-    with LedgerReader(pg_url) as reader:
-        found = reader.resource(pilot=PILOT, data_type="fhir.Observation", resource_id="o-2")
-        assert found is not None and found.subject == SUBJECT
+    # The FHIR read finds a sealed body by its digest on either store.
+    for location in (pg_url, back):
+        with LedgerReader(location, keys=keys) as reader:
+            found = reader.resource(pilot=PILOT, data_type="fhir.Observation", resource_id="o-2")
+            assert found is not None and found.subject == SUBJECT
 
 
 def test_copy_between_two_of_a_kind(source: Path, pg_url: str, tmp_path: Path) -> None:

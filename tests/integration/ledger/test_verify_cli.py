@@ -169,7 +169,11 @@ def test_one_changed_byte_is_caught_at_its_index(
         ("UPDATE bodies SET payload = 'text' WHERE idx = 17", 17),
         ("DELETE FROM records WHERE idx = 17", 17),
         ("DELETE FROM bodies WHERE idx = 17", 17),  # not the supported erasure
-        ("INSERT INTO bodies SELECT 5, payload, salt FROM bodies WHERE idx = 6", 5),
+        (
+            "INSERT INTO bodies (idx, payload, salt)"
+            " SELECT 5, payload, salt FROM bodies WHERE idx = 6",
+            5,
+        ),
         ("UPDATE meta SET value = 'other.example/log' WHERE key = 'origin'", 10),
     ],
 )

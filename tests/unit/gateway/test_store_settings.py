@@ -78,3 +78,26 @@ def test_a_bad_location_fails_at_load(tmp_path: Path, text: str, why: str) -> No
     config.write_text(text)
     with pytest.raises(ConfigError, match=why):
         load_settings(config)
+
+
+def test_the_key_store_is_beside_the_ledger_unless_named(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('db_path = "data/ledger.db"\n')
+    assert load_settings(config).key_store_location() == tmp_path / "data" / "ledger.db.keys"
+    s = HubSettings(ledger_url=PG)
+    assert s.key_store_location() == f"{PG}?schema=keys"
+    assert s.key_store_location(f"{PG}?schema=hub_b") == f"{PG}?schema=hub_b_keys"
+    config.write_text('key_store = "sqlite:k/ledger.keys"\nkey_store_master_key = "m.key"\n')
+    named = load_settings(config)
+    assert named.key_store_location() == tmp_path / "k" / "ledger.keys"
+    assert named.key_store_master_key == tmp_path / "m.key"
+    config.write_text('key_store = "postgresql://db/x?schema=Bad"\n')
+    with pytest.raises(ConfigError, match="lower-case SQL name"):
+        load_settings(config)
+
+
+def test_the_default_key_store_schema_is_the_key_stores_own() -> None:
+    from gateway import settings
+    from ledger import keystore
+
+    assert settings.KEY_STORE_SCHEMA == keystore.PG_SCHEMA_NAME

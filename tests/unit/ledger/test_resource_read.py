@@ -62,7 +62,7 @@ def test_a_resource_is_found_by_its_id_or_its_record_id(store_url: str, store_ki
         if store_kind == "sqlite":
             plan = reader.conn.execute(
                 "EXPLAIN QUERY PLAN SELECT idx FROM bodies INDEXED BY bodies_by_resource_id"
-                f" WHERE {RESOURCE_ID} = ?",
+                f" WHERE {RESOURCE_ID} = ? AND key_id IS NULL",
                 ("bp-1",),
             ).fetchall()
         else:
