@@ -16,18 +16,13 @@ from typing import Any
 
 import pytest
 
-from ledger.keystore import KeyStore
 from ledger.sealed import Opening
 from ledger.verify import verify_ledger
 from tests.support.access import Device, HospitalClient, consent_document
-<<<<<<< HEAD
 from tests.support.broker import Mosquitto
 from tests.support.hub import ThreadHub, _handle
-from tests.support.postgres import tables_naming
-=======
-from tests.support.hub import ThreadHub
 from tests.support.ledger_builder import tampering
->>>>>>> wt-seal
+from tests.support.postgres import tables_naming
 
 SUBJECT = "pt-7f3a9c21"
 
@@ -81,15 +76,13 @@ def test_consent_withdrawal_story(
     assert status == 200 and len(page2["entry"]) == 1
     assert page2["entry"][0]["resource"]["subject"]["reference"] == f"Patient/{SUBJECT}"
 
-<<<<<<< HEAD
     if isinstance(where := access_hub.ledger_location, str):
         # Until the erasure, the database names them (the check after it is not blind).
-        assert "ledger.bodies" in tables_naming(where, [SUBJECT])
-=======
+        assert "ledger.records" in tables_naming(where, [SUBJECT])
     # The bodies are stored sealed, each day's under the data key of the person's Consent.
     keys = access_hub.hub.ledger.reader.keys
     assert keys is not None
-    with tampering(access_hub.db_path) as conn:
+    with tampering(access_hub.ledger_location) as conn:
         marks = ",".join("?" * len(receipts))
         sealed_under = {
             int(k)
@@ -98,7 +91,6 @@ def test_consent_withdrawal_story(
             ).fetchall()
         }
     assert sealed_under and set(keys.keys(sealed_under)) == sealed_under
->>>>>>> wt-seal
 
     # Withdrawn with erasure: the very next request is denied.
     status, headers, withdrawn = hospital.call(
@@ -151,16 +143,11 @@ def test_consent_withdrawal_story(
     # A later request about the erased person is logged, and blinded like the rest.
     assert hospital.call("GET", query, token)[0] == 403
     access_hub.stop()
-<<<<<<< HEAD
     report = verify_ledger(access_hub.ledger_location)
-    assert report.ok, report
-=======
-    report = verify_ledger(access_hub.db_path)
     assert report.ok and report.erased == 3, report
-    with KeyStore.open(access_hub.db_path.with_name("ledger.db.keys")) as key_store:
-        checked = verify_ledger(access_hub.db_path, keys=key_store)
+    with access_hub.key_store() as key_store:
+        checked = verify_ledger(access_hub.ledger_location, keys=key_store)
     assert checked.ok and checked.unopened == 0 and checked.erased == 3, checked
->>>>>>> wt-seal
 
     # No file of the hub names the person or their Consent any more...
     for path in sorted(access_hub.config_path.parent.rglob("*")):
