@@ -110,7 +110,8 @@ def check_log(hub: ProcessHub, feeds: list[Feed]) -> int:
     report = verify_ledger(where)
     assert report.ok, report.problems[:5]
     checked = 0
-    with LedgerReader(where) as ledger:
+    # The bodies are sealed under data keys: read with the hub's key store.
+    with hub.key_store() as keys, LedgerReader(where, keys=keys) as ledger:
         for feed in feeds:
             rows = ledger.conn.execute(
                 "SELECT r.seq, r.idx FROM records r WHERE r.pilot = ? AND r.source = ?"
