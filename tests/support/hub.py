@@ -204,6 +204,22 @@ class HubHandle:
 
         return open_key_store(load_settings(self.config_path))
 
+    def source_payloads(self, pilot: str, source: str) -> list[tuple[int, Any]]:
+        """(seq, payload) of one source's records whose bodies the hub's ledger holds, in
+        seq order, opened with the hub's key store."""
+        from ledger.store import LedgerReader
+
+        with self.key_store() as keys, LedgerReader(self.ledger_location, keys=keys) as ledger:
+            rows = ledger.conn.execute(
+                "SELECT r.seq, r.idx FROM records r JOIN bodies b ON b.idx = r.idx"
+                " WHERE r.pilot = ? AND r.source = ? ORDER BY r.seq",
+                (pilot, source),
+            ).fetchall()
+            found: dict[int, bytes] = {}
+            for start in range(0, len(rows), 1000):
+                found.update(ledger.held_payloads([int(i) for _, i in rows[start : start + 1000]]))
+        return [(int(seq), json.loads(found[int(i)])) for seq, i in rows if int(i) in found]
+
     def admin(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         status, answer = self.request("POST", "/api/v1/admin/registry/" + path, body)
         assert status == 201, (path, status, answer)

@@ -22,7 +22,6 @@ from edge.settings import load_settings
 from edge.sources.stream import StreamSource, file_lines
 from edge.status import read_status
 from ledger.envelope import utc_now
-from ledger.store import LedgerReader
 from tests.support.edge import EdgeProcess, drained, running_agent, wait_until, write_edge_config
 
 try:
@@ -73,13 +72,8 @@ def edge_config(
 
 def ledger_payloads(hub: ProcessHub, source: str) -> tuple[list[int], list[dict[str, Any]]]:
     """Seqs (in order) and payloads of one source's records on the hub's ledger."""
-    with LedgerReader(hub.db_path) as ledger:
-        rows = ledger.conn.execute(
-            "SELECT r.seq, b.payload FROM records r JOIN bodies b ON b.idx = r.idx"
-            " WHERE r.pilot = ? AND r.source = ? ORDER BY r.seq",
-            (PILOT, source),
-        ).fetchall()
-    return [r[0] for r in rows], [json.loads(r[1]) for r in rows]
+    rows = hub.source_payloads(PILOT, source)
+    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 def assert_exactly_once(hub: ProcessHub, source: str, markers: set[Any], marker: str) -> None:
