@@ -19,11 +19,10 @@ import pytest
 from ledger.store import LedgerReader
 from ledger.verify import verify_ledger
 from tests.support.broker import Mosquitto
-from tests.support.edge import EdgeProcess, write_edge_config
 from tests.support.hub import ProcessHub, process_hub
 from tests.support.postgres import can_make_cluster, own_cluster
 
-from .world import PILOT, SETTLE_S, TYPE, Feed, settle, wait_for
+from .world import PILOT, SETTLE_S, Feed, settle, start_feeds, wait_for
 
 #: Short, so that a frozen holder's lease runs out within the test.
 TTL_S = 2.0
@@ -67,30 +66,6 @@ def _hubs(tmp_path: Path, broker: Mosquitto, url: str) -> tuple[ProcessHub, Proc
     return a, b
 
 
-def _feeds(tmp_path: Path, hub: ProcessHub, broker: Mosquitto, agents: int) -> list[Feed]:
-    feeds = []
-    for n in range(agents):
-        source = f"car-park-{n}"
-        key, _ = hub.register_source(PILOT, source, [TYPE])
-        inbox = tmp_path / f"inbox-{n}"
-        inbox.mkdir()
-        config = write_edge_config(
-            tmp_path / source,
-            pilot=PILOT,
-            source=source,
-            key_file=key,
-            broker_url=broker.url,
-            hub_url=hub.http_url,
-            hub_key=hub.log_key,
-            publish={"republish_after": 2.0, "republish_max": 4.0},
-            directory={"enabled": True, "path": str(inbox), "poll_interval": 0.1, "settle": 0},
-        )
-        feeds.append(Feed(source, inbox, EdgeProcess(config), tmp_path / source / "outbox.db"))
-    for feed in feeds:
-        feed.agent.start()
-    return feeds
-
-
 def check_log(url: str, feeds: list[Feed]) -> int:
     """Every fed record on the log exactly once, and the whole log verified."""
     report = verify_ledger(url)
@@ -125,7 +100,7 @@ def test_the_standby_takes_over_a_killed_hub(
         wait_for(lambda: _role(b) == "standby", 60, "hub B is a standby")
         # A standby serves the public log, and nothing about a person.
         assert b.get_json("/api/v1/ledger/checkpoint")
-        feeds = _feeds(tmp_path, a, hub_broker, agents=3)
+        feeds = start_feeds(tmp_path, a, hub_broker, 3)
         for feed in feeds:
             feed.feed(4)
         wait_for(lambda: _log_size(pg_url) > 200, SETTLE_S, "records on the log")
@@ -169,7 +144,7 @@ def test_a_frozen_sequencer_commits_nothing_after_the_takeover(
         b.start(wait=False)
         b.wait_listening()
         wait_for(lambda: _role(b) == "standby", 60, "hub B is a standby")
-        feeds = _feeds(tmp_path, a, hub_broker, agents=2)
+        feeds = start_feeds(tmp_path, a, hub_broker, 2)
         for feed in feeds:
             feed.feed(2)
         wait_for(lambda: _log_size(pg_url) > 50, SETTLE_S, "records on the log")
@@ -215,7 +190,7 @@ def test_postgresql_restarted_under_load_loses_nothing_receipted(
         feeds: list[Feed] = []
         try:
             hub.start()
-            feeds = _feeds(tmp_path, hub, hub_broker, agents=2)
+            feeds = start_feeds(tmp_path, hub, hub_broker, 2)
             for feed in feeds:
                 feed.feed(4)
             wait_for(lambda: _log_size(cluster.url) > 100, SETTLE_S, "records on the log")

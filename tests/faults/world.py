@@ -195,6 +195,32 @@ def metric(hub: ProcessHub, name: str) -> float:
     return 0.0
 
 
+def start_feeds(tmp_path: Path, hub: ProcessHub, broker: Mosquitto, agents: int) -> list[Feed]:
+    """``agents`` edge processes, each a source registered through ``hub`` and watching an
+    inbox of its own, started."""
+    feeds = []
+    for n in range(agents):
+        source = f"car-park-{n}"
+        key, _ = hub.register_source(PILOT, source, [TYPE])
+        inbox = tmp_path / f"inbox-{n}"
+        inbox.mkdir()
+        config = write_edge_config(
+            tmp_path / source,
+            pilot=PILOT,
+            source=source,
+            key_file=key,
+            broker_url=broker.url,
+            hub_url=hub.http_url,
+            hub_key=hub.log_key,
+            publish={"republish_after": 2.0, "republish_max": 4.0},
+            directory={"enabled": True, "path": str(inbox), "poll_interval": 0.1, "settle": 0},
+        )
+        feeds.append(Feed(source, inbox, EdgeProcess(config), tmp_path / source / "outbox.db"))
+    for feed in feeds:
+        feed.agent.start()
+    return feeds
+
+
 @contextmanager
 def streaming_world(
     tmp_path: Path, agents: int, **hub_settings: Any
@@ -208,25 +234,7 @@ def streaming_world(
     feeds: list[Feed] = []
     try:
         hub.start()
-        for n in range(agents):
-            source = f"car-park-{n}"
-            key, _ = hub.register_source(PILOT, source, [TYPE])
-            inbox = tmp_path / f"inbox-{n}"
-            inbox.mkdir()
-            config = write_edge_config(
-                tmp_path / source,
-                pilot=PILOT,
-                source=source,
-                key_file=key,
-                broker_url=broker.url,
-                hub_url=hub.http_url,
-                hub_key=hub.log_key,
-                publish={"republish_after": 2.0, "republish_max": 4.0},
-                directory={"enabled": True, "path": str(inbox), "poll_interval": 0.1, "settle": 0},
-            )
-            feeds.append(Feed(source, inbox, EdgeProcess(config), tmp_path / source / "outbox.db"))
-        for feed in feeds:
-            feed.agent.start()
+        feeds = start_feeds(tmp_path, hub, broker, agents)
         yield broker, hub, feeds
     finally:
         for feed in feeds:
