@@ -376,21 +376,7 @@ def main() -> None:
     ap.add_argument(
         "--py-spy", metavar="FILE", help="profile the hub with py-spy (collapsed stacks)"
     )
-    ap.add_argument(
-        "--store",
-        choices=["sqlite", "postgresql", "alternate"],
-        default="sqlite",
-        help="the hub's ledger: a SQLite file, a PostgreSQL database of this run's own, or "
-        "both in turn (sqlite, pg, sqlite, pg) with their ratio",
-    )
-    ap.add_argument(
-        "--pg-url",
-        default=pg_server.URL,
-        help=f"the PostgreSQL server the database is made on (loopback only; {pg_server.URL})",
-    )
-    ap.add_argument(
-        "--store-rounds", type=int, default=2, help="with --store alternate: rounds of each"
-    )
+    pg_server.add_store_options(ap, "a SQLite file, a PostgreSQL database of this run's own")
     ap.add_argument("--json", type=Path, help="also write the figures here (for make bench)")
     args = ap.parse_args()
     if args.store_rounds < 1:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -140,3 +141,23 @@ def backends_cpu_between(before: dict[int, float], after: dict[int, float]) -> f
     long-lived; one that opened in between counts whole (its set-up too), one that came
     and went between the readings is not seen."""
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def add_store_options(parser: Any, ledger: str) -> None:
+    """``--store``, ``--pg-url`` and ``--store-rounds``, as bench/ingest.py and bench/query.py
+    take them; ``ledger`` says what the SQLite and PostgreSQL ledgers are."""
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgresql", "alternate"],
+        default="sqlite",
+        help=f"the hub's ledger: {ledger}, or both in turn (sqlite, pg, sqlite, pg) with their"
+        " ratio",
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=URL,
+        help=f"the PostgreSQL server the database is made on (loopback only; {URL})",
+    )
+    parser.add_argument(
+        "--store-rounds", type=int, default=2, help="with --store alternate: rounds of each"
+    )

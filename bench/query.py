@@ -672,21 +672,7 @@ def main() -> None:
     parser.add_argument("--no-python-load", action="store_true", help="wrk only")
     parser.add_argument("--batch-ms", type=float, default=2.0)
     parser.add_argument("--hub-workers", type=int, help="hub setting workers (default: hub's)")
-    parser.add_argument(
-        "--store",
-        choices=["sqlite", "postgresql", "alternate"],
-        default="sqlite",
-        help="the hub's ledger: the cached SQLite file, its PostgreSQL copy, or both in turn "
-        "(sqlite, pg, sqlite, pg; wrk only) with their ratio",
-    )
-    parser.add_argument(
-        "--pg-url",
-        default=pg_server.URL,
-        help=f"the PostgreSQL server (loopback only; {pg_server.URL})",
-    )
-    parser.add_argument(
-        "--store-rounds", type=int, default=2, help="with --store alternate: runs of each"
-    )
+    pg_server.add_store_options(parser, "the cached SQLite file, its PostgreSQL copy (wrk only)")
     parser.add_argument("--json", type=Path, help="also write the figures here (for make bench)")
     args = parser.parse_args()
     if args.store_rounds < 1:
