@@ -31,7 +31,8 @@ provision:
 test: provision $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# Every benchmark, then bench/results.md (machine, versions, each figure against its target).
+# Every benchmark, then bench/results.md (machine, versions, each figure against its target);
+# the PostgreSQL rows on the machine's server (127.0.0.1:5432), skipped when none answers.
 bench: $(STAMP)
 	$(BIN)/python -m bench.report $(ARGS)
 

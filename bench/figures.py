@@ -6,6 +6,11 @@ a number read against a reference figure (``reference``: the name of a figure of
 reference yardsticks in /work/shared/limits, see bench/limits.py) whose bound is on the
 ratio ``value / reference`` measured in the same run. Only the report knows the reference's
 figures, so it decides those rows; a benchmark run alone reports them as not decided.
+
+A benchmark may also measure its own yardstick beside ours, alternately in the same run
+(the hub on SQLite beside the hub on PostgreSQL, pgbench beside a driver): ``beside`` is
+that yardstick's result and ``ratio`` the text of ours / it, which the report shows in its
+reference and ratio columns.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ class Figure:
     """A reference figure (``ingest.hub_cpu_us``); the bound is then on value / reference."""
     op: str | None = None
     bound: float | None = None
+    beside: str = ""
+    """The result of a yardstick the benchmark measured itself, beside ours."""
+    ratio: str = ""
+    """Ours / ``beside``, each round's and their mean, as text."""
 
     def target_text(self) -> str:
         if self.target:
@@ -85,3 +94,11 @@ def write_rows(path: Path, rows: Iterable[tuple[str, str, str, bool] | Figure]) 
         path,
         (r if isinstance(r, Figure) else Figure(r[0], r[1], r[2], bool(r[3])) for r in rows),
     )
+
+
+def ratio_text(ratios: list[float]) -> str:
+    """Each round's ratio and, for more than one, their mean: ``0.81 / 0.86 (mean 0.84)``."""
+    text = " / ".join(f"{r:.2f}" for r in ratios)
+    if len(ratios) > 1:
+        text += f" (mean {sum(ratios) / len(ratios):.2f})"
+    return text

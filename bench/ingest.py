@@ -11,10 +11,19 @@ with ``--latency-window`` records in flight per publisher measures receipt laten
 the hub is not saturated.
 
     .venv/bin/python -m bench.ingest --publishers 4 --records 20000 [--hub-workers N]
+        [--store sqlite|postgresql|alternate] [--pg-url URL] [--store-rounds 2]
 
 Prints records/s end to end (first publish to last receipt), receipt latency p50/p99, and
 CPU microseconds per record of the hub (the hub process and all its descendants), the
 broker and the publishers. Read against the reference: see bench/report.py.
+
+``--store postgresql`` runs the hub on a PostgreSQL database of its own (``ledger_url``;
+the access store and dead letters follow into schemas of it), made on the server at
+``--pg-url`` (the machine's, loopback only) and dropped after, ``synchronous_commit=on``;
+the server's backends' CPU per record is read beside the hub's. ``--store alternate``
+runs SQLite and PostgreSQL rounds in turn (sqlite, pg, sqlite, pg) and reports each
+figure on both and their ratio pg / sqlite: a fresh hub, broker and ledger every round.
+Without a server answering, the PostgreSQL rounds are skipped and the bench says why.
 """
 
 from __future__ import annotations
@@ -27,12 +36,13 @@ import signal
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench import pg_server
 from bench.cpu import cpu_seconds, tree_cpu_seconds
-from bench.figures import Figure, write_figures
+from bench.figures import Figure, ratio_text, write_figures
 from ledger.envelope import seal
 from ledger.keys import load_private_key
 from tests.support.broker import Mosquitto
@@ -153,9 +163,15 @@ def seal_streams(keys: dict[str, Path], per: int, first_seq: int, window: int) -
 
 
 async def phase(
-    hub: Any, broker: Any, clients: list[Publisher], streams: list[Stream]
+    hub: Any,
+    broker: Any,
+    clients: list[Publisher],
+    streams: list[Stream],
+    db_url: str | None = None,
 ) -> dict[str, Any]:
-    """Publish ``streams``, one per client, until every receipt is in; the figures."""
+    """Publish ``streams``, one per client, until every receipt is in; the figures (with
+    ``db_url``, the hub's PostgreSQL database, its backends' CPU too)."""
+    backends0 = pg_server.backends_cpu(db_url) if db_url else {}
     hub_cpu0, processes0 = tree_cpu_seconds(hub.proc.pid)
     broker_cpu0 = cpu_seconds(broker.proc.pid)
     self_cpu0 = time.process_time()
@@ -168,6 +184,7 @@ async def phase(
     hub_cpu -= hub_cpu0
     broker_cpu = cpu_seconds(broker.proc.pid) - broker_cpu0
     self_cpu = time.process_time() - self_cpu0
+    backends = pg_server.backends_cpu(db_url) if db_url else {}
     refused = [r for s in streams for r in s.refused]
     if refused:
         raise RuntimeError(f"{len(refused)} records not accepted, first: {refused[0]!r}")
@@ -184,10 +201,17 @@ async def phase(
         "broker_cpu_us_per_record": broker_cpu / n * 1e6,
         "publishers_cpu_us_per_record": self_cpu / n * 1e6,
         "hub_cores": hub_cpu / elapsed,
+        "server_cpu_us_per_record": (
+            pg_server.backends_cpu_between(backends0, backends) / n * 1e6 if db_url else 0.0
+        ),
+        "server_backends": len(backends),
+        "load": os.getloadavg()[0],
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, ledger_url: str | None = None) -> dict[str, Any]:
+    """One round: a fresh broker and hub (on the SQLite file in a new folder, or on the
+    PostgreSQL database ``ledger_url``), the main phase and the latency phase."""
     work = Path(tempfile.mkdtemp(prefix="swiftchain-bench-"))
     (work / "mqtt").mkdir()
     broker = Mosquitto(work / "mqtt")
@@ -200,6 +224,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.hub_workers is not None:
         settings["workers"] = args.hub_workers
+    if ledger_url is not None:
+        settings["ledger_url"] = ledger_url
     hub = process_hub(work / "hub", broker.url, **settings)
     hub.start()
     out: dict[str, Any] = {}
@@ -229,10 +255,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             await asyncio.sleep(1)
-        out["main"] = await phase(hub, broker, clients, streams)
+        out["main"] = await phase(hub, broker, clients, streams, ledger_url)
         if later:
             await asyncio.sleep(0.5)  # the hub idle again: latency without a backlog
-            out["latency"] = await phase(hub, broker, clients, later)
+            out["latency"] = await phase(hub, broker, clients, later, ledger_url)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             await spy.wait()
@@ -245,10 +271,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 pass
         hub.stop()
         broker.stop()
+    shutil.rmtree(work, ignore_errors=True)  # kept, with the hub's log, when a round fails
     return out
 
 
-def figures(args: argparse.Namespace, out: dict[str, Any]) -> list[Figure]:
+def figures(args: argparse.Namespace, out: dict[str, Any], on: str = "") -> list[Figure]:
+    """The rows of one round; ``on`` prefixes each measure (``[PostgreSQL] ``)."""
     main, n = out["main"], args.publishers
     workers = "hub default" if args.hub_workers is None else f"hub workers={args.hub_workers}"
     rows = [
@@ -302,6 +330,8 @@ def figures(args: argparse.Namespace, out: dict[str, Any]) -> list[Figure]:
                 bound=100,
             )
         )
+    if on:
+        rows = [replace(r, measure=on + r.measure) for r in rows]
     return rows
 
 
@@ -346,17 +376,144 @@ def main() -> None:
     ap.add_argument(
         "--py-spy", metavar="FILE", help="profile the hub with py-spy (collapsed stacks)"
     )
+    pg_server.add_store_options(ap, "a SQLite file, a PostgreSQL database of this run's own")
     ap.add_argument("--json", type=Path, help="also write the figures here (for make bench)")
     args = ap.parse_args()
+    if args.store_rounds < 1:
+        ap.error("--store-rounds must be at least 1")
     try:
         import uvloop
 
         uvloop.install()  # as the hub and the agent run
     except ImportError:
         pass
-    out = asyncio.run(run(args))
+    if args.store == "sqlite":
+        out = asyncio.run(run(args))
+        print_round(args, out)
+        if args.json:
+            write_figures(args.json, figures(args, out))
+        return
+    try:
+        server = pg_server.server(args.pg_url)
+    except pg_server.NoServer as exc:
+        # A machine without PostgreSQL: said in the report, not a failed benchmark.
+        print(f"{exc}: the PostgreSQL rounds skipped")
+        if args.json:
+            write_figures(args.json, [Figure("ingest on PostgreSQL", f"skipped: {exc}")])
+        return
+    print(f"{server.describe()} at {args.pg_url}", flush=True)
+    if args.store == "postgresql":
+        out = pg_round(args, server)
+        print_round(args, out)
+        if args.json:
+            write_figures(args.json, figures(args, out, on="[PostgreSQL] "))
+        return
+    rounds: dict[str, list[dict[str, Any]]] = {"sqlite": [], "postgresql": []}
+    for round_ in range(1, args.store_rounds + 1):
+        for store in ("sqlite", "postgresql"):
+            print(f"== round {round_}, {store}", flush=True)
+            out = asyncio.run(run(args)) if store == "sqlite" else pg_round(args, server)
+            print_round(args, out)
+            rounds[store].append(out)
+    rows = store_figures(args, rounds, server)
+    print()
+    for row in rows:
+        print(row.measure)
+        if row.beside:
+            print(f"    PostgreSQL {row.result}\n    SQLite     {row.beside}")
+            print(f"    ratio      {row.ratio}")
+        else:
+            print(f"    {row.result}")
     if args.json:
-        write_figures(args.json, figures(args, out))
+        write_figures(args.json, rows)
+
+
+def pg_round(args: argparse.Namespace, server: pg_server.Server) -> dict[str, Any]:
+    """One round on a fresh PostgreSQL database (dropped after)."""
+    with pg_server.fresh_database(server.url, "swiftchain_bench_ingest") as url:
+        return asyncio.run(run(args, url))
+
+
+def store_figures(
+    args: argparse.Namespace, rounds: dict[str, list[dict[str, Any]]], server: pg_server.Server
+) -> list[Figure]:
+    """Each figure on PostgreSQL beside SQLite, round by round, with ratios pg / sqlite."""
+    pg, sq = rounds["postgresql"], rounds["sqlite"]
+    on = (
+        f"ingest on PostgreSQL (synchronous_commit=on) beside SQLite (synchronous=FULL), "
+        f"{args.publishers} publishers"
+    )
+
+    def row(measure: str, value: Any, text: Any, unit: str) -> Figure:
+        ratios = [value(p) / value(q) for p, q in zip(pg, sq, strict=True)]
+        return Figure(
+            measure,
+            " / ".join(text(r) for r in pg),
+            target="report",
+            value=sum(ratios) / len(ratios),
+            unit=unit,
+            beside=" / ".join(text(r) for r in sq),
+            ratio=ratio_text(ratios),
+        )
+
+    rows = [
+        row(
+            f"{on}: records/s end to end",
+            lambda r: r["main"]["records_per_s"],
+            lambda r: f"{r['main']['records_per_s']:,.0f} records/s",
+            "x SQLite",
+        ),
+        row(
+            f"{on}: hub CPU per record, all hub processes",
+            lambda r: r["main"]["hub_cpu_us_per_record"],
+            lambda r: f"{r['main']['hub_cpu_us_per_record']:.0f} us",
+            "x SQLite",
+        ),
+        row(
+            f"{on}: hub + PostgreSQL backends' CPU per record (SQLite: the hub's alone)",
+            lambda r: r["main"]["hub_cpu_us_per_record"] + r["main"]["server_cpu_us_per_record"],
+            lambda r: (
+                f"{r['main']['hub_cpu_us_per_record'] + r['main']['server_cpu_us_per_record']:.0f}"
+                f" us (server {r['main']['server_cpu_us_per_record']:.0f} us)"
+                if r["main"]["server_backends"]
+                else f"{r['main']['hub_cpu_us_per_record']:.0f} us"
+            ),
+            "x SQLite",
+        ),
+        row(
+            f"{on}: p99 receipt latency, window {args.window} per publisher (saturated)",
+            lambda r: r["main"]["p99_ms"],
+            lambda r: f"{r['main']['p99_ms']:.1f} ms",
+            "x SQLite",
+        ),
+    ]
+    if all("latency" in r for r in pg + sq):
+        rows.append(
+            row(
+                f"{on}, --window {args.latency_window}: p99 receipt latency",
+                lambda r: r["latency"]["p99_ms"],
+                lambda r: (
+                    f"{r['latency']['p99_ms']:.1f} ms (p50 {r['latency']['p50_ms']:.1f} ms, "
+                    f"{r['latency']['records_per_s']:,.0f} records/s)"
+                ),
+                "x SQLite",
+            )
+        )
+    loads = " / ".join(
+        f"{q['main']['load']:.1f}, {p['main']['load']:.1f}" for q, p in zip(sq, pg, strict=True)
+    )
+    rows.append(
+        Figure(
+            "ingest on PostgreSQL: the server",
+            f"{server.describe()}; the bench's database pinned to synchronous_commit=on "
+            f"(checked); 1-min load average after each round (sqlite, pg): {loads} on "
+            f"{os.cpu_count()} cores",
+        )
+    )
+    return rows
+
+
+def print_round(args: argparse.Namespace, out: dict[str, Any]) -> None:
     main_ = out["main"]
     print(f"cores                 {os.cpu_count()}")
     print(
@@ -370,6 +527,11 @@ def main() -> None:
         f" ({main_['hub_processes']} hub processes)"
     )
     print(f"  (hub busy {main_['hub_cores']:.2f} of {os.cpu_count()} cores)")
+    if main_["server_backends"]:
+        print(
+            f"server CPU per record {main_['server_cpu_us_per_record']:.0f} us"
+            f" ({main_['server_backends']} PostgreSQL backends)"
+        )
     print(f"broker CPU per record {main_['broker_cpu_us_per_record']:.0f} us")
     print(f"publishers' CPU/rec   {main_['publishers_cpu_us_per_record']:.0f} us")
     batches = _metric(out["metrics"], "swiftchain_batch_size_count")
@@ -387,6 +549,7 @@ def main() -> None:
             f"{lat['records_per_s']:,.0f} records/s, "
             f"p50 {lat['p50_ms']:.1f} ms   p99 {lat['p99_ms']:.1f} ms"
         )
+    print(f"load average          {os.getloadavg()[0]:.2f} (1 min)", flush=True)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ import psycopg  # noqa: E402
 from psycopg import conninfo  # noqa: E402
 
 from bench.cpu import cpu_seconds  # noqa: E402
-from bench.figures import Figure, write_figures  # noqa: E402
+from bench.figures import Figure, ratio_text, write_figures  # noqa: E402
 
 URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BATCHES = (1000, 100)
@@ -251,6 +251,8 @@ ASYNC: dict[str, AsyncMethod] = {
     "asyncpg copy_records_to_table": asyncpg_copy,
 }
 PGBENCH_PIPELINE = "pgbench, pipelined single-row INSERTs"
+#: The method ledger.postgres.Connection.copy_rows uses for the ledger's appends.
+LEDGER_METHOD = "psycopg COPY text"
 PGBENCH_SERVER = "pgbench, INSERT ... SELECT generate_series"
 
 
@@ -575,23 +577,27 @@ def mean_rate(runs: list[Run]) -> float:
 
 def figures(results: Results) -> list[Figure]:
     """Rows for bench/report.py: every method at every batch size, its rounds ``a / b``
-    and its ratio to pgbench's pipelined INSERTs of the same rows in the same round."""
+    beside pgbench's pipelined INSERTs of the same rows in the same round, and the ratio."""
     out = []
     for (method, batch), runs in results.runs.items():
         if method == PGBENCH_PIPELINE:
             continue
         yard = results.runs[(PGBENCH_PIPELINE, batch)]
         ratios = [r.records_per_s / y.records_per_s for r, y in zip(runs, yard, strict=True)]
-        mean = sum(ratios) / len(ratios)
+        writer = " (the ledger's writer's)" if method == LEDGER_METHOD else ""
         out.append(
             Figure(
-                f"PostgreSQL append, {method}, batches of {batch}, synchronous_commit=on",
+                f"PostgreSQL append, {method}{writer}, batches of {batch}, "
+                "synchronous_commit=on, beside pgbench's pipelined single-row INSERTs",
                 f"{_rounds(runs, lambda r: r.records_per_s, ',.0f')} records/s "
-                f"({_rounds(runs, lambda r: r.client_us, '.1f')} us client CPU/record); "
-                f"{' / '.join(f'{x:.2f}' for x in ratios)} x pgbench's pipelined INSERTs "
-                f"({_rounds(yard, lambda r: r.records_per_s, ',.0f')}/s)",
-                value=mean,
+                f"({_rounds(runs, lambda r: r.client_us, '.1f')} us client, "
+                f"{_rounds(runs, lambda r: r.server_us, '.1f')} us server CPU/record)",
+                target="report",
+                value=sum(ratios) / len(ratios),
                 unit="x pgbench",
+                beside=f"{_rounds(yard, lambda r: r.records_per_s, ',.0f')} records/s "
+                f"({_rounds(yard, lambda r: r.server_us, '.1f')} us server CPU/record)",
+                ratio=ratio_text(ratios),
             )
         )
     return out

@@ -22,27 +22,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import multiprocessing
 import os
 import random
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 
+from bench import pg_server
 from bench.cpu import tree_cpu_seconds
-from bench.figures import Figure, write_figures
+from bench.figures import Figure, ratio_text, write_figures
 from gateway.access.consents import consent_bytes
+from gateway.access.db import PG_SCHEMA_NAME as ACCESS_SCHEMA
 from gateway.access.db import AccessDb
 from ledger.canonical import canonical_json
 from ledger.entries import ConsentEntry, RegistryEntry
@@ -52,7 +59,7 @@ from ledger.store import LedgerWriter, NewEntry, RecordColumns
 from pilots import make_consent
 from tests.support.access import HOSPITAL, PILOT, HospitalClient
 from tests.support.broker import Mosquitto
-from tests.support.hub import process_hub
+from tests.support.hub import SWIFTCHAIN, process_hub
 
 OUT = Path(__file__).resolve().parent / "out"
 LUA = Path(__file__).resolve().with_name("query.lua")
@@ -292,6 +299,8 @@ def _ms(text: str) -> float:
 def wrk(url: str, tokens: Path, subjects: int, seconds: float) -> dict[str, Any]:
     """One wrk run (-t1 -c64 --latency) with bench/query.lua; its figures."""
     binary = shutil.which("wrk") or "/usr/bin/wrk"
+    if not Path(binary).exists():
+        raise SystemExit("wrk not found: install it (Debian: apt-get install wrk)")
     cmd = [
         binary, "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(LUA),
         url, "--", str(tokens), str(subjects),
@@ -320,6 +329,340 @@ def parse_wrk(out: str) -> dict[str, Any]:
     }
 
 
+def cached_ledger(records: int, subjects: int) -> Path:
+    """The folder of the SQLite ledger of ``records`` records (built once, then reused)."""
+    cached = OUT / f"query-{records}-{subjects}"
+    if not (cached / "ledger.db").exists():
+        # Built aside and renamed once whole: an interrupted build is never reused.
+        building = cached.with_name(cached.name + ".building")
+        shutil.rmtree(building, ignore_errors=True)
+        shutil.rmtree(cached, ignore_errors=True)
+        build(building, records, subjects)
+        building.rename(cached)
+    return cached
+
+
+#: Files of a cached ledger whose bytes name its PostgreSQL copy.
+HASHED = ("ledger.db", "ledger.db.access")
+PG_PREFIX = "swiftchain_bench_query_"
+
+
+def ledger_digest(cached: Path) -> str:
+    """SHA-256 of the cached ledger's files (about 1 s a GB)."""
+    digest = hashlib.sha256()
+    for name in HASHED:
+        with open(cached / name, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def pg_template(server: str, cached: Path) -> tuple[str, dict[str, float]]:
+    """The name of a PostgreSQL database holding a copy of the cached SQLite ledger (and its
+    access store's Consent resources): made once by ``swiftchain ledger copy`` and kept on
+    the server, named after the SQLite files' hash, so a rebuilt ledger gets a new copy.
+    Each run is then a clone of it (``CREATE DATABASE ... TEMPLATE``), dropped after, and
+    the copy stays as it was made. Seconds taken, by step."""
+    took: dict[str, float] = {}
+    started = time.perf_counter()
+    name = PG_PREFIX + ledger_digest(cached)[:16]
+    took["hash_s"] = time.perf_counter() - started
+    if pg_server.database_exists(server, name):
+        with psycopg.connect(server, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                (name,),
+            ).fetchone()
+        made = re.search(r"in ([\d.]+) s", str(row[0] if row else ""))
+        if made:
+            took["copied_s"] = float(made.group(1))  # when it was made, by an earlier run
+        return name, took
+    # Made aside and renamed once whole: an interrupted copy is never reused.
+    building = f"{name}_{os.getpid()}"
+    url = pg_server.create_database(server, building)
+    try:
+        with tempfile.TemporaryDirectory(prefix="swiftchain-query-", dir=OUT) as tmp:
+            # From a copy of the file: opening a SQLite ledger may touch it, and the cached
+            # file's bytes are what name the copy.
+            source = Path(tmp) / "ledger.db"
+            shutil.copy2(cached / "ledger.db", source)
+            started = time.perf_counter()
+            proc = subprocess.run(
+                [SWIFTCHAIN, "ledger", "copy", str(source), url, "--json"],
+                capture_output=True,
+                text=True,
+                timeout=COPY_TIMEOUT_S,
+            )
+            took["copy_s"] = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise RuntimeError(f"swiftchain ledger copy failed ({proc.returncode}): "
+                               f"{(proc.stdout + proc.stderr)[-1500:]}")  # fmt: skip
+        started = time.perf_counter()
+        copy_consents(cached / "ledger.db.access", url)
+        took["consents_s"] = time.perf_counter() - started
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(
+                f'COMMENT ON DATABASE "{building}" IS '
+                f"'swiftchain bench/query.py: {cached.name} copied by swiftchain ledger copy"
+                f" in {took['copy_s']:.1f} s'"
+            )
+            admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+    except BaseException:
+        pg_server.drop_database(server, building)
+        raise
+    print(
+        f"PostgreSQL copy of {cached.name} made: database {name} (ledger copy "
+        f"{took['copy_s']:.0f} s, consents {took['consents_s']:.1f} s); kept for later runs",
+        file=sys.stderr,
+    )
+    return name, took
+
+
+def copy_consents(access_file: Path, url: str) -> None:
+    """The Consent resources of a SQLite access store into the PostgreSQL one the hub opens
+    beside a ledger at ``url`` (schema ``access`` of its database); ``swiftchain ledger
+    copy`` moves the ledger alone."""
+    AccessDb(url).close()  # its tables, as the hub makes them
+    source = sqlite3.connect(f"file:{access_file}?mode=ro", uri=True)
+    try:
+        rows = source.execute(
+            "SELECT hash, consent_id, pilot, resource, stored_at FROM consent_versions"
+        ).fetchall()
+    finally:
+        source.close()
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO {ACCESS_SCHEMA}.consent_versions"
+            " (hash, consent_id, pilot, resource, stored_at) VALUES (%s, %s, %s, %s, %s)",
+            rows,
+        )
+
+
+#: Bound on one copy of a cached ledger into PostgreSQL.
+COPY_TIMEOUT_S = 1800
+
+
+def measure(
+    args: argparse.Namespace,
+    cached: Path,
+    server: pg_server.Server | None = None,
+    template: str | None = None,
+    python_load: bool = True,
+) -> dict[str, Any]:
+    """One run: a hub on a copy of the cached ledger (the SQLite file, or with ``server``
+    a clone of the PostgreSQL database ``template``), wrk, then the Python view."""
+    work = OUT / "query-run"
+    shutil.rmtree(work, ignore_errors=True)
+    settings: dict[str, Any] = {"batch_max_ms": args.batch_ms, "retention_interval_s": 86400}
+    if args.hub_workers is not None:
+        settings["workers"] = args.hub_workers
+    out: dict[str, Any] = {"load_before": os.getloadavg()[0]}
+    db_name = None
+    if server is None:
+        shutil.copytree(cached, work / "hub")
+    else:
+        (work / "hub").mkdir(parents=True)
+        shutil.copy2(cached / "hub.key", work / "hub" / "hub.key")
+        db_name = f"swiftchain_bench_query_run_{os.getpid()}"
+        started = time.perf_counter()
+        settings["ledger_url"] = pg_server.create_database(server.url, db_name, template)
+        out["clone_s"] = time.perf_counter() - started
+    db_url = settings.get("ledger_url")
+    (work / "mosquitto").mkdir()
+    broker = Mosquitto(work / "mosquitto")
+    broker.start()
+    hub = process_hub(work / "hub", broker.url, origin=ORIGIN, **settings)
+    try:
+        hub.start()
+        client = HospitalClient(hub, "bench-ehr", HOSPITAL).register()
+        tokens = [client.token("system/Observation.rs") for _ in range(WRK_CONNECTIONS)]
+        token_file = work / "tokens.txt"
+        token_file.write_text("\n".join(tokens) + "\n")
+        assert hub.proc is not None
+        size0 = hub.get_json("/api/v1/ledger/entries?start=0&end=0")["size"]
+        out["settled"] = dashboards_caught_up(hub)
+        wrk(hub.http_url, token_file, args.subjects, 3)  # warm-up: caches, pages, JIT-free
+        backends0 = pg_server.backends_cpu(db_url) if db_url else {}
+        cpu0, _ = tree_cpu_seconds(hub.proc.pid)
+        result = wrk(hub.http_url, token_file, args.subjects, args.seconds)
+        cpu1, out["processes"] = tree_cpu_seconds(hub.proc.pid)
+        backends = pg_server.backends_cpu(db_url) if db_url else {}
+        out["load"] = os.getloadavg()[0]
+        out["entries"] = hub.get_json("/api/v1/ledger/entries?start=0&end=0")["size"] - size0
+        if python_load:
+            out["python"] = asyncio.run(
+                load(hub.http_url, tokens[: args.clients], args.subjects, args.seconds)
+            )
+    finally:
+        hub.stop()
+        broker.stop()
+        if server is not None and db_name is not None:
+            pg_server.drop_database(server.url, db_name)
+    searches = max(result["searches"], 1)
+    out["wrk"] = result
+    out["cpu_us"] = (cpu1 - cpu0) / searches * 1e6
+    out["server_us"] = pg_server.backends_cpu_between(backends0, backends) / searches * 1e6
+    out["backends"] = len(backends)
+    return out
+
+
+def print_run(args: argparse.Namespace, out: dict[str, Any]) -> None:
+    result = out["wrk"]
+    print(result["output"])
+    print(
+        f"ledger: {args.records:,} records, {args.subjects:,} consented patients; "
+        f"wrk -t1 -c{WRK_CONNECTIONS}, {args.seconds:g} s, {os.cpu_count()} cores; measured"
+        f" once every dashboard had re-verified the log ({out['settled']:.0f} s after start)"
+    )
+    print(
+        f"wrk       searches/s {result['per_s']:,.0f}  p50 {result['p50_ms']:.1f} ms  "
+        f"p99 {result['p99_ms']:.1f} ms  errors {result['errors']}"
+    )
+    print(
+        f"hub CPU {out['cpu_us']:,.0f} µs/search ({out['processes']} hub processes); access "
+        f"entries committed since start: {out['entries']:,} (warm-up and measured searches: "
+        "every one logged)"
+    )
+    if out["backends"]:
+        print(
+            f"server CPU {out['server_us']:,.0f} µs/search ({out['backends']} PostgreSQL "
+            f"backends); database cloned in {out['clone_s']:.1f} s"
+        )
+    python_view = out.get("python")
+    if python_view is not None:
+        print(
+            f"python    searches/s {python_view['per_s']:,.0f}  "
+            f"p50 {python_view['p50_ms']:.1f} ms  p99 {python_view['p99_ms']:.1f} ms  "
+            f"errors {python_view['errors']} ({args.clients} aiohttp clients)"
+        )
+    print(f"load average {out['load']:.2f} (1 min, at the end of wrk)", flush=True)
+
+
+def figures(args: argparse.Namespace, out: dict[str, Any], on: str = "") -> list[Figure]:
+    """The rows of one run; ``on`` prefixes each measure (``[PostgreSQL] ``)."""
+    result, cpu_us, processes = out["wrk"], out["cpu_us"], out["processes"]
+    where = f"{args.records:,} records, wrk {WRK_CONNECTIONS} connections"
+    rows = [
+        Figure(
+            f"consent-gated FHIR searches/s ({where}), access entry committed per search",
+            f"{result['per_s']:,.0f}/s, {result['errors']} errors",
+            value=result["per_s"] if result["errors"] == 0 else 0.0,
+            unit="/s",
+            reference="http.get_per_s",
+            op=">=",
+            bound=0.10,
+        ),
+        Figure(
+            f"consent-gated FHIR search p99 ({where})",
+            f"{result['p99_ms']:.1f} ms (p50 {result['p50_ms']:.1f} ms)",
+            value=result["p99_ms"],
+            unit="ms",
+            op="<=",
+            bound=25,
+        ),
+        Figure(
+            "consent-gated FHIR search: errors (non-2xx, socket)",
+            str(result["errors"]),
+            value=result["errors"],
+            op="<=",
+            bound=0,
+        ),
+        Figure(
+            "consent-gated FHIR search: hub CPU per search, all hub processes",
+            f"{cpu_us:,.0f} us ({processes} process{'es' if processes > 1 else ''})",
+        ),
+    ]
+    python_view = out.get("python")
+    if python_view is not None:
+        rows.append(
+            Figure(
+                f"consent-gated FHIR search, {args.clients} Python clients (second view)",
+                f"{python_view['per_s']:,.0f}/s, p50 {python_view['p50_ms']:.1f} ms, "
+                f"p99 {python_view['p99_ms']:.1f} ms, {python_view['errors']} errors",
+            )
+        )
+    return [replace(r, measure=on + r.measure) for r in rows]
+
+
+def store_figures(
+    args: argparse.Namespace,
+    runs: dict[str, list[dict[str, Any]]],
+    server: pg_server.Server,
+    template: str,
+    took: dict[str, float],
+) -> list[Figure]:
+    """Each figure on PostgreSQL beside SQLite, run by run, with ratios pg / sqlite."""
+    pg, sq = runs["postgresql"], runs["sqlite"]
+    on = (
+        f"FHIR search on PostgreSQL beside SQLite ({args.records:,} records, wrk "
+        f"{WRK_CONNECTIONS} connections, an access entry committed per search)"
+    )
+
+    def row(measure: str, value: Any, text: Any) -> Figure:
+        pairs = zip(pg, sq, strict=True)
+        ratios = [value(p) / value(q) if value(q) else float("inf") for p, q in pairs]
+        return Figure(
+            measure,
+            " / ".join(text(r) for r in pg),
+            target="report",
+            value=sum(ratios) / len(ratios),
+            unit="x SQLite",
+            beside=" / ".join(text(r) for r in sq),
+            ratio=ratio_text(ratios),
+        )
+
+    errors = sum(r["wrk"]["errors"] for r in pg + sq)
+    rows = [
+        row(
+            f"{on}: searches/s",
+            lambda r: r["wrk"]["per_s"],
+            lambda r: f"{r['wrk']['per_s']:,.0f}/s, {r['wrk']['errors']} errors",
+        ),
+        row(
+            f"{on}: p99",
+            lambda r: r["wrk"]["p99_ms"],
+            lambda r: f"{r['wrk']['p99_ms']:.1f} ms (p50 {r['wrk']['p50_ms']:.1f} ms)",
+        ),
+        row(
+            f"{on}: hub CPU per search, all hub processes",
+            lambda r: r["cpu_us"],
+            lambda r: f"{r['cpu_us']:,.0f} us",
+        ),
+        row(
+            f"{on}: hub + PostgreSQL backends' CPU per search (SQLite: the hub's alone)",
+            lambda r: r["cpu_us"] + r["server_us"],
+            lambda r: (
+                f"{r['cpu_us'] + r['server_us']:,.0f} us (server {r['server_us']:,.0f} us)"
+                if r["backends"]
+                else f"{r['cpu_us']:,.0f} us"
+            ),
+        ),
+        Figure(
+            "FHIR search on PostgreSQL beside SQLite: errors (non-2xx, socket), every run",
+            str(errors),
+            value=errors,
+            op="<=",
+            bound=0,
+        ),
+    ]
+    if "copy_s" in took:
+        made = f"copied by `swiftchain ledger copy` in {took['copy_s']:.0f} s this run"
+    else:
+        when = f" in {took['copied_s']:.0f} s" if "copied_s" in took else ""
+        made = f"reused (copied once by `swiftchain ledger copy`{when}, kept on the server)"
+    clones = " / ".join(f"{r['clone_s']:.1f} s" for r in pg)
+    loads = " / ".join(f"{q['load']:.1f}, {p['load']:.1f}" for q, p in zip(sq, pg, strict=True))
+    rows.append(
+        Figure(
+            "FHIR search on PostgreSQL: the server and the ledger's copy",
+            f"{server.describe()}, synchronous_commit=on (checked); database {template} "
+            f"{made}, cloned for each run in {clones}; 1-min load average at the end of each "
+            f"run (sqlite, pg): {loads} on {os.cpu_count()} cores",
+        )
+    )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -329,111 +672,65 @@ def main() -> None:
     parser.add_argument("--no-python-load", action="store_true", help="wrk only")
     parser.add_argument("--batch-ms", type=float, default=2.0)
     parser.add_argument("--hub-workers", type=int, help="hub setting workers (default: hub's)")
+    pg_server.add_store_options(parser, "the cached SQLite file, its PostgreSQL copy (wrk only)")
     parser.add_argument("--json", type=Path, help="also write the figures here (for make bench)")
     args = parser.parse_args()
+    if args.store_rounds < 1:
+        parser.error("--store-rounds must be at least 1")
 
-    cached = OUT / f"query-{args.records}-{args.subjects}"
-    if not (cached / "ledger.db").exists():
-        # Built aside and renamed once whole: an interrupted build is never reused.
-        building = cached.with_name(cached.name + ".building")
-        shutil.rmtree(building, ignore_errors=True)
-        shutil.rmtree(cached, ignore_errors=True)
-        build(building, args.records, args.subjects)
-        building.rename(cached)
-    work = OUT / "query-run"
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(cached, work / "hub")
-    (work / "mosquitto").mkdir()
-    broker = Mosquitto(work / "mosquitto")
-    broker.start()
-    settings: dict[str, Any] = {"batch_max_ms": args.batch_ms, "retention_interval_s": 86400}
-    if args.hub_workers is not None:
-        settings["workers"] = args.hub_workers
-    hub = process_hub(work / "hub", broker.url, origin=ORIGIN, **settings)
-    python_view: dict[str, Any] | None = None
+    if args.store == "sqlite":
+        cached = cached_ledger(args.records, args.subjects)
+        out = measure(args, cached, python_load=not args.no_python_load)
+        print_run(args, out)
+        if args.json:
+            write_figures(args.json, figures(args, out))
+        return
     try:
-        hub.start()
-        client = HospitalClient(hub, "bench-ehr", HOSPITAL).register()
-        tokens = [client.token("system/Observation.rs") for _ in range(WRK_CONNECTIONS)]
-        token_file = work / "tokens.txt"
-        token_file.write_text("\n".join(tokens) + "\n")
-        assert hub.proc is not None
-        size0 = hub.get_json("/api/v1/ledger/entries?start=0&end=0")["size"]
-        settled = dashboards_caught_up(hub)
-        wrk(hub.http_url, token_file, args.subjects, 3)  # warm-up: caches, pages, JIT-free
-        cpu0, _ = tree_cpu_seconds(hub.proc.pid)
-        result = wrk(hub.http_url, token_file, args.subjects, args.seconds)
-        cpu1, processes = tree_cpu_seconds(hub.proc.pid)
-        size1 = hub.get_json("/api/v1/ledger/entries?start=0&end=0")["size"]
-        if not args.no_python_load:
-            python_view = asyncio.run(
-                load(hub.http_url, tokens[: args.clients], args.subjects, args.seconds)
+        server = pg_server.server(args.pg_url)
+    except pg_server.NoServer as exc:
+        # A machine without PostgreSQL: said in the report, not a failed benchmark.
+        print(f"{exc}: the PostgreSQL runs skipped")
+        if args.json:
+            write_figures(args.json, [Figure("FHIR search on PostgreSQL", f"skipped: {exc}")])
+        return
+    print(f"{server.describe()} at {args.pg_url}", flush=True)
+    cached = cached_ledger(args.records, args.subjects)
+    template, took = pg_template(server.url, cached)
+    print(
+        f"PostgreSQL copy of the ledger: database {template} "
+        + ", ".join(f"{k} {v:.1f}" for k, v in took.items()),
+        flush=True,
+    )
+    if args.store == "postgresql":
+        out = measure(args, cached, server, template, python_load=not args.no_python_load)
+        print_run(args, out)
+        if args.json:
+            write_figures(args.json, figures(args, out, on="[PostgreSQL] "))
+        return
+    runs: dict[str, list[dict[str, Any]]] = {"sqlite": [], "postgresql": []}
+    for round_ in range(1, args.store_rounds + 1):
+        for store in ("sqlite", "postgresql"):
+            print(f"== round {round_}, {store}", flush=True)
+            on_pg = store == "postgresql"
+            out = measure(
+                args,
+                cached,
+                server if on_pg else None,
+                template if on_pg else None,
+                python_load=False,
             )
-    finally:
-        hub.stop()
-        broker.stop()
-    cpu_us = (cpu1 - cpu0) / max(result["searches"], 1) * 1e6
-    print(result["output"])
-    print(
-        f"ledger: {args.records:,} records, {args.subjects:,} consented patients; "
-        f"wrk -t1 -c{WRK_CONNECTIONS}, {args.seconds:g} s, {os.cpu_count()} cores; measured"
-        f" once every dashboard had re-verified the log ({settled:.0f} s after start)"
-    )
-    print(
-        f"wrk       searches/s {result['per_s']:,.0f}  p50 {result['p50_ms']:.1f} ms  "
-        f"p99 {result['p99_ms']:.1f} ms  errors {result['errors']}"
-    )
-    print(
-        f"hub CPU {cpu_us:,.0f} µs/search ({processes} hub processes); access entries "
-        f"committed since start: {size1 - size0:,} (warm-up and measured searches: every "
-        "one logged)"
-    )
-    if python_view is not None:
-        print(
-            f"python    searches/s {python_view['per_s']:,.0f}  "
-            f"p50 {python_view['p50_ms']:.1f} ms  p99 {python_view['p99_ms']:.1f} ms  "
-            f"errors {python_view['errors']} ({args.clients} aiohttp clients)"
-        )
+            print_run(args, out)
+            runs[store].append(out)
+    rows = store_figures(args, runs, server, template, took)
+    print()
+    for row in rows:
+        print(row.measure)
+        if row.beside:
+            print(f"    PostgreSQL {row.result}\n    SQLite     {row.beside}")
+            print(f"    ratio      {row.ratio}")
+        else:
+            print(f"    {row.result}")
     if args.json:
-        on = f"{args.records:,} records, wrk {WRK_CONNECTIONS} connections"
-        rows = [
-            Figure(
-                f"consent-gated FHIR searches/s ({on}), access entry committed per search",
-                f"{result['per_s']:,.0f}/s, {result['errors']} errors",
-                value=result["per_s"] if result["errors"] == 0 else 0.0,
-                unit="/s",
-                reference="http.get_per_s",
-                op=">=",
-                bound=0.10,
-            ),
-            Figure(
-                f"consent-gated FHIR search p99 ({on})",
-                f"{result['p99_ms']:.1f} ms (p50 {result['p50_ms']:.1f} ms)",
-                value=result["p99_ms"],
-                unit="ms",
-                op="<=",
-                bound=25,
-            ),
-            Figure(
-                "consent-gated FHIR search: errors (non-2xx, socket)",
-                str(result["errors"]),
-                value=result["errors"],
-                op="<=",
-                bound=0,
-            ),
-            Figure(
-                "consent-gated FHIR search: hub CPU per search, all hub processes",
-                f"{cpu_us:,.0f} us ({processes} process{'es' if processes > 1 else ''})",
-            ),
-        ]
-        if python_view is not None:
-            rows.append(
-                Figure(
-                    f"consent-gated FHIR search, {args.clients} Python clients (second view)",
-                    f"{python_view['per_s']:,.0f}/s, p50 {python_view['p50_ms']:.1f} ms, "
-                    f"p99 {python_view['p99_ms']:.1f} ms, {python_view['errors']} errors",
-                )
-            )
         write_figures(args.json, rows)
 
 

@@ -4,9 +4,14 @@ reference's from the same run, their ratio, the target and whether it was met.
 
     .venv/bin/python -m bench.report [--only ledger,ingest] [--query-records 1000000]
 
-Each benchmark runs as ``python -m bench.<name> --json FILE`` in a process of its own (so one
-failing does not stop the others); a benchmark that does not exist yet is listed as missing,
-and one without ``--json`` gets the tail of its output in the report instead of rows.
+Each benchmark runs as ``python -m bench.<module> [args] --json FILE`` in a process of its
+own (so one failing does not stop the others); a benchmark that does not exist yet is listed
+as missing, and one without ``--json`` gets the tail of its output in the report instead of
+rows. Most are a module of their own name; the PostgreSQL ones (COMMANDS) are a module run
+with arguments: ``ingest-pg`` and ``query-pg`` run the hub on SQLite and on PostgreSQL in
+turn (``--store alternate``), ``pg-drivers`` the batched append beside pgbench. Their
+yardstick (SQLite, pgbench) is measured by the bench itself, in the same run, and shown in
+the reference and ratio columns; they have no target ("report").
 
 A benchmark with a reference (bench/limits.py: ledger -> bench_crypto.py, ingest and edge
 -> bench_ingest.py, query -> bench_http.py) runs in two rounds, each right after a run of
@@ -40,8 +45,33 @@ from bench.limits import RefRun
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-#: In the order they run; the query bench last but one (it reuses a cached 1M ledger).
-BENCHES = ("ledger", "ingest", "edge", "mirror", "query", "replay", "witness")
+#: In the order they run; the query benches after the others but two (they reuse cached
+#: ledgers).
+BENCHES = (
+    "ledger",
+    "pg-drivers",
+    "ingest",
+    "edge",
+    "ingest-pg",
+    "mirror",
+    "query",
+    "query-pg",
+    "replay",
+    "witness",
+    "failover",
+)
+#: Benchmarks that are a module run with arguments: (module in bench/, its arguments).
+COMMANDS = {
+    # Batches of 1000 only (the hub's batches are of hundreds to thousands): ~30 s.
+    "pg-drivers": ("pg_drivers", ["--batches", "1000"]),
+    "ingest-pg": ("ingest", ["--store", "alternate"]),
+    "query-pg": ("query", ["--store", "alternate"]),
+    # Two takeovers after kill -9 and two after a frozen sequencer: ~1 min.
+    "failover": ("failover", ["--rounds", "4"]),
+}
+#: Ledger size of the query-pg bench unless --pg-query-records says otherwise: each of its
+#: four runs copies the ledger (a file, or a PostgreSQL database cloned from a kept copy).
+PG_QUERY_RECORDS = 200_000
 PACKAGES = (
     "aiohttp",
     "pydantic",
@@ -111,16 +141,18 @@ def versions() -> list[tuple[str, str]]:
 
 
 def run_bench(name: str, extra: list[str], logs: Path, round_: int) -> dict[str, Any]:
-    script = BENCH / f"{name}.py"
+    module, fixed = COMMANDS.get(name, (name, []))
+    script = BENCH / f"{module}.py"
     if not script.exists():
         return {"name": name, "status": "missing", "rows": [], "seconds": 0.0, "round": round_}
+    extra = [*fixed, *extra]
     with tempfile.TemporaryDirectory() as tmp:
         figures = Path(tmp) / "figures.json"
         has_json = "--json" in script.read_text()
-        cmd = [sys.executable, "-m", f"bench.{name}", *extra]
+        cmd = [sys.executable, "-m", f"bench.{module}", *extra]
         if has_json:
             cmd += ["--json", str(figures)]
-        print(f"== bench/{name}.py: {' '.join(cmd[1:])} (round {round_})", flush=True)
+        print(f"== {name}: {' '.join(cmd[1:])} (round {round_})", flush=True)
         started = time.monotonic()
         log = logs / f"{name}-{round_}.log"
         try:
@@ -194,7 +226,10 @@ def figure_rows(
             if fig.reference is None:
                 decided = [f.decide() for _, f in runs]
                 met = None if None in decided else all(decided)
-                out.append((bench, measure, ours, "-", "-", fig.target_text(), met))
+                # A yardstick the bench measured itself (SQLite, pgbench), or none.
+                beside = _join([f.beside for _, f in runs if f.beside])
+                ratio = _join([f.ratio for _, f in runs if f.ratio])
+                out.append((bench, measure, ours, beside, ratio, fig.target_text(), met))
                 continue
             theirs, ratios = [], []
             for round_, f in runs:
@@ -232,7 +267,10 @@ def render(
         "alternately (reference, ours, reference, ours); `a / b` are the two rounds. The "
         "**ratio** (ours / reference) is what a target bounds: it holds from one machine "
         "to the next, the rates do not. A row with a reference is decided on the mean of "
-        "its two ratios; the others on their own figures (in every round).",
+        "its two ratios; the others on their own figures (in every round). The PostgreSQL "
+        "rows (pg-drivers, ingest-pg, query-pg) carry a yardstick of their own, measured "
+        "alternately in the same run: the hub on SQLite beside it on PostgreSQL, pgbench "
+        "beside a driver; their ratio is ours / it, with no target (`report`).",
         "",
         "## Machine",
         "",
@@ -302,6 +340,12 @@ def main() -> None:
         "else 200,000 to keep make bench bounded)",
     )
     parser.add_argument(
+        "--pg-query-records",
+        type=int,
+        default=PG_QUERY_RECORDS,
+        help=f"ledger size for query-pg (default {PG_QUERY_RECORDS:,})",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=2,
@@ -335,7 +379,16 @@ def main() -> None:
                 "ledger was not built in bench/out/ yet (`python -m bench.query` builds it "
                 "once)."
             )
-    extra = {"query": ["--records", str(query_records)]}
+    extra = {
+        "query": ["--records", str(query_records)],
+        "query-pg": ["--records", str(args.pg_query_records)],
+    }
+    if "query-pg" in chosen and args.pg_query_records != query_records and "query" in chosen:
+        notes.append(
+            f"query-pg ran on {args.pg_query_records:,} records (query: {query_records:,}): "
+            "its four runs each start a hub on a copy of the ledger, a file or a database "
+            "cloned from the PostgreSQL copy kept on the server (--pg-query-records)."
+        )
     for given in args.bench_args:
         name, _, more = given.partition("=")
         if name not in BENCHES:

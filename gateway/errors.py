@@ -7,6 +7,7 @@ message in ``swiftchain.commands.errors``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -107,11 +108,22 @@ def ledger_failure(exc: LedgerError) -> LedgerFailure:
     if isinstance(exc, StorageError):
         log.error("ledger storage unavailable: %s", exc)
         retry = {"Retry-After": str(STORAGE_RETRY_AFTER_S)}
-        return LedgerFailure(503, "storage_unavailable", str(exc), retry)
+        return LedgerFailure(503, "storage_unavailable", storage_detail(exc), retry)
     if isinstance(exc, RangeError):
         return LedgerFailure(400, "out_of_range", str(exc))
     log.error("ledger error: %s", exc, exc_info=exc)
     return LedgerFailure(500, "internal", "internal error; see hub log")
+
+
+_FULL = re.compile(r"full|no space left", re.IGNORECASE)
+
+
+def storage_detail(exc: StorageError) -> str:
+    """What a client is told of a storage failure: whether the storage is full, and nothing
+    of where it is (a database's URL, its user, a server's file paths stay in the log)."""
+    if _FULL.search(str(exc)):
+        return "the hub's storage is full; nothing was written; retry later"
+    return "the hub's storage does not answer now; nothing was written; retry later"
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

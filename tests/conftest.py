@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -96,3 +97,14 @@ def store_url(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -
     if store_kind == "sqlite":
         return str(tmp_path / "ledger.db")
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def store_settings(store_kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Hub settings (for ``write_hub_config``) putting a test hub on each store in turn: none
+    on SQLite (the ledger file beside its config), ``ledger_url`` of a new PostgreSQL
+    database of the test's own otherwise (the access store and the dead letters follow
+    the ledger into it)."""
+    if store_kind == "sqlite":
+        return {}
+    return {"ledger_url": str(request.getfixturevalue("pg_url"))}

@@ -304,9 +304,12 @@ class RemoteSequencer:
         guard: Sequence[str] = (),
         erase_scopes: Sequence[tuple[str, str, str]] = (),
         retire: Sequence[tuple[str, str, str]] = (),
+        based_on: int | None = None,
     ) -> list[Entry]:
         """``guard``: what the entries were decided on (``consent:<pilot>:<id>``); if
-        another front end changed it since this one last heard, PlanConflict."""
+        another front end changed it since this one last heard, PlanConflict. ``based_on``:
+        the log size the decision was made on (by default, what this front end has now;
+        a caller that awaited anything since it decided must pass the size it decided on)."""
         job = Job(
             0,
             False,
@@ -314,7 +317,7 @@ class RemoteSequencer:
             erase=list(erase),
             forget=list(forget),
             blind=[blind_in(b) for b in blind],
-            based_on=self.follower.applied,
+            based_on=self.follower.applied if based_on is None else based_on,
             guard=list(guard),
             erase_scopes=list(erase_scopes),
             retire=list(retire),

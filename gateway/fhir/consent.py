@@ -129,6 +129,10 @@ async def commit_consent(
     knows their pseudonym."""
     access = request.app[ACCESS]
     hub = hub_of(request)
+    # The log size the caller decided on (nothing was awaited since): the guard below
+    # refuses the change if another front end changed this Consent after it, even while
+    # this one awaits the access store and hears of that change meanwhile.
+    decided_on = hub.ledger.size()
     subject = _subject(consent)
     assert consent.id is not None
     digest, stored = consent_bytes(consent)
@@ -186,6 +190,7 @@ async def commit_consent(
             blind=blinded,
             committed=committed,
             guard=[f"consent:{pilot.id}:{consent.id}"],
+            based_on=decided_on,
             # Every data key of the person's records under this Consent and of their access
             # entries goes after the commit: the copies of what it erases left anywhere
             # (a backup, PostgreSQL's dead rows and WAL) no longer open.

@@ -276,6 +276,7 @@ class Sequencer:
         guard: Sequence[str] = (),
         erase_scopes: Sequence[tuple[str, str, str]] = (),
         retire: Sequence[tuple[str, str, str]] = (),
+        based_on: int | None = None,
     ) -> list[Entry]:
         """Append hub-made entries (erasing the records at ``erase`` and forgetting the
         openings at ``forget``; destroying the data keys of ``erase_scopes`` and the empty

@@ -1,6 +1,6 @@
 """SIGTERM while six agents stream: the hub's whole stop (HTTP, intake, the last commits,
 receipts, the broker link) is bounded by ``drain_timeout_s``, says how it ended, and loses
-nothing: what it could not receipt, the agents resend to the next hub."""
+nothing: what it could not receipt, the agents resend to the next hub. On each store."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from .world import SETTLE_S, check_log, metric, settle, streaming_world, wait_for
 
@@ -23,8 +24,11 @@ DRAINED = re.compile(
 )
 
 
-def test_sigterm_under_streaming_agents_stops_within_the_drain_setting(tmp_path: Path) -> None:
-    with streaming_world(tmp_path, AGENTS, drain_timeout_s=DRAIN_S) as (_, hub, feeds):
+def test_sigterm_under_streaming_agents_stops_within_the_drain_setting(
+    tmp_path: Path, store_settings: dict[str, Any]
+) -> None:
+    world = streaming_world(tmp_path, AGENTS, drain_timeout_s=DRAIN_S, **store_settings)
+    with world as (_, hub, feeds):
         for feed in feeds:
             feed.feed(20)
         wait_for(

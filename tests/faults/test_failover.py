@@ -19,11 +19,10 @@ import pytest
 from ledger.store import LedgerReader
 from ledger.verify import verify_ledger
 from tests.support.broker import Mosquitto
-from tests.support.edge import EdgeProcess, write_edge_config
 from tests.support.hub import ProcessHub, process_hub
 from tests.support.postgres import can_make_cluster, own_cluster
 
-from .world import PILOT, SETTLE_S, TYPE, Feed, settle, wait_for
+from .world import PILOT, SETTLE_S, Feed, settle, start_feeds, wait_for
 
 #: Short, so that a frozen holder's lease runs out within the test.
 TTL_S = 2.0
@@ -43,6 +42,14 @@ def _role(hub: ProcessHub) -> str:
         return "down"
 
 
+def _status(hub: ProcessHub, path: str) -> int:
+    try:
+        with urllib.request.urlopen(hub.http_url + path, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
 def _hubs(tmp_path: Path, broker: Mosquitto, url: str) -> tuple[ProcessHub, ProcessHub]:
     """Two hubs of one log: the same database, signing key, origin and share group."""
     common: dict[str, Any] = {
@@ -57,30 +64,6 @@ def _hubs(tmp_path: Path, broker: Mosquitto, url: str) -> tuple[ProcessHub, Proc
     shutil.copy(tmp_path / "hub-a" / "hub.key", tmp_path / "hub-b" / "hub.key")
     b = process_hub(tmp_path / "hub-b", broker.url, **common)
     return a, b
-
-
-def _feeds(tmp_path: Path, hub: ProcessHub, broker: Mosquitto, agents: int) -> list[Feed]:
-    feeds = []
-    for n in range(agents):
-        source = f"car-park-{n}"
-        key, _ = hub.register_source(PILOT, source, [TYPE])
-        inbox = tmp_path / f"inbox-{n}"
-        inbox.mkdir()
-        config = write_edge_config(
-            tmp_path / source,
-            pilot=PILOT,
-            source=source,
-            key_file=key,
-            broker_url=broker.url,
-            hub_url=hub.http_url,
-            hub_key=hub.log_key,
-            publish={"republish_after": 2.0, "republish_max": 4.0},
-            directory={"enabled": True, "path": str(inbox), "poll_interval": 0.1, "settle": 0},
-        )
-        feeds.append(Feed(source, inbox, EdgeProcess(config), tmp_path / source / "outbox.db"))
-    for feed in feeds:
-        feed.agent.start()
-    return feeds
 
 
 def check_log(url: str, feeds: list[Feed]) -> int:
@@ -117,10 +100,19 @@ def test_the_standby_takes_over_a_killed_hub(
         wait_for(lambda: _role(b) == "standby", 60, "hub B is a standby")
         # A standby serves the public log, and nothing about a person.
         assert b.get_json("/api/v1/ledger/checkpoint")
-        feeds = _feeds(tmp_path, a, hub_broker, agents=3)
+        feeds = start_feeds(tmp_path, a, hub_broker, 3)
         for feed in feeds:
             feed.feed(4)
         wait_for(lambda: _log_size(pg_url) > 200, SETTLE_S, "records on the log")
+        # The standby follows the log: the sources registered through A are B's too.
+        wait_for(
+            lambda: len(b.get_json("/api/v1/registry/sources").get("sources", [])) == 3,
+            60,
+            "the standby knows the sources",
+        )
+        assert _status(b, "/fhir/metadata") == 200  # the public part
+        assert _status(b, "/fhir/Observation?patient=x") == 503  # nothing about a person
+        assert _status(b, "/api/v1/admin/dead-letters") == 503
         for feed in feeds:
             feed.feed(4)
         killed = time.monotonic()
@@ -152,7 +144,7 @@ def test_a_frozen_sequencer_commits_nothing_after_the_takeover(
         b.start(wait=False)
         b.wait_listening()
         wait_for(lambda: _role(b) == "standby", 60, "hub B is a standby")
-        feeds = _feeds(tmp_path, a, hub_broker, agents=2)
+        feeds = start_feeds(tmp_path, a, hub_broker, 2)
         for feed in feeds:
             feed.feed(2)
         wait_for(lambda: _log_size(pg_url) > 50, SETTLE_S, "records on the log")
@@ -198,7 +190,7 @@ def test_postgresql_restarted_under_load_loses_nothing_receipted(
         feeds: list[Feed] = []
         try:
             hub.start()
-            feeds = _feeds(tmp_path, hub, hub_broker, agents=2)
+            feeds = start_feeds(tmp_path, hub, hub_broker, 2)
             for feed in feeds:
                 feed.feed(4)
             wait_for(lambda: _log_size(cluster.url) > 100, SETTLE_S, "records on the log")

@@ -1,14 +1,19 @@
 """What an operator sees on ``/metrics`` during an incident: the broker going away and
-coming back, rejections by reason, commit latency, and the checkpoint's age."""
+coming back, rejections by reason, commit latency, and the checkpoint's age; on each store."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from ledger.keys import load_private_key
 from tests.support.broker import Mosquitto
-from tests.support.hub import MqttPeer, ThreadHub
+from tests.support.hub import MqttPeer, ThreadHub, thread_hub
 from tests.support.records import PILOT, SOURCE, TOPIC, TYPE, make
 
 
@@ -24,6 +29,15 @@ def wait_metric(hub: ThreadHub, name: str, value: float, within: float = 20) -> 
     while metric(hub, name) != value:
         assert time.monotonic() < deadline, f"{name} never became {value}"
         time.sleep(0.1)
+
+
+@pytest.fixture
+def running_hub(
+    tmp_path: Path, hub_broker: Mosquitto, store_settings: dict[str, Any]
+) -> Iterator[ThreadHub]:
+    """The whole hub of ``tests/conftest.py``'s ``running_hub``, on each store."""
+    with thread_hub(tmp_path / "hub", hub_broker.url, batch_max_ms=2, **store_settings) as hub:
+        yield hub
 
 
 async def test_incident_metrics(running_hub: ThreadHub, hub_broker: Mosquitto) -> None:

@@ -17,10 +17,13 @@ from typing import Any
 from edge.errors import OutboxError
 from edge.status import read_status
 from ledger.envelope import utc_now
+from ledger.queries import MAX_HELD_RECORDS
+from ledger.store import LedgerReader
 from ledger.verify import verify_ledger
 from tests.support.broker import Mosquitto
 from tests.support.edge import EdgeProcess, write_edge_config
-from tests.support.hub import ProcessHub, process_hub
+from tests.support.hub import HubHandle, ProcessHub, process_hub
+from tests.support.postgres import SmallDisk
 
 PILOT, TYPE = "demo-zone", "city.parking"
 #: Records per file an agent is fed.
@@ -101,23 +104,38 @@ def settle(feeds: list[Feed], after: str) -> None:
 
 
 def check_log(hub: ProcessHub, feeds: list[Feed]) -> int:
-    """Every fed record on the log exactly once and the whole log verified; how many."""
-    report = verify_ledger(hub.db_path)
+    """Every fed record on the log exactly once and the whole log verified; how many. On
+    either store: the ledger where the hub's settings put it."""
+    where = hub.ledger_location
+    report = verify_ledger(where)
     assert report.ok, report.problems[:5]
     checked = 0
-    for feed in feeds:
-        # The bodies are sealed: read with the hub's key store.
-        rows = hub.source_payloads(PILOT, feed.source)
-        seqs = [r[0] for r in rows]
-        markers = [r[1]["occupied"] for r in rows]
-        assert seqs == list(range(1, feed.fed + 1)), f"{feed.source}: seqs not 1..{feed.fed}"
-        assert sorted(markers) == list(range(feed.fed)), f"{feed.source}: lost or doubled"
-        checked += len(rows)
+    # The bodies are sealed under data keys: read with the hub's key store.
+    with hub.key_store() as keys, LedgerReader(where, keys=keys) as ledger:
+        for feed in feeds:
+            rows = ledger.conn.execute(
+                "SELECT r.seq, r.idx FROM records r WHERE r.pilot = ? AND r.source = ?"
+                " ORDER BY r.seq",
+                (PILOT, feed.source),
+            ).fetchall()
+            seqs = [int(r[0]) for r in rows]
+            indexes = [int(r[1]) for r in rows]
+            # The markers through the reader's own query, which reads a body however the
+            # store holds it.
+            markers = [
+                json.loads(payload)["occupied"]
+                for start in range(0, len(indexes), MAX_HELD_RECORDS)
+                for _, payload in ledger.held_payloads(indexes[start : start + MAX_HELD_RECORDS])
+            ]
+            assert seqs == list(range(1, feed.fed + 1)), f"{feed.source}: seqs not 1..{feed.fed}"
+            assert sorted(markers) == list(range(feed.fed)), f"{feed.source}: lost or doubled"
+            checked += len(rows)
     return checked
 
 
-def set_quota(hub: ProcessHub, pages: int | None) -> None:
-    """Write (or remove) the ledger's disk quota in the hub's config file."""
+def set_quota(hub: HubHandle, pages: int | None) -> None:
+    """Write (or remove) the ledger's disk quota in the hub's config file (SQLite's
+    ``max_page_count``: a PostgreSQL ledger has no quota of its own)."""
     text = re.sub(r"(?m)^max_page_count = .*\n", "", hub.config_path.read_text())
     if pages is not None:
         text += f"max_page_count = {pages}\n"
@@ -132,11 +150,75 @@ def page_count(db: Path) -> int:
         conn.close()
 
 
+#: How each store says its disk is full (SQLITE_FULL's message; ENOSPC's, from PostgreSQL).
+FULL = re.compile(r"full|No space left on device")
+#: A PostgreSQL block (BLCKSZ): what a table grows by.
+PG_BLOCK = 8192
+
+
+@dataclass
+class Disk:
+    """Where a test hub's ledger is (``settings`` for its config), and how its disk fills:
+    on SQLite the ledger file's ``max_page_count`` quota (SQLite enforces it exactly as a
+    full disk, SQLITE_FULL); on PostgreSQL a real full disk, the ledger's database in a
+    tablespace on a small tmpfs (``small``), or None where none could be mounted."""
+
+    settings: dict[str, Any]
+    small: SmallDisk | None = None
+    on_postgres: bool = False
+
+    @property
+    def can_fill(self) -> bool:
+        return self.small is not None or not self.on_postgres
+
+    def fill(self, hub: HubHandle, spare_pages: int = 0) -> None:
+        """No room for the ledger to grow but about ``spare_pages`` pages (a SQLite
+        quota takes effect at the hub's next start)."""
+        if self.small is not None:
+            self.small.fill(spare_pages * PG_BLOCK)
+        else:
+            assert not self.on_postgres, "no small disk to fill"
+            set_quota(hub, page_count(hub.db_path) + spare_pages)
+
+    def clear(self, hub: HubHandle) -> None:
+        """Room again (for SQLite: at the hub's next start)."""
+        if self.small is not None:
+            self.small.clear()
+        else:
+            set_quota(hub, None)
+
+
 def metric(hub: ProcessHub, name: str) -> float:
     for line in hub.get_text("/metrics").splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     return 0.0
+
+
+def start_feeds(tmp_path: Path, hub: ProcessHub, broker: Mosquitto, agents: int) -> list[Feed]:
+    """``agents`` edge processes, each a source registered through ``hub`` and watching an
+    inbox of its own, started."""
+    feeds = []
+    for n in range(agents):
+        source = f"car-park-{n}"
+        key, _ = hub.register_source(PILOT, source, [TYPE])
+        inbox = tmp_path / f"inbox-{n}"
+        inbox.mkdir()
+        config = write_edge_config(
+            tmp_path / source,
+            pilot=PILOT,
+            source=source,
+            key_file=key,
+            broker_url=broker.url,
+            hub_url=hub.http_url,
+            hub_key=hub.log_key,
+            publish={"republish_after": 2.0, "republish_max": 4.0},
+            directory={"enabled": True, "path": str(inbox), "poll_interval": 0.1, "settle": 0},
+        )
+        feeds.append(Feed(source, inbox, EdgeProcess(config), tmp_path / source / "outbox.db"))
+    for feed in feeds:
+        feed.agent.start()
+    return feeds
 
 
 @contextmanager
@@ -152,25 +234,7 @@ def streaming_world(
     feeds: list[Feed] = []
     try:
         hub.start()
-        for n in range(agents):
-            source = f"car-park-{n}"
-            key, _ = hub.register_source(PILOT, source, [TYPE])
-            inbox = tmp_path / f"inbox-{n}"
-            inbox.mkdir()
-            config = write_edge_config(
-                tmp_path / source,
-                pilot=PILOT,
-                source=source,
-                key_file=key,
-                broker_url=broker.url,
-                hub_url=hub.http_url,
-                hub_key=hub.log_key,
-                publish={"republish_after": 2.0, "republish_max": 4.0},
-                directory={"enabled": True, "path": str(inbox), "poll_interval": 0.1, "settle": 0},
-            )
-            feeds.append(Feed(source, inbox, EdgeProcess(config), tmp_path / source / "outbox.db"))
-        for feed in feeds:
-            feed.agent.start()
+        feeds = start_feeds(tmp_path, hub, broker, agents)
         yield broker, hub, feeds
     finally:
         for feed in feeds:

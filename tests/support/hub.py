@@ -122,7 +122,20 @@ class HubHandle:
 
     @property
     def db_path(self) -> Path:
+        """The SQLite file of a hub on SQLite (on PostgreSQL: where it would be)."""
         return self.config_path.parent / "ledger.db"
+
+    @property
+    def ledger_location(self) -> Path | str:
+        """Where the hub's ledger is, as its settings say: a SQLite file's path, or the
+        PostgreSQL URL of ``ledger_url``."""
+        from gateway.settings import load_settings
+
+        return load_settings(self.config_path).ledger_location
+
+    @property
+    def on_postgres(self) -> bool:
+        return isinstance(self.ledger_location, str)
 
     @property
     def log_key(self) -> str:
@@ -173,7 +186,7 @@ class HubHandle:
             start += len(page["entries"])
             if not page["entries"] or start >= page["size"]:
                 break
-        with self.key_store() as keys, LedgerReader(self.db_path, keys=keys) as reader:
+        with self.key_store() as keys, LedgerReader(self.ledger_location, keys=keys) as reader:
             openings = reader.openings([i for i, _ in found])
         views = []
         for index, leaf in found:
@@ -196,7 +209,7 @@ class HubHandle:
         seq order, opened with the hub's key store."""
         from ledger.store import LedgerReader
 
-        with self.key_store() as keys, LedgerReader(self.db_path, keys=keys) as ledger:
+        with self.key_store() as keys, LedgerReader(self.ledger_location, keys=keys) as ledger:
             rows = ledger.conn.execute(
                 "SELECT r.seq, r.idx FROM records r JOIN bodies b ON b.idx = r.idx"
                 " WHERE r.pilot = ? AND r.source = ? ORDER BY r.seq",

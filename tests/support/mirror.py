@@ -27,14 +27,15 @@ from .ledger_builder import ORIGIN, LedgerBuilder
 WAIT_S = 120.0
 
 
-def build_hub_dir(directory: Path, records: int) -> LedgerBuilder:
-    """A hub directory whose ``ledger.db`` holds a registered source and ``records``
-    records with a checkpoint every 1000, signed with the hub's own ``hub.key``; the builder
-    is returned closed (reopen one on the same file to append a different history)."""
+def build_hub_dir(directory: Path, records: int, ledger: str | None = None) -> LedgerBuilder:
+    """A hub directory whose ledger (``ledger.db``, or the PostgreSQL database at the URL
+    ``ledger``) holds a registered source and ``records`` records with a checkpoint every
+    1000, signed with the hub's own ``hub.key``; the builder is returned closed (reopen one
+    on the same ledger to append a different history)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_key_pair(directory / "hub.key")
     builder = LedgerBuilder(
-        directory / "ledger.db", hub_key=load_private_key(directory / "hub.key")
+        ledger or directory / "ledger.db", hub_key=load_private_key(directory / "hub.key")
     )
     builder.register_source()
     builder.append_records(records)
@@ -45,12 +46,14 @@ def build_hub_dir(directory: Path, records: int) -> LedgerBuilder:
 
 
 @contextmanager
-def built_hub(directory: Path, mqtt_url: str, port: int | None = None) -> Iterator[ThreadHub]:
-    """A hub serving ``directory``'s ledger; on ``port`` (to restart it where a mirror
-    expects it) or a free one."""
+def built_hub(
+    directory: Path, mqtt_url: str, port: int | None = None, **settings: Any
+) -> Iterator[ThreadHub]:
+    """A hub serving ``directory``'s ledger (or the one its ``ledger_url`` setting names);
+    on ``port`` (to restart it where a mirror expects it) or a free one."""
     port = port or free_port()
     config = write_hub_config(
-        directory, mqtt_url=mqtt_url, http_port=port, origin=ORIGIN, batch_max_ms=2
+        directory, mqtt_url=mqtt_url, http_port=port, origin=ORIGIN, batch_max_ms=2, **settings
     )
     (directory / "keys").mkdir(exist_ok=True)
     hub = ThreadHub(config, f"http://127.0.0.1:{port}", mqtt_url, directory / "keys")

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,3 +219,108 @@ def fresh_database(server: str) -> Iterator[str]:
                 (name,),
             )
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def tables_naming(url: str, needles: Sequence[str]) -> list[str]:
+    """The tables (``schema.table``, every schema but the system's) of the database at
+    ``url`` with a row naming one of ``needles``, as text or in a ``bytea`` column's bytes
+    (a row as text shows those in hex). Its logical content: what the server's files still
+    hold of deleted rows is not looked at."""
+    import psycopg
+    from psycopg import sql
+
+    wanted = [*needles, *(n.encode().hex() for n in needles)]
+    found = []
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_type = 'BASE TABLE'"
+            " AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+            " ORDER BY 1, 2"
+        ).fetchall()
+        for schema, table in tables:
+            query = sql.SQL(
+                "SELECT EXISTS (SELECT 1 FROM {} t WHERE strpos(t::text, n) > 0)"
+                " FROM unnest(%s::text[]) AS n"
+            ).format(sql.Identifier(schema, table))
+            if any(row[0] for row in conn.execute(query, (wanted,)).fetchall()):
+                found.append(f"{schema}.{table}")
+    return found
+
+
+# -- a full disk ---------------------------------------------------------------------------
+
+#: The small filesystem's size to begin with: a new database takes ~2 MB of it.
+SMALL_DISK_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class SmallDisk:
+    """A tmpfs holding a tablespace, made smaller or larger while the server uses it: the
+    PostgreSQL equivalent of a SQLite ledger's ``max_page_count`` quota (a relation file
+    that cannot grow fails its INSERT with SQLSTATE 53100, ``disk_full``)."""
+
+    path: Path
+
+    def used(self) -> int:
+        st = os.statvfs(self.path)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    def resize(self, size: int) -> None:
+        subprocess.run(
+            ["mount", "-o", f"remount,size={size}", str(self.path)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
+    def fill(self, spare: int = 0) -> None:
+        """No room left but ``spare`` bytes (rounded to the filesystem's pages)."""
+        self.resize(self.used() + spare)
+
+    def clear(self) -> None:
+        self.resize(SMALL_DISK_BYTES)
+
+
+def small_disk_unavailable() -> str | None:
+    """Why :func:`databases_on_small_disk` cannot run here, or None."""
+    if not can_make_cluster():
+        return "no initdb/postgres to start a cluster of the test's own"
+    if os.geteuid() != 0:
+        return "mounting a small tmpfs for a tablespace needs root"
+    if shutil.which("mount") is None:
+        return "no mount command"
+    return None
+
+
+@contextmanager
+def databases_on_small_disk(*names: str) -> Iterator[tuple[dict[str, str], SmallDisk]]:
+    """A cluster of the test's own (never the machine's: a full tablespace fails its
+    checkpoints too) with database ``names[0]`` on a :class:`SmallDisk` and the others on
+    its ordinary disk: ``({name: url}, disk)``. Raises OSError or CalledProcessError when
+    the tmpfs cannot be mounted (a container without CAP_SYS_ADMIN)."""
+    import psycopg
+
+    with own_cluster() as cluster:
+        disk = SmallDisk(cluster.directory / "small-disk")
+        disk.path.mkdir()
+        options = f"size={SMALL_DISK_BYTES},mode=0700"
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk.path)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        try:
+            ids = _as_postgres()
+            if ids is not None:
+                os.chown(disk.path, *ids)
+            with psycopg.connect(cluster.url, autocommit=True) as admin:
+                admin.execute(f"CREATE TABLESPACE small LOCATION '{disk.path}'")
+                for n, name in enumerate(names):
+                    where = " TABLESPACE small" if n == 0 else ""
+                    admin.execute(f'CREATE DATABASE "{name}"{where}')
+            yield {name: with_database(cluster.url, name) for name in names}, disk
+        finally:
+            cluster.stop()
+            subprocess.run(["umount", "-l", str(disk.path)], capture_output=True, timeout=30)

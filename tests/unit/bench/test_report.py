@@ -1,17 +1,22 @@
 """How ``make bench`` reads figures: the reference scripts' JSON, wrk's report, ratios to the
-reference decided on their mean, bounds on a figure in every round, CPU over a process tree."""
+reference decided on their mean, bounds on a figure in every round, CPU over a process tree,
+and the PostgreSQL rows beside the yardstick their bench measured itself."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+from typing import Any
 
 from bench import limits
 from bench.cpu import descendants, tree_cpu_seconds
 from bench.figures import Figure
+from bench.ingest import store_figures
+from bench.pg_server import Server, backends_cpu_between
 from bench.query import parse_wrk
-from bench.report import figure_rows, plan
+from bench.report import BENCH, COMMANDS, figure_rows, plan
 
 INGEST_JSON = {
     "name": "ingest",
@@ -130,6 +135,57 @@ def test_benchmarks_sharing_a_reference_run_beside_one_run_of_it() -> None:
         (None, ["replay"]),
     ]
     assert plan(["ingest"], rounds=0) == [(None, ["ingest"])]
+    # The PostgreSQL benches carry their own yardstick: run once, beside no reference.
+    assert plan(["ingest", "edge", "ingest-pg"], rounds=2) == [
+        ("ingest", ["ingest", "edge"]),
+        (None, ["ingest-pg"]),
+    ]
+
+
+def test_the_postgresql_benches_are_modules_run_with_arguments() -> None:
+    for module, _args in COMMANDS.values():
+        assert (BENCH / f"{module}.py").exists(), module
+
+
+def test_a_row_beside_its_own_yardstick_shows_it_and_the_ratio_undecided() -> None:
+    row = Figure("records/s", "9,000 records/s", target="report", value=0.9, beside="10,000 "
+                 "records/s", ratio="0.90")  # fmt: skip
+    ((*_, theirs, ratio, target, met),) = figure_rows([_result("ingest-pg", 1, row)], {})
+    assert (theirs, ratio, target, met) == ("10,000 records/s", "0.90", "report", None)
+
+
+def _round(rate: float, hub_us: float, server_us: float, p99: float) -> dict[str, Any]:
+    main = {"records_per_s": rate, "hub_cpu_us_per_record": hub_us, "p99_ms": p99,
+            "server_cpu_us_per_record": server_us, "server_backends": 2 if server_us else 0,
+            "load": 1.0}  # fmt: skip
+    return {"main": main, "latency": {**main, "p50_ms": p99 / 2}}
+
+
+def test_ingest_on_postgresql_is_read_round_by_round_against_sqlite() -> None:
+    args = argparse.Namespace(publishers=4, window=500, latency_window=50)
+    rounds = {
+        "sqlite": [_round(10_000, 100, 0, 50), _round(8_000, 120, 0, 60)],
+        "postgresql": [_round(5_000, 110, 40, 100), _round(6_000, 120, 30, 60)],
+    }
+    rows = {
+        r.measure.split(": ", 1)[-1]: r
+        for r in store_figures(args, rounds, Server("u", "15", "on"))
+    }
+    rate = rows["records/s end to end"]
+    assert (rate.result, rate.beside) == (
+        "5,000 records/s / 6,000 records/s",
+        "10,000 records/s / 8,000 records/s",
+    )
+    assert rate.ratio == "0.50 / 0.75 (mean 0.62)"
+    assert rows["hub CPU per record, all hub processes"].ratio == "1.10 / 1.00 (mean 1.05)"
+    # SQLite's store works in the hub's processes, PostgreSQL's in the server's too.
+    both = rows["hub + PostgreSQL backends' CPU per record (SQLite: the hub's alone)"]
+    assert both.ratio == "1.50 / 1.25 (mean 1.38)"
+    assert both.result == "150 us (server 40 us) / 150 us (server 30 us)"
+
+
+def test_backends_cpu_counts_a_session_opened_between_readings_whole() -> None:
+    assert backends_cpu_between({1: 2.0, 2: 5.0}, {1: 3.5, 2: 5.0, 3: 0.25}) == 1.75
 
 
 def test_a_process_tree_includes_children() -> None:

@@ -14,7 +14,10 @@ from gateway.fhir.outcome import fhir_errors
 from ledger.errors import LedgerError, ProofError, RangeError, StorageError, StoreError
 
 RAISED: dict[str, LedgerError] = {
-    "full": StorageError("append of 1 entries failed: database or disk is full"),
+    "full": StorageError(
+        "ledger postgresql://postgres@127.0.0.1:5432/city: could not extend file"
+        ' "pg_tblspc/16384/PG_15/16390": No space left on device'
+    ),
     "range": RangeError("index 9 is outside a tree of size 3"),
     "corrupt": StoreError("ledger.db is not a usable ledger: file is not a database"),
     "proof": ProofError("the proof does not verify"),
@@ -49,11 +52,11 @@ async def test_ledger_errors_as_json(
     assert (resp.status, body["error"]) == (status, code)
     if status == 503:
         assert resp.headers["Retry-After"] == str(STORAGE_RETRY_AFTER_S)
-        assert "disk is full" in body["detail"]
+        assert "storage is full" in body["detail"]
     else:
         assert "Retry-After" not in resp.headers
-    if status == 500:  # nothing of the inside leaks
-        assert "ledger.db" not in body["detail"]
+    if status >= 500:  # nothing of the inside leaks: no file, no database, no user
+        assert "ledger.db" not in body["detail"] and "postgres" not in body["detail"]
 
 
 @pytest.mark.parametrize(

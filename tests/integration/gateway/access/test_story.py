@@ -1,22 +1,45 @@
 """The whole story over real HTTP and real MQTT: a hospital gets a token with a signed
 assertion, records a patient's consent, the patient's device readings come in through the
 broker, the hospital reads them; the consent is withdrawn with erasure, the same query is
-denied, the audit shows both decisions, the bodies are gone and the ledger verifies."""
+denied, the audit shows both decisions, the bodies are gone and the ledger verifies. On each
+store: the hub's ledger, access store and dead letters in SQLite files, or all three in a
+PostgreSQL database."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-from ledger.keystore import KeyStore
+import pytest
+
 from ledger.sealed import Opening
 from ledger.verify import verify_ledger
 from tests.support.access import Device, HospitalClient, consent_document
-from tests.support.hub import ThreadHub
+from tests.support.broker import Mosquitto
+from tests.support.hub import ThreadHub, _handle
 from tests.support.ledger_builder import tampering
+from tests.support.postgres import tables_naming
 
 SUBJECT = "pt-7f3a9c21"
+
+
+@pytest.fixture
+def access_hub(
+    tmp_path: Path, hub_broker: Mosquitto, store_settings: dict[str, Any]
+) -> Iterator[ThreadHub]:
+    """The access tests' hub (``hospital`` and ``auditor`` register with it), on each store."""
+    hub: ThreadHub = _handle(
+        ThreadHub, tmp_path / "hub", hub_broker.url, batch_max_ms=2, **store_settings
+    )
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
 
 
 def test_consent_withdrawal_story(
@@ -53,10 +76,13 @@ def test_consent_withdrawal_story(
     assert status == 200 and len(page2["entry"]) == 1
     assert page2["entry"][0]["resource"]["subject"]["reference"] == f"Patient/{SUBJECT}"
 
+    if isinstance(where := access_hub.ledger_location, str):
+        # Until the erasure, the database names them (the check after it is not blind).
+        assert "ledger.records" in tables_naming(where, [SUBJECT])
     # The bodies are stored sealed, each day's under the data key of the person's Consent.
     keys = access_hub.hub.ledger.reader.keys
     assert keys is not None
-    with tampering(access_hub.db_path) as conn:
+    with tampering(access_hub.ledger_location) as conn:
         marks = ",".join("?" * len(receipts))
         sealed_under = {
             int(k)
@@ -117,10 +143,10 @@ def test_consent_withdrawal_story(
     # A later request about the erased person is logged, and blinded like the rest.
     assert hospital.call("GET", query, token)[0] == 403
     access_hub.stop()
-    report = verify_ledger(access_hub.db_path)
+    report = verify_ledger(access_hub.ledger_location)
     assert report.ok and report.erased == 3, report
-    with KeyStore.open(access_hub.db_path.with_name("ledger.db.keys")) as key_store:
-        checked = verify_ledger(access_hub.db_path, keys=key_store)
+    with access_hub.key_store() as key_store:
+        checked = verify_ledger(access_hub.ledger_location, keys=key_store)
     assert checked.ok and checked.unopened == 0 and checked.erased == 3, checked
 
     # No file of the hub names the person or their Consent any more...
@@ -129,6 +155,9 @@ def test_consent_withdrawal_story(
             data = path.read_bytes()
             for needle in (SUBJECT, "c-bp-1"):
                 assert needle.encode() not in data, (path.name, needle)
+    # ...nor any table of its PostgreSQL database (ledger, access store, dead letters)...
+    if isinstance(where, str):
+        assert tables_naming(where, [SUBJECT, "c-bp-1"]) == []
     # ...and a hub started afresh still shows them every decision about them.
     access_hub.start()
     status, _, again = auditor.call("GET", f"/api/v1/audit?subject={SUBJECT}", auditor.token())
