@@ -393,15 +393,9 @@ def main() -> None:
         if args.json:
             write_figures(args.json, figures(args, out))
         return
-    try:
-        server = pg_server.server(args.pg_url)
-    except pg_server.NoServer as exc:
-        # A machine without PostgreSQL: said in the report, not a failed benchmark.
-        print(f"{exc}: the PostgreSQL rounds skipped")
-        if args.json:
-            write_figures(args.json, [Figure("ingest on PostgreSQL", f"skipped: {exc}")])
+    server = pg_server.server_or_skip(args.pg_url, args.json, "ingest on PostgreSQL")
+    if server is None:
         return
-    print(f"{server.describe()} at {args.pg_url}", flush=True)
     if args.store == "postgresql":
         out = pg_round(args, server)
         print_round(args, out)

@@ -161,3 +161,20 @@ def add_store_options(parser: Any, ledger: str) -> None:
     parser.add_argument(
         "--store-rounds", type=int, default=2, help="with --store alternate: rounds of each"
     )
+
+
+def server_or_skip(url: str, json_path: Any, what: str) -> Any:
+    """The server at ``url``, or None after saying why the PostgreSQL rounds of ``what`` are
+    skipped (on the console and, with ``json_path``, as the bench's one figure): a machine
+    without PostgreSQL is said in the report, not a failed benchmark."""
+    try:
+        found = server(url)
+    except NoServer as exc:
+        print(f"{exc}: the PostgreSQL rounds skipped")
+        if json_path:
+            from bench.figures import Figure, write_figures
+
+            write_figures(json_path, [Figure(what, f"skipped: {exc}")])
+        return None
+    print(f"{found.describe()} at {url}", flush=True)
+    return found
