@@ -30,6 +30,10 @@ class KeyFileError(LedgerError):
     """A key file or key string cannot be read or is of the wrong kind."""
 
 
+class SuiteError(LedgerError, ValueError):
+    """An unknown crypto suite, or a key or log of another suite than the one required."""
+
+
 class ProofError(LedgerError):
     """A proof is malformed, or does not verify against the given root."""
 
