@@ -1,10 +1,14 @@
-"""Checkpoints in the C2SP tlog-checkpoint form, signed as C2SP signed notes with Ed25519.
+"""Checkpoints in the C2SP tlog-checkpoint form, signed as C2SP signed notes.
 
 A checkpoint body is three lines — origin, decimal tree size, base64 root hash — then any
 extension lines; the note is the body, a blank line, and one or more signature lines
 ``— <name> <base64(key hash || signature)>``. The key hash of an Ed25519 key is the first
-four bytes of SHA-256(name || 0x0A || 0x01 || public key) (C2SP signed-note).
-Witnesses add cosignatures as further signature lines; unknown ones are kept, not trusted.
+four bytes of SHA-256(name || 0x0A || 0x01 || public key) (C2SP signed-note, "Ed25519
+signatures"). An ``sm2-sm3`` log signs with SM2, signature type
+``0xff || "swiftchain.dev/sm2-sm3/note"`` and key hash SM3(name || 0x0A || type || 65-byte
+point)[:4] (:mod:`ledger.suite`). Witnesses add cosignatures as further signature lines;
+unknown ones are kept, not trusted, so an SM2 line and an Ed25519 line can stand side by
+side on one note.
 """
 
 from __future__ import annotations
@@ -12,17 +16,17 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from hashlib import sha256
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .errors import CheckpointError
+from .errors import CheckpointError, KeyFileError
 from .hashing import HASH_SIZE
-from .keys import raw_public
+from .keys import PrivateKey, PublicKey, raw_public
+from .suite import ED25519_SHA256, SUITES, Suite, suite_of
 
-ED25519_ALG = b"\x01"
+ED25519_ALG = ED25519_SHA256.note_type
 SIG_PREFIX = "\u2014 "  # em dash, space
 _NAME = re.compile(r"^[^\s+]+$")
 MAX_NOTE_BYTES = 64 * 1024
@@ -39,25 +43,45 @@ def _unb64(text: str, what: str) -> bytes:
         raise CheckpointError(f"{what} is not valid base64") from None
 
 
-def key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
-    return sha256(name.encode() + b"\n" + ED25519_ALG + raw_public(public_key)).digest()[:4]
+def key_hash(name: str, public_key: PublicKey) -> bytes:
+    """The signed-note key ID of a log's key: HASH(name || 0x0A || type || public key)[:4]."""
+    suite = suite_of(public_key)
+    return suite.digest(name.encode() + b"\n" + suite.note_type + raw_public(public_key))[:4]
+
+
+def _typed_key(raw: bytes, type_of: Callable[[Suite], bytes], what: str) -> PublicKey:
+    """The public key after the signature type that starts ``raw``, of any suite."""
+    for suite in SUITES.values():
+        kind = type_of(suite)
+        if raw.startswith(kind) and len(raw) == len(kind) + suite.public_key_bytes:
+            try:
+                return suite.public_from_raw(raw[len(kind) :])
+            except (KeyFileError, ValueError) as exc:
+                raise CheckpointError(f"{what}: {exc}") from None
+    types = " or ".join(f"{s.key_kind} ({type_of(s)[:1].hex()}...)" for s in SUITES.values())
+    raise CheckpointError(f"{what} is not a {types} key")
 
 
 @dataclass(frozen=True)
 class NoteVerifier:
-    """A signed-note verifier key: ``<name>+<hex key hash>+<base64(0x01 || public key)>``."""
+    """A signed-note verifier key: ``<name>+<hex key hash>+<base64(type || public key)>``,
+    type 0x01 for Ed25519 and :data:`ledger.suite.SM2_SM3`'s note type for SM2."""
 
     name: str
-    public_key: Ed25519PublicKey
+    public_key: PublicKey
+
+    @property
+    def suite(self) -> Suite:
+        """The crypto suite of the log this key signs for."""
+        return suite_of(self.public_key)
 
     @property
     def key_hash(self) -> bytes:
         return key_hash(self.name, self.public_key)
 
     def encode(self) -> str:
-        return (
-            f"{self.name}+{self.key_hash.hex()}+{_b64(ED25519_ALG + raw_public(self.public_key))}"
-        )
+        typed = self.suite.note_type + raw_public(self.public_key)
+        return f"{self.name}+{self.key_hash.hex()}+{_b64(typed)}"
 
     @classmethod
     def parse(cls, text: str) -> NoteVerifier:
@@ -68,10 +92,7 @@ class NoteVerifier:
             raise CheckpointError("a verifier key reads <name>+<hex key hash>+<base64 key>")
         name, hash_hex, key_b64 = parts
         raw = _unb64(key_b64, "verifier key")
-        if len(raw) != 33 or raw[:1] != ED25519_ALG:
-            raise CheckpointError("verifier key is not an Ed25519 (type 0x01) key")
-        public_key = Ed25519PublicKey.from_public_bytes(raw[1:])
-        verifier = cls(name, public_key)
+        verifier = cls(name, _typed_key(raw, lambda s: s.note_type, "verifier key"))
         if verifier.key_hash.hex() != hash_hex.lower():
             raise CheckpointError("verifier key hash does not match its name and key")
         return verifier
@@ -80,7 +101,7 @@ class NoteVerifier:
 @dataclass(frozen=True)
 class NoteSigner:
     name: str
-    private_key: Ed25519PrivateKey
+    private_key: PrivateKey
 
     @property
     def verifier(self) -> NoteVerifier:
@@ -146,8 +167,8 @@ def _check_checkpoint(checkpoint: Checkpoint) -> None:
 
 
 def _check_signer(signer: NoteSigner) -> None:
-    if not isinstance(signer, NoteSigner) or not isinstance(signer.private_key, Ed25519PrivateKey):
-        raise CheckpointError("a checkpoint is signed by a NoteSigner with an Ed25519 key")
+    if not isinstance(signer, NoteSigner) or not isinstance(signer.private_key, PrivateKey):
+        raise CheckpointError("a checkpoint is signed by a NoteSigner with an Ed25519 or SM2 key")
     if not isinstance(signer.name, str) or not _NAME.match(signer.name):
         raise CheckpointError(f"bad signer name {signer.name!r}")
 

@@ -16,6 +16,10 @@ A cosignature is a signed-note signature line on a checkpoint (c2sp.org/tlog-cos
 - A cosigner's verifier key (vkey) is ``<name>+<hex key ID>+base64(0x04 || public key)``
   (signed-note, "Verifier keys"; tlog-cosignature allows this encoding for 0x04 keys).
 
+On an ``sm2-sm3`` log a witness cosigns with SM2: the same message and line, signature type
+``0xff || "swiftchain.dev/sm2-sm3/cosignature"``, key ID SM3(name || 0x0A || type ||
+65-byte point)[:4], and the 64-byte r || s (:mod:`ledger.suite`).
+
 The name is not part of the signed message, so one key must never serve two cosigner names
 (tlog-cosignature: distinct public keys for each cosigner). Pure: no I/O, no clock.
 """
@@ -27,14 +31,13 @@ import binascii
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from hashlib import sha256
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .checkpoint import ED25519_ALG, SIG_PREFIX, parse_checkpoint
-from .errors import CheckpointError
-from .keys import raw_public
+from .checkpoint import SIG_PREFIX, parse_checkpoint
+from .errors import CheckpointError, KeyFileError
+from .keys import PrivateKey, PublicKey, raw_public
+from .suite import SUITES, Suite, suite_of
 
 __all__ = [
     "COSIGNATURE_ALG",
@@ -113,10 +116,13 @@ def _check_timestamp(timestamp: object) -> int:
     return timestamp
 
 
-def cosigner_key_id(name: str, public_key: Ed25519PublicKey) -> bytes:
-    """SHA-256(name || 0x0A || 0x04 || public key)[:4] (tlog-cosignature, Format)."""
+def cosigner_key_id(name: str, public_key: PublicKey) -> bytes:
+    """SHA-256(name || 0x0A || 0x04 || public key)[:4] (tlog-cosignature, Format); for an
+    SM2 key, SM3 and the suite's cosignature type."""
     _check_name(name)
-    return sha256(name.encode() + b"\n" + COSIGNATURE_ALG + raw_public(public_key)).digest()[:4]
+    suite = suite_of(public_key)
+    typed = suite.cosignature_type + raw_public(public_key)
+    return suite.digest(name.encode() + b"\n" + typed)[:4]
 
 
 def cosigned_message(body: bytes, timestamp: int) -> bytes:
@@ -163,7 +169,11 @@ class CosignerVerifier:
     Two are equal when name and public key bytes are."""
 
     name: str
-    public_key: Ed25519PublicKey
+    public_key: PublicKey
+
+    @property
+    def suite(self) -> Suite:
+        return suite_of(self.public_key)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CosignerVerifier):
@@ -180,7 +190,7 @@ class CosignerVerifier:
         return cosigner_key_id(self.name, self.public_key)
 
     def encode(self) -> str:
-        raw = COSIGNATURE_ALG + raw_public(self.public_key)
+        raw = self.suite.cosignature_type + raw_public(self.public_key)
         return f"{self.name}+{self.key_id.hex()}+{_b64(raw)}"
 
     @classmethod
@@ -199,18 +209,30 @@ class CosignerVerifier:
         if not _HEX_KEY_ID.match(key_id_hex.lower()):
             raise CosignatureError(f"key ID {key_id_hex!r} is not 8 hex digits")
         raw = _unb64(key_b64, "cosigner verifier key")
-        if raw[:1] == ED25519_ALG:
-            raise CosignatureError(
-                "this is a log's note key (type 0x01), not a cosigner key (type 0x04)"
-            )
-        if raw[:1] != COSIGNATURE_ALG or len(raw) != 33:
-            raise CosignatureError(
-                "not an Ed25519 cosignature/v1 key: want type 0x04 and 32 key bytes"
-            )
-        verifier = cls(name, Ed25519PublicKey.from_public_bytes(raw[1:]))
+        verifier = cls(name, _cosigner_key(raw))
         if verifier.key_id.hex() != key_id_hex.lower():
             raise CosignatureError("key ID does not match the cosigner's name and key")
         return verifier
+
+
+def _cosigner_key(raw: bytes) -> PublicKey:
+    for suite in SUITES.values():
+        if raw.startswith(suite.note_type) and not raw.startswith(suite.cosignature_type):
+            raise CosignatureError(
+                f"this is a log's note key (type {suite.note_type[:1].hex()}), not a cosigner key"
+            )
+        kind = suite.cosignature_type
+        if raw.startswith(kind):
+            if len(raw) != len(kind) + suite.public_key_bytes:
+                break
+            try:
+                return suite.public_from_raw(raw[len(kind) :])
+            except (KeyFileError, ValueError) as exc:
+                raise CosignatureError(f"cosigner verifier key: {exc}") from None
+    raise CosignatureError(
+        "not a cosigner key: want type 0x04 and 32 Ed25519 key bytes, or the sm2-sm3"
+        " cosignature type and a 65-byte SM2 point"
+    )
 
 
 @dataclass(frozen=True)
@@ -218,12 +240,12 @@ class CosignerSigner:
     """A witness's signing key and name."""
 
     name: str
-    private_key: Ed25519PrivateKey
+    private_key: PrivateKey
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        if not isinstance(self.private_key, Ed25519PrivateKey):
-            raise CosignatureError("a cosigner signs with an Ed25519 private key")
+        if not isinstance(self.private_key, PrivateKey):
+            raise CosignatureError("a cosigner signs with an Ed25519 or SM2 private key")
 
     @property
     def verifier(self) -> CosignerVerifier:

@@ -21,6 +21,7 @@ from .canonical import canonical_json
 from .envelope import FhirId, HexDigest, KeyId, Pseudonym, Slug, TypeId, UtcTimestamp
 from .errors import InvalidEnvelope
 from .sealed import PERSON, Opening, opened, seal
+from .suite import DEFAULT_SUITE, Suite
 
 #: The leaf version of sealed entries (the record envelope's v2 is the same step).
 SEALED_VERSION = 2
@@ -42,26 +43,34 @@ class _Entry(BaseModel):
         what logs written before sealing hold for the others (use :meth:`sealed` for them)."""
         return canonical_json(self.model_dump(exclude_none=True))
 
-    def sealed(self, *, salt: bytes | None = None) -> tuple[bytes, Opening | None]:
+    def sealed(
+        self, *, salt: bytes | None = None, suite: Suite = DEFAULT_SUITE
+    ) -> tuple[bytes, Opening | None]:
         """The leaf to append and the opening to keep off the log (None for a kind that
-        names nobody, whose leaf is :meth:`leaf`)."""
+        names nobody, whose leaf is :meth:`leaf`), committed in the log's ``suite``."""
         if not self.PUBLIC:
             return self.leaf(), None
         fields = self.model_dump(exclude_none=True)
         public = {k: fields.pop(k) for k in self.PUBLIC if k in fields}
         opening = seal(fields, salt=salt)
-        leaf = {**public, "v": SEALED_VERSION, PERSON: opening.commitment()}
+        leaf = {**public, "v": SEALED_VERSION, PERSON: opening.commitment(suite)}
         return canonical_json(leaf), opening
 
     @classmethod
-    def from_leaf(cls, leaf: bytes | dict[str, Any], opening: Opening | None = None) -> Self:
-        """The fact a leaf (v1, or v2 with its opening) records; InvalidEnvelope if the leaf
-        is not one of this kind or a v2 leaf's opening is not held."""
+    def from_leaf(
+        cls,
+        leaf: bytes | dict[str, Any],
+        opening: Opening | None = None,
+        suite: Suite = DEFAULT_SUITE,
+    ) -> Self:
+        """The fact a leaf (v1, or v2 with its opening, committed in ``suite``) records;
+        InvalidEnvelope if the leaf is not one of this kind or a v2 leaf's opening is not
+        held."""
         value = json.loads(leaf) if isinstance(leaf, bytes) else dict(leaf)
         if not isinstance(value, dict):
             raise InvalidEnvelope("invalid_entry", "a leaf is a JSON object")
         sealed = PERSON in value
-        view = opened(value, opening)
+        view = opened(value, opening, suite)
         view.pop("v", None)
         try:
             return cls.model_validate(view)

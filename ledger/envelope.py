@@ -1,7 +1,9 @@
 """The record envelope, wire formats v1 and v2 (docs/wire.md, "The record envelope").
 
 ``header`` is what is signed and what the ledger commits to; ``body`` carries the payload and
-its salt and may later be erased. ``sig`` is Ed25519 over JCS(header), base64url.
+its salt and may later be erased. ``sig`` is the source key's signature over JCS(header),
+base64url: Ed25519, or SM2 on an ``sm2-sm3`` log (:mod:`ledger.suite`), whose commitments
+are SM3 where these docs say SHA-256.
 
 v2 (what agents write) names no person in the header: where v1 had ``subject`` and
 ``consent``, v2 has ``person``, a salted commitment to both (:mod:`ledger.sealed`), whose
@@ -18,7 +20,6 @@ import os
 import re
 import time
 from datetime import UTC, datetime
-from hashlib import sha256
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,17 +37,18 @@ from pydantic import (
 from .canonical import canonical_json
 from .errors import InvalidEnvelope, SignatureError
 from .keys import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
     FastVerifier,
+    PrivateKey,
+    PublicKey,
     b64url_decode,
     b64url_encode,
     key_id,
+    sign,
+    verify,
 )
-from .keys import sign as ed25519_sign
-from .keys import verify as ed25519_verify
 from .sealed import Opening
 from .sealed import seal as seal_fields
+from .suite import DEFAULT_SUITE, Suite, suite_of
 
 ENVELOPE_VERSION = 2
 #: Versions a hub accepts and ``ledger verify`` reads (v1: written before personal fields
@@ -261,9 +263,9 @@ class SignedRecord(BaseModel):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def commitment(salt: bytes, payload: Any) -> str:
-    """hex SHA-256(salt || JCS(payload))."""
-    return sha256(salt + canonical_json(payload)).hexdigest()
+def commitment(salt: bytes, payload: Any, suite: Suite = DEFAULT_SUITE) -> str:
+    """hex HASH(salt || JCS(payload)), HASH the log's suite's (SHA-256, SM3)."""
+    return suite.hexdigest(salt + canonical_json(payload))
 
 
 def uuid7() -> str:
@@ -287,7 +289,7 @@ def seal(
     seq: int,
     type: str,
     payload: dict[str, Any],
-    signing_key: Ed25519PrivateKey,
+    signing_key: PrivateKey,
     subject: str | None = None,
     consent: str | None = None,
     observed_at: str | None = None,
@@ -298,12 +300,16 @@ def seal(
     version: int = ENVELOPE_VERSION,
 ) -> SignedRecord:
     """Build, commit to and sign one record (v2 unless ``version=1``, which only tests of
-    old ledgers write). Raises InvalidEnvelope for bad fields."""
+    old ledgers write), in the suite of ``signing_key``: SHA-256 commitments and an Ed25519
+    signature, or SM3 and SM2. Raises InvalidEnvelope for bad fields."""
     salt = os.urandom(SALT_BYTES) if salt is None else salt
     if not isinstance(salt, bytes) or len(salt) != SALT_BYTES:
         raise InvalidEnvelope("invalid_envelope", f"salt: must be {SALT_BYTES} bytes")
-    if not isinstance(signing_key, Ed25519PrivateKey):
-        raise InvalidEnvelope("invalid_envelope", "signing_key: must be an Ed25519 private key")
+    if not isinstance(signing_key, PrivateKey):
+        raise InvalidEnvelope(
+            "invalid_envelope", "signing_key: must be an Ed25519 or SM2 private key"
+        )
+    suite = suite_of(signing_key)
     fields: dict[str, Any] = {
         "v": version,
         "id": record_id or uuid7(),
@@ -312,7 +318,7 @@ def seal(
         "seq": seq,
         "type": type,
         "observed_at": observed_at or utc_now(),
-        "commitment": commitment(salt, payload),
+        "commitment": commitment(salt, payload, suite),
         "key": key_id(signing_key.public_key()),
     }
     body: dict[str, Any] = {"payload": payload, "salt": b64url_encode(salt)}
@@ -333,14 +339,14 @@ def seal(
             body["person"] = person
         header = _validate(
             RecordHeaderV2,
-            {**fields, "person": person.opening().commitment() if person else None},
+            {**fields, "person": person.opening().commitment(suite) if person else None},
         )
         if origin is not None:
             body["origin"] = origin
     else:
         raise InvalidEnvelope("invalid_envelope", f"v: no envelope version {version!r}")
     record_body = _validate(RecordBody, body)
-    sig = b64url_encode(ed25519_sign(signing_key, header.canonical()))
+    sig = b64url_encode(sign(signing_key, header.canonical()))
     record = SignedRecord.model_construct(header=header, body=record_body, sig=sig)
     if origin is not None:
         check_origin(record)
@@ -467,18 +473,19 @@ def parse_record(raw: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> SignedReco
     return record
 
 
-def check_commitment(record: SignedRecord) -> None:
+def check_commitment(record: SignedRecord, suite: Suite = DEFAULT_SUITE) -> None:
     """Raise InvalidEnvelope('commitment_mismatch') unless the body matches the header: the
-    payload its ``commitment`` and, in v2, the person opening its ``person``."""
+    payload its ``commitment`` and, in v2, the person opening its ``person`` (in the log's
+    ``suite``'s hash)."""
     if not isinstance(record, SignedRecord):
         raise InvalidEnvelope("invalid_envelope", "only a SignedRecord has a commitment")
     salt = b64url_decode(record.body.salt)
-    if commitment(salt, record.body.payload) != record.header.commitment:
+    if commitment(salt, record.body.payload, suite) != record.header.commitment:
         raise InvalidEnvelope("commitment_mismatch", "payload and salt do not match commitment")
     header = record.header
     if isinstance(header, RecordHeaderV2) and header.person is not None:
         opening = record.opening()
-        if opening is None or not opening.opens(header.person):
+        if opening is None or not opening.opens(header.person, suite):
             raise InvalidEnvelope(
                 "commitment_mismatch", "body.person does not open the header's person commitment"
             )
@@ -508,10 +515,9 @@ def check_origin(record: SignedRecord) -> None:
         raise InvalidEnvelope("origin_mismatch", "a source does not relay its own records")
 
 
-def check_signature(
-    header_bytes: bytes, sig: str, public_key: Ed25519PublicKey | FastVerifier
-) -> None:
-    """Raise SignatureError unless ``sig`` is the key's Ed25519 signature of the header.
+def check_signature(header_bytes: bytes, sig: str, public_key: PublicKey | FastVerifier) -> None:
+    """Raise SignatureError unless ``sig`` is the key's signature of the header (Ed25519,
+    or SM2's r || s: 64 bytes either way).
 
     Bulk callers (the hub's ingest) pass a FastVerifier, made once per key."""
     try:
@@ -519,8 +525,8 @@ def check_signature(
     except ValueError as exc:
         raise SignatureError(f"signature is not base64url: {exc}") from None
     if len(raw) != 64:
-        raise SignatureError("an Ed25519 signature has 64 bytes")
+        raise SignatureError("a signature has 64 bytes")
     if isinstance(public_key, FastVerifier):
         public_key.verify(raw, header_bytes)
     else:
-        ed25519_verify(public_key, raw, header_bytes)
+        verify(public_key, raw, header_bytes)

@@ -1,7 +1,8 @@
 """Pure verification of RFC 9162 inclusion and consistency proofs.
 
 The algorithms are those of RFC 9162 sections 2.1.3.2 and 2.1.4.2, so a proof this module
-accepts is one any RFC 6962/9162 verifier accepts, and vice versa.
+accepts is one any RFC 6962/9162 verifier accepts, and vice versa. ``tree`` is the log's
+suite's hash (:class:`ledger.hashing.TreeHash`, SHA-256 unless told).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hmac
 from collections.abc import Sequence
 
 from .errors import ProofError
-from .hashing import HASH_SIZE, node_hash
+from .hashing import HASH_SIZE, SHA256_TREE, TreeHash
 
 #: Tree sizes and indexes are uint64 in RFC 9162; anything else is not a proof parameter.
 MAX_TREE_SIZE = 2**64 - 1
@@ -34,7 +35,11 @@ def _check_hashes(proof: Sequence[bytes]) -> None:
 
 
 def root_from_inclusion_proof(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]
+    leaf_hash: bytes,
+    index: int,
+    size: int,
+    proof: Sequence[bytes],
+    tree: TreeHash = SHA256_TREE,
 ) -> bytes:
     """The root that ``proof`` implies for ``leaf_hash`` at ``index`` (RFC 9162 2.1.3.2)."""
     _check_int(index, "index")
@@ -44,6 +49,7 @@ def root_from_inclusion_proof(
         raise ProofError(f"index {index} is outside a tree of size {size}")
     _check_hashes([leaf_hash, *proof])
     fn, sn = index, size - 1
+    node_hash = tree.node
     r = leaf_hash
     for p in proof:
         if sn == 0:
@@ -64,17 +70,27 @@ def root_from_inclusion_proof(
 
 
 def verify_inclusion(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+    leaf_hash: bytes,
+    index: int,
+    size: int,
+    proof: Sequence[bytes],
+    root: bytes,
+    tree: TreeHash = SHA256_TREE,
 ) -> None:
     """Raise ProofError unless ``proof`` shows ``leaf_hash`` at ``index`` under ``root``."""
-    computed = root_from_inclusion_proof(leaf_hash, index, size, proof)
+    computed = root_from_inclusion_proof(leaf_hash, index, size, proof, tree)
     _check_hashes([root])
     if not hmac.compare_digest(computed, root):
         raise ProofError("inclusion proof does not lead to the expected root")
 
 
 def verify_consistency(
-    first: int, second: int, proof: Sequence[bytes], first_root: bytes, second_root: bytes
+    first: int,
+    second: int,
+    proof: Sequence[bytes],
+    first_root: bytes,
+    second_root: bytes,
+    tree: TreeHash = SHA256_TREE,
 ) -> None:
     """Raise ProofError unless ``proof`` shows tree ``first`` is a prefix of ``second``."""
     _check_int(first, "first size")
@@ -100,6 +116,7 @@ def verify_consistency(
     if first & (first - 1) == 0:
         path.insert(0, first_root)
     fn, sn = first - 1, second - 1
+    node_hash = tree.node
     while fn & 1:
         fn >>= 1
         sn >>= 1

@@ -28,6 +28,7 @@ from .schema import resource_id_of
 from .sealed import Opening, opened
 from .sealing import keys_of, opened_value
 from .sqlite import check_integer
+from .suite import Suite
 
 if TYPE_CHECKING:
     from .keystore import KeyStore
@@ -152,6 +153,8 @@ class LedgerQueries:
     sealed: bool
     #: Whether the file has key ids (schema "3"); before, every value is in the open.
     keyed: bool
+    #: The log's crypto suite (its commitments' hash).
+    suite: Suite
     #: The key store sealed values open with (None: a read meeting one raises StoreError).
     keys: KeyStore | None
 
@@ -273,7 +276,7 @@ class LedgerQueries:
                     else None
                 )
                 held = _decoded(plain) if plain is not None else None
-                yield int(index), opened(json.loads(leaf), held)
+                yield int(index), opened(json.loads(leaf), held, self.suite)
 
     def leaves(self, kind: str) -> Iterator[tuple[int, bytes]]:
         """(index, leaf) of every entry of ``kind``, in log order, streamed."""

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .canonical import canonical_json
 from .errors import InvalidEnvelope
 from .keys import b64url_decode, b64url_encode
+from .suite import DEFAULT_SUITE, Suite
 
 #: Bytes of salt of every opening (as the payload's salt).
 SALT_BYTES = 16
@@ -49,16 +50,16 @@ class Opening:
     salt: str
     fields: Mapping[str, Any]
 
-    def commitment(self) -> str:
-        """hex SHA-256(salt ‖ JCS(fields))."""
-        return commit(b64url_decode(self.salt), self.fields)
+    def commitment(self, suite: Suite = DEFAULT_SUITE) -> str:
+        """hex HASH(salt ‖ JCS(fields)), HASH the log's suite's (SHA-256, SM3)."""
+        return commit(b64url_decode(self.salt), self.fields, suite)
 
-    def opens(self, commitment: object) -> bool:
+    def opens(self, commitment: object, suite: Suite = DEFAULT_SUITE) -> bool:
         """Whether this opening is the one ``commitment`` was made from (constant time)."""
         if not isinstance(commitment, str):
             return False
         try:
-            mine = self.commitment()
+            mine = self.commitment(suite)
         except (ValueError, InvalidEnvelope):
             return False
         return hmac.compare_digest(mine, commitment)
@@ -90,11 +91,11 @@ class Opening:
         return {"salt": self.salt, "fields": dict(self.fields)}
 
 
-def commit(salt: bytes, fields: Mapping[str, Any]) -> str:
-    """hex SHA-256(salt ‖ JCS(fields)); ``None`` fields are left out of the JCS."""
+def commit(salt: bytes, fields: Mapping[str, Any], suite: Suite = DEFAULT_SUITE) -> str:
+    """hex HASH(salt ‖ JCS(fields)), HASH the suite's; ``None`` fields are left out."""
     if len(salt) != SALT_BYTES:
         raise InvalidEnvelope("invalid_opening", f"a salt is {SALT_BYTES} bytes")
-    return sha256(salt + canonical_json(_present(fields))).hexdigest()
+    return suite.hexdigest(salt + canonical_json(_present(fields)))
 
 
 def seal(fields: Mapping[str, Any], *, salt: bytes | None = None) -> Opening:
@@ -105,12 +106,14 @@ def seal(fields: Mapping[str, Any], *, salt: bytes | None = None) -> Opening:
     return Opening(b64url_encode(salt), _present(fields))
 
 
-def opened(leaf: Mapping[str, Any], opening: Opening | None) -> dict[str, Any]:
+def opened(
+    leaf: Mapping[str, Any], opening: Opening | None, suite: Suite = DEFAULT_SUITE
+) -> dict[str, Any]:
     """A leaf as its readers know it: a v1 leaf as it is; a v2 leaf with the fields of its
     opening in place of ``person`` (when the opening is held and matches), or without them."""
     view = dict(leaf)
     commitment = view.pop(PERSON, None)
-    if opening is not None and commitment is not None and opening.opens(commitment):
+    if opening is not None and commitment is not None and opening.opens(commitment, suite):
         for name, value in opening.fields.items():
             view.setdefault(name, value)
     return view

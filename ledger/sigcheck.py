@@ -1,4 +1,5 @@
-"""Bulk Ed25519 checks of record signatures, for the offline verifier.
+"""Bulk checks of record signatures, for the offline verifier: Ed25519 through libsodium,
+SM2 (a 65-byte public key: an ``sm2-sm3`` log) through :mod:`ledger.sm2`.
 
 Signature checks are most of a full verify's CPU. libsodium releases the GIL while it
 verifies, but each check needs the GIL back afterwards, and a main thread busy recomputing
@@ -24,17 +25,31 @@ import nacl.signing
 from nacl.bindings import crypto_sign_open
 
 from .base64url import canonical_b64url
+from .errors import KeyFileError
+from .sm2 import PUBLIC_KEY_BYTES as SM2_POINT_BYTES
+from .sm2 import Sm2PublicKey
 
 #: (index, leaf, signature text, raw public key) of one record signature to check.
 PendingSig = tuple[int, bytes, str, bytes]
 
 #: Raw public keys already known to be 32 bytes (what ``crypto_sign_open`` reads).
 _sound_keys: set[bytes] = set()
+#: SM2 keys by their raw point, made once each (a key's Z_A prefix is computed once).
+_sm2_keys: dict[bytes, Sm2PublicKey | None] = {}
+
+
+def _sm2_key(raw_key: bytes) -> Sm2PublicKey | None:
+    if raw_key not in _sm2_keys:
+        try:
+            _sm2_keys[raw_key] = Sm2PublicKey(raw_key)
+        except KeyFileError:
+            _sm2_keys[raw_key] = None
+    return _sm2_keys[raw_key]
 
 
 def check_signatures(batch: list[PendingSig]) -> list[int]:
-    """Indexes whose signature is not the canonical unpadded base64url of a valid Ed25519
-    signature of the leaf by the key."""
+    """Indexes whose signature is not the canonical unpadded base64url of a valid signature
+    of the leaf by the key (Ed25519 for a 32-byte key, SM2 for a 65-byte point)."""
     # libsodium's crypto_sign_open straight from PyNaCl's bindings: VerifyKey.verify adds
     # only argument checks made here once per key; the loop costs ~1 us a signature beside
     # libsodium's ~38 us (bench/ledger.py, full verify).
@@ -42,6 +57,12 @@ def check_signatures(batch: list[PendingSig]) -> list[int]:
     sound, sign_open = _sound_keys, crypto_sign_open
     for index, message, text, raw_key in batch:
         try:
+            if len(raw_key) == SM2_POINT_BYTES:
+                sm2_key = _sm2_key(raw_key)
+                raw = canonical_b64url(text)
+                if sm2_key is None or raw is None or not sm2_key.is_valid(raw, message):
+                    bad.append(index)
+                continue
             if raw_key not in sound:
                 nacl.signing.VerifyKey(raw_key)  # TypeError/ValueError unless 32 bytes
                 sound.add(raw_key)

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from hashlib import sha256
 from pathlib import Path
 from typing import Any, Self
 
@@ -34,8 +33,8 @@ from .dialect import Connection, Dialect, Fence, Location, dialect_of
 from .dialect import describe as describe  # where a ledger is, for callers of the store
 from .dialect import location_of as location_of
 from .envelope import SignedRecord
-from .errors import FencedError, LedgerError, RangeError, StorageError, StoreError
-from .hashing import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX
+from .errors import FencedError, LedgerError, RangeError, StorageError, StoreError, SuiteError
+from .hashing import HASH_SIZE, LEAF_PREFIX
 from .keystore import KeyStore
 from .queries import LedgerQueries
 from .schema import READABLE_SCHEMAS, SCHEMA_VERSION, TABLES, resource_id_of
@@ -43,6 +42,7 @@ from .sealed import Opening, subject_tag
 from .sealed import blind as blind_for
 from .sealing import check_triples, entry_scope, keys_of, opened_value
 from .sqlite import MAX_INTEGER, check_integer
+from .suite import DEFAULT_SUITE, Suite, suite_named
 from .tree import (
     Frontier,
     Node,
@@ -60,6 +60,8 @@ MAX_ENTRIES_PAGE = 1000
 #: The ``meta`` key under which a hub with witnesses keeps the newest checkpoint that met its
 #: trust policy's quorum, with the cosignatures (the ``checkpoints`` rows hold the hub's own).
 QUORUM_META = "quorum_checkpoint"
+#: The ``meta`` key naming the log's crypto suite (:mod:`ledger.suite`), set at creation.
+SUITE_META = "suite"
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,9 @@ class LedgerReader(LedgerQueries):
         self.location: Location = location_of(location)
         self.dialect: Dialect = dialect_of(self.location)
         self.keys = keys
+        #: The log's crypto suite (``meta`` ``suite``; a log from before suites is
+        #: ``ed25519-sha256``): its tree hash, commitments and signatures.
+        self.suite: Suite = DEFAULT_SUITE
         if _conn is not None:
             self.conn = _conn  # the writer's, which makes the schema itself
             self.sealed = True
@@ -224,6 +229,7 @@ class LedgerReader(LedgerQueries):
         self.conn = self.dialect.open_reader(self.location)
         try:
             self._check_schema()
+            self.suite = self._stored_suite()
         except BaseException:
             self.conn.close()
             raise
@@ -260,6 +266,12 @@ class LedgerReader(LedgerQueries):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _stored_suite(self) -> Suite:
+        try:
+            return suite_named(self.meta(SUITE_META))
+        except SuiteError as exc:
+            raise StoreError(f"{self.where}: {exc}") from None
 
     # -- metadata -------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
@@ -298,25 +310,26 @@ class LedgerReader(LedgerQueries):
     def root(self, size: int) -> bytes:
         """MTH of the first ``size`` entries, from O(log n) stored nodes."""
         self._check_size(size)
+        tree = self.suite.tree
         if size == 0:
-            return EMPTY_ROOT
+            return tree.empty_root
         nodes = range_nodes(0, size)
         found = self.nodes(nodes)
-        return fold_right([found[n] for n in nodes])
+        return fold_right([found[n] for n in nodes], tree)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         self._check_size(size)
         check_integer(index, "index")
         if not 0 <= index < size:
             raise RangeError(f"index {index} is outside a tree of size {size}")
-        return hashes_for_ranges(inclusion_ranges(index, size), self.nodes)
+        return hashes_for_ranges(inclusion_ranges(index, size), self.nodes, self.suite.tree)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         self._check_size(second, "second")
         check_integer(first, "first")
         if not 0 < first <= second:
             raise RangeError(f"no consistency proof from size {first} to size {second}")
-        return hashes_for_ranges(consistency_ranges(first, second), self.nodes)
+        return hashes_for_ranges(consistency_ranges(first, second), self.nodes, self.suite.tree)
 
     # -- entries ---------------------------------------------------------------------------
     def entries(self, start: int, end: int) -> list[Entry]:
@@ -465,6 +478,7 @@ class LedgerWriter(LedgerReader):
         location: Path | str,
         *,
         origin: str | None = None,
+        suite: Suite | None = None,
         max_page_count: int | None = None,
         fence: Fence | None = None,
         keys: KeyStore | None = None,
@@ -487,7 +501,7 @@ class LedgerWriter(LedgerReader):
         self._doomed: set[int] = set()
         self._scopes: dict[tuple[Any, ...], Scope | None] = {}
         try:
-            self._open(origin)
+            self._open(origin, suite)
             with self._lock:
                 self._doomed = self._noted_doomed()
                 if self._doomed:
@@ -496,14 +510,28 @@ class LedgerWriter(LedgerReader):
             conn.close()
             raise
 
-    def _open(self, origin: str | None) -> None:
+    def _open(self, origin: str | None, suite: Suite | None) -> None:
         where = self.where
         try:
             existing = self.meta("schema")
             if existing not in (None, *READABLE_SCHEMAS):
                 raise StoreError(f"{where} has ledger schema {existing}, not {SCHEMA_VERSION}")
-            if existing != SCHEMA_VERSION or (origin is not None and self.meta("origin") is None):
+            stored_suite = self.meta(SUITE_META)
+            # A log written before suites is an ed25519-sha256 one.
+            if stored_suite is None and suite is not None and suite is not DEFAULT_SUITE:
+                if super().size():
+                    raise StoreError(f"{where} is an {DEFAULT_SUITE.name} log, not {suite.name}")
+            if (
+                existing != SCHEMA_VERSION
+                or (origin is not None and self.meta("origin") is None)
+                or stored_suite is None
+            ):
                 with self._lock, self._write(f"{where} is not a usable ledger"):
+                    # The suite is fixed when the log is created, and never changes.
+                    self.conn.execute(
+                        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                        (SUITE_META, (suite or DEFAULT_SUITE).name),
+                    )
                     # "1" -> "2": the schema script created the tables that are new in "2";
                     # "2" -> "3": the dialect's opening added the columns of sealing.
                     self._set_meta("schema", SCHEMA_VERSION)
@@ -515,6 +543,12 @@ class LedgerWriter(LedgerReader):
                         )
             if origin is not None and (stored := self.meta("origin")) != origin:
                 raise StoreError(f"{where} is the log of {stored!r}, not {origin!r}")
+            self.suite = self._stored_suite()
+            if suite is not None and self.suite is not suite:
+                raise StoreError(
+                    f"{where} is an {self.suite.name} log, not {suite.name}: a log's crypto"
+                    " suite is fixed when it is created"
+                )
             self.reload()
         except self.dialect.errors as exc:
             raise self.dialect.failure(f"{where} is not a usable ledger", exc) from None
@@ -525,7 +559,7 @@ class LedgerWriter(LedgerReader):
         with self._lock:
             try:
                 size = super().size()
-                self.frontier = Frontier.from_nodes(size, self.nodes)
+                self.frontier = Frontier.from_nodes(size, self.nodes, self.suite.tree)
             except self.dialect.errors as exc:
                 raise self.dialect.failure(f"cannot read the tree of {self.where}", exc) from None
             self._size = size
@@ -627,7 +661,8 @@ class LedgerWriter(LedgerReader):
         keys = self.keys
         # The hot path (group commit): hash the batch in one comprehension, extend
         # the tree in one call, and build rows without per-entry helper calls.
-        leaf_hashes = [sha256(LEAF_PREFIX + e.leaf).digest() for e in batch]
+        digest = self.suite.tree.digest
+        leaf_hashes = [digest(LEAF_PREFIX + e.leaf) for e in batch]
         # Under the lock from the frontier copy to the commit, so that two callers cannot
         # number their entries from the same size.
         with self._lock:
@@ -891,13 +926,15 @@ class LedgerWriter(LedgerReader):
         """One write transaction that fills this ledger, which must be empty (StoreError if
         it is not), with the rows of another's tables (:mod:`ledger.copy`): yields
         ``insert(table, columns, rows)``, columns as :data:`ledger.schema.TABLES` has them
-        (``meta`` rows but the schema version's replace the opening's own). The tree is read
-        back from the stored nodes after the commit."""
+        (``meta`` rows but the schema version's replace the opening's own, the suite
+        included). The suite and the tree are read back after the commit."""
         dialect = self.dialect
         with self._lock:
             with self._write(what) as c:
                 for table in TABLES:
-                    where = " WHERE key != 'schema'" if table == "meta" else ""
+                    where = (
+                        f" WHERE key NOT IN ('schema', '{SUITE_META}')" if table == "meta" else ""
+                    )
                     if c.execute(f"SELECT 1 FROM {table}{where} LIMIT 1").fetchone() is not None:
                         raise StoreError(
                             f"{self.where} is not empty (its {table} table has rows);"
@@ -915,6 +952,7 @@ class LedgerWriter(LedgerReader):
                         dialect.insert(c, table, columns, rows)
 
                 yield insert
+            self.suite = self._stored_suite()
             self.reload()
 
     def size(self) -> int:

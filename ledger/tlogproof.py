@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from .checkpoint import MAX_NOTE_BYTES, NoteVerifier, parse_checkpoint
 from .errors import CheckpointError, ProofError
-from .hashing import HASH_SIZE, leaf_hash
+from .hashing import HASH_SIZE, SHA256_TREE, TreeHash
 from .policy import TrustPolicy
 from .proofs import MAX_TREE_SIZE, root_from_inclusion_proof
 from .quorum import QuorumReport, evaluate
@@ -118,17 +118,24 @@ def _check(proof: TlogProof) -> None:
         raise ProofError(f"the checkpoint is not a signed note: {exc}") from None
 
 
-def assemble_proof(note: str, index: int, inclusion: Sequence[bytes], leaf: bytes) -> str:
+def assemble_proof(
+    note: str,
+    index: int,
+    inclusion: Sequence[bytes],
+    leaf: bytes,
+    tree: TreeHash = SHA256_TREE,
+) -> str:
     """The tlog-proof text of entry ``index`` (exact ``leaf`` bytes, put in ``extra``) under
-    checkpoint ``note``, after checking the inclusion leads to the note's root: a hub or the
-    CLI never hands out a proof that does not verify. ProofError if it does not."""
+    checkpoint ``note``, after checking the inclusion leads to the note's root (in the
+    log's suite's ``tree`` hash): a hub or the CLI never hands out a proof that does not
+    verify. ProofError if it does not."""
     try:
         checkpoint = parse_checkpoint(note).checkpoint
     except CheckpointError as exc:
         raise ProofError(f"the checkpoint is not a signed note: {exc}") from None
     if not isinstance(leaf, bytes):
         raise ProofError("a leaf is bytes")
-    root = root_from_inclusion_proof(leaf_hash(leaf), index, checkpoint.size, list(inclusion))
+    root = root_from_inclusion_proof(tree.leaf(leaf), index, checkpoint.size, list(inclusion), tree)
     if not hmac.compare_digest(root, checkpoint.root_hash):
         raise ProofError(
             f"entry {index} and its inclusion proof do not lead to the root signed at size "
@@ -277,8 +284,9 @@ def verify_proof(
     inclusion of the leaf at the proof's index under the checkpoint's root.
 
     The leaf is ``leaf`` when given (the bytes the verifier holds: a proof of another
-    entry then fails), else the proof's ``extra`` data. ProofError when ``proof`` cannot be
-    read at all; every other failure is in the report's ``reasons()``."""
+    entry then fails), else the proof's ``extra`` data. The hash is the suite of the log key
+    whose signature verified (SM3 for an ``sm2-sm3`` log). ProofError when ``proof`` cannot
+    be read at all; every other failure is in the report's ``reasons()``."""
     parsed = parse_proof(proof) if isinstance(proof, str | bytes) else proof
     if not isinstance(parsed, TlogProof):
         raise ProofError("a tlog-proof is text or a TlogProof")
@@ -286,12 +294,13 @@ def verify_proof(
         report = evaluate(policy, parsed.checkpoint, now=now, log_key=log_key)
     except CheckpointError as exc:
         raise ProofError(f"the checkpoint is not a signed note: {exc}") from None
+    tree = _tree(report, log_key)
     if leaf is not None:
         if not isinstance(leaf, bytes):
             raise ProofError("a leaf is bytes")
-        hashed, source = leaf_hash(leaf), "given"
+        hashed, source = tree.leaf(leaf), "given"
     elif parsed.extra is not None:
-        hashed, source = leaf_hash(parsed.extra), "extra"
+        hashed, source = tree.leaf(parsed.extra), "extra"
     else:
         return ProofReport(
             parsed,
@@ -300,9 +309,10 @@ def verify_proof(
             "none",
             "the proof carries no leaf (no extra line): give the leaf to check its inclusion",
         )
-    problem = _inclusion(parsed, report, hashed)
+    problem = _inclusion(parsed, report, hashed, tree)
     if problem is not None and source == "given" and parsed.extra is not None:
-        if parsed.extra != leaf and _inclusion(parsed, report, leaf_hash(parsed.extra)) is None:
+        extra_hash = tree.leaf(parsed.extra)
+        if parsed.extra != leaf and _inclusion(parsed, report, extra_hash, tree) is None:
             problem = (
                 f"the given leaf (hash {hashed.hex()}) is not entry {parsed.index}: this "
                 "proof proves another leaf"
@@ -310,9 +320,20 @@ def verify_proof(
     return ProofReport(parsed, report, hashed, source, problem)
 
 
-def _inclusion(proof: TlogProof, report: QuorumReport, hashed: bytes) -> str | None:
+def _tree(report: QuorumReport, log_key: NoteVerifier | None) -> TreeHash:
+    """The tree hash of the log whose key verified the checkpoint (SHA-256 when none did:
+    the report says so already)."""
+    if report.log_key is not None:
+        try:
+            return NoteVerifier.parse(report.log_key).suite.tree
+        except CheckpointError:
+            pass
+    return log_key.suite.tree if log_key is not None else SHA256_TREE
+
+
+def _inclusion(proof: TlogProof, report: QuorumReport, hashed: bytes, tree: TreeHash) -> str | None:
     try:
-        root = root_from_inclusion_proof(hashed, proof.index, report.size, proof.inclusion)
+        root = root_from_inclusion_proof(hashed, proof.index, report.size, proof.inclusion, tree)
     except ProofError as exc:
         return f"the inclusion proof is not one for index {proof.index}: {exc}"
     if not hmac.compare_digest(root, report.root_hash):

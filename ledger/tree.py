@@ -9,16 +9,18 @@ The proof shapes follow RFC 9162 section 2.1.3.1 (PATH) and 2.1.4.1 (SUBPROOF): 
 element is MTH of one range of leaves, and every such range is either a complete subtree or
 the right edge ``[start, size)`` of the tree, which splits into complete subtrees by the
 binary digits of its length.
+
+The hash is a log's suite's (:class:`ledger.hashing.TreeHash`): SHA-256 by default, SM3 on
+an ``sm2-sm3`` log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from hashlib import sha256
 
 from .errors import ProofError
-from .hashing import EMPTY_ROOT, HASH_SIZE, NODE_PREFIX, node_hash
+from .hashing import HASH_SIZE, NODE_PREFIX, SHA256_TREE, TreeHash
 
 Node = tuple[int, int]
 """(level, index) of a complete subtree."""
@@ -58,13 +60,14 @@ def range_nodes(start: int, end: int) -> list[Node]:
     return nodes
 
 
-def fold_right(hashes: Sequence[bytes]) -> bytes:
+def fold_right(hashes: Sequence[bytes], tree: TreeHash = SHA256_TREE) -> bytes:
     """MTH of a right-edge range from its complete subtrees (largest first)."""
     if not hashes:
-        return EMPTY_ROOT
+        return tree.empty_root
     acc = hashes[-1]
+    node = tree.node
     for h in reversed(hashes[:-1]):
-        acc = node_hash(h, acc)
+        acc = node(h, acc)
     return acc
 
 
@@ -122,14 +125,16 @@ def nodes_for_ranges(ranges: Iterable[Range]) -> list[list[Node]]:
 
 
 def hashes_for_ranges(
-    ranges: Sequence[Range], lookup: Callable[[list[Node]], Mapping[Node, bytes]]
+    ranges: Sequence[Range],
+    lookup: Callable[[list[Node]], Mapping[Node, bytes]],
+    tree: TreeHash = SHA256_TREE,
 ) -> list[bytes]:
     """MTH of each range, fetching every needed node in one ``lookup`` call."""
     per_range = nodes_for_ranges(ranges)
     wanted = sorted({n for nodes in per_range for n in nodes})
     found = lookup(wanted)
     try:
-        return [fold_right([found[n] for n in nodes]) for nodes in per_range]
+        return [fold_right([found[n] for n in nodes], tree) for nodes in per_range]
     except KeyError as missing:
         raise ProofError(f"node {missing.args[0]} is not stored") from None
 
@@ -144,16 +149,20 @@ class Frontier:
 
     size: int = 0
     hashes: list[bytes] = field(default_factory=list)
+    tree: TreeHash = SHA256_TREE
 
     @classmethod
     def from_nodes(
-        cls, size: int, lookup: Callable[[list[Node]], Mapping[Node, bytes]]
+        cls,
+        size: int,
+        lookup: Callable[[list[Node]], Mapping[Node, bytes]],
+        tree: TreeHash = SHA256_TREE,
     ) -> Frontier:
         if size == 0:
-            return cls()
+            return cls(tree=tree)
         nodes = range_nodes(0, size)
         found = lookup(nodes)
-        return cls(size, [found[n] for n in nodes])
+        return cls(size, [found[n] for n in nodes], tree)
 
     def append(self, leaf_hash: bytes) -> list[bytes]:
         """Add one leaf; return the hashes of the subtrees it completes, level 1 upwards.
@@ -164,9 +173,10 @@ class Frontier:
         closed = []
         acc = leaf_hash
         hashes = self.hashes
+        node = self.tree.node
         # Each trailing 1 bit of the old size is a complete sibling to merge with.
         while index & 1:
-            acc = node_hash(hashes.pop(), acc)
+            acc = node(hashes.pop(), acc)
             closed.append(acc)
             index >>= 1
         hashes.append(acc)
@@ -180,6 +190,7 @@ class Frontier:
         out = []
         hashes = list(self.hashes)
         pop, push = hashes.pop, hashes.append
+        digest = self.tree.digest
         index = self.size
         try:
             for acc in leaf_hashes:
@@ -189,7 +200,7 @@ class Frontier:
                 n = index
                 # Each trailing 1 bit of the index is a complete sibling to merge with.
                 while n & 1:
-                    acc = sha256(NODE_PREFIX + pop() + acc).digest()
+                    acc = digest(NODE_PREFIX + pop() + acc)
                     closed += acc
                     n >>= 1
                 push(acc)
@@ -201,15 +212,15 @@ class Frontier:
         return out
 
     def root(self) -> bytes:
-        return fold_right(self.hashes)
+        return fold_right(self.hashes, self.tree)
 
     def copy(self) -> Frontier:
-        return Frontier(self.size, list(self.hashes))
+        return Frontier(self.size, list(self.hashes), self.tree)
 
 
-def root_of(leaf_hashes: Iterable[bytes]) -> bytes:
+def root_of(leaf_hashes: Iterable[bytes], tree: TreeHash = SHA256_TREE) -> bytes:
     """MTH of a whole list of leaf hashes (reference implementation for tests and tools)."""
-    f = Frontier()
+    f = Frontier(tree=tree)
     for h in leaf_hashes:
         f.append(h)
     return f.root()

@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from hashlib import sha256
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +50,7 @@ from .schema import RECORD_COLUMNS
 from .sealed import PERSON, Opening, opened
 from .sigcheck import PendingSig, SignatureChecks
 from .store import LedgerReader, StoredCheckpoint
+from .suite import DEFAULT_SUITE, Suite
 from .tree import Frontier
 
 if TYPE_CHECKING:
@@ -79,6 +79,8 @@ class Problem:
 class VerifyReport:
     path: str
     origin: str | None = None
+    suite: str = DEFAULT_SUITE.name
+    """The log's crypto suite (``ed25519-sha256``, ``sm2-sm3``)."""
     size: int = 0
     root: bytes | None = None
     records: int = 0
@@ -146,20 +148,22 @@ class RegistryKeys:
     ``registry`` entry's ``key.add`` replayed in log order, so that each record is checked
     against the keys registered before it. The offline verifier and a mirror both use it."""
 
-    def __init__(self) -> None:
+    def __init__(self, suite: Suite = DEFAULT_SUITE) -> None:
         self._keys: dict[str, _Key] = {}
+        self.suite = suite
 
     def learn(self, leaf: dict[str, Any]) -> None:
-        """Replay one ``registry`` leaf; KeyFileError if the key it adds is unreadable."""
+        """Replay one ``registry`` leaf; KeyFileError if the key it adds is unreadable or
+        not of the log's suite."""
         if leaf.get("action") != "key.add":
             return
-        public_key = public_key_from_b64(str(leaf.get("public_key")))
+        public_key = public_key_from_b64(str(leaf.get("public_key")), self.suite)
         self._keys[str(leaf.get("key_id"))] = _Key(
             leaf.get("pilot"), leaf.get("source"), raw_public(public_key)
         )
 
     def copy(self) -> RegistryKeys:
-        copied = RegistryKeys()
+        copied = RegistryKeys(self.suite)
         copied._keys = dict(self._keys)
         return copied
 
@@ -254,6 +258,7 @@ def verify_ledger(
     ):
         try:
             report.origin = reader.meta("origin")
+            report.suite = reader.suite.name
             report.leaves_only = reader.meta(COPY_META) == LEAVES_ONLY
             if log_key is None and (stored := reader.meta("log_key")):
                 try:
@@ -263,6 +268,12 @@ def verify_ledger(
                     report.add(0, f"stored log key is unreadable: {exc}")
             elif log_key is not None:
                 report.key_source = "given"
+            if log_key is not None and log_key.suite is not reader.suite:
+                report.add(
+                    0,
+                    f"the log key is an {log_key.suite.name} key, but the log's suite is"
+                    f" {reader.suite.name}",
+                )
             _Walk(reader, report, log_key, progress, workers).run()
             _orphans(reader, report)
         except reader.dialect.errors as exc:
@@ -287,9 +298,10 @@ class _Walk:
         self.log_key = log_key
         self.progress = progress
         self.workers = max(1, workers)
-        self.keys = RegistryKeys()
+        self.suite = reader.suite
+        self.keys = RegistryKeys(reader.suite)
         self.checkpoints = {c.size: c for c in reader.checkpoints()}
-        self.frontier = Frontier()
+        self.frontier = Frontier(tree=reader.suite.tree)
         #: Records without a body, by index (each needs an erasure entry).
         self.bodiless: list[int] = []
         #: Sealed erasure entries whose opening (the record they name) is not held here.
@@ -395,6 +407,7 @@ class _Walk:
         per entry), then each entry's own checks."""
         report, frontier, checkpoints = self.report, self.frontier, self.checkpoints
         hashes = frontier.hashes
+        digest = self.suite.tree.digest
         for row in rows:
             index = frontier.size
             if row[0] != index:
@@ -402,14 +415,14 @@ class _Walk:
                 raise _Stop
             try:
                 leaf = row[2]
-                acc = sha256(LEAF_PREFIX + leaf).digest()
+                acc = digest(LEAF_PREFIX + leaf)
                 if acc != row[3]:
                     report.add(index, "leaf bytes do not match the stored leaf hash")
                 # Each trailing 1 bit of the index is a complete sibling to merge with; the
                 # merged nodes are the ones this leaf closes (what its row stores).
                 closed, n = b"", index
                 while n & 1:
-                    acc = sha256(NODE_PREFIX + hashes.pop() + acc).digest()
+                    acc = digest(NODE_PREFIX + hashes.pop() + acc)
                     closed += acc
                     n >>= 1
                 hashes.append(acc)
@@ -421,7 +434,7 @@ class _Walk:
                 report.add(index, f"entry {index} is unreadable: {exc}")
                 # Keep the tree going on the bytes as stored, for later checks.
                 if frontier.size == index:
-                    frontier.append(sha256(LEAF_PREFIX + bytes(row[2] or b"")).digest())
+                    frontier.append(digest(LEAF_PREFIX + bytes(row[2] or b"")))
             if frontier.size in checkpoints:
                 self._checkpoint(checkpoints[frontier.size])
 
@@ -471,10 +484,10 @@ class _Walk:
         except InvalidEnvelope:
             self.report.add(index, "stored opening is not one")
             return opened(leaf, None)
-        if PERSON not in leaf or not opening.opens(leaf[PERSON]):
+        if PERSON not in leaf or not opening.opens(leaf[PERSON], self.suite):
             self.report.add(index, "stored opening does not open the leaf's person commitment")
             return opened(leaf, None)
-        return opened(leaf, opening)
+        return opened(leaf, opening, self.suite)
 
     def _node_fault(self, index: int, closed: bytes, stored: bytes) -> None:
         for level in range(1, len(closed) // HASH_SIZE + 1):
@@ -556,7 +569,7 @@ class _Walk:
             return
         report.bodies += 1
         salt = canonical_b64url(row[16]) or b""
-        if sha256(salt + payload).hexdigest() != header.get("commitment"):
+        if self.suite.hexdigest(salt + payload) != header.get("commitment"):
             report.add(index, "stored body does not match the record's commitment")
 
     def _registry(self, index: int, leaf: dict[str, Any]) -> None:
