@@ -219,7 +219,7 @@ def _cosigner_key(raw: bytes) -> PublicKey:
     for suite in SUITES.values():
         if raw.startswith(suite.note_type) and not raw.startswith(suite.cosignature_type):
             raise CosignatureError(
-                f"this is a log's note key (type {suite.note_type[:1].hex()}), not a cosigner key"
+                f"this is a log's note key (type 0x{suite.note_type[:1].hex()}), not a cosigner key"
             )
         kind = suite.cosignature_type
         if raw.startswith(kind):

@@ -23,67 +23,89 @@ from ledger.checkpoint import (
 from ledger.errors import CheckpointError
 from ledger.hashing import EMPTY_ROOT
 from ledger.keys import generate_key
+from ledger.suite import ED25519_SHA256, SM2_SM3, SUITES, Suite, suite_named
 
 ORIGIN = "swiftchain.test/log"
 ROOT = bytes.fromhex("5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328")
-HUB = NoteSigner(ORIGIN, generate_key())
-WITNESS = NoteSigner("witness.example/w1", generate_key())
 CP = Checkpoint(ORIGIN, 8, ROOT)
+#: A log's key and a witness's, of each suite.
+SIGNERS = {
+    suite.name: (
+        NoteSigner(ORIGIN, generate_key(suite)),
+        NoteSigner("witness.example/w1", generate_key(suite)),
+    )
+    for suite in SUITES.values()
+}
 
 
-def test_note_layout() -> None:
-    note = sign_checkpoint(CP, HUB)
+@pytest.fixture(scope="module", params=list(SIGNERS))
+def suite(request: pytest.FixtureRequest) -> Suite:
+    return suite_named(request.param)
+
+
+@pytest.fixture(scope="module")
+def hub(suite: Suite) -> NoteSigner:
+    return SIGNERS[suite.name][0]
+
+
+@pytest.fixture(scope="module")
+def witness(suite: Suite) -> NoteSigner:
+    return SIGNERS[suite.name][1]
+
+
+def test_note_layout(hub: NoteSigner) -> None:
+    note = sign_checkpoint(CP, hub)
     body, sig = note.split("\n\n")
     assert body == f"{ORIGIN}\n8\n{base64.b64encode(ROOT).decode()}"
     assert sig.startswith(f"\u2014 {ORIGIN} ") and sig.endswith("\n")
     raw = base64.b64decode(sig.rsplit(" ", 1)[1])
-    assert raw[:4] == HUB.verifier.key_hash and len(raw) == 4 + 64
+    assert raw[:4] == hub.verifier.key_hash and len(raw) == 4 + 64
 
 
-def test_sign_parse_verify_round_trip() -> None:
-    note = sign_checkpoint(CP, HUB)
+def test_sign_parse_verify_round_trip(hub: NoteSigner) -> None:
+    note = sign_checkpoint(CP, hub)
     parsed = parse_checkpoint(note)
     assert isinstance(parsed, SignedCheckpoint)
     assert parsed.checkpoint == CP and parsed.note == note
-    assert verify_checkpoint(note, HUB.verifier) == CP
+    assert verify_checkpoint(note, hub.verifier) == CP
 
 
-def test_extensions_and_empty_tree() -> None:
+def test_extensions_and_empty_tree(hub: NoteSigner) -> None:
     cp = Checkpoint(ORIGIN, 0, EMPTY_ROOT, ("ext one", "ext-two"))
-    assert verify_checkpoint(sign_checkpoint(cp, HUB), HUB.verifier) == cp
+    assert verify_checkpoint(sign_checkpoint(cp, hub), hub.verifier) == cp
 
 
-def test_verifier_key_encode_parse() -> None:
-    text = HUB.verifier.encode()
+def test_verifier_key_encode_parse(hub: NoteSigner) -> None:
+    text = hub.verifier.encode()
     name, hash_hex, _ = text.split("+", 2)
     assert name == ORIGIN and bytes.fromhex(hash_hex) == key_hash(
-        ORIGIN, HUB.private_key.public_key()
+        ORIGIN, hub.private_key.public_key()
     )
     again = NoteVerifier.parse(text)
     assert again.encode() == text
-    assert verify_checkpoint(sign_checkpoint(CP, HUB), again) == CP
+    assert verify_checkpoint(sign_checkpoint(CP, hub), again) == CP
 
 
-def test_cosignature() -> None:
-    note = add_cosignature(sign_checkpoint(CP, HUB), WITNESS)
+def test_cosignature(hub: NoteSigner, witness: NoteSigner) -> None:
+    note = add_cosignature(sign_checkpoint(CP, hub), witness)
     assert len(parse_checkpoint(note).signatures) == 2
-    assert verify_checkpoint(note, HUB.verifier) == CP
-    assert verify_checkpoint(note, WITNESS.verifier) == CP
+    assert verify_checkpoint(note, hub.verifier) == CP
+    assert verify_checkpoint(note, witness.verifier) == CP
 
 
-def test_wrong_key_fails() -> None:
-    note = sign_checkpoint(CP, HUB)
+def test_wrong_key_fails(hub: NoteSigner, witness: NoteSigner) -> None:
+    note = sign_checkpoint(CP, hub)
     with pytest.raises(CheckpointError, match="no signature"):
-        verify_checkpoint(note, WITNESS.verifier)
+        verify_checkpoint(note, witness.verifier)
     # Same name, another key: the key hash differs, so no signature line matches.
-    impostor = NoteSigner(ORIGIN, generate_key())
+    impostor = NoteSigner(ORIGIN, generate_key(hub.verifier.suite))
     with pytest.raises(CheckpointError):
         verify_checkpoint(note, impostor.verifier)
     # A line that claims the hub's name and key hash but was signed by another key.
-    forged_sig = base64.b64encode(HUB.verifier.key_hash + impostor.private_key.sign(CP.body()))
+    forged_sig = base64.b64encode(hub.verifier.key_hash + impostor.private_key.sign(CP.body()))
     forged = CP.body().decode() + f"\n\u2014 {ORIGIN} {forged_sig.decode()}\n"
     with pytest.raises(CheckpointError, match="does not verify"):
-        verify_checkpoint(forged, HUB.verifier)
+        verify_checkpoint(forged, hub.verifier)
 
 
 @pytest.mark.parametrize(
@@ -94,23 +116,23 @@ def test_wrong_key_fails() -> None:
         (base64.b64encode(ROOT).decode(), base64.b64encode(EMPTY_ROOT).decode()),
     ],
 )
-def test_tampered_body_fails(old: str, new: str) -> None:
-    note = sign_checkpoint(CP, HUB)
+def test_tampered_body_fails(hub: NoteSigner, old: str, new: str) -> None:
+    note = sign_checkpoint(CP, hub)
     tampered = note.replace(old, new, 1)
     assert tampered != note
     with pytest.raises(CheckpointError):
-        verify_checkpoint(tampered, HUB.verifier)
+        verify_checkpoint(tampered, hub.verifier)
 
 
-def test_tampered_signature_fails() -> None:
-    note = sign_checkpoint(CP, HUB)
+def test_tampered_signature_fails(hub: NoteSigner) -> None:
+    note = sign_checkpoint(CP, hub)
     body, sig_line = note.split("\n\n")
     prefix, sig_b64 = sig_line.rstrip("\n").rsplit(" ", 1)
     raw = bytearray(base64.b64decode(sig_b64))
     raw[10] ^= 1
     bad = f"{body}\n\n{prefix} {base64.b64encode(bytes(raw)).decode()}\n"
     with pytest.raises(CheckpointError, match="does not verify"):
-        verify_checkpoint(bad, HUB.verifier)
+        verify_checkpoint(bad, hub.verifier)
 
 
 @pytest.mark.parametrize(
@@ -137,11 +159,11 @@ def test_malformed_notes(note: str) -> None:
 
 
 @pytest.mark.parametrize("value", [None, b"note", 5])
-def test_notes_are_text(value: Any) -> None:
+def test_notes_are_text(hub: NoteSigner, value: Any) -> None:
     with pytest.raises(CheckpointError):
         parse_checkpoint(value)
     with pytest.raises(CheckpointError):
-        verify_checkpoint(value, HUB.verifier)
+        verify_checkpoint(value, hub.verifier)
 
 
 @pytest.mark.parametrize(
@@ -185,30 +207,30 @@ def test_verifier_keys_are_text(value: Any) -> None:
         Checkpoint(ORIGIN + "\ud800", 1, ROOT),
     ],
 )
-def test_unparseable_checkpoints_are_not_signed(checkpoint: Checkpoint) -> None:
+def test_unparseable_checkpoints_are_not_signed(hub: NoteSigner, checkpoint: Checkpoint) -> None:
     with pytest.raises(CheckpointError):
-        sign_checkpoint(checkpoint, HUB)
+        sign_checkpoint(checkpoint, hub)
 
 
 @pytest.mark.parametrize("name", ["", "two words", "plus+sign"])
-def test_bad_signer_names_are_refused(name: str) -> None:
+def test_bad_signer_names_are_refused(hub: NoteSigner, name: str) -> None:
     with pytest.raises(CheckpointError):
-        sign_checkpoint(CP, NoteSigner(name, HUB.private_key))
+        sign_checkpoint(CP, NoteSigner(name, hub.private_key))
     with pytest.raises(CheckpointError):
-        add_cosignature(sign_checkpoint(CP, HUB), NoteSigner(name, HUB.private_key))
+        add_cosignature(sign_checkpoint(CP, hub), NoteSigner(name, hub.private_key))
 
 
-def test_bad_signers_and_verifiers_are_named_errors() -> None:
+def test_bad_signers_and_verifiers_are_named_errors(hub: NoteSigner, witness: NoteSigner) -> None:
     with pytest.raises(CheckpointError):
         sign_checkpoint(CP, None)  # type: ignore[arg-type]
     with pytest.raises(CheckpointError):
         sign_checkpoint(CP, NoteSigner(ORIGIN, None))  # type: ignore[arg-type]
     with pytest.raises(CheckpointError):
-        sign_checkpoint(None, HUB)  # type: ignore[arg-type]
+        sign_checkpoint(None, hub)  # type: ignore[arg-type]
     with pytest.raises(CheckpointError):
-        verify_checkpoint(sign_checkpoint(CP, HUB), None)  # type: ignore[arg-type]
+        verify_checkpoint(sign_checkpoint(CP, hub), None)  # type: ignore[arg-type]
     with pytest.raises(CheckpointError):
-        add_cosignature("not a note", WITNESS)
+        add_cosignature("not a note", witness)
 
 
 # -- fuzzing: only CheckpointError ever escapes --------------------------------------------
@@ -223,8 +245,8 @@ def test_fuzz_parse_checkpoint_text(note: str) -> None:
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.data())
-def test_fuzz_mutated_real_notes(data: st.DataObject) -> None:
-    note = list(add_cosignature(sign_checkpoint(CP, HUB), WITNESS))
+def test_fuzz_mutated_real_notes(hub: NoteSigner, witness: NoteSigner, data: st.DataObject) -> None:
+    note = list(add_cosignature(sign_checkpoint(CP, hub), witness))
     for _ in range(data.draw(st.integers(1, 3))):
         at = data.draw(st.integers(0, len(note) - 1))
         char = data.draw(st.characters(codec="utf-8") | st.sampled_from(["\n", " ", "+", "\u2014"]))
@@ -234,8 +256,58 @@ def test_fuzz_mutated_real_notes(data: st.DataObject) -> None:
             note.insert(at, char)
     text = "".join(note)
     try:
-        checkpoint = verify_checkpoint(text, HUB.verifier)
+        checkpoint = verify_checkpoint(text, hub.verifier)
     except CheckpointError:
         return
     # A mutation that still verifies touched only the witness's line or trailing bytes.
     assert checkpoint == CP
+
+
+# -- the two suites side by side ----------------------------------------------------------
+def test_the_vkey_names_its_suite(hub: NoteSigner, suite: Suite) -> None:
+    vkey = NoteVerifier.parse(hub.verifier.encode())
+    assert vkey.suite is suite
+    raw = base64.b64decode(hub.verifier.encode().split("+", 2)[2])
+    assert raw.startswith(suite.note_type)
+    # The key ID: HASH(name || 0x0A || type || public key)[:4], in the suite's hash.
+    public = raw[len(suite.note_type) :]
+    assert vkey.key_hash == suite.digest(ORIGIN.encode() + b"\n" + suite.note_type + public)[:4]
+
+
+def test_the_sm2_note_type_is_the_0xff_escape_of_signed_note() -> None:
+    assert ED25519_SHA256.note_type == b"\x01"
+    assert SM2_SM3.note_type == b"\xffswiftchain.dev/sm2-sm3/note"
+    assert SM2_SM3.cosignature_type == b"\xffswiftchain.dev/sm2-sm3/cosignature"
+
+
+def test_an_sm2_note_and_an_ed25519_line_stand_side_by_side() -> None:
+    """An SM2 log's checkpoint cosigned by an Ed25519 key: each verifier finds its line."""
+    sm2_hub, _ = SIGNERS[SM2_SM3.name]
+    _, ed_witness = SIGNERS[ED25519_SHA256.name]
+    note = add_cosignature(sign_checkpoint(CP, sm2_hub), ed_witness)
+    assert verify_checkpoint(note, sm2_hub.verifier) == CP
+    assert verify_checkpoint(note, ed_witness.verifier) == CP
+
+
+def test_a_key_of_the_other_suite_under_the_same_name_matches_no_line() -> None:
+    sm2_hub, _ = SIGNERS[SM2_SM3.name]
+    ed_hub, _ = SIGNERS[ED25519_SHA256.name]
+    assert sm2_hub.name == ed_hub.name
+    with pytest.raises(CheckpointError, match="no signature"):
+        verify_checkpoint(sign_checkpoint(CP, sm2_hub), ed_hub.verifier)
+    with pytest.raises(CheckpointError, match="no signature"):
+        verify_checkpoint(sign_checkpoint(CP, ed_hub), sm2_hub.verifier)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        SM2_SM3.note_type + b"\x04" + b"\x01" * 64,  # not a point on the curve
+        SM2_SM3.note_type + b"\x04" * 30,  # too short
+        b"\xffswiftchain.dev/sm2-sm3/other" + b"\x04" * 65,  # another 0xff type
+    ],
+)
+def test_malformed_sm2_verifier_keys(raw: bytes) -> None:
+    text = f"{ORIGIN}+00000000+{base64.b64encode(raw).decode()}"
+    with pytest.raises(CheckpointError):
+        NoteVerifier.parse(text)

@@ -37,6 +37,7 @@ from ledger.cosignature import (
 from ledger.errors import CheckpointError, LedgerError
 from ledger.hashing import EMPTY_ROOT
 from ledger.keys import Ed25519PrivateKey, generate_key, raw_public
+from ledger.suite import SM2_SM3, SUITES, Suite, suite_named
 
 # tlog-cosignature, "Ed25519 signed message" and the example checkpoint at its top.
 SPEC_BODY = b"example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
@@ -69,6 +70,36 @@ ROOT = hashlib.sha256(b"root").digest()
 HUB = NoteSigner(ORIGIN, generate_key())
 WITNESS = CosignerSigner("witness.example/w1", generate_key())
 NOTE = sign_checkpoint(Checkpoint(ORIGIN, 8, ROOT), HUB)
+#: A log's key and a witness's, of each suite, and the log's signed checkpoint.
+SUITE_SIGNERS = {
+    suite.name: (
+        NoteSigner(ORIGIN, generate_key(suite)),
+        CosignerSigner("witness.example/w1", generate_key(suite)),
+    )
+    for suite in SUITES.values()
+}
+
+
+@pytest.fixture(scope="module", params=list(SUITE_SIGNERS))
+def suite(request: pytest.FixtureRequest) -> Suite:
+    return suite_named(request.param)
+
+
+@pytest.fixture(scope="module")
+def hub(suite: Suite) -> NoteSigner:
+    return SUITE_SIGNERS[suite.name][0]
+
+
+@pytest.fixture(scope="module")
+def witness(suite: Suite) -> CosignerSigner:
+    return SUITE_SIGNERS[suite.name][1]
+
+
+@pytest.fixture(scope="module")
+def note(hub: NoteSigner) -> str:
+    return sign_checkpoint(Checkpoint(ORIGIN, 8, ROOT), hub)
+
+
 T = 1_700_000_000
 
 
@@ -145,108 +176,118 @@ def test_rfc8032_key_cosignature_is_stable_and_libsodium_verifies_it() -> None:
 # --- sign, verify ----------------------------------------------------------------------
 
 
-def test_cosign_then_verify_round_trip() -> None:
-    line = cosign(NOTE, WITNESS, T)
+def test_cosign_then_verify_round_trip(witness: CosignerSigner, note: str) -> None:
+    line = cosign(note, witness, T)
     assert line.startswith("— witness.example/w1 ") and line.endswith("\n")
-    cosigned = attach_cosignatures(NOTE, line)
-    (got,) = verify_cosignatures(cosigned, [WITNESS.verifier])
-    assert got.verifier == WITNESS.verifier and got.timestamp == T and got.line == line
+    cosigned = attach_cosignatures(note, line)
+    (got,) = verify_cosignatures(cosigned, [witness.verifier])
+    assert got.verifier == witness.verifier and got.timestamp == T and got.line == line
 
 
-def test_the_signature_covers_extension_lines() -> None:
-    note = sign_checkpoint(Checkpoint(ORIGIN, 8, ROOT, ("ext",)), HUB)
+def test_the_signature_covers_extension_lines(hub: NoteSigner, witness: CosignerSigner) -> None:
+    note = sign_checkpoint(Checkpoint(ORIGIN, 8, ROOT, ("ext",)), hub)
     body = note_body(note)
     assert body.endswith(b"ext\n")
-    c = WITNESS.cosign(body, T)
+    c = witness.cosign(body, T)
     with pytest.raises(CosignatureMismatch):
-        verify_cosignature(body.replace(b"ext", b"exu"), c, WITNESS.verifier)
+        verify_cosignature(body.replace(b"ext", b"exu"), c, witness.verifier)
 
 
-def test_a_changed_timestamp_breaks_the_signature() -> None:
-    c = WITNESS.cosign(note_body(NOTE), T)
+def test_a_changed_timestamp_breaks_the_signature(witness: CosignerSigner, note: str) -> None:
+    c = witness.cosign(note_body(note), T)
     forged = Cosignature(c.name, c.key_id, T + 1, c.signature)
     with pytest.raises(CosignatureMismatch, match="does not verify"):
-        verify_cosignature(note_body(NOTE), forged, WITNESS.verifier)
+        verify_cosignature(note_body(note), forged, witness.verifier)
 
 
-def test_a_cosignature_is_not_a_note_signature_and_vice_versa() -> None:
+def test_a_cosignature_is_not_a_note_signature_and_vice_versa(
+    witness: CosignerSigner, note: str
+) -> None:
     # A witness key cannot pass off a plain note signature as a cosignature: the message
     # and the key ID differ.
-    note_sig = NoteSigner(WITNESS.name, WITNESS.private_key).signature_line(note_body(NOTE))
+    note_sig = NoteSigner(witness.name, witness.private_key).signature_line(note_body(note))
     with pytest.raises(CosignatureError):
         parse_cosignature_line(note_sig)
-    assert verify_cosignatures(NOTE + note_sig, [WITNESS.verifier]) == ()
+    assert verify_cosignatures(note + note_sig, [witness.verifier]) == ()
 
 
-def test_future_timestamps_can_be_refused() -> None:
-    note = attach_cosignatures(NOTE, cosign(NOTE, WITNESS, T))
-    assert verify_cosignatures(note, [WITNESS.verifier], not_after=T)
+def test_future_timestamps_can_be_refused(witness: CosignerSigner, note: str) -> None:
+    note = attach_cosignatures(note, cosign(note, witness, T))
+    assert verify_cosignatures(note, [witness.verifier], not_after=T)
     with pytest.raises(CosignatureMismatch, match="future"):
-        verify_cosignatures(note, [WITNESS.verifier], not_after=T - 1)
+        verify_cosignatures(note, [witness.verifier], not_after=T - 1)
 
 
-def test_unknown_cosigners_are_ignored_even_sharing_a_name_or_an_id() -> None:
-    other = CosignerSigner(WITNESS.name, generate_key())  # same name, other key
-    note = attach_cosignatures(NOTE, cosign(NOTE, other, T))
-    assert verify_cosignatures(note, [WITNESS.verifier]) == ()
+def test_unknown_cosigners_are_ignored_even_sharing_a_name_or_an_id(
+    witness: CosignerSigner, note: str, suite: Suite
+) -> None:
+    other = CosignerSigner(witness.name, generate_key(suite))  # same name, other key
+    note = attach_cosignatures(note, cosign(note, other, T))
+    assert verify_cosignatures(note, [witness.verifier]) == ()
     # Same key ID bytes under another name: ignored too.
-    c = WITNESS.cosign(note_body(NOTE), T)
+    c = witness.cosign(note_body(note), T)
     renamed = Cosignature("witness.example/w2", c.key_id, c.timestamp, c.signature)
-    assert verify_cosignatures(NOTE + renamed.line(), [WITNESS.verifier]) == ()
+    assert verify_cosignatures(note + renamed.line(), [witness.verifier]) == ()
 
 
-def test_a_known_cosigner_with_a_bad_signature_rejects_the_note() -> None:
-    c = WITNESS.cosign(note_body(NOTE), T)
+def test_a_known_cosigner_with_a_bad_signature_rejects_the_note(
+    witness: CosignerSigner, note: str, suite: Suite
+) -> None:
+    c = witness.cosign(note_body(note), T)
     bad = Cosignature(c.name, c.key_id, c.timestamp, bytes(64))
-    good_other = CosignerSigner("witness.example/w2", generate_key())
-    note = attach_cosignatures(NOTE, [cosign(NOTE, good_other, T), bad.line()])
+    good_other = CosignerSigner("witness.example/w2", generate_key(suite))
+    note = attach_cosignatures(note, [cosign(note, good_other, T), bad.line()])
     with pytest.raises(CosignatureMismatch) as info:
-        verify_cosignatures(note, [WITNESS.verifier, good_other.verifier])
-    assert info.value.name == WITNESS.name
+        verify_cosignatures(note, [witness.verifier, good_other.verifier])
+    assert info.value.name == witness.name
 
 
-def test_a_known_cosigner_line_of_the_wrong_length_rejects_the_note() -> None:
-    key_id = WITNESS.verifier.key_id
-    short = f"— {WITNESS.name} {base64.b64encode(key_id + bytes(10)).decode()}\n"
+def test_a_known_cosigner_line_of_the_wrong_length_rejects_the_note(
+    witness: CosignerSigner, note: str
+) -> None:
+    key_id = witness.verifier.key_id
+    short = f"— {witness.name} {base64.b64encode(key_id + bytes(10)).decode()}\n"
     with pytest.raises(CosignatureMismatch, match="malformed"):
-        verify_cosignatures(NOTE + short, [WITNESS.verifier])
+        verify_cosignatures(note + short, [witness.verifier])
 
 
-def test_many_cosigners_each_counted_once() -> None:
-    signers = [CosignerSigner(f"w{i}.example/w", generate_key()) for i in range(5)]
-    lines = [cosign(NOTE, s, T + i) for i, s in enumerate(signers)]
-    lines.append(cosign(NOTE, signers[0], T + 99))  # a second timestamp by w0
-    note = attach_cosignatures(NOTE, lines)
+def test_many_cosigners_each_counted_once(note: str, suite: Suite) -> None:
+    signers = [CosignerSigner(f"w{i}.example/w", generate_key(suite)) for i in range(5)]
+    lines = [cosign(note, s, T + i) for i, s in enumerate(signers)]
+    lines.append(cosign(note, signers[0], T + 99))  # a second timestamp by w0
+    note = attach_cosignatures(note, lines)
     got = verify_cosignatures(note, [s.verifier for s in signers])
     assert [g.verifier.name for g in got] == [s.name for s in signers]
     assert got[0].timestamp == T
 
 
-def test_attach_accepts_a_witness_answer_and_skips_duplicates() -> None:
-    a = cosign(NOTE, WITNESS, T)
-    b = cosign(NOTE, CosignerSigner("w2.example/w", generate_key()), T)
-    once = attach_cosignatures(NOTE, a + b)
+def test_attach_accepts_a_witness_answer_and_skips_duplicates(
+    witness: CosignerSigner, note: str, suite: Suite
+) -> None:
+    a = cosign(note, witness, T)
+    b = cosign(note, CosignerSigner("w2.example/w", generate_key(suite)), T)
+    once = attach_cosignatures(note, a + b)
     assert attach_cosignatures(once, a) == once
-    assert once == NOTE + a + b
-    assert attach_cosignatures(NOTE, "") == NOTE
+    assert once == note + a + b
+    assert attach_cosignatures(note, "") == note
     with pytest.raises(CosignatureError, match="newline"):
-        attach_cosignatures(NOTE, a[:-1])
+        attach_cosignatures(note, a[:-1])
     with pytest.raises(CosignatureError):
-        attach_cosignatures(NOTE, ["not a line"])
+        attach_cosignatures(note, ["not a line"])
 
 
-def test_parse_cosignature_lines_reads_a_witness_answer() -> None:
-    a = cosign(NOTE, WITNESS, T)
+def test_parse_cosignature_lines_reads_a_witness_answer(witness: CosignerSigner, note: str) -> None:
+    a = cosign(note, witness, T)
     assert parse_cosignature_lines(a + a) == (parse_cosignature_line(a),) * 2
     for bad in ["", "\n", a[:-1], a + "\n", "— x\n"]:
         with pytest.raises(CosignatureError):
             parse_cosignature_lines(bad)
 
 
-def test_empty_tree_checkpoint_cosigns() -> None:
-    note = sign_checkpoint(Checkpoint(ORIGIN, 0, EMPTY_ROOT), HUB)
-    line = cosign(note, WITNESS, 1)
-    assert verify_cosignatures(note + line, [WITNESS.verifier])[0].timestamp == 1
+def test_empty_tree_checkpoint_cosigns(hub: NoteSigner, witness: CosignerSigner) -> None:
+    note = sign_checkpoint(Checkpoint(ORIGIN, 0, EMPTY_ROOT), hub)
+    line = cosign(note, witness, 1)
+    assert verify_cosignatures(note + line, [witness.verifier])[0].timestamp == 1
 
 
 # --- bad input -------------------------------------------------------------------------
@@ -433,3 +474,22 @@ def test_property_parsers_only_raise_named_errors(text: str) -> None:
             parse(text)
         except CosignatureError:
             pass
+
+
+def test_an_sm2_cosigner_vkey_round_trips_with_its_own_type() -> None:
+    _, sm2_witness = SUITE_SIGNERS[SM2_SM3.name]
+    vkey = sm2_witness.verifier.encode()
+    raw = base64.b64decode(vkey.split("+", 2)[2])
+    assert raw.startswith(SM2_SM3.cosignature_type)
+    assert len(raw) == len(SM2_SM3.cosignature_type) + 65
+    again = CosignerVerifier.parse(vkey)
+    assert again == sm2_witness.verifier and again.suite is SM2_SM3
+    # SM3 key ID over name, 0x0A, the type and the point.
+    message = sm2_witness.name.encode() + b"\n" + raw
+    assert again.key_id == SM2_SM3.digest(message)[:4]
+
+
+def test_an_sm2_log_key_is_refused_as_a_cosigner_key() -> None:
+    sm2_hub, _ = SUITE_SIGNERS[SM2_SM3.name]
+    with pytest.raises(CosignatureError, match="log's note key"):
+        CosignerVerifier.parse(sm2_hub.verifier.encode())
