@@ -25,8 +25,9 @@ from ledger.envelope import (
     seal,
 )
 from ledger.errors import InvalidEnvelope, KeyFileError, SignatureError
-from ledger.keys import b64url_encode, generate_key, key_id
+from ledger.keys import FastVerifier, b64url_decode, b64url_encode, generate_key, key_id, raw_public
 from ledger.sealed import commit
+from ledger.suite import ED25519_SHA256, SM2_SM3, SUITES, Suite, suite_named
 
 KEY = generate_key()
 OTHER_KEY = generate_key()
@@ -487,3 +488,56 @@ def test_the_depth_bound_counts_the_innermost_value(depth: int, inner: str) -> N
 def test_a_byte_order_mark_is_refused_as_json_loads_refuses_it() -> None:
     with pytest.raises(InvalidEnvelope, match="BOM"):
         parse_json('\ufeff{"a": 1}'.encode())
+
+
+# -- both suites ---------------------------------------------------------------------------
+#: A record key and another, of each suite.
+SUITE_KEYS = {suite.name: (generate_key(suite), generate_key(suite)) for suite in SUITES.values()}
+
+
+@pytest.fixture(params=list(SUITE_KEYS))
+def suite(request: pytest.FixtureRequest) -> Suite:
+    return suite_named(request.param)
+
+
+def test_a_record_of_either_suite_round_trips(suite: Suite) -> None:
+    key, other = SUITE_KEYS[suite.name]
+    record = about_a_person(signing_key=key)
+    parsed = parse_record(record.to_wire())
+    assert parsed == record
+    check_commitment(parsed, suite)
+    check_signature(parsed.header.canonical(), parsed.sig, key.public_key())
+    check_signature(parsed.header.canonical(), parsed.sig, FastVerifier(key.public_key()))
+    with pytest.raises(SignatureError):
+        check_signature(parsed.header.canonical(), parsed.sig, other.public_key())
+    # The key id, the payload commitment and the person commitment in the suite's hash.
+    raw_key = raw_public(key.public_key())
+    assert parsed.header.key == suite.digest(raw_key)[:8].hex()
+    payload_jcs = canonical_json(record.body.payload)
+    assert parsed.header.commitment == suite.digest(SALT + payload_jcs).hex()
+    person = canonical_json({"consent": "consent-1", "subject": "pseudo-12345678"})
+    assert parsed.header.person == suite.digest(PERSON_SALT + person).hex()
+
+
+def test_an_sm2_record_is_not_a_sha256_one() -> None:
+    """SM3 commitments do not check as SHA-256 ones, nor the other way round."""
+    for mine, theirs in ((SM2_SM3, ED25519_SHA256), (ED25519_SHA256, SM2_SM3)):
+        record = about_a_person(signing_key=SUITE_KEYS[mine.name][0])
+        check_commitment(record, mine)
+        with pytest.raises(InvalidEnvelope) as exc:
+            check_commitment(record, theirs)
+        assert exc.value.reason == "commitment_mismatch"
+
+
+def test_an_sm2_signature_with_a_changed_header_or_bit_fails() -> None:
+    key, _ = SUITE_KEYS[SM2_SM3.name]
+    record = sealed(signing_key=key)
+    header = record.header.canonical()
+    with pytest.raises(SignatureError):
+        check_signature(header.replace(b'"seq":7', b'"seq":8'), record.sig, key.public_key())
+    raw_sig = bytearray(b64url_decode(record.sig))
+    for at in (0, 31, 32, 63):  # r's and s's first and last bytes
+        bad = bytearray(raw_sig)
+        bad[at] ^= 1
+        with pytest.raises(SignatureError):
+            check_signature(header, b64url_encode(bytes(bad)), key.public_key())
