@@ -53,6 +53,13 @@ from .replay import log_to_file, parse_speed
     help="The hub's front-end processes beside its sequencer (default: one per core;"
     " 0: the hub inside the demo's own process).",
 )
+@click.option(
+    "--suite",
+    type=click.Choice(["ed25519-sha256", "sm2-sm3"]),
+    default="ed25519-sha256",
+    show_default=True,
+    help="The log's crypto suite: Ed25519 and SHA-256, or China's SM2 and SM3 (GM/T).",
+)
 def demo(
     once: bool,
     port: int,
@@ -63,6 +70,7 @@ def demo(
     hours: float,
     scale: str,
     workers: int | None,
+    suite: str,
 ) -> None:
     """Run the whole network on this machine: a broker, two witnesses run by two member
     organisations, the hub, one edge agent per source; replay a day of the city and its
@@ -72,6 +80,7 @@ def demo(
 
     Example: swiftchain demo --once --broker embedded
     """
+    from ledger.suite import suite_named
     from swiftchain.demo.broker import BrokerUnavailable, free_port
     from swiftchain.demo.children import ChildUnavailable
     from swiftchain.demo.render import render_result, replay_progress
@@ -89,6 +98,7 @@ def demo(
         hours=hours,
         scale=scale,
         workers=workers,
+        suite=suite_named(suite),
     )
     log_to_file(options.workdir / "demo.log")
     console = Console()

@@ -20,6 +20,7 @@ from gateway.cluster.supervisor import supervise
 from gateway.settings import HubSettings, load_settings
 from ledger.checkpoint import NoteSigner
 from ledger.keys import load_private_key, write_key_pair
+from ledger.suite import DEFAULT_SUITE, Suite
 
 from .broker import DemoBroker
 from .children import ChildUnavailable
@@ -46,14 +47,15 @@ class DemoHub:
         return self.url + "/dashboard"
 
 
-def hub_key(workdir: Path) -> tuple[Path, str]:
-    """The hub's signing key (made on first use) and its verifier key, which the witnesses
-    are given (``swiftchain keys new --note-name`` prints the same)."""
+def hub_key(workdir: Path, suite: Suite = DEFAULT_SUITE) -> tuple[Path, str]:
+    """The hub's signing key of ``suite`` (made on first use: it fixes the log's suite) and
+    its verifier key, which the witnesses are given (``swiftchain keys new --note-name``
+    prints the same)."""
     directory = workdir / "hub"
     directory.mkdir(parents=True, exist_ok=True)
     key = directory / "hub.key"
     if not key.exists():
-        write_key_pair(key)
+        write_key_pair(key, suite=suite)
     return key, NoteSigner(ORIGIN, load_private_key(key)).verifier.encode()
 
 

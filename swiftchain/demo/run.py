@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 
 from ledger.policy import TrustPolicy
+from ledger.suite import DEFAULT_SUITE, Suite
 from ledger.verify import VerifyReport
 from pilots.trust import load_trust_policy
 from simulators.build import build_scenario
@@ -45,6 +46,12 @@ from .story import (
 )
 
 
+_SUITE_TEXT = {
+    "ed25519-sha256": "Ed25519 signatures, SHA-256 tree (RFC 9162)",
+    "sm2-sm3": "SM2 signatures, SM3 tree and commitments (GM/T 0003, 0004)",
+}
+
+
 @dataclass(frozen=True)
 class DemoOptions:
     workdir: Path
@@ -58,6 +65,8 @@ class DemoOptions:
     scale: str = "default"
     #: The hub's front-end processes (None: one per core; 0: the hub in the demo's process).
     workers: int | None = None
+    #: The log's crypto suite: every key of the run is of it (:mod:`ledger.suite`).
+    suite: Suite = DEFAULT_SUITE
 
 
 @dataclass
@@ -133,7 +142,8 @@ async def _run_demo(options: DemoOptions, hooks: DemoHooks) -> DemoResult:
     )
     header = scenario.header
     sources = [(s.pilot, s.source) for s in header.sources]
-    _, log_vkey = await asyncio.to_thread(hub_key, workdir)
+    _, log_vkey = await asyncio.to_thread(hub_key, workdir, options.suite)
+    hooks.on_stage(f"Crypto suite: {options.suite.name} ({_SUITE_TEXT[options.suite.name]})")
     async with (
         demo_broker(options.broker, workdir, sources) as broker,
         demo_alliance(workdir, log_vkey, ORIGIN) as alliance,

@@ -18,7 +18,6 @@ import aiohttp
 
 from gateway.alliance.submission import request_body
 from ledger.checkpoint import Checkpoint, NoteSigner, parse_checkpoint, sign_checkpoint
-from ledger.hashing import leaf_hash
 from ledger.keys import load_private_key
 from ledger.keystore import KeyStore
 from ledger.policy import TrustPolicy
@@ -242,12 +241,13 @@ def forge_checkpoint(copy: Path, size: int, origin: str, signing_key: Path) -> s
     ``size`` leaves of the edited ``copy``, its head signed with the hub's own key."""
     with LedgerReader(copy) as reader:
         # From the (edited) leaves themselves: the copy's stored node hashes are the old tree's.
+        tree = reader.suite.tree
         hashes = [
-            leaf_hash(bytes(e.leaf))
+            tree.leaf(bytes(e.leaf))
             for start in range(0, size, MAX_ENTRIES_PAGE)
             for e in reader.entries(start, min(start + MAX_ENTRIES_PAGE, size))
         ]
-        root = root_of(hashes)
+        root = root_of(hashes, tree)
     signer = NoteSigner(origin, load_private_key(signing_key))
     return sign_checkpoint(Checkpoint(origin, size, root), signer)
 
