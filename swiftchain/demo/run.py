@@ -45,7 +45,6 @@ from .story import (
     withdrawal_step,
 )
 
-
 _SUITE_TEXT = {
     "ed25519-sha256": "Ed25519 signatures, SHA-256 tree (RFC 9162)",
     "sm2-sm3": "SM2 signatures, SM3 tree and commitments (GM/T 0003, 0004)",
