@@ -42,9 +42,8 @@ _EC_PUBLIC_KEY_OID = bytes.fromhex("06072a8648ce3d0201")  # 1.2.840.10045.2.1
 _SM2_CURVE_OID = bytes.fromhex("06082a811ccf5501822d")  # 1.2.156.10197.1.301
 _ALGORITHM = b"\x30" + bytes([len(_EC_PUBLIC_KEY_OID) + len(_SM2_CURVE_OID)])
 _ALGORITHM += _EC_PUBLIC_KEY_OID + _SM2_CURVE_OID
-_PEM = re.compile(
-    r"-----BEGIN (?P<label>[A-Z ]+)-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*-----END (?P=label)-----"
-)
+#: The field's prime p (GM/T 0003.5 section 2, GB/T 32918.5 section 4).
+_P = int.from_bytes(_gm.SM2_PARAMS_P, "big")
 
 
 class Sm2PublicKey:
@@ -55,6 +54,11 @@ class Sm2PublicKey:
     def __init__(self, point: bytes, distinguishing_id: bytes = DEFAULT_ID) -> None:
         if not isinstance(point, bytes) or len(point) != PUBLIC_KEY_BYTES or point[0] != 4:
             raise KeyFileError("an SM2 public key is the 65-byte point 0x04 || x || y")
+        # GM/T 0003.1 section 6.2 (public key verification): each coordinate is an element
+        # of F_p, in [0, p-1]. gmalglib reduces them mod p, so x + p would pass as x: one
+        # point, two spellings, two key ids, and a key that OpenSSL and Tongsuo refuse.
+        if int.from_bytes(point[1:33], "big") >= _P or int.from_bytes(point[33:], "big") >= _P:
+            raise KeyFileError("not a point on the SM2 curve (a coordinate is not below p)")
         _check_id(distinguishing_id)
         try:
             self._sm2 = _gm.SM2(pk=point, uid=distinguishing_id)
@@ -219,7 +223,7 @@ def private_key_from_der(data: bytes) -> Sm2PrivateKey:
     for tag, value in inner[2:]:
         if tag == 0xA1:  # the public key, when present, must be this key's
             bit_tag, bits, _ = _read_tlv(value, 0)
-            if bit_tag != 0x03 or bits[1:] != key.public_key().public_bytes_raw():
+            if bit_tag != 0x03 or bits != b"\x00" + key.public_key().public_bytes_raw():
                 raise KeyFileError("the private key's public key does not match it")
     return key
 
@@ -253,8 +257,15 @@ def pem_der(data: bytes, label: str) -> bytes | None:
         text = data.decode("ascii")
     except UnicodeDecodeError:
         return None
-    match = _PEM.search(text)
-    if match is None or match["label"] != label:
+    # RFC 7468 section 2: a file may hold other blocks before the key (a PUBLIC KEY, the
+    # "SM2 PARAMETERS" of ``openssl ecparam -genkey``); take the first of ``label``, as
+    # OpenSSL's PEM reader does.
+    match = re.search(
+        rf"-----BEGIN {re.escape(label)}-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*"
+        rf"-----END {re.escape(label)}-----",
+        text,
+    )
+    if match is None:
         return None
     try:
         return base64.b64decode("".join(match["body"].split()), validate=True)
