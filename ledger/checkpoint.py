@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from .errors import CheckpointError, KeyFileError
 from .hashing import HASH_SIZE
 from .keys import PrivateKey, PublicKey, raw_public
-from .suite import ED25519_SHA256, SUITES, Suite, suite_of
+from .suite import ED25519_SHA256, SM2_SM3, SUITES, Suite, suite_of
 
 ED25519_ALG = ED25519_SHA256.note_type
 SIG_PREFIX = "\u2014 "  # em dash, space
@@ -58,8 +58,10 @@ def _typed_key(raw: bytes, type_of: Callable[[Suite], bytes], what: str) -> Publ
                 return suite.public_from_raw(raw[len(kind) :])
             except (KeyFileError, ValueError) as exc:
                 raise CheckpointError(f"{what}: {exc}") from None
-    types = " or ".join(f"{s.key_kind} ({type_of(s)[:1].hex()}...)" for s in SUITES.values())
-    raise CheckpointError(f"{what} is not a {types} key")
+    raise CheckpointError(
+        f"{what} is not an Ed25519 (type 0x01) key, nor an SM2 one (type 0xff"
+        f" {type_of(SM2_SM3)[1:].decode()!r}) with its 65-byte point"
+    )
 
 
 @dataclass(frozen=True)
