@@ -13,8 +13,8 @@ turn (``--store alternate``), ``pg-drivers`` the batched append beside pgbench. 
 yardstick (SQLite, pgbench) is measured by the bench itself, in the same run, and shown in
 the reference and ratio columns; they have no target ("report").
 
-A benchmark with a reference (bench/limits.py: ledger -> bench_crypto.py, ingest and edge
--> bench_ingest.py, query -> bench_http.py) runs in two rounds, each right after a run of
+A benchmark with a reference (bench/limits.py: suites and ledger -> bench_crypto.py, ingest
+and edge -> bench_ingest.py, query -> bench_http.py) runs in two rounds, each right after a run of
 its reference script: ref, ours, ref, ours. The machine is shared and noisy, so a rate
 alone means little; the ratio of two figures taken minutes apart means a lot. Without a
 limits folder our figures are reported alone.
@@ -46,8 +46,9 @@ from bench.limits import RefRun
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 #: In the order they run; the query benches after the others but two (they reuse cached
-#: ledgers).
+#: ledgers). ``suites`` (~30 s) right after its reference run, then ``ledger`` beside it too.
 BENCHES = (
+    "suites",
     "ledger",
     "pg-drivers",
     "ingest",
@@ -76,6 +77,9 @@ PACKAGES = (
     "aiohttp",
     "pydantic",
     "cryptography",
+    "PyNaCl",
+    "gmalglib",
+    "tongsuopy",
     "rfc8785",
     "fhir.resources",
     "prometheus-client",
@@ -87,10 +91,17 @@ PACKAGES = (
 #: Whole-run bound per benchmark; a bench past it is killed and reported as such.
 TIMEOUT_S = 600
 #: The reference script (a key of bench.limits.SCRIPTS) each benchmark is read against.
-REFERENCE_OF = {"ledger": "crypto", "ingest": "ingest", "edge": "ingest", "query": "http"}
+REFERENCE_OF = {
+    "suites": "crypto",
+    "ledger": "crypto",
+    "ingest": "ingest",
+    "edge": "ingest",
+    "query": "http",
+}
 #: Arguments of a benchmark's later rounds: only the figures read against the reference
 #: again, to keep ``make bench`` bounded (the others are reported from round 1).
 LATER_ROUNDS = {
+    "suites": ["--suites-only"],
     "ledger": ["--verify-only"],
     "edge": ["--skip-rss"],
     "query": ["--no-python-load"],
