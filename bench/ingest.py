@@ -12,6 +12,7 @@ the hub is not saturated.
 
     .venv/bin/python -m bench.ingest --publishers 4 --records 20000 [--hub-workers N]
         [--store sqlite|postgresql|alternate] [--pg-url URL] [--store-rounds 2]
+        [--suite ed25519-sha256|sm2-sm3|alternate]
 
 Prints records/s end to end (first publish to last receipt), receipt latency p50/p99, and
 CPU microseconds per record of the hub (the hub process and all its descendants), the
@@ -24,6 +25,12 @@ the server's backends' CPU per record is read beside the hub's. ``--store altern
 runs SQLite and PostgreSQL rounds in turn (sqlite, pg, sqlite, pg) and reports each
 figure on both and their ratio pg / sqlite: a fresh hub, broker and ledger every round.
 Without a server answering, the PostgreSQL rounds are skipped and the bench says why.
+
+``--suite sm2-sm3`` runs a hub whose log is an ``sm2-sm3`` one (its key and every source's
+are SM2: records signed with SM2, committed and hashed with SM3; ledger/suite.py).
+``--suite alternate`` runs ``ed25519-sha256`` and ``sm2-sm3`` rounds in turn, each on a fresh
+hub, broker and SQLite ledger, and reports each figure on both and the ratio sm2 / ed25519,
+beside the ceiling SM2 verification alone puts on one core (``bench/suites.py``).
 """
 
 from __future__ import annotations
@@ -209,9 +216,12 @@ async def phase(
     }
 
 
-async def run(args: argparse.Namespace, ledger_url: str | None = None) -> dict[str, Any]:
+async def run(
+    args: argparse.Namespace, ledger_url: str | None = None, suite: str | None = None
+) -> dict[str, Any]:
     """One round: a fresh broker and hub (on the SQLite file in a new folder, or on the
-    PostgreSQL database ``ledger_url``), the main phase and the latency phase."""
+    PostgreSQL database ``ledger_url``) whose log is of ``suite`` (``--suite`` unless told),
+    the main phase and the latency phase."""
     work = Path(tempfile.mkdtemp(prefix="swiftchain-bench-"))
     (work / "mqtt").mkdir()
     broker = Mosquitto(work / "mqtt")
@@ -226,7 +236,8 @@ async def run(args: argparse.Namespace, ledger_url: str | None = None) -> dict[s
         settings["workers"] = args.hub_workers
     if ledger_url is not None:
         settings["ledger_url"] = ledger_url
-    hub = process_hub(work / "hub", broker.url, **settings)
+    suite = suite or (args.suite if args.suite != "alternate" else "ed25519-sha256")
+    hub = process_hub(work / "hub", broker.url, suite=suite, **settings)
     hub.start()
     out: dict[str, Any] = {}
     clients: list[Publisher] = []
@@ -377,6 +388,12 @@ def main() -> None:
         "--py-spy", metavar="FILE", help="profile the hub with py-spy (collapsed stacks)"
     )
     pg_server.add_store_options(ap, "a SQLite file, a PostgreSQL database of this run's own")
+    ap.add_argument(
+        "--suite",
+        choices=["ed25519-sha256", "sm2-sm3", "alternate"],
+        default="ed25519-sha256",
+        help="the log's crypto suite; alternate: both in turn, sm2 / ed25519 ratios",
+    )
     ap.add_argument("--json", type=Path, help="also write the figures here (for make bench)")
     args = ap.parse_args()
     if args.store_rounds < 1:
@@ -387,6 +404,9 @@ def main() -> None:
         uvloop.install()  # as the hub and the agent run
     except ImportError:
         pass
+    if args.suite == "alternate":
+        suite_rounds(args)
+        return
     if args.store == "sqlite":
         out = asyncio.run(run(args))
         print_round(args, out)
@@ -420,6 +440,101 @@ def main() -> None:
             print(f"    {row.result}")
     if args.json:
         write_figures(args.json, rows)
+
+
+SUITES_COMPARED = ("ed25519-sha256", "sm2-sm3")
+
+
+def suite_rounds(args: argparse.Namespace) -> None:
+    """``--suite alternate``: ed25519, sm2, ed25519, sm2 (``--store-rounds`` pairs)."""
+    from bench.suites import sm2_verify_ceiling
+
+    rounds: dict[str, list[dict[str, Any]]] = {s: [] for s in SUITES_COMPARED}
+    for round_ in range(1, args.store_rounds + 1):
+        for suite in SUITES_COMPARED:
+            print(f"== round {round_}, {suite}", flush=True)
+            out = asyncio.run(run(args, suite=suite))
+            print_round(args, out)
+            rounds[suite].append(out)
+    rows = suite_figures(args, rounds, sm2_verify_ceiling())
+    print()
+    for row in rows:
+        print(row.measure)
+        if row.beside:
+            print(f"    sm2-sm3        {row.result}\n    ed25519-sha256 {row.beside}")
+            print(f"    ratio          {row.ratio}")
+        else:
+            print(f"    {row.result}")
+    if args.json:
+        write_figures(args.json, rows)
+
+
+def suite_figures(
+    args: argparse.Namespace, rounds: dict[str, list[dict[str, Any]]], ceiling: float
+) -> list[Figure]:
+    """Each figure on sm2-sm3 beside ed25519-sha256, round by round, ratios sm2 / ed25519."""
+    sm2, ed = rounds["sm2-sm3"], rounds["ed25519-sha256"]
+    workers = "hub default" if args.hub_workers is None else f"hub workers={args.hub_workers}"
+    on = f"ingest on sm2-sm3 beside ed25519-sha256, {args.publishers} publishers ({workers})"
+
+    def row(measure: str, value: Any, text: Any) -> Figure:
+        ratios = [value(a) / value(b) for a, b in zip(sm2, ed, strict=True)]
+        return Figure(
+            measure,
+            " / ".join(text(r) for r in sm2),
+            target="report",
+            value=sum(ratios) / len(ratios),
+            unit="x ed25519-sha256",
+            beside=" / ".join(text(r) for r in ed),
+            ratio=ratio_text(ratios),
+        )
+
+    rows = [
+        row(
+            f"{on}: records/s end to end",
+            lambda r: r["main"]["records_per_s"],
+            lambda r: f"{r['main']['records_per_s']:,.0f} records/s",
+        ),
+        row(
+            f"{on}: hub CPU per record, all hub processes",
+            lambda r: r["main"]["hub_cpu_us_per_record"],
+            lambda r: f"{r['main']['hub_cpu_us_per_record']:.0f} us",
+        ),
+        row(
+            f"{on}: p99 receipt latency, window {args.window} per publisher (saturated)",
+            lambda r: r["main"]["p99_ms"],
+            lambda r: f"{r['main']['p99_ms']:.1f} ms",
+        ),
+    ]
+    if all("latency" in r for r in sm2 + ed):
+        rows.append(
+            row(
+                f"{on}, --window {args.latency_window}: p99 receipt latency",
+                lambda r: r["latency"]["p99_ms"],
+                lambda r: f"{r['latency']['p99_ms']:.1f} ms",
+            )
+        )
+    cores = os.cpu_count() or 1
+    best = max(r["main"]["records_per_s"] for r in sm2)
+    rows.append(
+        Figure(
+            "ingest on sm2-sm3: the ceiling of SM2 verification",
+            f"{ceiling:,.0f} verifies/s on one core (gmalglib, which holds the GIL: one"
+            f" verifying front end per core), so at most {ceiling * cores:,.0f} records/s on"
+            f" {cores} cores before anything else a record costs; measured best"
+            f" {best:,.0f} records/s",
+        )
+    )
+    loads = " / ".join(
+        f"{a['main']['load']:.1f}, {b['main']['load']:.1f}" for a, b in zip(ed, sm2, strict=True)
+    )
+    rows.append(
+        Figure(
+            "ingest on sm2-sm3: the machine",
+            f"1-min load average after each round (ed25519, sm2): {loads} on {cores} cores",
+        )
+    )
+    return rows
 
 
 def pg_round(args: argparse.Namespace, server: pg_server.Server) -> dict[str, Any]:

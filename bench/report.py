@@ -54,6 +54,7 @@ BENCHES = (
     "ingest",
     "edge",
     "ingest-pg",
+    "ingest-sm2",
     "mirror",
     "query",
     "query-pg",
@@ -66,6 +67,8 @@ COMMANDS = {
     # Batches of 1000 only (the hub's batches are of hundreds to thousands): ~30 s.
     "pg-drivers": ("pg_drivers", ["--batches", "1000"]),
     "ingest-pg": ("ingest", ["--store", "alternate"]),
+    # ed25519, sm2, ed25519, sm2 on SQLite; SM2 ingest is ~1k records/s a core: ~3 min.
+    "ingest-sm2": ("ingest", ["--suite", "alternate", "--records", "12000"]),
     "query-pg": ("query", ["--store", "alternate"]),
     # Two takeovers after kill -9 and two after a frozen sequencer: ~1 min.
     "failover": ("failover", ["--rounds", "4"]),

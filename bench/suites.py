@@ -213,6 +213,16 @@ def measure_suites(suites: tuple[Suite, ...]) -> list[SuiteRates]:
     ]
 
 
+def sm2_verify_ceiling() -> float:
+    """SM2 verifies/s on one core through the ledger's own code, now: the ceiling SM2
+    verification alone puts on a hub's ingest per core (bench/ingest.py --suite)."""
+    key = keys.generate_key(SM2_SM3)
+    verifier = keys.FastVerifier(key.public_key())
+    verify = partial(verifier.is_valid, keys.sign(key, MESSAGE), MESSAGE)
+    assert verify()
+    return interleaved({"verify": calibrated(looped(verify))})["verify"].per_s
+
+
 #: How each suite signs and verifies in the ledger (ledger/keys.py, ledger/sm2.py).
 LIBRARY = {
     ED25519_SHA256.name: ("cryptography", "libsodium (PyNaCl)"),
