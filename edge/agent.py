@@ -18,6 +18,7 @@ from ledger.checkpoint import NoteVerifier
 from ledger.errors import CheckpointError, KeyFileError, PolicyError
 from ledger.keys import load_public_key
 from ledger.policy import TrustPolicy, parse_policy
+from ledger.suite import DEFAULT_SUITE, Suite
 from transport.backoff import backoff_delay
 
 from .datatypes import TypeRegistry
@@ -62,15 +63,38 @@ def configured_verifier(settings: EdgeSettings) -> NoteVerifier | None:
         raise ConfigError(f"the hub verifier key in the settings is not one: {exc}") from None
 
 
-async def pin_verifier(settings: EdgeSettings, outbox: AsyncOutbox, hub: HubClient) -> NoteVerifier:
+def check_hub_suite(verifier: NoteVerifier, suite: Suite, where: str) -> NoteVerifier:
+    """``verifier`` if the hub's log is of ``suite`` (the agent's: its signing key's), else
+    ConfigError: the hub accepts only records signed in its log's suite, and the agent checks
+    the hub's proofs in its own suite's tree, so an agent and a hub of two suites cannot work
+    together. ``where`` says where the hub key came from."""
+    found = verifier.suite
+    if found is not suite:
+        raise ConfigError(
+            f"the hub's log key ({where}) is of the {found.name} crypto suite, but this"
+            f" agent's key_file is an {suite.key_kind} key ({suite.name}): an agent signs in"
+            f" its hub's suite; give it an {found.key_kind} key (`swiftchain keys new --suite"
+            f" {found.key_kind}`) registered with the hub, or pin the key of a {suite.name} hub"
+        )
+    return verifier
+
+
+async def pin_verifier(
+    settings: EdgeSettings,
+    outbox: AsyncOutbox,
+    hub: HubClient,
+    suite: Suite = DEFAULT_SUITE,
+) -> NoteVerifier:
     """The hub's verifier key: from the settings, else pinned earlier, else fetched from the
-    hub now (trust on first use, logged) and pinned in the outbox. Waits for the hub."""
+    hub now (trust on first use, logged) and pinned in the outbox. Waits for the hub.
+    ConfigError, whatever its source, if the key is not of the agent's ``suite``
+    (:func:`check_hub_suite`); a fetched one is not pinned then."""
     configured = configured_verifier(settings)
     if configured is not None:
-        return configured
+        return check_hub_suite(configured, suite, "[hub] verifier_key")
     stored = await outbox.call(Outbox.meta, HUB_KEY_META)
     if stored is not None:
-        return NoteVerifier.parse(stored)
+        return check_hub_suite(NoteVerifier.parse(stored), suite, "pinned in the outbox")
     attempt = 0
     while True:
         try:
@@ -90,6 +114,7 @@ async def pin_verifier(settings: EdgeSettings, outbox: AsyncOutbox, hub: HubClie
                 retry_in=round(delay, 3),
             )
             await asyncio.sleep(delay)
+    check_hub_suite(verifier, suite, f"fetched from {settings.hub.url}")
     await outbox.call(Outbox.set_meta, HUB_KEY_META, verifier.encode())
     log(
         logger,
@@ -125,7 +150,15 @@ class Agent:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
-        """Run every part until cancelled."""
+        """Run every part until cancelled. Settings found wrong on the way (a hub key of
+        another suite, fetched on first use) are a ConfigError of their own, not in a group,
+        for the CLI to show as one message."""
+        try:
+            await self._run()
+        except* ConfigError as group:
+            raise _first(group) from None
+
+    async def _run(self) -> None:
         s = self.settings
         async with AsyncExitStack() as stack, asyncio.TaskGroup() as tg:
             tg.create_task(self.intake.run(), name="intake")
@@ -180,7 +213,7 @@ class Agent:
             log(logger, logging.INFO, "agent.started", pilot=s.pilot, source=s.source)
             # Receipts can be checked only with the hub's key; until it is known, records
             # wait in the outbox.
-            self.verifier = await pin_verifier(s, self.outbox, self.hub)
+            self.verifier = await pin_verifier(s, self.outbox, self.hub, self.intake.signer.suite)
             policy = ProofPolicy(s.hub.proof_check, s.hub.proof_sample_rate)
             if self.trust_policy is not None:
                 # Every record is proven in a checkpoint that meets the policy before it
@@ -218,6 +251,12 @@ class Agent:
             tg.create_task(self.checker.run(), name="inclusion")
             if self.quorum is not None:
                 tg.create_task(self.quorum.run(), name="quorum")
+
+
+def _first(group: BaseExceptionGroup[ConfigError]) -> ConfigError:
+    """The first error in a (nested) exception group."""
+    found = group.exceptions[0]
+    return _first(found) if isinstance(found, BaseExceptionGroup) else found
 
 
 def _sensor_broker(s: EdgeSettings) -> BrokerSettings:
@@ -275,9 +314,12 @@ def load_trust_policy(settings: EdgeSettings) -> TrustPolicy | None:
         raise ConfigError(f"hub.trust_policy is not a usable tlog-policy: {exc}") from None
 
 
-def load_relay(pilot: str, source: str, settings: RelaySettings) -> Relay | None:
+def load_relay(
+    pilot: str, source: str, settings: RelaySettings, suite: Suite = DEFAULT_SUITE
+) -> Relay | None:
     """The devices this agent relays, their keys read from the files the settings name
-    (``[relay] devices`` wins over a same-named file of ``devices_dir``); None if none."""
+    (``[relay] devices`` wins over a same-named file of ``devices_dir``), each of the agent's
+    ``suite`` (ConfigError if not); None if none."""
     if not settings.enabled:
         return None
     files: dict[str, Path] = {}
@@ -301,7 +343,7 @@ def load_relay(pilot: str, source: str, settings: RelaySettings) -> Relay | None
             keys[device] = load_public_key(path)
         except KeyFileError as exc:
             raise ConfigError(f"device {device}: {exc}") from None
-    return Relay(pilot, source, keys)
+    return Relay(pilot, source, keys, suite)
 
 
 @asynccontextmanager
@@ -314,12 +356,21 @@ async def open_agent(settings: EdgeSettings) -> AsyncIterator[Agent]:
         pseudonymiser = Pseudonymiser(
             load_pseudonym_key(settings.pseudonym_key_file), settings.pilot
         )
-    relay = load_relay(settings.pilot, settings.source, settings.relay)
+    relay = load_relay(settings.pilot, settings.source, settings.relay, signer.suite)
     trust_policy = load_trust_policy(settings)
-    configured_verifier(settings)  # fail early on a bad pinned key
+    configured = configured_verifier(settings)  # fail early on a bad pinned key
+    if configured is not None:
+        check_hub_suite(configured, signer.suite, "[hub] verifier_key")  # or one of a suite
     client_options(settings.broker, settings.client_id)  # and on unusable TLS files
     outbox = await AsyncOutbox.open(settings.outbox_path)
     try:
+        stored = await outbox.call(Outbox.meta, HUB_KEY_META)
+        if configured is None and stored is not None:
+            try:
+                pinned = NoteVerifier.parse(stored)
+            except CheckpointError as exc:
+                raise ConfigError(f"the hub key pinned in the outbox is not one: {exc}") from None
+            check_hub_suite(pinned, signer.suite, "pinned in the outbox")
         # A new key in the settings: what the outbox still holds is re-sealed with it before
         # anything is published (the hub judges a key when it receives a record).
         resealed, revived = await outbox.call(reseal, signer)

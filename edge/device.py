@@ -18,7 +18,7 @@ from typing import Any
 
 from ledger.envelope import SignedRecord, seal
 from ledger.errors import InvalidEnvelope
-from ledger.keys import Ed25519PrivateKey
+from ledger.keys import PrivateKey
 
 from .errors import EdgeError, InvalidInput
 from .fhir import observed_time
@@ -60,14 +60,15 @@ def seal_reading(
     pilot: str,
     source: str,
     seq: int,
-    signing_key: Ed25519PrivateKey,
+    signing_key: PrivateKey,
     type_id: str | None = None,
     subject: str | None = None,
     consent: str | None = None,
     observed_at: str | None = None,
     record_id: str | None = None,
 ) -> SignedRecord:
-    """The device's v2 envelope of one reading; InvalidInput if it cannot be one."""
+    """The device's v2 envelope of one reading, in the suite of its key (Ed25519 and SHA-256,
+    or SM2 and SM3: its relay's); InvalidInput if it cannot be one."""
     if not isinstance(payload, dict):
         raise InvalidInput("unknown_shape", "a reading's payload is a JSON object")
     try:

@@ -159,7 +159,8 @@ class Intake:
         first = self._next_seq
         ids = [r.relayed.record_id for s in batch for r in s.records if r.relayed is not None]
         known = await self.outbox.call(Outbox.relayed, ids) if ids else {}
-        # Ed25519 and JCS are CPU work: seal on a worker thread so the loop keeps serving.
+        # Signatures (Ed25519, SM2) and JCS are CPU work: seal on a worker thread so the loop
+        # keeps serving.
         plans, failed = await asyncio.to_thread(self._seal_batch, batch, first, known)
         for s, exc in failed.items():
             _fail(s.done, exc)

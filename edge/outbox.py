@@ -86,8 +86,9 @@ CREATE TABLE IF NOT EXISTS ingested (
     records INTEGER NOT NULL,
     at REAL NOT NULL
 );
--- Device records this agent relayed (edge/relay.py): the id, SHA-256 of the device's header
--- and the seq it was stored under, so the same record is stored once. (Added in schema 2
+-- Device records this agent relayed (edge/relay.py): the id, the hash of the device's header
+-- (the agent's suite's: SHA-256 or SM3) and the seq it was stored under, so the same record
+-- is stored once. (Added in schema 2
 -- without a version change: CREATE IF NOT EXISTS adds it to an older file as it opens.)
 CREATE TABLE IF NOT EXISTS relayed (
     id TEXT PRIMARY KEY,

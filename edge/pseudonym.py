@@ -4,6 +4,10 @@ The subject of a record is HMAC-SHA256(pilot pseudonymisation key, local patient
 hex: the same person gets the same pseudonym at every source of the pilot, nobody without
 the key can link it back, and the raw identifier never leaves the agent. Hex (not base64url)
 because the pseudonym also becomes a FHIR ``Patient.id``, whose alphabet has no ``_``.
+
+The HMAC is keyed by the pilot's own pseudonymisation key and is no part of the log: it stays
+HMAC-SHA256 whatever the log's crypto suite (``sm2-sm3`` too), so that every source of a
+pilot makes the same pseudonym of the same person.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ Three questions, one function each:
   second tree of the same size under another root is a fork: never adopted);
 - :func:`covered` and :func:`prove`: which waiting records this checkpoint covers, and
   whether a proof from the hub shows one of them in its tree.
+
+Proofs are checked in the log's tree (``tree``: SHA-256 or SM3, RFC 9162 2.1.1), which the
+pinned hub key tells: :attr:`ledger.checkpoint.NoteVerifier.suite`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
 from ledger.errors import CheckpointError, PolicyError, ProofError
+from ledger.hashing import TreeHash
 from ledger.policy import TrustPolicy
 from ledger.proofs import verify_consistency, verify_inclusion
 from ledger.quorum import MAX_FUTURE_S, evaluate
@@ -144,15 +148,18 @@ def newest(
 
 
 def extends(
-    held: TrustedCheckpoint, candidate: TrustedCheckpoint, proof: Sequence[bytes]
+    held: TrustedCheckpoint, candidate: TrustedCheckpoint, proof: Sequence[bytes], tree: TreeHash
 ) -> str | None:
     """Why the larger trusted ``candidate`` does not extend the ``held`` one (RFC 9162 2.1.4
-    consistency, from the hub's ``proof``), or None when it does: a log that met the quorum
-    twice with histories that diverge shows a split view even at different sizes."""
+    consistency, from the hub's ``proof``, in the log's ``tree``), or None when it does: a
+    log that met the quorum twice with histories that diverge shows a split view even at
+    different sizes."""
     if held.size == 0:
         return None  # the empty tree is a prefix of every tree
     try:
-        verify_consistency(held.size, candidate.size, proof, held.root_hash, candidate.root_hash)
+        verify_consistency(
+            held.size, candidate.size, proof, held.root_hash, candidate.root_hash, tree
+        )
     except ProofError as exc:
         return (
             f"the checkpoint of size {candidate.size} met the policy but does not extend the"
@@ -180,11 +187,12 @@ def prove(
     index: int,
     size: int,
     proof: Sequence[bytes],
+    tree: TreeHash,
 ) -> str | None:
     """Does the hub's inclusion proof (its ``leaf_hash`` at ``index`` in the tree of ``size``,
     with ``proof`` hashes) show ``record`` in ``checkpoint``'s tree? None when it does, else
-    why not (RFC 9162, 2.1.3.2: the root recomputed from the proof must be the
-    checkpoint's)."""
+    why not (RFC 9162, 2.1.3.2: the root recomputed from the proof, in the log's ``tree``,
+    must be the checkpoint's)."""
     if not checkpoint.covers(record.index):
         return f"checkpoint of size {checkpoint.size} does not cover index {record.index}"
     if index != record.index or size != checkpoint.size:
@@ -196,7 +204,7 @@ def prove(
         return f"the hub's leaf at index {record.index} is not this record's"
     try:
         verify_inclusion(
-            record.leaf_hash, record.index, checkpoint.size, list(proof), checkpoint.root_hash
+            record.leaf_hash, record.index, checkpoint.size, list(proof), checkpoint.root_hash, tree
         )
     except ProofError as exc:
         return f"inclusion proof does not verify against the quorum checkpoint: {exc}"

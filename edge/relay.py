@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from hashlib import sha256
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,7 +30,8 @@ from ledger.envelope import (
     describe_validation_error,
 )
 from ledger.errors import InvalidEnvelope, SignatureError
-from ledger.keys import Ed25519PublicKey, b64url_decode, key_id
+from ledger.keys import PublicKey, b64url_decode, key_id
+from ledger.suite import DEFAULT_SUITE, Suite, suite_of
 
 from .errors import ConfigError, InvalidInput
 
@@ -42,18 +42,27 @@ ENVELOPE_KEYS = frozenset({"header", "body", "sig"})
 
 @dataclass(frozen=True)
 class Relay:
-    """What a relay agent knows: its pilot, its own source id and its devices' keys."""
+    """What a relay agent knows: its pilot, its own source id, its devices' keys and its
+    crypto suite (its own signing key's, the log's): every device key is of that suite, since
+    the outer record keeps the device's commitments, made in the device's suite's hash."""
 
     pilot: str
     source: str
-    #: Device source id -> its Ed25519 public key.
-    devices: Mapping[str, Ed25519PublicKey]
+    #: Device source id -> its public key (Ed25519 or SM2: the relay's suite).
+    devices: Mapping[str, PublicKey]
+    suite: Suite = DEFAULT_SUITE
     #: Device source id -> the key id its envelopes name (computed once).
     key_ids: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.source in self.devices:
             raise ConfigError(f"{self.source!r} is this agent's own source, not one of its devices")
+        for device, key in self.devices.items():
+            if not self.suite.owns(key):
+                raise ConfigError(
+                    f"device {device}'s key is an {suite_of(key).key_kind} key; this relay"
+                    f" signs in {self.suite.name}, and relays only devices of its suite"
+                )
         object.__setattr__(self, "key_ids", {d: key_id(k) for d, k in self.devices.items()})
 
 
@@ -65,8 +74,8 @@ class Relayed:
     salt: bytes
     person_salt: bytes | None
     origin: Origin
-    #: SHA-256 of JCS(device header): the same device record is relayed once; another one
-    #: under the same id is a conflict.
+    #: HASH(JCS(device header)), the relay's suite's hash (SHA-256 or SM3): the same device
+    #: record is relayed once; another one under the same id is a conflict.
     origin_hash: bytes
 
     @property
@@ -133,7 +142,7 @@ def open_envelope(value: Any, relay: Relay | None) -> DeviceReading:
             "bad_signature", f"the signature is not device {header.source!r}'s", status=403
         ) from None
     try:
-        check_commitment(record)
+        check_commitment(record, relay.suite)
     except InvalidEnvelope as exc:
         raise InvalidInput(exc.reason, exc.detail) from None
     if record.body.origin is not None:
@@ -144,7 +153,7 @@ def open_envelope(value: Any, relay: Relay | None) -> DeviceReading:
         salt=b64url_decode(record.body.salt),
         person_salt=b64url_decode(person.salt) if person is not None else None,
         origin=Origin(header=header, sig=record.sig),
-        origin_hash=sha256(header.canonical()).digest(),
+        origin_hash=relay.suite.digest(header.canonical()),
     )
     return DeviceReading(
         type_id=header.type,

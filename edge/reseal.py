@@ -14,7 +14,6 @@ from __future__ import annotations
 import sqlite3
 
 from ledger.envelope import parse_record
-from ledger.hashing import leaf_hash
 
 from .errors import OutboxError
 from .outbox import Outbox
@@ -59,7 +58,7 @@ def reseal(outbox: Outbox, signer: Signer) -> tuple[int, int]:
         for seq, wire, created_at in dead:
             new = signer.reseal(wire)
             if new is not None:
-                old_hash = _leaf_hash_of(wire)
+                old_hash = _leaf_hash_of(wire, signer)
                 row = (seq, new.id, new.type_id, new.leaf_hash, new.wire, created_at, old_hash)
                 revived.append(row)
         if len(dead) < RESEAL_PAGE:
@@ -93,6 +92,7 @@ def _remember(earlier: bytes, previous: bytes) -> bytes:
     return (earlier + previous)[-32 * MAX_EARLIER_SEALS :]
 
 
-def _leaf_hash_of(wire: bytes) -> bytes:
-    """A dead letter's leaf hash (the table keeps only its wire)."""
-    return leaf_hash(parse_record(wire).header.canonical())
+def _leaf_hash_of(wire: bytes, signer: Signer) -> bytes:
+    """A dead letter's leaf hash (the table keeps only its wire), in the tree of the log the
+    agent publishes to: its signer's suite's."""
+    return signer.suite.tree.leaf(parse_record(wire).header.canonical())

@@ -225,8 +225,8 @@ class RelaySettings(_Section):
     under its own source and key (edge/relay.py). Their keys are the relay's to know: the
     hub's public registry never lists them."""
 
-    #: Device source id -> its Ed25519 public key file (PEM, ``<id>.key.pub`` of
-    #: ``swiftchain keys new``).
+    #: Device source id -> its public key file (PEM, ``<id>.key.pub`` of ``swiftchain keys
+    #: new``): Ed25519 or SM2, of the agent's own suite (its ``key_file``'s).
     devices: dict[Slug, Path] = Field(default_factory=dict)
     #: A directory of ``<device id>.pub`` (or ``.key.pub``) files, one a device, read at start.
     devices_dir: Path | None = None

@@ -160,6 +160,8 @@ class InclusionChecker:
         self.outbox = outbox
         self.hub = hub
         self.verifier = verifier
+        #: The log's tree hash (SHA-256 or SM3), as the pinned hub key's suite says.
+        self.tree = verifier.suite.tree
         self.poll = poll
         self.retry_initial = retry_initial
         self.retry_max = retry_max
@@ -202,7 +204,7 @@ class InclusionChecker:
             proof = await self.hub.inclusion_proof(check.index, size)
             if proof.leaf_hash != check.leaf_hash:
                 raise ProofError("the hub's leaf at this index is not this record's")
-            verify_inclusion(check.leaf_hash, check.index, size, proof.proof, root)
+            verify_inclusion(check.leaf_hash, check.index, size, proof.proof, root, self.tree)
         except HubUnavailable as exc:
             self._attempts[check.record_id] += 1
             delay = backoff_ceiling(
@@ -261,6 +263,8 @@ class QuorumSettler:
         self.hub = hub
         self.policy = policy
         self.verifier = verifier
+        #: The log's tree hash (SHA-256 or SM3), as the pinned hub key's suite says.
+        self.tree = verifier.suite.tree
         self.interval = interval
         self.maximum = maximum
         self.batch = batch
@@ -305,7 +309,7 @@ class QuorumSettler:
                 self._judged.pop(note, None)  # judged again when it comes back
                 log(logger, logging.WARNING, "quorum.consistency_unavailable", detail=str(exc))
                 return True
-            problem = extends(self.trusted, verdict, proof)
+            problem = extends(self.trusted, verdict, proof, self.tree)
             if problem is not None:
                 held = self.trusted
         if problem is not None:
@@ -430,6 +434,7 @@ class QuorumSettler:
             index=proof.index,
             size=proof.size,
             proof=proof.proof,
+            tree=self.tree,
         )
         if problem is not None:
             self.proofs_failed += 1

@@ -1,15 +1,21 @@
-"""Sealing prepared records: salted commitment, header, Ed25519 signature, wire bytes.
+"""Sealing prepared records: salted commitment, header, signature, wire bytes.
+
+The agent's crypto suite is the suite of its signing key (:func:`ledger.suite.suite_of`):
+SHA-256 commitments and leaf hashes with an Ed25519 signature, or SM3 (GM/T 0004) with an
+SM2 signature (GM/T 0003.2). A signer binds the suite's hash and signature once, so no
+record asks for it again.
 
 Records about nobody that no device sealed before (city sensors, all of a smart-city pilot)
 are sealed on a fast path of this module's own: the header's shape is fixed and every value
 in it is either the agent's own (id, pilot, source, key, commitment: valid by construction,
 pilot, source and key checked once) or checked here (seq, type, ``observed_at``), so the
 header's RFC 8785 form and the wire bytes are written out directly, and signed through
-libsodium. Measured on the 2-core machines: ~56 µs a record through ``ledger.envelope.seal``
-(pydantic models, the rfc8785 library, cryptography's Ed25519) against ~25 µs here, of which
-~15 µs is the signature. Every other record, and any value the fast path does not take, goes
-through ``ledger.envelope.seal``; tests/unit/edge/test_signer.py checks that both give the
-same bytes.
+libsodium (Ed25519) or the SM2 key's own ``sign`` (gmalglib). Measured on the 2-core
+machines, Ed25519: ~56 µs a record through ``ledger.envelope.seal`` (pydantic models, the
+rfc8785 library, cryptography's Ed25519) against ~25 µs here, of which ~15 µs is the
+signature. Every other record, and any value the fast path does not take, goes through
+``ledger.envelope.seal``; tests/unit/edge/test_signer.py checks that both give the same
+bytes (SM2 signatures are randomised: the same bytes but the signature, which verifies).
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from __future__ import annotations
 import json
 import os
 from base64 import urlsafe_b64encode
+from collections.abc import Callable
 from dataclasses import dataclass
-from hashlib import sha256
 from pathlib import Path
 
 import nacl.bindings
@@ -39,8 +45,15 @@ from ledger.envelope import (
     uuid7,
 )
 from ledger.errors import InvalidEnvelope
-from ledger.hashing import LEAF_PREFIX, leaf_hash
-from ledger.keys import Ed25519PrivateKey, b64url_decode, key_id, load_private_key
+from ledger.hashing import LEAF_PREFIX
+from ledger.keys import (
+    Ed25519PrivateKey,
+    PrivateKey,
+    b64url_decode,
+    key_id,
+    load_private_key,
+)
+from ledger.suite import Suite, suite_of
 
 from .drafts import Prepared
 from .errors import InvalidInput
@@ -66,12 +79,17 @@ class Sealed:
 
 
 class Signer:
-    """The source's signing key and identity; seals records with given seq numbers."""
+    """The source's signing key and identity; seals records with given seq numbers, in the
+    key's suite (``suite``)."""
 
-    def __init__(self, pilot: str, source: str, signing_key: Ed25519PrivateKey) -> None:
+    def __init__(self, pilot: str, source: str, signing_key: PrivateKey) -> None:
         self.pilot = pilot
         self.source = source
         self._key = signing_key
+        #: The agent's crypto suite: its key's. Its hub's log must be of the same one.
+        self.suite: Suite = suite_of(signing_key)
+        #: RFC 9162 2.1.1 leaf hash in the suite's tree: HASH(0x00 || JCS(header)).
+        self._leaf_hash = self.suite.tree.leaf
         self.key_id = key_id(signing_key.public_key())
         self._fast: _FastSeal | None = _FastSeal.of(pilot, source, signing_key, self.key_id)
 
@@ -116,7 +134,7 @@ class Signer:
                 status=413,
             )
         return Sealed(
-            seq, signed.header.id, record.type_id, leaf_hash(signed.header.canonical()), wire
+            seq, signed.header.id, record.type_id, self._leaf_hash(signed.header.canonical()), wire
         )
 
     def reseal(self, wire: bytes) -> Sealed | None:
@@ -156,20 +174,17 @@ class Signer:
             )
         except InvalidEnvelope:
             return None
-        return Sealed(h.seq, h.id, h.type, leaf_hash(signed.header.canonical()), signed.to_wire())
+        leaf = self._leaf_hash(signed.header.canonical())
+        return Sealed(h.seq, h.id, h.type, leaf, signed.to_wire())
 
 
 class _FastSeal:
     """The fast path for records about nobody (see the module's docstring)."""
 
-    def __init__(self, pilot: str, source: str, signing_key: Ed25519PrivateKey, kid: str) -> None:
-        seed = signing_key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        # libsodium's secret key: the seed, then the public key.
-        _, self._secret = nacl.bindings.crypto_sign_seed_keypair(seed)
+    def __init__(self, pilot: str, source: str, signing_key: PrivateKey, kid: str) -> None:
+        #: The suite's hash (SHA-256 or SM3), for the commitment and the leaf hash.
+        self._digest: Callable[[bytes], bytes] = suite_of(signing_key).tree.digest
+        self._sign = _signature(signing_key)
         # RFC 8785 sorts the members by name: commitment, id, key, observed_at, person,
         # pilot, seq, source, type, v. Every value is ASCII that JSON need not escape.
         self._jcs = (
@@ -188,9 +203,7 @@ class _FastSeal:
         self._last_time = ""
 
     @classmethod
-    def of(
-        cls, pilot: str, source: str, signing_key: Ed25519PrivateKey, kid: str
-    ) -> _FastSeal | None:
+    def of(cls, pilot: str, source: str, signing_key: PrivateKey, kid: str) -> _FastSeal | None:
         """The fast path for this identity; None if a part of it would not make a valid
         header (then every record goes the general way, which says what is wrong)."""
         try:
@@ -238,11 +251,12 @@ class _FastSeal:
         except (InvalidEnvelope, ValueError, TypeError, RecursionError):
             return None
         salt = os.urandom(SALT_BYTES) if salt is None else salt
-        commitment = sha256(salt + payload_jcs).hexdigest()
+        digest = self._digest
+        commitment = digest(salt + payload_jcs).hex()
         record_id = uuid7() if record_id is None else record_id
         observed, type_id = record.observed_at, record.type_id
         header = (self._jcs % (commitment, record_id, observed, seq, type_id)).encode()
-        signature = nacl.bindings.crypto_sign(header, self._secret)[:64]
+        signature = self._sign(header)
         wire = "".join(
             (
                 self._wire_header % (record_id, seq, type_id, observed, commitment),
@@ -260,7 +274,26 @@ class _FastSeal:
                 f"the sealed record is {len(wire)} bytes, over the {MAX_RECORD_BYTES}-byte limit",
                 status=413,
             )
-        return Sealed(seq, record_id, type_id, sha256(LEAF_PREFIX + header).digest(), wire)
+        return Sealed(seq, record_id, type_id, digest(LEAF_PREFIX + header), wire)
+
+
+def _signature(signing_key: PrivateKey) -> Callable[[bytes], bytes]:
+    """The 64-byte signature of a message with ``signing_key``: Ed25519 through libsodium
+    (its secret key: the seed, then the public key), SM2's r || s through gmalglib."""
+    if not isinstance(signing_key, Ed25519PrivateKey):
+        return signing_key.sign
+    seed = signing_key.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+    _, secret = nacl.bindings.crypto_sign_seed_keypair(seed)
+    crypto_sign = nacl.bindings.crypto_sign
+
+    def sign(message: bytes) -> bytes:
+        return crypto_sign(message, secret)[:64]
+
+    return sign
 
 
 def _b64url(raw: bytes) -> str:

@@ -8,10 +8,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 from edge.device import seal_reading
 from edge.fhir import replace_patient
+from ledger.keys import public_pem
+from ledger.suite import Suite
 
 from .devices import device_key
 from .network import Network
@@ -20,12 +20,16 @@ from .scenario import Header, RecordEvent
 
 class HomeDevices:
     """The scenario's home devices during a replay: each seals its patient's readings with
-    its own key and counter, naming the patient by pseudonym, for its relay agent."""
+    its own key and counter, naming the patient by pseudonym, for its relay agent. Their
+    keys are of ``suite`` (default: the network's, its hub's log's), as their relays' are."""
 
-    def __init__(self, header: Header, network: Network) -> None:
+    def __init__(self, header: Header, network: Network, suite: Suite | None = None) -> None:
         self.header = header
         self.network = network
-        self._keys = {d.device: device_key(header.seed, d.device) for d in header.devices}
+        self.suite = suite or network.suite
+        self._keys = {
+            d.device: device_key(header.seed, d.device, self.suite) for d in header.devices
+        }
         self._seq: Counter[str] = Counter()
 
     def relay(self, event: RecordEvent) -> str | None:
@@ -39,13 +43,7 @@ class HomeDevices:
                 (d.pilot, d.relay), workdir / "devices" / f"{d.pilot}--{d.relay}"
             )
             where.mkdir(parents=True, exist_ok=True)
-            pem = (
-                self._keys[d.device]
-                .public_key()
-                .public_bytes(
-                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-                )
-            )
+            pem = public_pem(self._keys[d.device].public_key())
             (where / f"{d.device}.pub").write_bytes(pem)
         return dirs
 

@@ -26,7 +26,10 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from edge.pseudonym import Pseudonymiser, load_pseudonym_key
+from ledger.checkpoint import NoteVerifier
+from ledger.errors import CheckpointError
 from ledger.keys import load_private_key, public_key_b64, write_key_pair
+from ledger.suite import DEFAULT_SUITE, Suite, suite_of
 
 from .clock import rfc3339
 from .errors import SimulatorError
@@ -126,6 +129,8 @@ class Network:
     pseudonym_keys: dict[str, Path] = field(default_factory=dict)
     #: The hub's signed-note key, read once at provisioning and pinned in every agent.
     verifier_key: str | None = None
+    #: The crypto suite of the hub's log: every source key (and device key) made is of it.
+    suite: Suite = DEFAULT_SUITE
 
     @property
     def token_url(self) -> str:
@@ -179,9 +184,14 @@ class Network:
         existed = path.exists()
         if existed:
             key = load_private_key(path)
+            if not self.suite.owns(key):
+                raise SimulatorError(
+                    f"{path} is an {suite_of(key).key_kind} key, but the hub's log is"
+                    f" {self.suite.name}: replay into another work folder"
+                )
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            key = write_key_pair(path)
+            key = write_key_pair(path, suite=self.suite)
         kinds = tuple(types)
         body = {
             "pilot": pilot,
@@ -276,18 +286,26 @@ async def provision(
     admin_token: str | None,
     workdir: Path,
     clients: Iterable[tuple[str, str, str]] = (),
+    suite: Suite | None = None,
 ) -> Network:
     """Register the scenario's organisations, record sources (new keys) and API clients.
 
     Clients, as ``(pilot, name, org)``: each system that records Consents (a consent
     event's ``source``) in each pilot it acts in, plus ``clients`` (the scripted queries'
-    systems, the demo's auditor).
+    systems, the demo's auditor). Source keys are of the hub's log's ``suite``: the one its
+    ledger key tells, which ``suite``, when given, must be.
     """
     net = Network(hub_url.rstrip("/"), admin_token, workdir)
     async with http.get(net.hub_url + "/api/v1/ledger/key") as resp:
         if resp.status != 200:
             raise HubRefused(f"the hub at {net.hub_url} gave no ledger key ({resp.status})")
         net.verifier_key = (await resp.text()).strip()
+    try:
+        net.suite = NoteVerifier.parse(net.verifier_key).suite
+    except CheckpointError as exc:
+        raise HubRefused(f"the hub at {net.hub_url} gave no usable ledger key: {exc}") from None
+    if suite is not None and suite is not net.suite:
+        raise HubRefused(f"the hub at {net.hub_url} keeps a {net.suite.name} log, not {suite.name}")
     extra = list(clients)
     orgs = {s.org for s in header.sources} | {c.org for c in header.clients}
     orgs |= {org for _, _, org in extra}

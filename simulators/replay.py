@@ -33,6 +33,7 @@ from edge.agent import Agent, open_agent
 from edge.errors import EdgeError
 from edge.outbox import Outbox
 from edge.settings import load_settings
+from ledger.suite import Suite
 
 from .errors import SimulatorError
 from .homes import HomeDevices
@@ -368,8 +369,10 @@ async def replay_scenario(
     extra_clients: Sequence[tuple[str, str, str]] = (),
     on_event: OnEvent | None = None,
     on_ready: Callable[[Network], None] | None = None,
+    suite: Suite | None = None,
 ) -> tuple[Network, ReplayReport]:
-    """Provision the scenario on the hub, run its agents and replay every event."""
+    """Provision the scenario on the hub, run its agents and replay every event. Keys are
+    of the hub's log's crypto suite (``suite``, when given, must be it)."""
     from .network import provision
 
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
@@ -382,6 +385,7 @@ async def replay_scenario(
             admin_token=admin_token,
             workdir=workdir,
             clients=[*query_clients(events), *extra_clients],
+            suite=suite,
         )
         if on_ready is not None:
             on_ready(network)

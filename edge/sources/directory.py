@@ -160,6 +160,8 @@ class DirectorySource:
             raw = await asyncio.to_thread(read_no_follow, path)
             if len(raw) > self.max_file_bytes:
                 raise InvalidInput("oversize", "the file grew over the size limit", status=413)
+            # The outbox's own ingest key (a file is stored once), no part of the log: SHA-256
+            # whatever the log's crypto suite.
             key = f"file:{path.name}:{hashlib.sha256(raw).hexdigest()}"
             drafts = [
                 draft

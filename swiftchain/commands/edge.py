@@ -91,7 +91,7 @@ def status(ctx: click.Context, config: Path | None, as_json: bool) -> None:
     "key_file",
     required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The device's Ed25519 private key (PEM, `swiftchain keys new`).",
+    help="The device's private key, Ed25519 or SM2 as its relay's (PEM, `swiftchain keys new`).",
 )
 @click.option("--pilot", required=True, help="The pilot the reading is of.")
 @click.option("--source", required=True, help="The device's own source id (its relay knows it).")

@@ -11,8 +11,9 @@ from typing import Any
 
 from ledger.entries import AccessEntry, ConsentEntry
 from ledger.envelope import seal
-from ledger.keys import Ed25519PrivateKey, load_private_key
+from ledger.keys import PrivateKey, load_private_key
 from ledger.store import LedgerWriter, NewEntry
+from ledger.suite import DEFAULT_SUITE, Suite
 from simulators import air_quality, parking, traffic
 from simulators.clock import Window, rfc3339
 from simulators.params import SCALES
@@ -30,21 +31,21 @@ def _at(minutes_ago: float) -> str:
     return rfc3339(datetime.now(UTC) - timedelta(minutes=minutes_ago))
 
 
-def _entry(kind: str, fact: ConsentEntry | AccessEntry, sealed: bool) -> NewEntry:
+def _entry(kind: str, fact: ConsentEntry | AccessEntry, sealed: bool, suite: Suite) -> NewEntry:
     if not sealed:
         return NewEntry(kind, fact.leaf())
-    leaf, opening = fact.sealed()
+    leaf, opening = fact.sealed(suite=suite)
     return NewEntry(kind, leaf, opening=opening)
 
 
-def seed_consents_and_access(db_path: Path) -> dict[str, int]:
+def seed_consents_and_access(db_path: Path, suite: Suite = DEFAULT_SUITE) -> dict[str, int]:
     """Write 12 consents (3 withdrawn, 1 refused) and 14 access decisions (3 denied, one
     break-glass) into a new ledger at ``db_path``; returns the counts a summary should show.
 
     An older log written on: the first consents and every other access decision are v1
     leaves, the rest v2 (wire v2: sealed, their openings in the private store). One Consent
     (``cns-009``) is withdrawn with erasure: the openings of its entries, and of the access
-    decision about its subject, are forgotten."""
+    decision about its subject, are forgotten. The ledger is of ``suite`` (its hub's key's)."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     entries: list[NewEntry] = []
     forget: list[int] = []
@@ -62,7 +63,7 @@ def seed_consents_and_access(db_path: Path) -> dict[str, int]:
         )
         if i == ERASED:
             forget.append(len(entries))
-        entries.append(_entry("consent", grant, sealed=i >= 6))
+        entries.append(_entry("consent", grant, sealed=i >= 6, suite=suite))
     for i in (2, 5, ERASED):
         withdraw = ConsentEntry(
             action="withdraw",
@@ -77,7 +78,7 @@ def seed_consents_and_access(db_path: Path) -> dict[str, int]:
         )
         if i == ERASED:
             forget.append(len(entries))
-        entries.append(_entry("consent", withdraw, sealed=i >= 5))
+        entries.append(_entry("consent", withdraw, sealed=i >= 5, suite=suite))
     who = [
         ("hospital-a-ehr", "hospital-a", "TREAT", "fhir.Observation"),
         ("hospital-b-ehr", "hospital-b", "TREAT", "fhir.DiagnosticReport"),
@@ -104,8 +105,8 @@ def seed_consents_and_access(db_path: Path) -> dict[str, int]:
         )
         if about == SUBJECTS[ERASED]:
             forget.append(len(entries))
-        entries.append(_entry("access", access, sealed=i % 2 == 1))
-    writer = LedgerWriter(db_path, origin=ORIGIN)
+        entries.append(_entry("access", access, sealed=i % 2 == 1, suite=suite))
+    writer = LedgerWriter(db_path, origin=ORIGIN, suite=suite)
     try:
         writer.append(entries)
         writer.append([], forget=forget)
@@ -123,7 +124,7 @@ class CityFeed:
     hours: float = 6.0
     seed: int = 7
     events: list[Any] = field(default_factory=list)
-    keys: dict[tuple[str, str], Ed25519PrivateKey] = field(default_factory=dict)
+    keys: dict[tuple[str, str], PrivateKey] = field(default_factory=dict)
     seqs: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

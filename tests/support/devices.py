@@ -9,7 +9,8 @@ from typing import Any
 
 from edge.relay import Relay
 from ledger.envelope import seal
-from ledger.keys import Ed25519PrivateKey, generate_key
+from ledger.keys import PrivateKey, generate_key
+from ledger.suite import DEFAULT_SUITE, Suite, suite_of
 
 from .drafts import observation
 
@@ -27,8 +28,13 @@ def reading(subject: str = SUBJECT) -> dict[str, Any]:
 @dataclass
 class Device:
     source: str = "hd-0a1b2c3d4e"
-    key: Ed25519PrivateKey = field(default_factory=generate_key)
+    key: PrivateKey = field(default_factory=generate_key)
     seq: int = 0
+
+    @classmethod
+    def of(cls, suite: Suite, source: str = "hd-0a1b2c3d4e") -> Device:
+        """A device with a new key of ``suite``."""
+        return cls(source, generate_key(suite))
 
     def envelope(self, payload: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
         """The device's sealed reading (a JSON value, as it goes on the wire)."""
@@ -49,5 +55,10 @@ class Device:
         return value
 
 
-def relay_of(*devices: Device, pilot: str = PILOT, source: str = RELAY_SOURCE) -> Relay:
-    return Relay(pilot, source, {d.source: d.key.public_key() for d in devices})
+def relay_of(
+    *devices: Device, pilot: str = PILOT, source: str = RELAY_SOURCE, suite: Suite | None = None
+) -> Relay:
+    """The relay of ``devices``, of ``suite`` (default: the first device's)."""
+    if suite is None:
+        suite = suite_of(devices[0].key) if devices else DEFAULT_SUITE
+    return Relay(pilot, source, {d.source: d.key.public_key() for d in devices}, suite)

@@ -19,6 +19,7 @@ from edge.outbox import Outbox
 from edge.settings import EdgeSettings, load_settings
 from ledger.envelope import utc_now
 from ledger.keys import write_key_pair
+from ledger.suite import DEFAULT_SUITE, Suite
 
 from .broker import DIE_WITH_PARENT
 
@@ -36,13 +37,15 @@ def write_edge_config(
     broker_url: str,
     hub_url: str = "http://127.0.0.1:9",
     hub_key: str | None = None,
+    suite: Suite = DEFAULT_SUITE,
     **sections: Any,
 ) -> Path:
-    """``edge.toml`` (and a key, and a pseudonymisation key) in ``directory``."""
+    """``edge.toml`` (and a key, of ``suite`` when it makes one, and a pseudonymisation
+    key) in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     if key_file is None:
         key_file = directory / "source.key"
-        write_key_pair(key_file)
+        write_key_pair(key_file, suite=suite)
     (directory / "pseudonym.key").write_text(PSEUDONYM_KEY_HEX + "\n")
     top: dict[str, Any] = {
         "pilot": pilot,
@@ -173,7 +176,9 @@ def settings_from(config: Path) -> EdgeSettings:
 
 
 @asynccontextmanager
-async def running_intake(directory: Path, **kwargs: Any) -> AsyncIterator[Any]:
+async def running_intake(
+    directory: Path, suite: Suite = DEFAULT_SUITE, **kwargs: Any
+) -> AsyncIterator[Any]:
     from edge.datatypes import TypeRegistry
     from edge.intake import Intake
     from edge.outbox import AsyncOutbox
@@ -184,7 +189,7 @@ async def running_intake(directory: Path, **kwargs: Any) -> AsyncIterator[Any]:
     outbox = await AsyncOutbox.open(directory / "outbox.db")
     intake = Intake(
         outbox,
-        Signer("hospital-a", "ward-3", generate_key()),
+        Signer("hospital-a", "ward-3", generate_key(suite)),
         kwargs.pop("registry", None) or TypeRegistry(),
         Pseudonymiser(bytes.fromhex(PSEUDONYM_KEY_HEX), "hospital-a"),
         default_consent=kwargs.pop("default_consent", None),

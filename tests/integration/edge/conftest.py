@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.suite import ED25519_SHA256, SM2_SM3, Suite
 from tests.support.edge import EdgeProcess
 
 
@@ -24,3 +25,11 @@ def edge_processes() -> Iterator[list[EdgeProcess]]:
     yield started
     for p in started:
         p.kill()
+
+
+@pytest.fixture(params=[ED25519_SHA256, SM2_SM3], ids=[ED25519_SHA256.name, SM2_SM3.name])
+def suite(request: pytest.FixtureRequest) -> Suite:
+    """Each crypto suite in turn: a test taking it runs once per suite (the project-wide
+    fixture's name and params, here for the tests of this folder)."""
+    value: Suite = request.param
+    return value

@@ -14,6 +14,7 @@ import pytest
 from edge.outbox import Outbox
 from ledger.checkpoint import NoteSigner
 from ledger.keys import generate_key
+from ledger.suite import SUITES, Suite
 from tests.support.edge import SWIFTCHAIN, observation, write_edge_config
 
 HUB_KEY = NoteSigner("test.hub/log", generate_key()).verifier.encode()
@@ -187,3 +188,24 @@ def test_two_different_configs_are_refused(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--config is given twice: a.toml and b.toml" in result.stderr
+
+
+def test_an_agent_refuses_a_hub_of_another_suite_with_one_message(
+    tmp_path: Path, suite: Suite
+) -> None:
+    other = next(s for s in SUITES.values() if s is not suite)
+    config = write_edge_config(
+        tmp_path / "edge",
+        pilot="hospital-a",
+        source="ward-3",
+        broker_url="mqtt://127.0.0.1:9",
+        hub_key=NoteSigner("test.hub/log", generate_key(other)).verifier.encode(),
+        suite=suite,
+    )
+    done = subprocess.run(
+        [SWIFTCHAIN, "edge", "run", "--config", str(config)], capture_output=True, timeout=60
+    )
+    assert done.returncode == 1
+    err = done.stderr.decode()
+    assert err.startswith("Error: ConfigError: the hub's log key ([hub] verifier_key)"), err
+    assert f"of the {other.name} crypto suite" in err and "Traceback" not in err

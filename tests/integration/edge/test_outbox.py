@@ -13,8 +13,9 @@ from edge.reseal import reseal
 from edge.signer import Sealed, Signer
 from edge.status import read_status
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
-from ledger.envelope import parse_record
+from ledger.envelope import check_commitment, parse_record
 from ledger.keys import generate_key
+from ledger.suite import Suite
 
 HUB = NoteSigner("test.hub/log", generate_key())
 
@@ -112,9 +113,11 @@ def test_status_reads_while_the_agent_writes(tmp_path: Path) -> None:
     box.close()
 
 
-def test_a_new_key_reseals_the_backlog_and_brings_back_key_refusals(tmp_path: Path) -> None:
-    old = Signer("city-air", "station-1", generate_key())
-    new = Signer("city-air", "station-1", generate_key())
+def test_a_new_key_reseals_the_backlog_and_brings_back_key_refusals(
+    tmp_path: Path, suite: Suite
+) -> None:
+    old = Signer("city-air", "station-1", generate_key(suite))
+    new = Signer("city-air", "station-1", generate_key(suite))
     prepared = Prepared("city.air-quality", {"pm25": 1}, None, None, "2026-05-01T08:30:00Z")
     a, b, c, d = (old.seal(prepared, seq) for seq in range(1, 5))
     mine = new.seal(prepared, 5)
@@ -133,6 +136,10 @@ def test_a_new_key_reseals_the_backlog_and_brings_back_key_refusals(tmp_path: Pa
     assert [p.seq for p in pending] == [1, 2, 3, 5]
     assert {parse_record(p.wire).header.key for p in pending} == {new.key_id}
     assert [p.leaf_hash == mine.leaf_hash for p in pending] == [False, False, False, True]
+    for p in pending:  # in the log's tree, committed in its hash
+        record = parse_record(p.wire)
+        check_commitment(record, suite)
+        assert p.leaf_hash == suite.tree.leaf(record.header.canonical())
     # The old seals' leaf hashes settle receipts for copies that landed before the switch.
     expected = box._expected([a.id, c.id, mine.id])
     assert expected[a.id].earlier == (a.leaf_hash,)

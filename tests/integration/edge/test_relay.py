@@ -17,8 +17,9 @@ import pytest
 
 from edge.relay import Relay
 from edge.sources.http import create_app
-from ledger.envelope import check_origin, check_signature, parse_record
+from ledger.envelope import check_commitment, check_origin, check_signature, parse_record
 from ledger.keys import write_key_pair
+from ledger.suite import SUITES, Suite
 from tests.support.devices import CONSENT, RELAY_SOURCE, SUBJECT, Device, reading, relay_of
 from tests.support.edge import SWIFTCHAIN, outbox_depth, running_intake, stored_records
 
@@ -184,12 +185,14 @@ async def test_an_agent_without_devices_refuses_envelopes(
         await client.close()
 
 
-async def test_a_device_seals_and_posts_with_the_cli(tmp_path: Path, aiohttp_client: Any) -> None:
-    key = write_key_pair(tmp_path / "hd-1.key")
-    relay = Relay("hospital-a", RELAY_SOURCE, {"hd-1": key.public_key()})
+async def test_a_device_seals_and_posts_with_the_cli(
+    tmp_path: Path, aiohttp_client: Any, suite: Suite
+) -> None:
+    key = write_key_pair(tmp_path / "hd-1.key", suite=suite)
+    relay = Relay("hospital-a", RELAY_SOURCE, {"hd-1": key.public_key()}, suite)
     payload = tmp_path / "bp.json"
     payload.write_text(json.dumps(reading()))
-    async with running_intake(tmp_path, relay=relay) as intake:
+    async with running_intake(tmp_path, suite, relay=relay) as intake:
         client = await _client(aiohttp_client, intake)
         args = ["edge", "seal", str(payload), "--key", str(tmp_path / "hd-1.key")]
         args += ["--pilot", "hospital-a", "--source", "hd-1", "--seq", "5"]
@@ -208,6 +211,35 @@ async def test_a_device_seals_and_posts_with_the_cli(tmp_path: Path, aiohttp_cli
     (outer,) = stored_records(tmp_path / "outbox.db")
     assert outer["header"]["id"] == answer["id"]
     assert outer["body"]["origin"]["header"]["source"] == "hd-1"
+    record = parse_record(json.dumps(outer).encode())
+    check_commitment(record, suite)  # the device's commitments, in the relay's suite
+    check_origin(record)
+
+
+async def test_a_relay_of_each_suite_relays_its_devices(
+    tmp_path: Path, aiohttp_client: Any, suite: Suite
+) -> None:
+    device = Device.of(suite)
+    async with running_intake(tmp_path, suite, relay=relay_of(device)) as intake:
+        client = await _client(aiohttp_client, intake)
+        envelope = device.envelope()
+        assert (await client.post("/relay", json=envelope)).status == 202
+        assert (await client.post("/relay", json=envelope)).status == 200  # relayed before
+        # A device of the other suite is not one of this relay's, whatever its id.
+        other = next(s for s in SUITES.values() if s is not suite)
+        stranger = Device.of(other, device.source).envelope()
+        refused = await client.post("/relay", json=stranger)
+        assert refused.status == 403 and "wrong_device_key" in await _diagnostics(refused)
+        await client.close()
+    (outer,) = stored_records(tmp_path / "outbox.db")
+    record = parse_record(json.dumps(outer).encode())
+    check_commitment(record, suite)
+    check_origin(record)
+    assert record.header.key == intake.signer.key_id
+    assert record.body.origin is not None
+    check_signature(
+        record.body.origin.header.canonical(), record.body.origin.sig, device.key.public_key()
+    )
 
 
 async def _run(*args: str) -> tuple[int, str, str]:

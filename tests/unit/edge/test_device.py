@@ -7,7 +7,8 @@ import pytest
 from edge.device import clock_seq, reading_time, reading_type, seal_reading
 from edge.errors import InvalidInput
 from ledger.envelope import RecordHeaderV2, check_commitment, check_signature
-from ledger.keys import generate_key
+from ledger.keys import generate_key, key_id
+from ledger.suite import Suite
 from tests.support.devices import CONSENT, SUBJECT, reading
 from tests.support.drafts import NOW, air
 
@@ -35,8 +36,8 @@ def test_the_reading_time_comes_from_the_payload_unless_given(
     assert reading_time(payload, given) == expected
 
 
-def test_a_sealed_reading_is_a_v2_envelope_about_its_person() -> None:
-    key = generate_key()
+def test_a_sealed_reading_is_a_v2_envelope_about_its_person(suite: Suite) -> None:
+    key = generate_key(suite)
     record = seal_reading(
         reading(),
         pilot="hospital-a",
@@ -48,8 +49,9 @@ def test_a_sealed_reading_is_a_v2_envelope_about_its_person() -> None:
     )
     assert isinstance(record.header, RecordHeaderV2) and record.header.person is not None
     assert (record.subject, record.consent) == (SUBJECT, CONSENT)
-    check_commitment(record)
+    check_commitment(record, suite)
     check_signature(record.header.canonical(), record.sig, key.public_key())
+    assert record.header.key == key_id(key.public_key())
 
 
 def test_a_reading_that_cannot_be_sealed_says_why() -> None:

@@ -1,5 +1,6 @@
 """The agent's quorum decisions (edge/quorum.py): which notes it trusts, which one it goes on
-with, which waiting records a checkpoint covers, and whether a proof shows one in it."""
+with, which waiting records a checkpoint covers, and whether a proof shows one in it; in
+each crypto suite (the log's tree SHA-256 or SM3, its keys Ed25519 or SM2)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ from edge.quorum import (
 from ledger.checkpoint import NoteSigner, add_cosignature
 from ledger.keys import generate_key
 from ledger.policy import parse_policy
-from tests.support.quorum import NOW, ORIGIN, LogWorld
+from ledger.suite import ED25519_SHA256, SM2_SM3, Suite
+from tests.support.quorum import NOW, ORIGIN, LogWorld, log_world
 
 
 @pytest.fixture
-def world() -> LogWorld:
-    w = LogWorld()
+def world(suite: Suite) -> LogWorld:
+    w = log_world(suite)
     w.grow(10)
     return w
 
@@ -80,7 +82,7 @@ def test_a_refusal_names_the_missing_organisation(world: LogWorld) -> None:
 def test_a_note_not_signed_by_the_pinned_hub_key_is_refused_whatever_its_cosignatures(
     world: LogWorld,
 ) -> None:
-    other = NoteSigner(ORIGIN, generate_key())
+    other = NoteSigner(ORIGIN, generate_key(world.suite))
     note = world.cosigned(7, ("w1", "w2", "w3"), note=world.note(7, signer=other))
     # Even under a policy naming the other key as the log: the pinned key decides.
     policy_text = world.policy_text().replace(world.hub_key.encode(), other.verifier.encode())
@@ -90,7 +92,7 @@ def test_a_note_not_signed_by_the_pinned_hub_key_is_refused_whatever_its_cosigna
 
 
 def test_a_policy_naming_another_log_refuses_the_hubs_note(world: LogWorld) -> None:
-    other = NoteSigner("other.example/log", generate_key())
+    other = NoteSigner("other.example/log", generate_key(world.suite))
     text = world.policy_text().replace(world.hub_key.encode(), other.verifier.encode())
     verdict = judge_note(
         world.cosigned(7, ("w1", "w2")), parse_policy(text), world.hub_key, now=NOW
@@ -127,7 +129,7 @@ def test_a_cosignature_from_the_future_is_refused(world: LogWorld) -> None:
 
 
 def test_unknown_signers_on_the_note_are_ignored(world: LogWorld) -> None:
-    stranger = NoteSigner("stranger.example", generate_key())
+    stranger = NoteSigner("stranger.example", generate_key(world.suite))
     note = add_cosignature(world.cosigned(7, ("w1", "w2")), stranger)
     assert isinstance(judge_note(note, world.policy(), world.hub_key, now=NOW), TrustedCheckpoint)
 
@@ -199,14 +201,25 @@ def test_the_hubs_proof_settles_a_covered_record(world: LogWorld, index: int, si
     record = waiting(world, index)
     proof = world.inclusion_proof(index, size)
     assert (
-        prove(record, cp, leaf_hash=record.leaf_hash, index=index, size=size, proof=proof) is None
+        prove(
+            record,
+            cp,
+            leaf_hash=record.leaf_hash,
+            index=index,
+            size=size,
+            proof=proof,
+            tree=world.tree,
+        )
+        is None
     )
 
 
 def test_a_record_the_checkpoint_does_not_cover_is_not_proven(world: LogWorld) -> None:
     cp = trusted(world, 5)
     record = waiting(world, 7)
-    problem = prove(record, cp, leaf_hash=record.leaf_hash, index=7, size=10, proof=[])
+    problem = prove(
+        record, cp, leaf_hash=record.leaf_hash, index=7, size=10, proof=[], tree=world.tree
+    )
     assert problem is not None and "does not cover" in problem
 
 
@@ -214,10 +227,14 @@ def test_a_proof_for_another_tree_or_index_is_not_taken(world: LogWorld) -> None
     cp = trusted(world, 7)
     record = waiting(world, 3)
     bigger = world.inclusion_proof(3, 10)
-    problem = prove(record, cp, leaf_hash=record.leaf_hash, index=3, size=10, proof=bigger)
+    problem = prove(
+        record, cp, leaf_hash=record.leaf_hash, index=3, size=10, proof=bigger, tree=world.tree
+    )
     assert problem is not None and "tree of 10" in problem
     other = world.inclusion_proof(2, 7)
-    problem = prove(record, cp, leaf_hash=world.leaves[2], index=2, size=7, proof=other)
+    problem = prove(
+        record, cp, leaf_hash=world.leaves[2], index=2, size=7, proof=other, tree=world.tree
+    )
     assert problem is not None and "index 2" in problem
 
 
@@ -225,7 +242,9 @@ def test_a_leaf_that_is_not_the_records_is_not_taken(world: LogWorld) -> None:
     cp = trusted(world, 7)
     record = waiting(world, 3)
     proof = world.inclusion_proof(3, 7)
-    problem = prove(record, cp, leaf_hash=world.leaves[4], index=3, size=7, proof=proof)
+    problem = prove(
+        record, cp, leaf_hash=world.leaves[4], index=3, size=7, proof=proof, tree=world.tree
+    )
     assert problem is not None and "not this record's" in problem
 
 
@@ -234,9 +253,13 @@ def test_a_proof_that_does_not_reach_the_quorum_root_is_not_taken(world: LogWorl
     record = waiting(world, 3)
     proof = world.inclusion_proof(3, 7)
     wrong = [proof[0][::-1], *proof[1:]]
-    problem = prove(record, cp, leaf_hash=record.leaf_hash, index=3, size=7, proof=wrong)
+    problem = prove(
+        record, cp, leaf_hash=record.leaf_hash, index=3, size=7, proof=wrong, tree=world.tree
+    )
     assert problem is not None and "does not verify" in problem
-    short = prove(record, cp, leaf_hash=record.leaf_hash, index=3, size=7, proof=proof[:-1])
+    short = prove(
+        record, cp, leaf_hash=record.leaf_hash, index=3, size=7, proof=proof[:-1], tree=world.tree
+    )
     assert short is not None
 
 
@@ -248,7 +271,9 @@ def test_a_true_proof_for_a_leaf_of_a_checkpoint_the_quorum_did_not_sign_fails(
     cp = TrustedCheckpoint(ORIGIN, 7, b"\x03" * 32, "", ("w1", "w2"))
     record = waiting(world, 3)
     proof = world.inclusion_proof(3, 7)
-    assert prove(record, cp, leaf_hash=record.leaf_hash, index=3, size=7, proof=proof)
+    assert prove(
+        record, cp, leaf_hash=record.leaf_hash, index=3, size=7, proof=proof, tree=world.tree
+    )
 
 
 # -- poll_delay ------------------------------------------------------------------------
@@ -268,18 +293,49 @@ def test_polling_never_goes_below_its_interval() -> None:
 # -- a larger trusted tree must extend the one held ---------------------------------------------
 def test_a_larger_tree_that_extends_the_held_one_is_taken(world: LogWorld) -> None:
     held, larger = trusted(world, 4), trusted(world, 9)
-    assert extends(held, larger, world.consistency_proof(4, 9)) is None
-    assert extends(trusted(world, 0), larger, []) is None  # the empty tree is every prefix
+    assert extends(held, larger, world.consistency_proof(4, 9), world.tree) is None
+    # the empty tree is every prefix
+    assert extends(trusted(world, 0), larger, [], world.tree) is None
 
 
 def test_a_larger_tree_with_another_history_is_a_split_view(world: LogWorld) -> None:
     held = trusted(world, 4)
-    fork = LogWorld(hub=world.hub, witnesses=world.witnesses, leaves=list(world.leaves))
+    fork = LogWorld(
+        hub=world.hub, witnesses=world.witnesses, leaves=list(world.leaves), suite=world.suite
+    )
     fork.leaves[2] = b"\x07" * 32  # entry 2 rewritten, then the log grown on from there
     forked = judge_note(fork.cosigned(9, ("w1", "w2")), world.policy(), world.hub_key, now=NOW)
     assert isinstance(forked, TrustedCheckpoint)
     for proof in (fork.consistency_proof(4, 9), world.consistency_proof(4, 9), []):
-        problem = extends(held, forked, proof)
+        problem = extends(held, forked, proof, world.tree)
         assert problem is not None and "split view" in problem
     # Nor does a made-up proof make an honest larger tree acceptable when it is not one.
-    assert extends(held, trusted(world, 9), [b"\x00" * 32]) is not None
+    assert extends(held, trusted(world, 9), [b"\x00" * 32], world.tree) is not None
+
+
+# -- the log's tree: proofs are checked in its suite's hash, not another's -------------------
+def _other(suite: Suite) -> Suite:
+    return SM2_SM3 if suite is ED25519_SHA256 else ED25519_SHA256
+
+
+def test_a_proof_is_checked_in_the_logs_own_tree(world: LogWorld) -> None:
+    cp = trusted(world, 7)
+    record = waiting(world, 3)
+    proof = world.inclusion_proof(3, 7)
+    found = {
+        suite.name: prove(
+            record, cp, leaf_hash=record.leaf_hash, index=3, size=7, proof=proof, tree=suite.tree
+        )
+        for suite in (world.suite, _other(world.suite))
+    }
+    assert found[world.suite.name] is None
+    wrong = found[_other(world.suite).name]
+    assert wrong is not None and "does not verify" in wrong
+
+
+def test_consistency_is_checked_in_the_logs_own_tree(world: LogWorld) -> None:
+    held, larger = trusted(world, 3), trusted(world, 9)
+    proof = world.consistency_proof(3, 9)
+    assert extends(held, larger, proof, world.tree) is None
+    problem = extends(held, larger, proof, _other(world.suite).tree)
+    assert problem is not None and "split view" in problem

@@ -15,10 +15,11 @@ from edge import awaiting
 from edge.errors import HubUnavailable
 from edge.hub import InclusionProof
 from edge.outbox import AsyncOutbox, Outbox
-from edge.receipts import ProofPolicy, Receipt, ReceiptJudge
+from edge.receipts import ProofCheck, ProofPolicy, Receipt, ReceiptJudge
 from edge.settings import HubSettings
-from edge.settling import QuorumSettler, Settler
-from tests.support.quorum import NOW, LogWorld
+from edge.settling import InclusionChecker, QuorumSettler, Settler
+from ledger.suite import ED25519_SHA256, SM2_SM3, Suite
+from tests.support.quorum import NOW, LogWorld, log_world
 
 
 class FakeHub:
@@ -59,8 +60,8 @@ IDS = [str(uuid.UUID(int=i, version=4)) for i in range(10)]
 
 
 @pytest.fixture
-def world() -> LogWorld:
-    w = LogWorld()
+def world(suite: Suite) -> LogWorld:
+    w = log_world(suite)
     w.grow(10)
     return w
 
@@ -232,7 +233,9 @@ async def test_a_larger_checkpoint_with_another_history_settles_nothing_more(
     s, q = settler(world, box, hub)
     await s.settle([receipt(world, 0, world.cosigned(4, ("w1", "w2")))])
     assert q.trusted is not None and q.trusted.size == 4
-    fork = LogWorld(hub=world.hub, witnesses=world.witnesses, leaves=list(world.leaves))
+    fork = LogWorld(
+        hub=world.hub, witnesses=world.witnesses, leaves=list(world.leaves), suite=world.suite
+    )
     fork.leaves[1] = b"\x07" * 32
     await s.settle([receipt(world, i, fork.cosigned(9, ("w1", "w2"))) for i in range(1, 4)])
     assert hub.consistency >= 1 and q.split_view is not None
@@ -255,3 +258,43 @@ async def test_a_larger_checkpoint_is_taken_once_proven_consistent(
     hub.down = False
     await s.settle([receipt(world, 2, world.cosigned(9, ("w1", "w2")))])
     assert q.trusted.size == 9 and q.split_view is None and hub.consistency == 2
+
+
+# -- the sampled inclusion proofs (hub.proof_check), in the log's tree --------------------------
+
+
+async def _checked(world: LogWorld, box: AsyncOutbox, hub: FakeHub, check: ProofCheck) -> int:
+    """The checker's verdict on ``check``: 1 verified, -1 failed, 0 neither."""
+    checker = InclusionChecker(box, hub, world.hub_key)  # type: ignore[arg-type]
+    await checker.check(check)
+    return checker.verified - checker.failed
+
+
+@pytest.mark.parametrize("under", ["the receipt's checkpoint", "the hub's newest"])
+async def test_an_inclusion_proof_verifies_in_the_logs_tree(
+    world: LogWorld, box: AsyncOutbox, under: str
+) -> None:
+    hub = FakeHub(world)
+    hub.note = world.note(9)
+    given = under == "the receipt's checkpoint"
+    for i in (0, 4, 8):
+        size, root = (9, world.root(9)) if given else (None, None)
+        check = ProofCheck(IDS[i], i + 1, i, world.leaves[i], size, root)
+        assert await _checked(world, box, hub, check) == 1
+
+
+async def test_an_inclusion_proof_that_does_not_verify_fails_the_check(
+    world: LogWorld, box: AsyncOutbox
+) -> None:
+    hub = FakeHub(world)
+    hub.lie_at = 4
+    check = ProofCheck(IDS[4], 5, 4, world.leaves[4], 9, world.root(9))
+    assert await _checked(world, box, hub, check) == -1
+    # A root of the other suite's tree over the same leaves is not this log's either.
+    other = LogWorld(leaves=list(world.leaves), suite=_other(world.suite))
+    check = ProofCheck(IDS[3], 4, 3, world.leaves[3], 9, other.root(9))
+    assert await _checked(world, box, FakeHub(world), check) == -1
+
+
+def _other(suite: Suite) -> Suite:
+    return SM2_SM3 if suite is ED25519_SHA256 else ED25519_SHA256

@@ -1,5 +1,6 @@
 """The relay's decisions on a device's sealed envelope, and the outer record it seals: a table
-of every refusal with its reason and status, then what the relay keeps of a good one."""
+of every refusal with its reason and status, then what the relay keeps of a good one; in each
+crypto suite (device and relay keys Ed25519 or SM2, commitments SHA-256 or SM3)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,32 @@ from ledger.envelope import (
     check_signature,
     parse_record,
 )
-from ledger.hashing import leaf_hash
+from ledger.errors import InvalidEnvelope
 from ledger.keys import generate_key
+from ledger.suite import ED25519_SHA256, SM2_SM3, SUITES, Suite, suite_of
 from tests.support.devices import CONSENT, PILOT, RELAY_SOURCE, SUBJECT, Device, reading, relay_of
 from tests.support.drafts import air
 
-DEVICE = Device()
-RELAY = relay_of(DEVICE)
+#: A device, a stranger (a device the relay does not know) and the relay, per suite.
+DEVICES = {name: Device.of(s) for name, s in SUITES.items()}
+STRANGERS = {name: Device.of(s, "hd-ffffffffff") for name, s in SUITES.items()}
+RELAYS = {name: relay_of(DEVICES[name]) for name in SUITES}
+DEVICE = DEVICES[ED25519_SHA256.name]
+RELAY = RELAYS[ED25519_SHA256.name]
+
+
+def _other(suite: Suite) -> Suite:
+    return SM2_SM3 if suite is ED25519_SHA256 else ED25519_SHA256
+
+
+@pytest.fixture
+def device(suite: Suite) -> Device:
+    return DEVICES[suite.name]
+
+
+@pytest.fixture
+def relay(suite: Suite) -> Relay:
+    return RELAYS[suite.name]
 
 
 def _prepared(value: Any, relay: Relay | None = RELAY, registry: TypeRegistry | None = None) -> Any:
@@ -62,86 +82,95 @@ def test_an_envelope_is_a_draft_of_its_stated_type() -> None:
 
 # -- refusals ----------------------------------------------------------------------------
 
-STRANGER = Device("hd-ffffffffff")
-Tamper = Callable[[dict[str, Any]], Any]
+Tamper = Callable[[Device, dict[str, Any]], Any]
 
 
-def _v1(_: dict[str, Any]) -> Any:
-    return DEVICE.envelope(version=1)
+def _stranger(d: Device) -> Device:
+    return STRANGERS[next(n for n, dev in DEVICES.items() if dev is d)]
 
 
-def _other_pilot(_: dict[str, Any]) -> Any:
-    return DEVICE.envelope(pilot="hospital-b")
+def _v1(d: Device, _: dict[str, Any]) -> Any:
+    return d.envelope(version=1)
 
 
-def _unknown(_: dict[str, Any]) -> Any:
-    return STRANGER.envelope()
+def _other_pilot(d: Device, _: dict[str, Any]) -> Any:
+    return d.envelope(pilot="hospital-b")
 
 
-def _other_key(_: dict[str, Any]) -> Any:
+def _unknown(d: Device, _: dict[str, Any]) -> Any:
+    return _stranger(d).envelope()
+
+
+def _other_key(d: Device, _: dict[str, Any]) -> Any:
     # Signed, consistently, with a key that is not the one the relay knows for the device.
-    return Device(DEVICE.source).envelope()
+    return Device(d.source, generate_key(suite_of(d.key))).envelope()
 
 
-def _signed_by_other(e: dict[str, Any]) -> Any:
+def _other_suites_key(d: Device, _: dict[str, Any]) -> Any:
+    # Sealed consistently in the other suite (its commitments, key id and signature).
+    return Device.of(_other(suite_of(d.key)), d.source).envelope()
+
+
+def _signed_by_other(d: Device, e: dict[str, Any]) -> Any:
     # The device's key id in the header, somebody else's signature.
-    forged = Device(DEVICE.source).envelope()
+    forged = Device(d.source, generate_key(suite_of(d.key))).envelope()
     e["sig"] = forged["sig"]
     return e
 
 
-def _header_changed(e: dict[str, Any]) -> Any:
+def _header_changed(_: Device, e: dict[str, Any]) -> Any:
     e["header"]["seq"] += 1
     return e
 
 
-def _payload_changed(e: dict[str, Any]) -> Any:
+def _payload_changed(_: Device, e: dict[str, Any]) -> Any:
     e["body"]["payload"]["valueQuantity"]["value"] = 180
     return e
 
 
-def _person_changed(e: dict[str, Any]) -> Any:
+def _person_changed(_: Device, e: dict[str, Any]) -> Any:
     e["body"]["person"]["subject"] = "b" * 64
     return e
 
 
-def _person_dropped(e: dict[str, Any]) -> Any:
+def _person_dropped(_: Device, e: dict[str, Any]) -> Any:
     del e["body"]["person"]
     return e
 
 
-def _relayed_again(_: dict[str, Any]) -> Any:
+def _relayed_again(d: Device, _: dict[str, Any]) -> Any:
     # The device is itself a relay of another one: its envelope carries body.origin.
-    inner = _prepared(STRANGER.envelope(), relay=relay_of(STRANGER, source=DEVICE.source))
-    outer = Signer(PILOT, DEVICE.source, DEVICE.key).seal(inner, seq=1)
+    stranger = _stranger(d)
+    inner = _prepared(stranger.envelope(), relay=relay_of(stranger, source=d.source))
+    outer = Signer(PILOT, d.source, d.key).seal(inner, seq=1)
     return json.loads(outer.wire)
 
 
-def _missing_sig(e: dict[str, Any]) -> Any:
+def _missing_sig(_: Device, e: dict[str, Any]) -> Any:
     e["sig"] = "not a signature"
     return e
 
 
-def _unknown_type(_: dict[str, Any]) -> Any:
-    return DEVICE.envelope(air(), type="city.spaceport", subject=None, consent=None)
+def _unknown_type(d: Device, _: dict[str, Any]) -> Any:
+    return d.envelope(air(), type="city.spaceport", subject=None, consent=None)
 
 
-def _invalid_payload(_: dict[str, Any]) -> Any:
+def _invalid_payload(d: Device, _: dict[str, Any]) -> Any:
     bad = reading()
     del bad["status"]
-    return DEVICE.envelope(bad)
+    return d.envelope(bad)
 
 
-def _city_with_person(_: dict[str, Any]) -> Any:
-    return DEVICE.envelope(air(), type="city.air-quality")
+def _city_with_person(d: Device, _: dict[str, Any]) -> Any:
+    return d.envelope(air(), type="city.air-quality")
 
 
-def _someone_else_in_payload(_: dict[str, Any]) -> Any:
-    return DEVICE.envelope(reading("c" * 64))
+def _someone_else_in_payload(d: Device, _: dict[str, Any]) -> Any:
+    return d.envelope(reading("c" * 64))
 
 
-def _patient_without_person(_: dict[str, Any]) -> Any:
-    return DEVICE.envelope(subject=None, consent=None)
+def _patient_without_person(d: Device, _: dict[str, Any]) -> Any:
+    return d.envelope(subject=None, consent=None)
 
 
 REFUSALS: list[tuple[str, Tamper, str, int]] = [
@@ -149,6 +178,7 @@ REFUSALS: list[tuple[str, Tamper, str, int]] = [
     ("wrong pilot", _other_pilot, "wrong_pilot", 422),
     ("unknown device", _unknown, "unknown_device", 403),
     ("key of another", _other_key, "wrong_device_key", 403),
+    ("key of the other suite", _other_suites_key, "wrong_device_key", 403),
     ("signature of another", _signed_by_other, "bad_signature", 403),
     ("header changed", _header_changed, "bad_signature", 403),
     ("payload changed", _payload_changed, "commitment_mismatch", 422),
@@ -170,11 +200,11 @@ REFUSALS: list[tuple[str, Tamper, str, int]] = [
     ids=[r[0] for r in REFUSALS],
 )
 def test_each_bad_envelope_is_refused_with_its_reason(
-    tamper: Tamper, reason: str, status: int
+    device: Device, relay: Relay, tamper: Tamper, reason: str, status: int
 ) -> None:
-    value = tamper(copy.deepcopy(DEVICE.envelope()))
+    value = tamper(device, copy.deepcopy(device.envelope()))
     with pytest.raises(InvalidInput) as err:
-        _prepared(value)
+        _prepared(value, relay)
     assert (err.value.reason, err.value.status) == (reason, status), err.value.detail
 
 
@@ -196,35 +226,51 @@ def test_a_relay_does_not_list_itself_as_a_device() -> None:
         Relay(PILOT, DEVICE.source, {DEVICE.source: DEVICE.key.public_key()})
 
 
+def test_a_relay_takes_only_devices_of_its_own_suite(device: Device, suite: Suite) -> None:
+    """The outer record keeps the device's commitments: a device of another suite made
+    them with the other hash, which the relay's log would refuse."""
+    other = Device.of(_other(suite), "hd-0000000001")
+    with pytest.raises(ConfigError, match=suite.name):
+        relay_of(device, other, suite=suite)
+    with pytest.raises(ConfigError, match=other.source):
+        relay_of(other, suite=suite)
+    assert relay_of(device, suite=suite).suite is suite
+
+
 # -- what a good envelope gives ------------------------------------------------------------
 
 
-def test_a_good_envelope_opens_to_the_device_reading() -> None:
-    value = DEVICE.envelope()
-    reading_ = open_envelope(value, RELAY)
-    device = parse_record(json.dumps(value).encode())
+def test_a_good_envelope_opens_to_the_device_reading(
+    device: Device, relay: Relay, suite: Suite
+) -> None:
+    value = device.envelope()
+    reading_ = open_envelope(value, relay)
+    record = parse_record(json.dumps(value).encode())
     assert (reading_.subject, reading_.consent) == (SUBJECT, CONSENT)
-    assert reading_.payload == device.body.payload
-    assert reading_.observed_at == device.header.observed_at
-    assert reading_.relayed.record_id == device.header.id
-    assert reading_.relayed.device == DEVICE.source
-    assert reading_.relayed.origin.header == device.header
-    assert reading_.relayed.origin.sig == device.sig
+    assert reading_.payload == record.body.payload
+    assert reading_.observed_at == record.header.observed_at
+    assert reading_.relayed.record_id == record.header.id
+    assert reading_.relayed.device == device.source
+    assert reading_.relayed.origin.header == record.header
+    assert reading_.relayed.origin.sig == record.sig
+    assert reading_.relayed.origin_hash == suite.digest(record.header.canonical())
 
 
-def test_a_reading_not_about_a_person_is_relayed_too() -> None:
-    value = DEVICE.envelope(air(), type="city.air-quality", subject=None, consent=None)
-    prepared = _prepared(value)
+def test_a_reading_not_about_a_person_is_relayed_too(device: Device, relay: Relay) -> None:
+    value = device.envelope(air(), type="city.air-quality", subject=None, consent=None)
+    prepared = _prepared(value, relay)
     assert (prepared.subject, prepared.consent, prepared.relayed.person_salt) == (None, None, None)
 
 
-def test_the_outer_record_is_the_same_reading_under_the_relays_name() -> None:
-    value = DEVICE.envelope()
-    device = parse_record(json.dumps(value).encode())
-    relay_key = generate_key()
-    sealed = Signer(PILOT, RELAY_SOURCE, relay_key).seal(_prepared(value), seq=41)
+def test_the_outer_record_is_the_same_reading_under_the_relays_name(
+    device: Device, relay: Relay, suite: Suite
+) -> None:
+    value = device.envelope()
+    inner = parse_record(json.dumps(value).encode())
+    relay_key = generate_key(suite)
+    sealed = Signer(PILOT, RELAY_SOURCE, relay_key).seal(_prepared(value, relay), seq=41)
     outer = parse_record(sealed.wire)
-    h, d = outer.header, device.header
+    h, d = outer.header, inner.header
     # Same reading: the same id and both commitments (payload and person) as the device's.
     assert (h.id, h.commitment, h.person, h.observed_at, h.type, h.pilot) == (
         d.id,
@@ -240,28 +286,33 @@ def test_the_outer_record_is_the_same_reading_under_the_relays_name() -> None:
         41,
         Signer(PILOT, RELAY_SOURCE, relay_key).key_id,
     )
-    assert outer.body.payload == device.body.payload and outer.body.salt == device.body.salt
-    assert outer.body.person == device.body.person
+    assert outer.body.payload == inner.body.payload and outer.body.salt == inner.body.salt
+    assert outer.body.person == inner.body.person
     assert outer.body.origin is not None
-    assert outer.body.origin.header == d and outer.body.origin.sig == device.sig
-    check_commitment(outer)
+    assert outer.body.origin.header == d and outer.body.origin.sig == inner.sig
+    check_commitment(outer, suite)
+    with pytest.raises(InvalidEnvelope):
+        check_commitment(outer, _other(suite))
     check_origin(outer)
     check_signature(h.canonical(), outer.sig, relay_key.public_key())
     # An auditor holding the body checks the device's own signature from it alone.
     check_signature(
-        outer.body.origin.header.canonical(), outer.body.origin.sig, DEVICE.key.public_key()
+        outer.body.origin.header.canonical(), outer.body.origin.sig, device.key.public_key()
     )
-    assert sealed.leaf_hash == leaf_hash(h.canonical())
+    assert sealed.leaf_hash == suite.tree.leaf(h.canonical())
     # The device's name is in the erasable body only, never in the public leaf.
-    assert DEVICE.source not in h.canonical().decode()
+    assert device.source not in h.canonical().decode()
 
 
-def test_resealing_a_relayed_record_keeps_its_person_and_origin() -> None:
-    value = DEVICE.envelope()
-    first = Signer(PILOT, RELAY_SOURCE, generate_key()).seal(_prepared(value), seq=3)
-    again = Signer(PILOT, RELAY_SOURCE, generate_key()).reseal(first.wire)
+def test_resealing_a_relayed_record_keeps_its_person_and_origin(
+    device: Device, relay: Relay, suite: Suite
+) -> None:
+    value = device.envelope()
+    first = Signer(PILOT, RELAY_SOURCE, generate_key(suite)).seal(_prepared(value, relay), seq=3)
+    again = Signer(PILOT, RELAY_SOURCE, generate_key(suite)).reseal(first.wire)
     assert again is not None
     before, after = parse_record(first.wire), parse_record(again.wire)
     assert after.body == before.body
     assert after.header.model_dump(exclude={"key"}) == before.header.model_dump(exclude={"key"})
     check_origin(after)
+    check_commitment(after, suite)

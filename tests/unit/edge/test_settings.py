@@ -6,6 +6,7 @@ import pytest
 
 from edge.errors import ConfigError
 from edge.settings import load_settings
+from ledger.suite import SUITES, Suite
 
 MINIMAL = 'pilot = "city-air"\nsource = "station-1"\nkey_file = "keys/s1.key"\n'
 
@@ -78,21 +79,21 @@ def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml")
 
 
-def test_relay_devices_from_a_table_and_a_directory(tmp_path: Path) -> None:
+def test_relay_devices_from_a_table_and_a_directory(tmp_path: Path, suite: Suite) -> None:
     from edge.agent import load_relay
     from ledger.keys import key_id, write_key_pair
 
     conf = tmp_path / "conf"
-    one = write_key_pair(conf / "devices" / "hd-1.key")  # hd-1.key.pub
-    two = write_key_pair(conf / "elsewhere" / "hd-2.key")
+    one = write_key_pair(conf / "devices" / "hd-1.key", suite=suite)  # hd-1.key.pub
+    two = write_key_pair(conf / "elsewhere" / "hd-2.key", suite=suite)
     (conf / "devices" / "hd-3.pub").write_bytes((conf / "elsewhere" / "hd-2.key.pub").read_bytes())
     text = MINIMAL + '\n[relay]\ndevices_dir = "devices"\n'
     text += 'devices = { "hd-2" = "elsewhere/hd-2.key.pub" }\n'
     s = load_settings(write(tmp_path, text))
     assert s.relay.devices_dir == conf / "devices"
     assert s.relay.devices == {"hd-2": conf / "elsewhere" / "hd-2.key.pub"}
-    relay = load_relay(s.pilot, s.source, s.relay)
-    assert relay is not None
+    relay = load_relay(s.pilot, s.source, s.relay, suite)
+    assert relay is not None and relay.suite is suite
     assert relay.key_ids == {
         "hd-1": key_id(one.public_key()),
         "hd-2": key_id(two.public_key()),
@@ -118,3 +119,14 @@ def test_unusable_relay_settings_are_config_errors(tmp_path: Path, table: str, m
     s = load_settings(write(tmp_path, MINIMAL + f"\n[relay]\n{table}\n"))
     with pytest.raises(ConfigError, match=match):
         load_relay(s.pilot, s.source, s.relay)
+
+
+def test_a_relay_device_of_another_suite_is_a_config_error(tmp_path: Path, suite: Suite) -> None:
+    from edge.agent import load_relay
+    from ledger.keys import write_key_pair
+
+    other = next(s for s in SUITES.values() if s is not suite)
+    write_key_pair(tmp_path / "conf" / "devices" / "hd-1.key", suite=other)
+    s = load_settings(write(tmp_path, MINIMAL + '\n[relay]\ndevices_dir = "devices"\n'))
+    with pytest.raises(ConfigError, match=f"hd-1.*{suite.name}"):
+        load_relay(s.pilot, s.source, s.relay, suite)

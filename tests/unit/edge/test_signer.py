@@ -13,22 +13,36 @@ from edge.errors import InvalidInput
 from edge.signer import Signer
 from ledger.envelope import check_commitment, check_signature, parse_record, seal, uuid7
 from ledger.errors import InvalidEnvelope
-from ledger.hashing import leaf_hash
-from ledger.keys import generate_key
+from ledger.keys import generate_key, key_id
+from ledger.suite import ED25519_SHA256, SM2_SM3, SUITES, Suite
 from tests.support.drafts import NOW, air
 
 KEY = generate_key()
+#: A key of each suite, for the property tests (hypothesis takes no per-test fixture).
+KEYS = {s.name: generate_key(s) for s in SUITES.values()}
+OTHER = {ED25519_SHA256.name: SM2_SM3, SM2_SM3.name: ED25519_SHA256}
+#: A pseudonym and a Consent: a record about a person (its person commitment hashed too).
+PERSON = ("a" * 64, "consent-1")
 
 
-def test_sealed_records_verify_and_carry_their_leaf_hash() -> None:
-    key = generate_key()
+@pytest.mark.parametrize("about", ["nobody", "a person"])
+def test_sealed_records_verify_and_carry_their_leaf_hash(suite: Suite, about: str) -> None:
+    key = generate_key(suite)
     signer = Signer("city-air", "station-1", key)
-    sealed = signer.seal(Prepared("city.air-quality", air(), None, None, NOW), seq=7)
+    assert signer.suite is suite
+    subject, consent = PERSON if about == "a person" else (None, None)
+    sealed = signer.seal(Prepared("city.air-quality", air(), subject, consent, NOW), seq=7)
     record = parse_record(sealed.wire)
-    check_commitment(record)
+    check_commitment(record, suite)
     check_signature(record.header.canonical(), record.sig, key.public_key())
     assert (record.header.seq, record.header.id, record.header.key) == (7, sealed.id, signer.key_id)
-    assert sealed.leaf_hash == leaf_hash(record.header.canonical())
+    assert signer.key_id == key_id(key.public_key())
+    assert sealed.leaf_hash == suite.tree.leaf(record.header.canonical())
+    # The suite's own hash, not the other's: commitments and the leaf.
+    other = OTHER[suite.name]
+    assert sealed.leaf_hash != other.tree.leaf(record.header.canonical())
+    with pytest.raises(InvalidEnvelope):
+        check_commitment(record, other)
 
 
 def test_fields_that_cannot_make_an_envelope_are_invalid_input() -> None:
@@ -47,8 +61,8 @@ def test_oversize_records_are_refused() -> None:
     assert (err.value.reason, err.value.status) == ("oversize", 413)
 
 
-def test_resealing_changes_only_the_key_and_the_signature() -> None:
-    old_key, new_key = generate_key(), generate_key()
+def test_resealing_changes_only_the_key_and_the_signature(suite: Suite) -> None:
+    old_key, new_key = generate_key(suite), generate_key(suite)
     old = Signer("city-air", "station-1", old_key)
     new = Signer("city-air", "station-1", new_key)
     first = old.seal(Prepared("city.air-quality", air(), None, None, NOW), seq=7)
@@ -57,21 +71,22 @@ def test_resealing_changes_only_the_key_and_the_signature() -> None:
     before, after = parse_record(first.wire), parse_record(again.wire)
     assert after.header.model_dump(exclude={"key"}) == before.header.model_dump(exclude={"key"})
     assert after.body == before.body and after.header.key == new.key_id
+    check_commitment(after, suite)
     check_signature(after.header.canonical(), after.sig, new_key.public_key())
     assert (again.seq, again.id, again.leaf_hash) == (
         7,
         first.id,
-        leaf_hash(after.header.canonical()),
+        suite.tree.leaf(after.header.canonical()),
     )
     assert again.leaf_hash != first.leaf_hash
 
 
-def test_nothing_to_reseal() -> None:
-    key = generate_key()
+def test_nothing_to_reseal(suite: Suite) -> None:
+    key = generate_key(suite)
     signer = Signer("city-air", "station-1", key)
     mine = signer.seal(Prepared("city.air-quality", air(), None, None, NOW), seq=1)
     assert signer.reseal(mine.wire) is None
-    elsewhere = Signer("city-air", "station-2", generate_key()).reseal(mine.wire)
+    elsewhere = Signer("city-air", "station-2", generate_key(suite)).reseal(mine.wire)
     assert elsewhere is None
     assert signer.reseal(b'{"not": "a record"}') is None
 
@@ -91,6 +106,7 @@ times = st.sampled_from([NOW, "2026-05-01T08:30:00.123456Z", "1999-12-31T23:59:5
 type_ids = st.from_regex(r"\A[A-Za-z][A-Za-z0-9._-]{0,63}\Z")
 
 
+@pytest.mark.parametrize("suite_name", list(KEYS))
 @settings(max_examples=400, deadline=None)
 @given(
     payload=st.dictionaries(st.text(), json_values, max_size=6),
@@ -101,9 +117,17 @@ type_ids = st.from_regex(r"\A[A-Za-z][A-Za-z0-9._-]{0,63}\Z")
     pilot=st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,63}\Z"),
 )
 def test_the_fast_path_seals_the_bytes_the_envelope_module_does(
-    payload: dict[str, Any], type_id: str, observed: str, seq: int, salt: bytes, pilot: str
+    suite_name: str,
+    payload: dict[str, Any],
+    type_id: str,
+    observed: str,
+    seq: int,
+    salt: bytes,
+    pilot: str,
 ) -> None:
-    signer = Signer(pilot, "station-1", KEY)
+    key = KEYS[suite_name]
+    suite = SUITES[suite_name]
+    signer = Signer(pilot, "station-1", key)
     assert signer._fast is not None
     record_id = uuid7()
     fast = signer._fast.seal(
@@ -116,7 +140,7 @@ def test_the_fast_path_seals_the_bytes_the_envelope_module_does(
             seq=seq,
             type=type_id,
             payload=payload,
-            signing_key=KEY,
+            signing_key=key,
             observed_at=observed,
             record_id=record_id,
             salt=salt,
@@ -125,8 +149,14 @@ def test_the_fast_path_seals_the_bytes_the_envelope_module_does(
         assert fast is None  # left to the general way, which refuses it
         return
     assert fast is not None
+    if suite is SM2_SM3:
+        # SM2 signatures are randomised (GM/T 0003.2, k per signature): the same bytes but
+        # the signature, and each verifies.
+        record = parse_record(fast.wire)
+        check_signature(general.header.canonical(), record.sig, key.public_key())
+        general = general.model_copy(update={"sig": record.sig})
     assert fast.wire == general.to_wire()
-    assert fast.leaf_hash == leaf_hash(general.header.canonical())
+    assert fast.leaf_hash == suite.tree.leaf(general.header.canonical())
     assert general.header.canonical() == rfc8785.dumps(general.header.model_dump())
     assert (fast.id, fast.seq, fast.type_id) == (record_id, seq, type_id)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from ledger.suite import ED25519_SHA256, SM2_SM3, Suite
 from simulators.build import build_scenario, default_scenario
 from simulators.scenario import Scenario
 
@@ -22,3 +23,11 @@ def weekend() -> Scenario:
         pilots=["traffic-flow", "smart-parking"],
         scale="small",
     )
+
+
+@pytest.fixture(params=[ED25519_SHA256, SM2_SM3], ids=[ED25519_SHA256.name, SM2_SM3.name])
+def suite(request: pytest.FixtureRequest) -> Suite:
+    """Each crypto suite in turn: a test taking it runs once per suite (the project-wide
+    fixture's name and params, here for the tests of this folder)."""
+    value: Suite = request.param
+    return value

@@ -10,7 +10,8 @@ from pathlib import Path
 from edge.datatypes import TypeRegistry
 from edge.drafts import drafts_from_json, prepare
 from edge.relay import Relay
-from ledger.keys import load_public_key
+from ledger.keys import Ed25519PrivateKey, Sm2PrivateKey, load_public_key, raw_public
+from ledger.suite import ED25519_SHA256, SM2_SM3, Suite
 from simulators import build_scenario, device_ids
 from simulators.devices import RELAYS, device_id, device_key
 from simulators.homes import HomeDevices
@@ -18,6 +19,9 @@ from simulators.network import Network
 from simulators.params import CHRONIC_CARE
 from simulators.patients import roster
 from simulators.scenario import RecordEvent, Scenario
+
+#: GM/T 0003.5's n, the order of the SM2 curve's base point.
+SM2_ORDER = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
 
 
 def _readings(s: Scenario) -> list[RecordEvent]:
@@ -58,12 +62,27 @@ def test_each_device_is_relayed_by_its_hospitals_agent(demo: Scenario) -> None:
     assert {d.relay for d in header.devices} == set(RELAYS)
 
 
-def test_device_keys_are_deterministic_and_distinct(demo: Scenario) -> None:
+def test_device_keys_are_deterministic_and_distinct(demo: Scenario, suite: Suite) -> None:
     devices = device_ids(demo)
-    raw = {device_key(7, d).public_key().public_bytes_raw() for d in devices}
+    raw = {raw_public(device_key(7, d, suite).public_key()) for d in devices}
     assert len(raw) == len(devices)
-    again = device_key(7, devices[0]).public_key().public_bytes_raw()
-    assert again == device_key(7, devices[0]).public_key().public_bytes_raw()
+    assert all(suite.owns(device_key(7, d, suite)) for d in devices[:5])
+    again = raw_public(device_key(7, devices[0], suite).public_key())
+    assert again == raw_public(device_key(7, devices[0], suite).public_key())
+    assert again != raw_public(device_key(8, devices[0], suite).public_key())
+
+
+def test_an_sm2_device_key_is_a_valid_scalar_derived_from_the_seed() -> None:
+    key = device_key(7, "hd-0a1b2c3d4e", SM2_SM3)
+    assert isinstance(key, Sm2PrivateKey)
+    scalar = int.from_bytes(key.private_bytes_raw(), "big")
+    assert 1 <= scalar <= SM2_ORDER - 2
+    message = b"a reading"
+    key.public_key().verify(key.sign(message), message)
+    # Not the Ed25519 key's seed reused: the two suites' keys are derived apart.
+    ed = device_key(7, "hd-0a1b2c3d4e", ED25519_SHA256)
+    assert isinstance(ed, Ed25519PrivateKey)
+    assert key.private_bytes_raw() != ed.private_bytes_raw()
 
 
 def test_a_scenario_without_chronic_care_has_no_devices() -> None:
@@ -71,12 +90,13 @@ def test_a_scenario_without_chronic_care_has_no_devices() -> None:
     assert device_ids(city) == [] and city.header.devices == []
 
 
-def test_every_device_reading_is_what_its_relay_accepts(tmp_path: Path) -> None:
+def test_every_device_reading_is_what_its_relay_accepts(tmp_path: Path, suite: Suite) -> None:
     scenario = build_scenario(scale="small", hours=6)
-    network = Network("http://127.0.0.1:9", None, tmp_path)
+    network = Network("http://127.0.0.1:9", None, tmp_path, suite=suite)
     devices = HomeDevices(scenario.header, network)
+    assert devices.suite is suite
     relays = {
-        key: Relay(key[0], key[1], {p.stem: load_public_key(p) for p in d.glob("*.pub")})
+        key: Relay(key[0], key[1], {p.stem: load_public_key(p) for p in d.glob("*.pub")}, suite)
         for key, d in devices.write_keys(tmp_path).items()
     }
     assert {relay for _, relay in relays} == set(RELAYS)
