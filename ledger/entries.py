@@ -90,7 +90,11 @@ class RegistryEntry(_Entry):
     pilot: Slug | None = None
     source: Slug | None = None
     key_id: KeyId | None = None
-    public_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")] | None = None
+    #: Unpadded base64url of the raw public key: 32 bytes (Ed25519, 43 characters) or the
+    #: 65-byte SM2 point 0x04 || x || y (87 characters), the log's suite's (ledger.suite).
+    public_key: (
+        Annotated[str, Field(pattern=r"^(?:[A-Za-z0-9_-]{43}|[A-Za-z0-9_-]{87})$")] | None
+    ) = None
     valid_from: UtcTimestamp | None = None
     valid_until: UtcTimestamp | None = None
     detail: dict[str, Any] | None = None

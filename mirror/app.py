@@ -170,6 +170,7 @@ def status_of(mirror: Mirror) -> dict[str, Any]:
     verified = f.store.verified()
     return {
         "origin": f.log_key.name,
+        "suite": f.suite.name,
         "hub": f.hub.url,
         "cosigner": mirror.cosigner_vkey,
         "stored": f.store.stored,

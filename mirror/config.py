@@ -1,9 +1,14 @@
 """A mirror's directory: what ``swiftchain mirror init`` writes and ``run`` reads.
 
 ``mirror.json`` (the hub's URL, the pinned log verifier key, the mirror's cosigner name),
-``mirror.key`` (the cosigner's Ed25519 key, mode 0600), ``mirror.vkey`` (its cosignature/v1
+``mirror.key`` (the cosigner's key, mode 0600), ``mirror.vkey`` (its cosignature/v1
 verifier key, for the alliance's trust policy), ``ledger.db`` (the copy of the log). The log
 key is given at init and never taken from the hub; nothing here is silently replaced.
+
+The log key's kind tells the log's crypto suite (:mod:`ledger.suite`); the mirror's copy is
+a log of that suite, and its cosigner key is of that suite's kind too (Ed25519 for
+``ed25519-sha256``, SM2 for ``sm2-sm3``), so a national-profile alliance gets SM2
+cosignatures from its mirrors as it does from the hub.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ def init_mirror(directory: Path, hub: str, log_key: str, name: str = DEFAULT_NAM
     verifier = read_log_key(log_key)
     try:
         # The name's rules are the cosigner's (signed-note key names): check before writing.
-        CosignerSigner(name, generate_key())
+        CosignerSigner(name, generate_key(verifier.suite))
         config = MirrorConfig(hub=check_hub_url(hub), log_key=verifier.encode(), name=name)
     except (CheckpointError, ValidationError) as exc:
         raise MirrorConfigError(f"--name {name!r} is not a cosigner name: {exc}") from None
@@ -83,7 +88,7 @@ def init_mirror(directory: Path, hub: str, log_key: str, name: str = DEFAULT_NAM
         raise MirrorConfigError(f"{directory} already holds a mirror; use another --dir")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        key = write_key_pair(directory / KEY_FILE)
+        key = write_key_pair(directory / KEY_FILE, suite=verifier.suite)
         signer = CosignerSigner(name, key)
         (directory / VKEY_FILE).write_text(signer.verifier.encode() + "\n", encoding="utf-8")
         tmp = directory / (CONFIG_FILE + ".tmp")

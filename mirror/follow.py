@@ -9,6 +9,10 @@ checkpoint by a consistency proof from the page's end before it is written, in o
 transaction; (3) once every entry is held, the checkpoint is stored and cosigned as the
 *mirror checkpoint*. The mirror never signs before its entries are durably committed.
 
+Every hash is the log's crypto suite's, which the pinned log key tells
+(:attr:`ledger.checkpoint.NoteVerifier.suite`: SHA-256 for Ed25519, SM3 for SM2): leaf hashes,
+consistency proofs, the empty tree, the registry's keys and the mirror's own copy.
+
 A fork (:data:`mirror.plan.Action.FORK`, or a failed consistency proof between two signed
 checkpoints) stops following and cosigning for good: both checkpoints are kept as evidence,
 in the file's state and in ``fork-evidence.json`` beside it.
@@ -27,7 +31,6 @@ from typing import Any, Protocol
 
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
 from ledger.errors import CheckpointError, ProofError, StoreError
-from ledger.hashing import EMPTY_ROOT
 from ledger.proofs import verify_consistency
 from ledger.sigcheck import check_signatures
 from ledger.verify import RegistryKeys
@@ -69,7 +72,10 @@ class Follower:
         self.metrics = metrics
         self.poll_s = poll_s
         self.max_backoff_s = max_backoff_s
-        self.registry = RegistryKeys()
+        # The store's copy is of the same suite (MirrorStore opens it with the key's).
+        self.suite = log_key.suite
+        self.tree = self.suite.tree
+        self.registry = RegistryKeys(self.suite)
         for leaf in store.registry_leaves():
             self.registry.learn(json.loads(leaf))
         self.fork: dict[str, Any] | None = store.fork()
@@ -146,7 +152,7 @@ class Follower:
         new = HeldCheckpoint(Head(cp.size, cp.root_hash), note)
         self.hub_size = cp.size
         ref = self.store.reference()
-        reference = ref.head if ref is not None else Head(0, EMPTY_ROOT)
+        reference = ref.head if ref is not None else Head(0, self.tree.empty_root)
         stored = self.store.stored
         held_root = self.store.root(cp.size) if cp.size <= stored else None
         verdict = judge(new.head, reference, stored, held_root)
@@ -162,7 +168,7 @@ class Follower:
             proof = await self.hub.consistency(first, second)
             lower, upper = (reference, new.head) if second == cp.size else (new.head, reference)
             try:
-                verify_consistency(first, second, proof, lower.root, upper.root)
+                verify_consistency(first, second, proof, lower.root, upper.root, self.tree)
             except ProofError as exc:
                 self._forked(
                     f"the hub's checkpoint at size {cp.size} is not consistent with the one at"
@@ -188,7 +194,8 @@ class Follower:
             raise HubFault(f"asked for entries {start}..{end}, got {len(page.entries)}")
         checked = check_page(start, page.entries, self.registry)
         loop = asyncio.get_running_loop()
-        # Ed25519 in libsodium releases the GIL: the loop keeps serving meanwhile.
+        # Ed25519 in libsodium releases the GIL: the loop keeps serving meanwhile. SM2 in
+        # gmalglib holds it (ledger/sm2.py): on an sm2-sm3 log answers wait for the page.
         bad = await loop.run_in_executor(None, check_signatures, checked.signatures)
         if bad:
             raise HubFault(f"entry {min(bad)}: the record signature does not verify")
@@ -198,7 +205,7 @@ class Follower:
         try:
             if end < target.size:
                 proof = await self.hub.consistency(end, target.size)
-                verify_consistency(end, target.size, proof, root, target.root)
+                verify_consistency(end, target.size, proof, root, target.root, self.tree)
             elif root != target.root:
                 raise ProofError("the entries do not give the checkpoint's root")
         except ProofError as exc:

@@ -1,5 +1,6 @@
 """Checking one page of the hub's entries before any of it is written: indexes in order,
-each leaf's hash recomputed (RFC 9162 2.1.1), its kind, the public registry replayed from
+each leaf's hash recomputed (RFC 9162 2.1.1, in the log's suite's hash: the registry's,
+:class:`ledger.verify.RegistryKeys` ``suite``), its kind, the public registry replayed from
 ``registry`` leaves as :mod:`ledger.verify` does, and every record's signer looked up in it.
 The signatures themselves are checked in bulk by :func:`ledger.sigcheck.check_signatures`;
 the page's place in the hub's signed tree by a consistency proof (:mod:`mirror.follow`)."""
@@ -10,12 +11,10 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from hashlib import sha256
 from typing import Any
 
 from ledger.entries import ENTRY_KINDS
 from ledger.errors import KeyFileError
-from ledger.hashing import LEAF_PREFIX
 from ledger.publicapi import LedgerEntry
 from ledger.sigcheck import PendingSig
 from ledger.store import NewEntry, RecordColumns
@@ -35,7 +34,9 @@ class CheckedPage:
 
 
 def check_page(start: int, served: list[LedgerEntry], registry: RegistryKeys) -> CheckedPage:
-    """The page as entries to store; HubFault naming the first index that is wrong."""
+    """The page as entries to store; HubFault naming the first index that is wrong. The
+    log's suite is ``registry``'s: its tree hashes the leaves, its kind of key signs."""
+    tree = registry.suite.tree
     keys = registry.copy()
     entries: list[NewEntry] = []
     hashes: list[bytes] = []
@@ -48,9 +49,9 @@ def check_page(start: int, served: list[LedgerEntry], registry: RegistryKeys) ->
             leaf = base64.b64decode(e.leaf, validate=True)
         except (binascii.Error, ValueError):
             raise HubFault(f"entry {index}: the leaf is not base64") from None
-        leaf_hash = sha256(LEAF_PREFIX + leaf).digest()
+        leaf_hash = tree.leaf(leaf)
         if e.leaf_hash != leaf_hash.hex():
-            raise HubFault(f"entry {index}: leaf_hash is not SHA-256(0x00 || leaf)")
+            raise HubFault(f"entry {index}: leaf_hash is not {tree.name}(0x00 || leaf)")
         try:
             value = json.loads(leaf)
         except (ValueError, UnicodeDecodeError):

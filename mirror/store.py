@@ -8,6 +8,7 @@ mirror's own state sits in ``meta`` beside it, each value written in one durable
 the pending checkpoint (before any entry it covers is fetched), the cosigned mirror
 checkpoint (after the entries and the hub's checkpoint are stored), and fork evidence.
 Each page of entries is one transaction, so a kill -9 loses at most the page in flight.
+The copy is a log of the hub's crypto suite, the pinned log key's, fixed when it is made.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class MirrorStore:
     def __init__(self, path: Path, log_key: NoteVerifier) -> None:
         self._lock = _take_lock(path)
         try:
-            self.writer = LedgerWriter(path, origin=log_key.name)
+            # StoreError if the file is a copy of a log of another suite.
+            self.writer = LedgerWriter(path, origin=log_key.name, suite=log_key.suite)
             stored = self.writer.meta(LOG_KEY_META)
             if stored is None:
                 self.writer.set_meta(LOG_KEY_META, log_key.encode())
@@ -148,6 +150,7 @@ def read_state(path: Path) -> dict[str, Any]:
         fork = reader.meta(FORK_META)
         return {
             "origin": reader.meta("origin"),
+            "suite": reader.suite.name,
             "stored": reader.size(),
             "verified": latest.size if latest else 0,
             "pending": parse_checkpoint(pending).checkpoint.size if pending else None,

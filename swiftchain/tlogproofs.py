@@ -1,7 +1,9 @@
 """Getting a tlog-proof (c2sp.org/tlog-proof@v1) for one entry: from a ledger file, or from
 a hub's (or a mirror's) public ledger API alone, under the latest checkpoint exactly as it is
 stored or served (with whatever cosignatures it carries). Checking one is
-:func:`ledger.tlogproof.verify_proof`."""
+:func:`ledger.tlogproof.verify_proof`. The inclusion is checked before a proof is handed out,
+in the log's suite's hash: the ledger's (``meta`` ``suite``), or the one the hub's verifier key
+tells (``/api/v1/ledger/key``)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ledger.checkpoint import parse_checkpoint
+from ledger.checkpoint import NoteVerifier, parse_checkpoint
 from ledger.errors import CheckpointError, ProofError
 from ledger.store import LedgerReader
 from ledger.tlogproof import assemble_proof
@@ -52,13 +54,18 @@ def prove_from_ledger(path: Path | str, index: int) -> str:
             )
         inclusion = reader.inclusion_proof(index, size)
         leaf = bytes(reader.entry(index).leaf)
-        return assemble_proof(note, index, inclusion, leaf)
+        return assemble_proof(note, index, inclusion, leaf, reader.suite.tree)
 
 
 def prove_from_hub(url: str, index: int) -> str:
-    """The proof of entry ``index`` under the hub's latest checkpoint, from three public
-    reads (checkpoint, inclusion proof, the entry's leaf), so a mirror serving the same API
-    will do as well."""
+    """The proof of entry ``index`` under the hub's latest checkpoint, from four public
+    reads (the log's key, for its suite; checkpoint, inclusion proof, the entry's leaf), so a
+    mirror serving the same API will do as well."""
+    key_text = _get(url, "/api/v1/ledger/key").decode("utf-8", "replace").strip()
+    try:
+        tree = NoteVerifier.parse(key_text).suite.tree
+    except CheckpointError as exc:
+        raise HubReadError(f"{url} served a log key that is not one: {exc}") from None
     note = _get(url, "/api/v1/ledger/checkpoint").decode("utf-8", "replace")
     try:
         size = parse_checkpoint(note).checkpoint.size
@@ -80,7 +87,7 @@ def prove_from_hub(url: str, index: int) -> str:
             raise ValueError(f"asked for entry {index}, got {entry['index']}")
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise HubReadError(f"{url} answered a proof or entry that is malformed: {exc}") from None
-    return assemble_proof(note, index, inclusion, leaf)
+    return assemble_proof(note, index, inclusion, leaf, tree)
 
 
 def _get(url: str, path: str) -> bytes:

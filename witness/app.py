@@ -44,7 +44,7 @@ async def add_checkpoint(request: web.Request) -> web.Response:
     witness = request.app[WITNESS]
     loop = asyncio.get_running_loop()
     try:
-        # Ed25519 and a synchronous-FULL commit: off the event loop on purpose.
+        # Signature checks and a synchronous-FULL commit: off the event loop on purpose.
         lines = await loop.run_in_executor(None, witness.add_checkpoint, body)
     except SizeConflict as exc:
         return _text(409, f"{exc.known_size}\n", SIZE_TYPE)

@@ -2,7 +2,11 @@
 and what the witness knows of the log (c2sp.org/tlog-witness, "add-checkpoint"). Each
 refusal is the ``Rejection`` whose HTTP status the spec prescribes; acceptance returns the
 checkpoint to cosign. Persisting it (atomically, a compare-and-swap on the size the decision
-was made against) is ``witness.store``'s part."""
+was made against) is ``witness.store``'s part.
+
+A log's tree hash is its crypto suite's, which its verifier key tells
+(:attr:`ledger.checkpoint.NoteVerifier.suite`): SHA-256 for an Ed25519 key, SM3 (GM/T 0004)
+for an SM2 one, in RFC 9162's construction either way (:mod:`ledger.suite`)."""
 
 from __future__ import annotations
 
@@ -15,22 +19,36 @@ from cryptography.exceptions import InvalidSignature
 from ledger.checkpoint import SIG_PREFIX, Checkpoint, NoteVerifier
 from ledger.cosignature import note_body
 from ledger.errors import ProofError
-from ledger.hashing import EMPTY_ROOT
 from ledger.proofs import verify_consistency
+from ledger.suite import Suite
 
-from .errors import BadRequest, Inconsistent, NotTrusted, SizeConflict, UnknownLog
+from .errors import BadRequest, Inconsistent, LogConfigError, NotTrusted, SizeConflict, UnknownLog
 from .request import AddCheckpoint
 
 
 @dataclass(frozen=True)
 class LogView:
     """A witnessed log as the witness knows it: its trusted keys and the size and root of the
-    latest checkpoint cosigned for it (0 and the empty root before the first)."""
+    latest checkpoint cosigned for it (0 and the empty root before the first). Its keys are
+    of one crypto suite, the log's."""
 
     origin: str
     keys: tuple[NoteVerifier, ...]
     size: int
     root: bytes
+
+    def __post_init__(self) -> None:
+        if len({key.suite.name for key in self.keys}) > 1:
+            raise LogConfigError(
+                f"the keys of {self.origin!r} are of several crypto suites; a log has one"
+            )
+
+    @property
+    def suite(self) -> Suite:
+        """The log's crypto suite, its keys' (its tree's hash, its empty root)."""
+        if not self.keys:
+            raise LogConfigError(f"the log {self.origin!r} has no trusted key")
+        return self.keys[0].suite
 
 
 def check_signatures(request: AddCheckpoint, keys: tuple[NoteVerifier, ...]) -> tuple[str, ...]:
@@ -81,8 +99,9 @@ def decide(request: AddCheckpoint, log: LogView | None) -> Accepted:
         raise BadRequest(f"old size {old} is larger than the checkpoint size {size}")
     if old != log.size:
         raise SizeConflict(log.size)
-    if size == 0 and not hmac.compare_digest(root, EMPTY_ROOT):
-        # RFC 6962 2.1: the empty tree's hash is the hash of the empty string.
+    tree = log.suite.tree
+    if size == 0 and not hmac.compare_digest(root, tree.empty_root):
+        # RFC 9162 2.1.1: the empty tree's hash is the hash of the empty string (the suite's).
         raise Inconsistent("a checkpoint of size 0 must have the empty tree's root")
     if old == 0:
         if request.proof:
@@ -97,7 +116,7 @@ def decide(request: AddCheckpoint, log: LogView | None) -> Accepted:
             raise Inconsistent("a proof between equal sizes must be empty")
         return accepted
     try:
-        verify_consistency(old, size, list(request.proof), log.root, root)
+        verify_consistency(old, size, list(request.proof), log.root, root, tree)
     except ProofError as exc:
         raise Inconsistent(f"the consistency proof from {old} to {size} fails: {exc}") from None
     return accepted

@@ -1,6 +1,8 @@
 """The witness directory: its signing key (``witness.key``, PKCS#8 PEM, mode 0600, and
-``witness.key.pub``) and its state (``witness.db``). ``init_home`` makes one; ``open_home``
-refuses a directory that is not one, or whose key file others could read."""
+``witness.key.pub``; Ed25519 or SM2, the kind ``init_home`` was given) and its state
+(``witness.db``). ``init_home`` makes one; ``open_home`` refuses a directory that is not
+one, or whose key file others could read. The witness's key need not be of the suite of
+the logs it witnesses: a cosignature says its own type (ledger.cosignature)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 from ledger.cosignature import CosignatureError, CosignerSigner, CosignerVerifier
 from ledger.errors import KeyFileError
 from ledger.keys import generate_key, load_private_key, write_key_pair
+from ledger.suite import DEFAULT_SUITE, Suite
 
 from .errors import WitnessHomeError
 from .store import WitnessStore
@@ -19,11 +22,14 @@ KEY_FILE = "witness.key"
 DB_FILE = "witness.db"
 
 
-def init_home(directory: Path, name: str, now: int) -> CosignerVerifier:
-    """Make ``directory`` a witness called ``name``; its verifier key (vkey)."""
+def init_home(
+    directory: Path, name: str, now: int, *, suite: Suite = DEFAULT_SUITE
+) -> CosignerVerifier:
+    """Make ``directory`` a witness called ``name`` with a new key of ``suite``'s kind; its
+    verifier key (vkey)."""
     directory = Path(directory)
     try:
-        CosignerSigner(name, generate_key())
+        CosignerSigner(name, generate_key(suite))
     except CosignatureError as exc:
         raise WitnessHomeError(str(exc)) from None
     key_path, db_path = directory / KEY_FILE, directory / DB_FILE
@@ -34,7 +40,7 @@ def init_home(directory: Path, name: str, now: int) -> CosignerVerifier:
     except OSError as exc:
         raise WitnessHomeError(f"cannot create {directory}: {exc.strerror}") from None
     try:
-        key = write_key_pair(key_path)
+        key = write_key_pair(key_path, suite=suite)
     except KeyFileError as exc:
         raise WitnessHomeError(str(exc)) from None
     signer = CosignerSigner(name, key)

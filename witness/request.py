@@ -81,7 +81,7 @@ def parse_add_checkpoint(body: bytes) -> AddCheckpoint:
 
 def _hash(line: str, number: int) -> bytes:
     if not _HASH_B64.fullmatch(line):
-        raise BadRequest(f"proof line {number} is not a base64 SHA-256 hash")
+        raise BadRequest(f"proof line {number} is not a base64 32-byte hash")
     try:
         raw = base64.b64decode(line, validate=True)
     except (binascii.Error, ValueError):

@@ -1,6 +1,7 @@
 """The witness: an add-checkpoint request in, cosignature lines out, the state advanced in
-between (c2sp.org/tlog-witness). Blocking (Ed25519, an SQLite commit): the HTTP server
-calls it from an executor."""
+between (c2sp.org/tlog-witness). Blocking (signatures, an SQLite commit): the HTTP server
+calls it from an executor. The witness's own key may be Ed25519 or SM2, whatever the suite
+of the logs it witnesses (ledger.cosignature)."""
 
 from __future__ import annotations
 

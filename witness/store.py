@@ -21,8 +21,8 @@ from pathlib import Path
 
 from ledger.checkpoint import NoteVerifier
 from ledger.errors import CheckpointError
-from ledger.hashing import EMPTY_ROOT
 from ledger.sqlite import open_wal
+from ledger.suite import Suite
 
 from .decide import LogView
 from .errors import LogConfigError, SizeConflict, WitnessStorageError
@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS log (
 ) STRICT;
 CREATE TABLE IF NOT EXISTS log_key (
     origin TEXT NOT NULL REFERENCES log(origin),
-    vkey TEXT NOT NULL,                   -- the log's note verifier key (type 0x01)
+    vkey TEXT NOT NULL,                   -- the log's note verifier key (its suite's type)
     PRIMARY KEY (origin, vkey)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS refusal (
@@ -61,7 +61,8 @@ MAX_REFUSALS_PER_LOG = 1000
 
 
 def origin_sha256(origin: str) -> str:
-    """The monitoring path segment: lowercase hex SHA-256 of the origin (tlog-witness)."""
+    """The monitoring path segment: lowercase hex SHA-256 of the origin (tlog-witness,
+    "Monitor Retrieval Mechanism"), whatever the log's suite: the spec's hash, not the log's."""
     return sha256(origin.encode("utf-8")).hexdigest()
 
 
@@ -75,6 +76,14 @@ class LogRecord:
     cosigned_at: int | None
     added_at: int
     refusals: int
+
+    @property
+    def suite(self) -> Suite:
+        """The log's crypto suite, told by its key."""
+        try:
+            return NoteVerifier.parse(self.vkeys[0]).suite
+        except (CheckpointError, IndexError) as exc:
+            raise WitnessStorageError(f"the key of {self.origin!r} is unreadable: {exc}") from None
 
 
 class WitnessStore:
@@ -122,7 +131,8 @@ class WitnessStore:
 
     def add_log(self, origin: str, key: NoteVerifier, now: int) -> bool:
         """Witness ``origin`` with ``key``; False if exactly that is already configured.
-        LogConfigError if ``origin`` is witnessed with another key: never replaced."""
+        LogConfigError if ``origin`` is witnessed with another key: never replaced. The log
+        starts at size 0 with the empty root of the key's suite (RFC 9162 2.1.1)."""
         vkey = key.encode()
         with self._db("adding a log") as db:
             db.execute("BEGIN IMMEDIATE")
@@ -140,7 +150,7 @@ class WitnessStore:
             db.execute(
                 "INSERT INTO log (origin, origin_sha256, size, root, added_at)"
                 " VALUES (?, ?, 0, ?, ?)",
-                (origin, origin_sha256(origin), EMPTY_ROOT, now),
+                (origin, origin_sha256(origin), key.suite.tree.empty_root, now),
             )
             db.execute("INSERT INTO log_key (origin, vkey) VALUES (?, ?)", (origin, vkey))
             db.execute("COMMIT")

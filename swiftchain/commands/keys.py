@@ -1,4 +1,5 @@
-"""`swiftchain keys` verbs: make and show Ed25519 key pairs; make a master key for data keys."""
+"""`swiftchain keys` verbs: make and show key pairs of either crypto suite (Ed25519, SM2);
+make a master key for data keys."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import click
 from ledger.checkpoint import NoteSigner
 from ledger.datakeys import write_master_key
 from ledger.errors import KeyFileError
-from ledger.keys import key_id, load_private_key, public_key_b64, write_key_pair
+from ledger.keys import PrivateKey, key_id, load_private_key, public_key_b64, write_key_pair
+from ledger.suite import Suite, suite_of
 
 from .errors import friendly
+from .suite_option import suite_option
 
 #: The hub's default ``origin`` (gateway.settings.HubSettings): a hub signs its checkpoints
 #: under its origin, so that is the name its verifier key must carry. Kept here as text so
@@ -35,9 +38,16 @@ def _note_name(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
+def _describe(key: PrivateKey) -> None:
+    pub = key.public_key()
+    click.echo(f"suite: {suite_of(key).name} ({suite_of(key).key_kind} key)")
+    click.echo(f"key id: {key_id(pub)}")
+    click.echo(f"public key (base64url): {public_key_b64(pub)}")
+
+
 @click.group()
 def keys() -> None:
-    """Make and inspect Ed25519 key pairs for sources and the hub."""
+    """Make and inspect key pairs (Ed25519 or SM2) for sources and the hub."""
 
 
 @keys.command("new")
@@ -49,28 +59,30 @@ def keys() -> None:
     callback=_note_name,
     help="The name in the verifier key: the origin of the hub that signs with this key.",
 )
+@suite_option(
+    "The kind of key: ed25519 (suite ed25519-sha256) or sm2 (suite sm2-sm3, GM/T 0003.2);"
+    " a hub's key fixes its log's suite, which its sources' keys must share"
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing key (the old one is lost).")
 @friendly
-def new(path: Path, note_name: str, force: bool) -> None:
-    """Write a new key pair: PATH (private, mode 0600), PATH.pub, and the signed-note
-    verifier key (hub.key -> hub.vkey) that `swiftchain ledger verify --key` pins when
-    PATH is a hub's checkpoint key.
+def new(path: Path, note_name: str, suite: Suite, force: bool) -> None:
+    """Write a new key pair of the given suite: PATH (private, mode 0600), PATH.pub, and
+    the signed-note verifier key (hub.key -> hub.vkey) that `swiftchain ledger verify
+    --key` pins when PATH is a hub's checkpoint key.
 
-    Example: swiftchain keys new hub.key --note-name ledger.city.example/demo-zone
+    Example: swiftchain keys new hub.key --suite sm2 --note-name ledger.city.example/demo-zone
     """
     vkey = verifier_key_path(path)
     if not force and vkey.exists():
         raise KeyFileError(f"{vkey} already exists; refusing to overwrite a key")
-    key = write_key_pair(path, overwrite=force)
+    key = write_key_pair(path, overwrite=force, suite=suite)
     verifier = NoteSigner(note_name, key).verifier.encode()
     try:
         vkey.write_text(verifier + "\n", encoding="utf-8")
     except OSError as exc:
         raise KeyFileError(f"cannot write verifier key {vkey}: {exc.strerror}") from None
-    pub = key.public_key()
     click.echo(f"wrote {path}, {path}.pub and {vkey}")
-    click.echo(f"key id: {key_id(pub)}")
-    click.echo(f"public key (base64url): {public_key_b64(pub)}")
+    _describe(key)
     click.echo(f"verifier key: {verifier}")
 
 
@@ -83,14 +95,12 @@ def new(path: Path, note_name: str, force: bool) -> None:
 )
 @friendly
 def show(path: Path, note_name: str | None) -> None:
-    """Print a private key's id and public key.
+    """Print a private key's suite, id and public key.
 
     Example: swiftchain keys show hub.key --note-name swiftchain.example/log
     """
     key = load_private_key(path)
-    pub = key.public_key()
-    click.echo(f"key id: {key_id(pub)}")
-    click.echo(f"public key (base64url): {public_key_b64(pub)}")
+    _describe(key)
     if note_name:
         click.echo(f"verifier key: {NoteSigner(note_name, key).verifier.encode()}")
 

@@ -102,9 +102,10 @@ def verify(
     quiet: bool,
 ) -> None:
     """Recompute every leaf, node, root, checkpoint signature, record signature and body
-    commitment of LEDGER (a file's path, or a postgresql:// URL) from its own bytes alone
-    (and, with --policy, check that the newest checkpoint meets the alliance's quorum of
-    witnesses); exit 1 naming the first bad index or the quorum's shortfall, 2 if LEDGER,
+    commitment of LEDGER (a file's path, or a postgresql:// URL) from its own bytes alone,
+    in the log's crypto suite (ed25519-sha256 or sm2-sm3, named in the report), and, with
+    --policy, check that the newest checkpoint meets the alliance's quorum of
+    witnesses; exit 1 naming the first bad index or the quorum's shortfall, 2 if LEDGER,
     the key or the policy cannot be read at all. Bodies sealed under data keys are checked
     with --key-store; without it the log is verified all the same and they are counted.
 
@@ -229,6 +230,7 @@ def _as_dict(report: VerifyReport, elapsed: float) -> dict[str, object]:
         "ok": report.ok,
         "path": report.path,
         "origin": report.origin,
+        "suite": report.suite,
         "size": report.size,
         "root": base64.b64encode(report.root).decode() if report.root else None,
         "records": report.records,
@@ -254,7 +256,7 @@ def _as_dict(report: VerifyReport, elapsed: float) -> dict[str, object]:
 def _print(report: VerifyReport, elapsed: float) -> None:
     rate = report.size / elapsed if elapsed > 0 else 0.0
     root = base64.b64encode(report.root).decode() if report.root else "-"
-    click.echo(f"ledger {report.path} (origin {report.origin or 'unknown'})")
+    click.echo(f"ledger {report.path} (origin {report.origin or 'unknown'}, suite {report.suite})")
     click.echo(f"  entries      {report.size:,}   root {root}")
     click.echo(
         f"  records      {report.records:,}   signatures checked {report.signatures:,}"

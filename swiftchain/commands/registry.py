@@ -79,9 +79,14 @@ def _types(value: str) -> list[str]:
 KEY_FILE = click.option(
     "--key-file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The source's public key PEM (PATH.pub from `swiftchain keys new`).",
+    help="The source's public key PEM (PATH.pub from `swiftchain keys new`), of the log's"
+    " suite's kind.",
 )
-PUBLIC_KEY = click.option("--public-key", help="The public key as base64url raw 32 bytes.")
+PUBLIC_KEY = click.option(
+    "--public-key",
+    help="The public key as base64url of its raw bytes, of the log's suite: 32 for Ed25519,"
+    " the 65-byte point for SM2.",
+)
 VALID_FROM = click.option("--valid-from", help="RFC 3339 UTC; default now.")
 VALID_UNTIL = click.option("--valid-until", help="RFC 3339 UTC; default open-ended.")
 

@@ -11,11 +11,13 @@ import click
 
 from ledger.checkpoint import NoteVerifier
 from ledger.errors import CheckpointError
+from ledger.suite import Suite
 from witness.errors import LogConfigError
 from witness.home import init_home, open_home
 from witness.store import origin_sha256
 
 from .errors import friendly
+from .suite_option import suite_option
 
 _DIR = click.option(
     "--dir",
@@ -43,14 +45,19 @@ def witness() -> None:
     help="The witness's name in its cosignatures, a schema-less URL such as "
     "witness.hospital-a.example/w1 (no spaces, no '+').",
 )
+@suite_option(
+    "The kind of the witness's own key: ed25519 (cosignature type 0x04) or sm2 (the"
+    " sm2-sm3 cosignature type); either witnesses logs of either suite"
+)
 @friendly
-def init(directory: Path, name: str) -> None:
-    """Make DIR a witness called NAME: a new Ed25519 key (witness.key, mode 0600) and an
-    empty state; print its verifier key, which the log's operator configures.
+def init(directory: Path, name: str, suite: Suite) -> None:
+    """Make DIR a witness called NAME: a new key (witness.key, mode 0600; Ed25519 unless
+    --suite sm2) and an empty state; print its verifier key, which the log's operator
+    configures.
 
     Example: swiftchain witness init --dir witness-a --name witness.hospital-a.example/w1
     """
-    verifier = init_home(directory, name, int(time.time()))
+    verifier = init_home(directory, name, int(time.time()), suite=suite)
     click.echo(f"initialised witness {name} in {directory}")
     click.echo(f"verifier key: {verifier.encode()}")
 
@@ -59,7 +66,8 @@ def init(directory: Path, name: str) -> None:
 @_DIR
 @friendly
 def vkey(directory: Path) -> None:
-    """Print the witness's verifier key (name+key ID+base64 of type 0x04 and its key).
+    """Print the witness's verifier key (name+key ID+base64 of its cosignature type and
+    its key).
 
     Example: swiftchain witness vkey --dir witness-a
     """
@@ -78,8 +86,9 @@ def vkey(directory: Path) -> None:
 @friendly
 def add_log(directory: Path, log_vkey: str, origin: str | None) -> None:
     """Witness the log whose checkpoints VKEY signs (its signed-note verifier key,
-    origin+key ID+base64, as `swiftchain keys new` prints it). A log already witnessed with
-    another key is refused: a witness never replaces a log's key.
+    origin+key ID+base64, as `swiftchain keys new` prints it); the key's kind tells the
+    log's crypto suite, whose hash its consistency proofs are checked in. A log already
+    witnessed with another key is refused: a witness never replaces a log's key.
 
     Example: swiftchain witness add-log --dir witness-a "$(cat hub.vkey)"
     """
@@ -96,7 +105,7 @@ def add_log(directory: Path, log_vkey: str, origin: str | None) -> None:
     finally:
         store.close()
     if added:
-        click.echo(f"witnessing {origin} (key {key.encode()})")
+        click.echo(f"witnessing {origin} ({key.suite.name} log, key {key.encode()})")
     else:
         click.echo(f"already witnessing {origin} with that key; nothing changed")
 
@@ -106,8 +115,8 @@ def add_log(directory: Path, log_vkey: str, origin: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the logs as JSON.")
 @friendly
 def logs(directory: Path, as_json: bool) -> None:
-    """List the logs this witness witnesses: origin, key, the latest cosigned size and when,
-    and how many validly signed but inconsistent checkpoints it refused.
+    """List the logs this witness witnesses: origin, crypto suite, key, the latest cosigned
+    size and when, and how many validly signed but inconsistent checkpoints it refused.
 
     Example: swiftchain witness logs --dir witness-a
     """
@@ -120,6 +129,7 @@ def logs(directory: Path, as_json: bool) -> None:
         {
             "origin": r.origin,
             "origin_sha256": origin_sha256(r.origin),
+            "suite": r.suite.name,
             "keys": list(r.vkeys),
             "size": r.size,
             "root": base64.b64encode(r.root).decode(),
@@ -139,7 +149,7 @@ def logs(directory: Path, as_json: bool) -> None:
         else:
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.cosigned_at))
             cosigned = f"cosigned size {r.size} at {when}"
-        click.echo(f"{r.origin}: {cosigned}; refused as inconsistent {r.refusals}")
+        click.echo(f"{r.origin} ({r.suite.name}): {cosigned}; refused as inconsistent {r.refusals}")
         for k in r.vkeys:
             click.echo(f"  key {k}")
 

@@ -1,6 +1,7 @@
 """Build real ledgers the way the hub does: registry entries, signed records with bodies,
 signed checkpoints, erasures; in a SQLite file or a PostgreSQL database (a location of
-``ledger.store.location_of``). Used by ledger tests and bench/ledger.py."""
+``ledger.store.location_of``); of either crypto suite, the hub key's (``of_suite``). Used by
+ledger tests and bench/ledger.py."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from ledger.canonical import canonical_json
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.entries import ErasureEntry, RegistryEntry
 from ledger.envelope import SignedRecord, seal, utc_now
-from ledger.keys import Ed25519PrivateKey, generate_key, key_id, public_key_b64
+from ledger.keys import PrivateKey, generate_key, key_id, public_key_b64
 from ledger.keystore import KeyStore
 from ledger.schema import PG_SCHEMA, TABLES
 from ledger.store import LedgerWriter, NewEntry, location_of
+from ledger.suite import Suite, suite_of
 
 ORIGIN = "swiftchain.test/log"
 
@@ -32,10 +34,13 @@ def record_entry(record: SignedRecord) -> NewEntry:
 
 @dataclass
 class LedgerBuilder:
+    """The log's suite is its hub key's (the hub's, ``suite_of(hub key)``); the source key
+    must be of the same suite."""
+
     path: Path | str
     """Where the ledger is: a SQLite file's path, or a PostgreSQL URL."""
-    hub_key: Ed25519PrivateKey = field(default_factory=generate_key)
-    source_key: Ed25519PrivateKey = field(default_factory=generate_key)
+    hub_key: PrivateKey = field(default_factory=generate_key)
+    source_key: PrivateKey = field(default_factory=generate_key)
     pilot: str = "air-quality"
     source: str = "station-1"
     seq: int = 0
@@ -43,9 +48,16 @@ class LedgerBuilder:
     """The key store to seal under (None: bodies, openings and origins in the open)."""
 
     def __post_init__(self) -> None:
-        self.writer = LedgerWriter(self.path, origin=ORIGIN, keys=self.keys)
+        self.suite: Suite = suite_of(self.hub_key)
+        self.suite.require(self.source_key, "the source key")
+        self.writer = LedgerWriter(self.path, origin=ORIGIN, suite=self.suite, keys=self.keys)
         self.signer = NoteSigner(ORIGIN, self.hub_key)
         self.writer.set_meta("log_key", self.signer.verifier.encode())
+
+    @classmethod
+    def of_suite(cls, path: Path | str, suite: Suite, **fields: Any) -> LedgerBuilder:
+        """A builder of a new log of ``suite``: hub and source keys of that suite."""
+        return cls(path, hub_key=generate_key(suite), source_key=generate_key(suite), **fields)
 
     def register_source(self) -> None:
         pub = self.source_key.public_key()
@@ -123,7 +135,7 @@ class LedgerBuilder:
         leaf = ErasureEntry(
             at=utc_now(), actor="test", index=index, record=str(entry.index), reason="retention"
         )
-        sealed, opening = leaf.sealed()
+        sealed, opening = leaf.sealed(suite=self.suite)
         self.writer.append([NewEntry("erasure", sealed, opening=opening)], erase=[index])
         self.checkpoint()
 

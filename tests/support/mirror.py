@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ledger.keys import load_private_key, write_key_pair
+from ledger.keys import generate_key, load_private_key, write_key_pair
+from ledger.suite import DEFAULT_SUITE, Suite
 from mirror.config import init_mirror
 
 from .broker import DIE_WITH_PARENT, free_port
@@ -27,15 +28,19 @@ from .ledger_builder import ORIGIN, LedgerBuilder
 WAIT_S = 120.0
 
 
-def build_hub_dir(directory: Path, records: int, ledger: str | None = None) -> LedgerBuilder:
+def build_hub_dir(
+    directory: Path, records: int, ledger: str | None = None, suite: Suite = DEFAULT_SUITE
+) -> LedgerBuilder:
     """A hub directory whose ledger (``ledger.db``, or the PostgreSQL database at the URL
-    ``ledger``) holds a registered source and ``records`` records with a checkpoint every
-    1000, signed with the hub's own ``hub.key``; the builder is returned closed (reopen one
-    on the same ledger to append a different history)."""
+    ``ledger``) of ``suite`` holds a registered source and ``records`` records with a
+    checkpoint every 1000, signed with the hub's own ``hub.key``; the builder is returned
+    closed (reopen one on the same ledger to append a different history)."""
     directory.mkdir(parents=True, exist_ok=True)
-    write_key_pair(directory / "hub.key")
+    write_key_pair(directory / "hub.key", suite=suite)
     builder = LedgerBuilder(
-        ledger or directory / "ledger.db", hub_key=load_private_key(directory / "hub.key")
+        ledger or directory / "ledger.db",
+        hub_key=load_private_key(directory / "hub.key"),
+        source_key=generate_key(suite),
     )
     builder.register_source()
     builder.append_records(records)

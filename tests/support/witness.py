@@ -1,5 +1,6 @@
 """Witness test helpers: a small in-memory log (RFC 9162 reference definitions, signed
-checkpoints) for the pure decisions, and the add-checkpoint body a log sends."""
+checkpoints) for the pure decisions, and the add-checkpoint body a log sends. The log's hash
+is its key's suite's (SHA-256 for an Ed25519 key, SM3 for an SM2 one)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from dataclasses import dataclass, field
 
 from gateway.alliance.submission import request_body as format_add_checkpoint
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
-from ledger.hashing import EMPTY_ROOT, leaf_hash, node_hash
-from ledger.keys import Ed25519PrivateKey, generate_key
+from ledger.hashing import TreeHash
+from ledger.keys import PrivateKey, generate_key
+from ledger.suite import Suite, suite_of
 from ledger.tree import largest_power_of_two_below
 
 ORIGIN = "swiftchain.test/log"
@@ -20,9 +22,22 @@ class MemoryLog:
     history from a given size on (a split view)."""
 
     origin: str = ORIGIN
-    key: Ed25519PrivateKey = field(default_factory=generate_key)
+    key: PrivateKey = field(default_factory=generate_key)
     leaves: list[bytes] = field(default_factory=list)
     salt: bytes = b"main"
+    notes: dict[Checkpoint, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of_suite(cls, suite: Suite) -> MemoryLog:
+        return cls(key=generate_key(suite))
+
+    @property
+    def suite(self) -> Suite:
+        return suite_of(self.key)
+
+    @property
+    def tree(self) -> TreeHash:
+        return self.suite.tree
 
     @property
     def signer(self) -> NoteSigner:
@@ -30,7 +45,7 @@ class MemoryLog:
 
     def grow(self, n: int) -> MemoryLog:
         start = len(self.leaves)
-        self.leaves += [leaf_hash(self.salt + b"%d" % i) for i in range(start, start + n)]
+        self.leaves += [self.tree.leaf(self.salt + b"%d" % i) for i in range(start, start + n)]
         return self
 
     def fork(self, at: int, salt: bytes = b"fork") -> MemoryLog:
@@ -40,11 +55,11 @@ class MemoryLog:
         if end - start == 1:
             return self.leaves[start]
         k = largest_power_of_two_below(end - start)
-        return node_hash(self._mth(start, start + k), self._mth(start + k, end))
+        return self.tree.node(self._mth(start, start + k), self._mth(start + k, end))
 
     def root(self, size: int | None = None) -> bytes:
         size = len(self.leaves) if size is None else size
-        return EMPTY_ROOT if size == 0 else self._mth(0, size)
+        return self.tree.empty_root if size == 0 else self._mth(0, size)
 
     def _subproof(self, m: int, start: int, end: int, complete: bool) -> list[bytes]:
         # RFC 9162 2.1.4.1 SUBPROOF.
@@ -63,10 +78,15 @@ class MemoryLog:
         return self._subproof(first, 0, second, True)
 
     def note(self, size: int | None = None, *, signer: NoteSigner | None = None) -> str:
+        """The log's signed checkpoint of ``size``: one note per tree head, as a log serves
+        it (an SM2 signature is randomised, so signing again would give another note)."""
         size = len(self.leaves) if size is None else size
-        return sign_checkpoint(
-            Checkpoint(self.origin, size, self.root(size)), signer or self.signer
-        )
+        checkpoint = Checkpoint(self.origin, size, self.root(size))
+        if signer is not None:
+            return sign_checkpoint(checkpoint, signer)
+        if checkpoint not in self.notes:
+            self.notes[checkpoint] = sign_checkpoint(checkpoint, self.signer)
+        return self.notes[checkpoint]
 
     def request(self, old: int, size: int | None = None) -> bytes:
         """The add-checkpoint body from ``old`` to ``size`` (default: all leaves)."""

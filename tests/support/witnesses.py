@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ledger.suite import DEFAULT_SUITE, Suite
 from tests.support.broker import DIE_WITH_PARENT, free_port
 
 if TYPE_CHECKING:
@@ -43,8 +44,12 @@ class WitnessProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def init(self, log_vkey: str, origin: str) -> None:
-        _cli("witness", "init", "--dir", str(self.directory), "--name", self.name)
+    def init(self, log_vkey: str, origin: str, key_suite: Suite = DEFAULT_SUITE) -> None:
+        """``witness init`` (a key of ``key_suite``'s kind), ``vkey``, ``add-log``."""
+        _cli(
+            *("witness", "init", "--dir", str(self.directory), "--name", self.name),
+            *("--suite", key_suite.key_kind),
+        )
         self.vkey = _cli("witness", "vkey", "--dir", str(self.directory)).strip()
         _cli("witness", "add-log", "--dir", str(self.directory), log_vkey, "--origin", origin)
 
@@ -108,25 +113,37 @@ class Alliance:
 
 @contextmanager
 def alliance_hub(
-    tmp_path: Path, mqtt_url: str, origin: str, *, quorum: int = 2
+    tmp_path: Path,
+    mqtt_url: str,
+    origin: str,
+    *,
+    quorum: int = 2,
+    suite: Suite = DEFAULT_SUITE,
+    witness_suites: tuple[Suite, ...] | None = None,
 ) -> Iterator[Alliance]:
     """Three witnesses started, then a hub submitting its checkpoints to them (rounds every
-    0.05 s); everything stopped on exit."""
+    0.05 s); everything stopped on exit. The hub's key (and so its log) is of ``suite``; the
+    witnesses' keys of ``witness_suites`` (one each; default the log's)."""
     from ledger.checkpoint import NoteSigner
     from ledger.keys import load_private_key, write_key_pair
+    from ledger.store import LedgerWriter
     from tests.support.hub import thread_hub
 
     hub_dir = tmp_path / "hub"
     hub_dir.mkdir()
-    write_key_pair(hub_dir / "hub.key")
+    write_key_pair(hub_dir / "hub.key", suite=suite)
+    if suite is not DEFAULT_SUITE:
+        # The log is made of the key's suite before the hub opens it, so that what the
+        # witnesses are tested on does not hang on how a hub creates its log.
+        LedgerWriter(hub_dir / "ledger.db", origin=origin, suite=suite).close()
     log_vkey = NoteSigner(origin, load_private_key(hub_dir / "hub.key")).verifier.encode()
     witnesses = [
         WitnessProcess(tmp_path / f"w{i}", f"witness.member{i}.example/w", f"member-{i}")
         for i in range(3)
     ]
     try:
-        for w in witnesses:
-            w.init(log_vkey, origin)
+        for w, key_suite in zip(witnesses, witness_suites or (suite,) * 3, strict=True):
+            w.init(log_vkey, origin, key_suite)
             w.start()
         hub_policy = write_policy(tmp_path / "policy.txt", log_vkey, witnesses, quorum)
         agent_policy = write_policy(

@@ -1,6 +1,7 @@
 """A mirror following a real hub over real HTTP on 127.0.0.1: it catches up, keeps
 following a growing log, serves the same public ledger API (inclusion proofs equal to the
-hub's), cosigns what it holds, and its file verifies with ``swiftchain ledger verify``."""
+hub's), cosigns what it holds, and its file verifies with ``swiftchain ledger verify``; for a
+log of either crypto suite (an sm2-sm3 one is followed in SM3 and cosigned with SM2)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
 from ledger.cosignature import CosignerVerifier, verify_cosignatures
 from ledger.proofs import verify_inclusion
+from ledger.store import LedgerReader
+from ledger.suite import Suite
 from ledger.verify import verify_ledger
+from swiftchain.cli import cli
 from tests.support.broker import Mosquitto
 from tests.support.hub import SWIFTCHAIN, ThreadHub
 from tests.support.mirror import (
@@ -30,8 +35,8 @@ RECORDS = 2500
 
 
 @pytest.fixture
-def hub(tmp_path: Path, hub_broker: Mosquitto) -> Iterator[ThreadHub]:
-    build_hub_dir(tmp_path / "hub", RECORDS)
+def hub(tmp_path: Path, hub_broker: Mosquitto, suite: Suite) -> Iterator[ThreadHub]:
+    build_hub_dir(tmp_path / "hub", RECORDS, suite=suite)
     with built_hub(tmp_path / "hub", hub_broker.url) as running:
         yield running
 
@@ -51,14 +56,15 @@ def caught_up(mirror: MirrorProcess, size: int) -> bool:
 
 
 def test_a_mirror_catches_up_follows_and_serves_what_the_hub_serves(
-    hub: ThreadHub, mirror: MirrorProcess
+    hub: ThreadHub, mirror: MirrorProcess, suite: Suite, tmp_path: Path
 ) -> None:
     size = hub.get_json("/api/v1/ledger/entries?start=0&end=0")["size"]
     wait_for(lambda: caught_up(mirror, size), f"caught up to {size}")
+    assert mirror.status()["suite"] == suite.name
 
     # The log grows (registry changes are entries, each followed by a checkpoint).
     hub.add_org("alliance-member", "A member")
-    hub.register_source("city-air", "station-9", ["city.air-quality"])
+    hub.add_org("alliance-member-2", "Another member")
     grown = hub.get_json("/api/v1/ledger/entries?start=0&end=0")["size"]
     assert grown > size
     wait_for(lambda: caught_up(mirror, grown), f"caught up to {grown}")
@@ -83,6 +89,7 @@ def test_a_mirror_catches_up_follows_and_serves_what_the_hub_serves(
     cosigner = CosignerVerifier.parse((mirror.directory / "mirror.vkey").read_text())
     (cosigned,) = verify_cosignatures(note, [cosigner])
     assert cosigned.verifier.name == "test.mirror/m1"
+    assert cosigner.suite is suite  # the mirror cosigns with a key of the log's kind
     leaf = hub.get_json(f"/api/v1/ledger/entries?start={grown - 1}&end={grown}")["entries"][0]
     proof = get(mirror.url + f"/api/v1/ledger/proof/inclusion?index={grown - 1}&size={grown}")[1]
     verify_inclusion(
@@ -91,8 +98,23 @@ def test_a_mirror_catches_up_follows_and_serves_what_the_hub_serves(
         grown,
         [bytes.fromhex(h) for h in proof["proof"]],
         checkpoint.root_hash,
+        suite.tree,
     )
-    assert base64.b64decode(leaf["leaf"])
+    assert bytes.fromhex(leaf["leaf_hash"]) == suite.tree.leaf(base64.b64decode(leaf["leaf"]))
+
+    # A tlog-proof from the mirror alone, its cosignature counted by a policy naming it.
+    proof_file, policy = tmp_path / "entry.tlog-proof", tmp_path / "policy.txt"
+    policy.write_text(
+        f"log {hub.log_key}\nwitness test.mirror/m1 {cosigner.encode()}\nquorum test.mirror/m1\n"
+    )
+    runner = CliRunner()
+    made = runner.invoke(cli, ["ledger", "prove", "5", "--hub", mirror.url, "-o", str(proof_file)])
+    assert made.exit_code == 0, made.output
+    checked = runner.invoke(
+        cli, ["ledger", "check-proof", str(proof_file), "--policy", str(policy)]
+    )
+    assert checked.exit_code == 0, checked.output
+    assert "OK: entry 5 is in the log" in checked.output
 
     code, ready = get(mirror.url + "/readyz")
     assert code == 200 and ready["checkpoint_size"] == grown
@@ -115,7 +137,7 @@ def test_a_mirror_catches_up_follows_and_serves_what_the_hub_serves(
 
 
 def test_the_mirror_file_verifies_as_a_ledger_and_holds_no_body(
-    tmp_path: Path, hub: ThreadHub, mirror: MirrorProcess
+    tmp_path: Path, hub: ThreadHub, mirror: MirrorProcess, suite: Suite
 ) -> None:
     size = hub.get_json("/api/v1/ledger/entries?start=0&end=0")["size"]
     wait_for(lambda: caught_up(mirror, size), f"caught up to {size}")
@@ -124,6 +146,9 @@ def test_the_mirror_file_verifies_as_a_ledger_and_holds_no_body(
     report = verify_ledger(db, log_key=NoteVerifier.parse(hub.log_key))
     assert report.ok, report.problems
     assert report.leaves_only and report.signatures == RECORDS and report.bodies == 0
+    assert report.suite == suite.name
+    with LedgerReader(db) as reader:
+        assert reader.suite is suite
     import sqlite3
 
     conn = sqlite3.connect(db)
@@ -136,4 +161,4 @@ def test_the_mirror_file_verifies_as_a_ledger_and_holds_no_body(
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "a mirror's" in done.stdout
+    assert "a mirror's" in done.stdout and f"suite {suite.name})" in done.stdout

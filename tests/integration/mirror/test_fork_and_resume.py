@@ -1,7 +1,8 @@
 """A mirror's hostile world: a kill -9 mid-catch-up and a resume that fetches only what was
 missing; a hub restored from an old copy of its ledger and appended differently with the
 same key (a split view), detected: following and cosigning stop, both checkpoints are kept
-as evidence (state and file), ``/readyz`` is 503 with the reason and ``/metrics`` says so."""
+as evidence (state and file), ``/readyz`` is 503 with the reason and ``/metrics`` says so
+(on a log of either crypto suite)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.keys import load_private_key
+from ledger.keys import generate_key, load_private_key
+from ledger.suite import Suite
 from tests.support.broker import Mosquitto
 from tests.support.hub import SWIFTCHAIN
 from tests.support.ledger_builder import LedgerBuilder
@@ -65,10 +67,10 @@ def test_kill_9_mid_catch_up_resumes_without_refetching(
     ids=["same-size-other-root", "inconsistent-larger-tree"],
 )
 def test_a_hub_restored_and_appended_differently_is_a_fork(
-    tmp_path: Path, hub_broker: Mosquitto, rewritten: int, why: str
+    tmp_path: Path, hub_broker: Mosquitto, rewritten: int, why: str, suite: Suite
 ) -> None:
     hub_dir = tmp_path / "hub"
-    build_hub_dir(hub_dir, 500)
+    build_hub_dir(hub_dir, 500, suite=suite)
     backup = tmp_path / "backup.db"
     shutil.copyfile(hub_dir / "ledger.db", backup)
     mirror_dir = tmp_path / "mirror"
@@ -81,7 +83,11 @@ def test_a_hub_restored_and_appended_differently_is_a_fork(
         held_note = get(mirror.url + "/api/v1/ledger/checkpoint")[1]
     # The operator restores the old copy and appends something else, with the same key.
     restore(backup, hub_dir / "ledger.db")
-    other = LedgerBuilder(hub_dir / "ledger.db", hub_key=load_private_key(hub_dir / "hub.key"))
+    other = LedgerBuilder(
+        hub_dir / "ledger.db",
+        hub_key=load_private_key(hub_dir / "hub.key"),
+        source_key=generate_key(suite),
+    )
     for _ in range(rewritten):
         other.register_source()
     other.checkpoint()

@@ -1,5 +1,6 @@
 """A witness serving real HTTP on a free loopback port, and a real hub ledger (built the
-way the hub builds it) whose checkpoints and consistency proofs are submitted to it."""
+way the hub builds it) whose checkpoints and consistency proofs are submitted to it; of each
+crypto suite (``suite``: the log's, and the witness's own key's unless told otherwise)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aiohttp import web
 from gateway.alliance.submission import request_body as format_add_checkpoint
 from ledger.checkpoint import NoteSigner
 from ledger.store import LedgerReader
+from ledger.suite import Suite, suite_named
 from tests.support.ledger_builder import ORIGIN, LedgerBuilder
 from witness.app import create_app
 from witness.home import init_home
@@ -75,9 +77,15 @@ class HubLog:
         self.builder.close()
 
 
+@pytest.fixture(params=["ed25519-sha256", "sm2-sm3"])
+def suite(request: pytest.FixtureRequest) -> Suite:
+    """The log's crypto suite, for a test that holds on both."""
+    return suite_named(request.param)
+
+
 @pytest.fixture
-def hub_log(tmp_path: Path) -> Iterator[HubLog]:
-    builder = LedgerBuilder(tmp_path / "hub" / "ledger.db")
+def hub_log(tmp_path: Path, suite: Suite) -> Iterator[HubLog]:
+    builder = LedgerBuilder.of_suite(tmp_path / "hub" / "ledger.db", suite)
     builder.register_source()
     log = HubLog(builder)
     yield log
@@ -100,17 +108,16 @@ class Served:
 
 
 @pytest.fixture
-async def serve_witness(
-    tmp_path: Path,
-) -> AsyncIterator[Callable[..., object]]:
-    """``await serve_witness(**Witness kwargs)``: a witness directory in tmp_path served on
-    127.0.0.1 on a free port (the OS picks it: port 0)."""
+async def serve_witness(tmp_path: Path, suite: Suite) -> AsyncIterator[Callable[..., object]]:
+    """``await serve_witness(key_suite=..., **Witness kwargs)``: a witness directory in
+    tmp_path (its key of ``key_suite``, by default the log's suite) served on 127.0.0.1 on a
+    free port (the OS picks it: port 0)."""
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
-    async def start(**kwargs: object) -> Served:
+    async def start(key_suite: Suite = suite, **kwargs: object) -> Served:
         home = tmp_path / f"witness-{len(runners)}"
-        init_home(home, WITNESS_NAME, 1_700_000_000)
+        init_home(home, WITNESS_NAME, 1_700_000_000, suite=key_suite)
         witness = Witness.open(home, **kwargs)  # type: ignore[arg-type]
         runner = web.AppRunner(create_app(witness))
         await runner.setup()

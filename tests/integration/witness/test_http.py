@@ -1,6 +1,7 @@
 """The witness over real HTTP against a real hub ledger's checkpoints and proofs
 (c2sp.org/tlog-witness): growing checkpoints cosigned, the monitoring read, every refusal
-with its status and content type, a split view refused, racing requests."""
+with its status and content type, a split view refused, racing requests; each for a log of
+either crypto suite, and a witness key of either kind."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from gateway.alliance.submission import request_body as format_add_checkpoint
 from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint, verify_checkpoint
 from ledger.cosignature import attach_cosignatures, verify_cosignatures
 from ledger.keys import generate_key
+from ledger.suite import SUITES, Suite
 from tests.support.ledger_builder import ORIGIN
+from witness.store import origin_sha256
 
 from .conftest import WITNESS_NAME, HubLog, Served
 
@@ -153,7 +156,7 @@ async def test_refusals_over_http(serve_witness: Start, hub_log: HubLog) -> None
     )
     await expect(format_add_checkpoint(0, [], other), 404, "does not witness")
 
-    stranger = NoteSigner(ORIGIN, generate_key())
+    stranger = NoteSigner(ORIGIN, generate_key(hub_log.builder.suite))
     cp = Checkpoint(ORIGIN, hub_log.size, base64.b64decode(note.split("\n")[2]))
     await expect(format_add_checkpoint(0, [], sign_checkpoint(cp, stranger)), 403, "no signature")
     body, line = note.split("\n\n")
@@ -206,3 +209,25 @@ async def test_keep_alive_connection_serves_many_requests(
                 assert r.status == 200
                 await r.read()
             size = hub_log.size
+
+
+async def test_a_witness_key_of_the_other_kind_cosigns_the_same(
+    serve_witness: Start, hub_log: HubLog, suite: Suite
+) -> None:
+    """The witness's key need not be of the log's suite: its cosignatures carry their own
+    type (0x04 for Ed25519, the sm2-sm3 cosignature type for SM2), the log's proofs are
+    checked in the log's hash all the same, and the monitoring path is SHA-256(origin)."""
+    (other,) = (s for s in SUITES.values() if s is not suite)
+    w = await witnessing(serve_witness, hub_log, key_suite=other)
+    assert w.witness.verifier.suite is other
+    cosigned = 0
+    for step in (2, 5, 9):
+        hub_log.grow(step)
+        status, _, text = await w.add(hub_log.request(cosigned))
+        assert status == 200, text
+        cosigned = hub_log.size
+        (got,) = verify_cosignatures(attach_cosignatures(hub_log.note, text), [w.witness.verifier])
+        assert got.verifier.suite is other
+    async with w.session.get(f"{w.url}/{origin_sha256(ORIGIN)}/checkpoint") as r:
+        assert r.status == 200
+        assert verify_checkpoint(await r.text(), hub_log.signer.verifier).size == cosigned == 17

@@ -3,6 +3,7 @@ logs, serve; a kill -9 of the server and a restart keep every cosigned size."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import aiohttp
 from ledger.checkpoint import NoteSigner
 from ledger.cosignature import CosignerVerifier, attach_cosignatures, verify_cosignatures
 from ledger.keys import generate_key
+from ledger.suite import Suite
 from tests.support.broker import DIE_WITH_PARENT, free_port, wait_for_port
 from tests.support.ledger_builder import ORIGIN
 from witness.store import origin_sha256
@@ -50,12 +52,14 @@ def serving(home: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
         proc.communicate(timeout=30)
 
 
-def test_the_commands(tmp_path: Path, hub_log: HubLog) -> None:
+def test_the_commands(tmp_path: Path, hub_log: HubLog, suite: Suite) -> None:
     home = tmp_path / "w"
     made = run("init", "--dir", str(home), "--name", "witness.city.test/w1")
     assert made.returncode == 0, made.stderr
     vkey = made.stdout.split("verifier key: ")[1].strip()
     assert CosignerVerifier.parse(vkey).name == "witness.city.test/w1"
+    # An Ed25519 key unless told otherwise, whatever the logs it will witness.
+    assert CosignerVerifier.parse(vkey).suite.key_kind == "ed25519"
     assert stat.S_IMODE((home / "witness.key").stat().st_mode) == 0o600
     assert run("vkey", "--dir", str(home)).stdout.strip() == vkey
 
@@ -64,10 +68,10 @@ def test_the_commands(tmp_path: Path, hub_log: HubLog) -> None:
 
     log_vkey = hub_log.signer.verifier.encode()
     added = run("add-log", "--dir", str(home), log_vkey)
-    assert added.returncode == 0 and f"witnessing {ORIGIN}" in added.stdout
+    assert added.returncode == 0 and f"witnessing {ORIGIN} ({suite.name} log" in added.stdout
     same = run("add-log", "--dir", str(home), log_vkey)
     assert same.returncode == 0 and "nothing changed" in same.stdout
-    other = NoteSigner(ORIGIN, generate_key()).verifier.encode()
+    other = NoteSigner(ORIGIN, generate_key(suite)).verifier.encode()
     refused = run("add-log", "--dir", str(home), other)
     assert refused.returncode == 1 and "never replaces a log's key" in refused.stderr
     bad = run("add-log", "--dir", str(home), "not-a-vkey")
@@ -80,15 +84,18 @@ def test_the_commands(tmp_path: Path, hub_log: HubLog) -> None:
         {
             "origin": ORIGIN,
             "origin_sha256": origin_sha256(ORIGIN),
+            "suite": suite.name,
             "keys": [log_vkey],
             "size": 0,
-            "root": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+            "root": base64.b64encode(suite.tree.empty_root).decode(),
             "cosigned_at": None,
             "refused_inconsistent": 0,
         }
     ]
     text = run("logs", "--dir", str(home)).stdout
-    assert f"{ORIGIN}: never cosigned" in text and log_vkey in text
+    assert f"{ORIGIN} ({suite.name}): never cosigned" in text and log_vkey in text
+    if suite.name == "ed25519-sha256":
+        assert listed[0]["root"] == "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="  # SHA-256()
 
     missing = run("serve", "--dir", str(tmp_path / "nowhere"))
     assert missing.returncode == 1 and "witness init" in missing.stderr
@@ -132,3 +139,16 @@ async def test_kill_9_and_restart_keep_the_state(tmp_path: Path, hub_log: HubLog
             assert proc.wait(timeout=30) == 0
     listed = json.loads(run("logs", "--dir", str(home), "--json").stdout)
     assert listed[0]["size"] == 16
+
+
+def test_init_makes_a_key_of_the_suite_asked_for(tmp_path: Path) -> None:
+    for kind in ("sm2", "sm2-sm3", "ed25519", "ed25519-sha256"):
+        home = tmp_path / kind
+        made = run("init", "--dir", str(home), "--name", "witness.city.test/w1", "--suite", kind)
+        assert made.returncode == 0, made.stderr
+        vkey = CosignerVerifier.parse(made.stdout.split("verifier key: ")[1].strip())
+        assert kind in (vkey.suite.name, vkey.suite.key_kind)
+        assert CosignerVerifier.parse(run("vkey", "--dir", str(home)).stdout) == vkey
+    bad = run("init", "--dir", str(tmp_path / "x"), "--name", "w.test/w", "--suite", "rsa")
+    assert bad.returncode == 2 and "'rsa' is not a crypto suite" in bad.stderr
+    assert not (tmp_path / "x").exists()

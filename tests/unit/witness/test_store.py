@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.alliance.submission import request_body
 from ledger.cosignature import CosignerVerifier, verify_cosignatures
 from ledger.hashing import EMPTY_ROOT
-from ledger.keys import generate_key
+from ledger.keys import generate_key, load_private_key
+from ledger.suite import SM2_SM3, SUITES, Suite, suite_of
 from tests.support.witness import ORIGIN, MemoryLog
 from witness.errors import (
     Inconsistent,
@@ -172,4 +174,61 @@ def test_two_racing_requests_never_roll_back(home: Path) -> None:
     assert losers[0].known_size == winners[0]
     view = w.store.log_view(ORIGIN)
     assert view is not None and view.size == winners[0]
+    w.close()
+
+
+def test_init_makes_a_key_of_the_suite_asked_for(tmp_path: Path, suite: Suite) -> None:
+    vkey = init_home(tmp_path / "w", NAME, 1, suite=suite)
+    assert vkey.suite is suite
+    assert suite_of(load_private_key(tmp_path / "w" / KEY_FILE)) is suite
+    signer, store = open_home(tmp_path / "w")
+    assert signer.verifier == vkey
+    store.close()
+
+
+def test_a_new_log_starts_at_its_suites_empty_root(tmp_path: Path, suite: Suite) -> None:
+    store = WitnessStore(tmp_path / "s.db")
+    log = MemoryLog.of_suite(suite)
+    store.add_log(ORIGIN, log.signer.verifier, 1)
+    view = store.log_view(ORIGIN)
+    assert view is not None and view.suite is suite
+    assert (view.size, view.root) == (0, suite.tree.empty_root)
+    (row,) = store.logs()
+    assert row.suite is suite
+
+
+@pytest.mark.parametrize("witness_suite", list(SUITES))
+def test_a_witness_of_either_kind_cosigns_a_log_of_either_suite(
+    tmp_path: Path, suite: Suite, witness_suite: str
+) -> None:
+    init_home(tmp_path / "w", NAME, 1, suite=SUITES[witness_suite])
+    log = MemoryLog.of_suite(suite).grow(9)
+    w = Witness.open(tmp_path / "w", clock=lambda: 1_700_000_001.0)
+    w.store.add_log(ORIGIN, log.signer.verifier, 1)
+    first = w.add_checkpoint(log.request(0))
+    log.grow(8)
+    second = w.add_checkpoint(log.request(9))
+    # The cosignature is the witness key's kind, whatever the log's suite.
+    assert w.verifier.suite is SUITES[witness_suite]
+    (got,) = verify_cosignatures(log.note() + second, [w.verifier])
+    assert got.timestamp == 1_700_000_001
+    assert verify_cosignatures(log.note(9) + first, [w.verifier])
+    view = w.store.log_view(ORIGIN)
+    assert view is not None and (view.size, view.root) == (17, log.root())
+    w.close()
+
+
+def test_an_sm2_log_is_not_proven_with_sha256(home: Path) -> None:
+    """The same leaf hashes in a SHA-256 tree: a consistency proof that an ed25519-sha256
+    log would pass does not prove the sm2-sm3 log's checkpoint, and is kept as evidence."""
+    log = MemoryLog.of_suite(SM2_SM3).grow(9)
+    w = Witness.open(home)
+    w.store.add_log(ORIGIN, log.signer.verifier, 1)
+    w.add_checkpoint(log.request(0))
+    log.grow(8)
+    sha = MemoryLog(leaves=list(log.leaves))
+    with pytest.raises(Inconsistent, match="consistency proof"):
+        w.add_checkpoint(request_body(9, sha.proof(9, 17), log.note()))
+    assert [r[1] for r in w.store.refusals(ORIGIN)] == [422]
+    w.add_checkpoint(log.request(9))
     w.close()
