@@ -72,7 +72,9 @@ def make_witness(directory: Path, operator: str, log_vkey: str, origin: str) -> 
     """``swiftchain witness init`` and ``add-log`` of the hub's key, as the member does."""
     name = witness_name(operator)
     now = int(time.time())
-    vkey = init_home(directory, name, now).encode()
+    # A national-profile alliance's witnesses cosign with keys of the log's own kind.
+    suite = NoteVerifier.parse(log_vkey).suite
+    vkey = init_home(directory, name, now, suite=suite).encode()
     _, store = open_home(directory)
     try:
         store.add_log(origin, NoteVerifier.parse(log_vkey), now)

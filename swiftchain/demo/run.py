@@ -195,6 +195,7 @@ async def _replay_and_story(
         speed=options.speed,
         extra_clients=[(STORY_PILOT, AUDITOR, AUDITOR_ORG)],
         on_event=hooks.on_replay(len(scenario.events)),
+        suite=options.suite,
     )
     hooks.on_stage(
         "Checking the story: queries, withdrawal, audit, the witnesses' quorum, the mirror,"
