@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from ledger.checkpoint import NoteVerifier
 from ledger.entries import RegistryEntry
 from ledger.store import Blinded, Entry, LedgerReader, NewEntry
+from ledger.suite import Suite
 
 from .alliance.setup import open_witnessing
 from .alliance.witnessing import Witnessing
@@ -58,6 +59,8 @@ class LedgerPort(Protocol):
     def registry(self) -> Registry: ...
     @property
     def verifier(self) -> NoteVerifier: ...
+    @property
+    def suite(self) -> Suite: ...
     @property
     def checkpoints(self) -> Heads: ...
     def size(self) -> int: ...

@@ -8,6 +8,10 @@ by it, and a hub that finds it held waits as a standby (:func:`take_lease`).
 
 The key store (:func:`open_key_store`) is opened wherever the ledger is: the writer seals
 under it, and every reader of bodies opens them with it.
+
+The log's crypto suite (:mod:`ledger.suite`) is the suite of the hub's signing key: a new
+ledger is created in it, and a hub whose key is of another suite than its ledger's refuses
+to start (:func:`open_ledger`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from ledger.keys import load_private_key
 from ledger.keystore import KeyStore
 from ledger.lease import Lease
 from ledger.postgres import Url
-from ledger.store import LedgerReader, LedgerWriter
+from ledger.store import SUITE_META, LedgerReader, LedgerWriter
+from ledger.suite import Suite
 from ledger.verify import COPY_META, LEAVES_ONLY
 
 from .errors import ConfigError, HubRunningError
@@ -109,6 +114,11 @@ class HubLedger:
     def verifier(self) -> NoteVerifier:
         return self.signer.verifier
 
+    @property
+    def suite(self) -> Suite:
+        """The log's crypto suite: its hub key's, and its ledger's (they agree at open)."""
+        return self.writer.suite
+
     def size(self) -> int:
         return self.writer.size()
 
@@ -144,6 +154,26 @@ def load_signer(settings: HubSettings) -> NoteSigner:
         return NoteSigner(settings.origin, load_private_key(settings.signing_key))
     except LedgerError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def suite_refusal(settings: HubSettings, suite: Suite) -> ConfigError | None:
+    """Why a hub whose key is of ``suite`` cannot be the writer of its ledger, or None: an
+    existing log's suite is fixed when it is created (the ``suite`` row of its ``meta``;
+    none: an ``ed25519-sha256`` log of before suites)."""
+    try:
+        with LedgerReader(settings.ledger_location) as reader:
+            stored = reader.suite
+            # A log of before suites that is still empty takes the suite of its first hub.
+            if stored is suite or (reader.meta(SUITE_META) is None and reader.size() == 0):
+                return None
+    except LedgerError:
+        return None  # not a ledger at all, or out of reach: the writer's error says so
+    return ConfigError(
+        f"{settings.ledger_name} is an {stored.name} log, and this hub's signing key"
+        f" {settings.signing_key} is an {suite.key_kind} key, of suite {suite.name}: a log's"
+        " crypto suite is fixed when it is created; use the hub key that made the log (an"
+        f" {stored.key_kind} key), or start a new ledger"
+    )
 
 
 #: How long a starting hub waits for the previous writer of its ledger to exit.
@@ -213,6 +243,7 @@ def open_ledger(
     (None: as long as its holder lives, as a standby waits); the writer fences every commit
     with it. HubRunningError when the file lock or the lease stays held."""
     signer = load_signer(settings)
+    suite = signer.verifier.suite
     location = settings.ledger_location
     name = settings.ledger_name
     lock: WriterLock | None = None
@@ -224,19 +255,29 @@ def open_ledger(
     keys: KeyStore | None = None
     try:
         keys = open_key_store(settings)
+        try:
+            if lease is not None:
+                writer = LedgerWriter(
+                    location, origin=settings.origin, suite=suite, fence=lease.fence, keys=keys
+                )
+            else:
+                writer = LedgerWriter(
+                    location,
+                    origin=settings.origin,
+                    suite=suite,
+                    max_page_count=settings.max_page_count,
+                    keys=keys,
+                )
+        except StoreError:
+            # The writer refuses a log of another suite; say which key the hub has.
+            if (refusal := suite_refusal(settings, suite)) is not None:
+                raise refusal from None
+            raise
         if lease is not None:
-            writer = LedgerWriter(location, origin=settings.origin, fence=lease.fence, keys=keys)
             assert writer.conn is not None
             lease.sessions = [writer.conn.backend_pid()]
             writer.conn.on_reconnect.append(lease.writer_reconnected)
             lease.renew()
-        else:
-            writer = LedgerWriter(
-                location,
-                origin=settings.origin,
-                max_page_count=settings.max_page_count,
-                keys=keys,
-            )
         try:
             if writer.meta(COPY_META) == LEAVES_ONLY:
                 # A mirror's copy holds no bodies by design; a hub on it would serve a log
@@ -258,7 +299,7 @@ def open_ledger(
                     f" {log_key!r}; use the hub key that made the log"
                 )
             reader = LedgerReader(location, keys=keys)
-            registry = Registry.replay(reader.leaves("registry"), settings.pilots)
+            registry = Registry.replay(reader.leaves("registry"), settings.pilots, suite)
             checkpoints = Checkpointer(settings.origin, signer)
             stored_cp = reader.latest_checkpoint()
             if stored_cp is not None:

@@ -102,7 +102,10 @@ class HubSettings(BaseSettings):
     """On PostgreSQL: how long the sequencer may go without renewing its lease before a
     standby hub takes the log over (a killed hub's is taken at once: its sessions end)."""
     signing_key: Path = Path("hub.key")
-    """The hub's Ed25519 private key (PEM) that signs checkpoints."""
+    """The hub's private key (PEM) that signs checkpoints: Ed25519 or SM2 (``swiftchain keys
+    new --suite``). Its kind is the log's crypto suite (``ed25519-sha256``, ``sm2-sm3``),
+    fixed when the ledger is created: a hub whose key is of another suite than its
+    ledger's refuses to start."""
     pilots: list[str] = []
     """Pilots this hub serves; empty means: any pilot with a registered source."""
     max_page_count: Annotated[int, Field(ge=1)] | None = None

@@ -26,10 +26,12 @@ from typing import Any
 
 from fhir.resources.R4B.consent import Consent
 
+from ledger.canonical import canonical_json
 from ledger.entries import ConsentEntry
 from ledger.envelope import SignedRecord
 from ledger.errors import InvalidEnvelope
-from pilots import Pilot, StoredConsent, consent_hash, decide_writer, parse_consent
+from ledger.suite import DEFAULT_SUITE, Suite
+from pilots import Pilot, StoredConsent, decide_writer, parse_consent
 from pilots.consent import consent_json
 from pilots.errors import ConsentError
 from pilots.ingest import consent_in_force, needs_consent
@@ -93,6 +95,7 @@ class ConsentBook:
             if view.get("v") == 2 and "consent" not in view:
                 continue  # its opening is blinded: a Consent withdrawn with erasure
             try:
+                # An opened view: its person commitment is gone, nothing is hashed.
                 entry = ConsentEntry.from_leaf(view)
             except InvalidEnvelope:
                 log.error("consent entry %d does not parse; ignored", index)
@@ -116,6 +119,7 @@ class ConsentBook:
         if view.get("v") == 2 and "consent" not in view:
             return None
         try:
+            # An opened view (as the sequencer opened it): nothing is hashed.
             entry = ConsentEntry.from_leaf(view)
         except InvalidEnvelope:
             log.error("consent entry %d does not parse; ignored", index)
@@ -213,7 +217,10 @@ def _legacy_custodian(first: ConsentEntry, db: AccessDb) -> str | None:
     return client.org if client is not None and client.pilot == first.pilot else None
 
 
-def consent_bytes(consent: Consent) -> tuple[str, bytes]:
-    """(hash, stored JSON) of a Consent: the hash the ``consent`` entry commits to."""
+def consent_bytes(consent: Consent, suite: Suite = DEFAULT_SUITE) -> tuple[str, bytes]:
+    """(hash, stored JSON) of a Consent: the hash the ``consent`` entry commits to, hex
+    HASH(JCS(Consent)) in the log's ``suite``'s hash (SHA-256, as
+    :func:`pilots.consent_hash`; SM3 on an ``sm2-sm3`` log)."""
     document = consent_json(consent)
-    return consent_hash(consent), json.dumps(document, separators=(",", ":")).encode()
+    digest = suite.hexdigest(canonical_json(document))
+    return digest, json.dumps(document, separators=(",", ":")).encode()

@@ -188,7 +188,7 @@ class AccessControl:
             request=request[:512],
             count=count,
         )
-        leaf, opening = entry.sealed()
+        leaf, opening = entry.sealed(suite=hub.ledger.reader.suite)
         erased = self.erased_subject(entry.pilot, subject)
 
         def committed(done: list[Entry]) -> None:

@@ -40,6 +40,7 @@ ROUTES: Final = MappingProxyType(
         ("GET", "/metrics"): _P,
         ("GET", "/api/v1/openapi.json"): _P,
         # the public ledger and registry
+        ("GET", "/api/v1/ledger"): _P,
         ("GET", "/api/v1/ledger/checkpoint"): _P,
         ("GET", "/api/v1/ledger/key"): _P,
         ("GET", "/api/v1/ledger/entries"): _P,

@@ -91,11 +91,12 @@ async def _erase_due(hub: Hub, pilot: str, data_type: DataType, now: datetime) -
         if not due:
             return total
         stamp = utc_now()
+        suite = hub.ledger.reader.suite
         entries = []
         for body in due:
             leaf, opening = ErasureEntry(
                 at=stamp, actor=ACTOR, index=body.index, record=body.record, reason="retention"
-            ).sealed()
+            ).sealed(suite=suite)
             entries.append(NewEntry("erasure", leaf, opening=opening))
         await hub.sequencer.append(entries, erase=[body.index for body in due])
         total += len(due)

@@ -24,6 +24,7 @@ from aiohttp import web
 from ledger.errors import InvalidEnvelope
 from ledger.sealed import Opening, opened, subject_tag, unblind
 from ledger.store import Entry, LedgerReader
+from ledger.suite import Suite
 from pilots import can_audit, can_manage_consent
 
 from ..access.control import AccessControl
@@ -70,7 +71,7 @@ async def audit(request: web.Request) -> web.Response:
         reader = hub.ledger.reader
         openings = _openings(access, reader, pilot.id, subject)
         entries = [
-            _entry(reader.entry(index), opening)
+            _entry(reader.entry(index), opening, reader.suite)
             for index, opening in sorted(openings.items())[-limit:]
         ]
         # This read is itself an access entry about the person, committed before the answer
@@ -106,10 +107,11 @@ def _openings(
     return found
 
 
-def _entry(entry: Entry, opening: Opening | None) -> dict[str, Any]:
+def _entry(entry: Entry, opening: Opening | None, suite: Suite) -> dict[str, Any]:
     """One decision as the view shows it, with the opening (salt and fields) that lets the
-    reader check it against the public leaf (``leaf_hash``, an inclusion proof)."""
-    leaf = opened(json.loads(entry.leaf), opening)
+    reader check it against the public leaf (``leaf_hash``, an inclusion proof), its
+    commitment in the log's ``suite``."""
+    leaf = opened(json.loads(entry.leaf), opening, suite)
     break_glass = bool(leaf.get("break_glass", False))
     return {
         "opening": opening.public() if opening is not None else None,

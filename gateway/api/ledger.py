@@ -1,5 +1,6 @@
-"""The public ledger: signed checkpoint, verifier key, entries with exact leaf bytes,
-inclusion and consistency proofs (RFC 9162 2.1.3 and 2.1.4; hashes as hex), and an entry's
+"""The public ledger: what the log is (origin, crypto suite, verifier key), signed
+checkpoint, verifier key, entries with exact leaf bytes, inclusion and consistency proofs
+(RFC 9162 2.1.3 and 2.1.4; hashes as hex, in the log's suite's tree hash), and an entry's
 offline-verifiable proof (c2sp.org/tlog-proof@v1, text)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from ledger.tlogproof import MEDIA_TYPE, assemble_proof
 
 from ..appkeys import hub_of
 from ..errors import BadParameter, NotReady
+from .models import LogInfo
 from .params import int_param
 
 routes = web.RouteTableDef()
@@ -30,6 +32,23 @@ def _latest_note(request: web.Request) -> tuple[int, str]:
     if head is None:
         raise NotReady("no checkpoint signed yet")
     return head.size, head.note
+
+
+@routes.get("/api/v1/ledger")
+async def log_info(request: web.Request) -> web.Response:
+    """The log's origin, crypto suite, verifier key and size (docs/http.md)."""
+    ledger = hub_of(request).ledger
+    head = ledger.checkpoints.latest
+    info = LogInfo.model_validate(
+        {
+            "origin": ledger.verifier.name,
+            "suite": ledger.suite.name,
+            "log_key": ledger.verifier.encode(),
+            "size": ledger.size(),
+            "checkpoint_size": head.size if head is not None else None,
+        }
+    )
+    return web.json_response(text=info.model_dump_json())
 
 
 @routes.get("/api/v1/ledger/checkpoint")
@@ -94,5 +113,5 @@ async def tlog_proof(request: web.Request) -> web.Response:
         )
     reader = hub_of(request).ledger.reader
     proof = reader.inclusion_proof(index, size)
-    text = assemble_proof(note, index, proof, bytes(reader.entry(index).leaf))
+    text = assemble_proof(note, index, proof, bytes(reader.entry(index).leaf), reader.suite.tree)
     return web.Response(text=text, content_type=MEDIA_TYPE)

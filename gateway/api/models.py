@@ -3,7 +3,7 @@ both in ``/api/v1/openapi.json``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -34,6 +34,22 @@ class Health(_Wire):
     detail: str | None = None
     log_size: int | None = None
     checkpoint_size: int | None = None
+
+
+class LogInfo(_Wire):
+    """``GET /api/v1/ledger``: what a verifier needs to know of the log before its bytes."""
+
+    #: The checkpoint origin line and signed-note key name.
+    origin: str
+    #: The log's crypto suite (ledger/suite.py): its tree hash, commitments, key ids and
+    #: signatures, fixed when the log was created.
+    suite: Literal["ed25519-sha256", "sm2-sm3"]
+    #: The signed-note verifier key, as ``/api/v1/ledger/key`` serves it.
+    log_key: str
+    #: Entries committed.
+    size: int
+    #: Entries the latest signed checkpoint covers (None before the first).
+    checkpoint_size: int | None
 
 
 class OrgList(_Wire):

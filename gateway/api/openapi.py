@@ -139,6 +139,16 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {"200": {"description": "OpenAPI 3.1"}},
         }
     },
+    "/api/v1/ledger": {
+        "get": {
+            "summary": "The log: origin, crypto suite, verifier key, size",
+            "description": "suite is ed25519-sha256 (SHA-256 tree, Ed25519 signatures) or "
+            "sm2-sm3 (SM3 tree, SM2 signatures): the hash a verifier recomputes leaves, "
+            "proofs and commitments in, and the kind of key every source registers.",
+            "tags": ["ledger"],
+            "responses": {"200": model_response(m.LogInfo, "The log")},
+        }
+    },
     "/api/v1/ledger/checkpoint": {
         "get": {
             "summary": "Latest signed checkpoint (C2SP signed note)",
@@ -248,6 +258,7 @@ PATHS: dict[str, dict[str, Any]] = {
 SCHEMAS: tuple[type[BaseModel], ...] = (
     m.ErrorBody,
     m.Health,
+    m.LogInfo,
     m.LedgerEntry,
     m.EntriesPage,
     m.InclusionProof,

@@ -27,6 +27,7 @@ from ledger.entries import RegistryEntry
 from ledger.errors import StorageError, StoreError
 from ledger.sealed import PERSON, Opening
 from ledger.store import Blinded, Entry, LedgerReader, NewEntry
+from ledger.suite import Suite
 
 from ..errors import ConfigError
 from ..hub_ledger import LOG_KEY_META, open_key_store
@@ -83,6 +84,11 @@ class FrontLedger:
     committed_size: int = 0
     write_failure: str | None = None
 
+    @property
+    def suite(self) -> Suite:
+        """The log's crypto suite (its ledger's; its log key's too, checked at open)."""
+        return self.reader.suite
+
     def size(self) -> int:
         return self.committed_size
 
@@ -114,7 +120,12 @@ def open_front_ledger(settings: HubSettings) -> FrontLedger:
         if stored is None:
             raise ConfigError(f"{settings.ledger_name} has no log key: is its sequencer running?")
         verifier = NoteVerifier.parse(stored)
-        registry = Registry.replay(reader.leaves("registry"), settings.pilots)
+        if verifier.suite is not reader.suite:
+            raise ConfigError(
+                f"{settings.ledger_name} is an {reader.suite.name} log, but its log key is of"
+                f" {verifier.suite.name}: not a ledger a hub made"
+            )
+        registry = Registry.replay(reader.leaves("registry"), settings.pilots, reader.suite)
     except BaseException:
         reader.close()
         keys.close()

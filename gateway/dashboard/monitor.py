@@ -69,6 +69,7 @@ class DashboardMonitor:
         ledger = self.hub.ledger
         # The process's key store (the access openings and city bodies it shows are sealed).
         self._reader = LedgerReader(self.hub.settings.ledger_location, keys=ledger.reader.keys)
+        self.tally.suite = self._reader.suite
         self.verifier = IncrementalVerifier(ledger.verifier, self.hub.settings.origin)
         stored = self._reader.latest_checkpoint()
         head = ledger.checkpoints.latest
@@ -112,6 +113,7 @@ class DashboardMonitor:
             verifier=self.verifier,
             head_since=self._head_since,
             witnesses=self._witnesses(),
+            suite=self.tally.suite,
         )
         self.version += 1
         self.public_snapshot = public_summary(self.snapshot)
@@ -171,7 +173,7 @@ class DashboardMonitor:
         folded = self.tally.size
         leaves = [(i, leaf) for i, leaf in reader.leaves("consent") if i < folded]
         held = reader.openings([i for i, _ in leaves])
-        self.tally.consents = consent_states(leaves, held)
+        self.tally.consents = consent_states(leaves, held, reader.suite)
         # An erasure blinds the openings of the person's access entries too: their lines
         # for operators say whom and why no more.
         lines = reader.openings([d.index for d in self.tally.access if d.sealed])

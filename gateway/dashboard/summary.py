@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ledger.suite import DEFAULT_SUITE, Suite
+
 from .tally import AccessDecision, AirPoint, LogTally, ParkingPoint, TrafficPoint
 from .verification import IncrementalVerifier
 
@@ -457,6 +459,7 @@ def build_summary(
     verifier: IncrementalVerifier,
     head_since: float | None,
     witnesses: Mapping[str, Any] | None = None,
+    suite: Suite = DEFAULT_SUITE,
 ) -> dict[str, Any]:
     """The whole snapshot (``samples`` oldest first, at least one); ``witnesses`` is the
     hub's witness status (``gateway.alliance.witnessing.Witnessing.status``), when it has
@@ -474,7 +477,7 @@ def build_summary(
     return {
         "generated_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
         "now": round(now, 3),
-        "network": {"origin": origin, "status": status_of(found)},
+        "network": {"origin": origin, "suite": suite.name, "status": status_of(found)},
         "alerts": [{"level": a.level, "code": a.code, "message": a.message} for a in found],
         "ledger": {
             "size": sample.log_size,

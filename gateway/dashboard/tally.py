@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from ledger.errors import InvalidEnvelope
 from ledger.queries import TailEntry
 from ledger.sealed import PERSON, Opening, opened
+from ledger.suite import DEFAULT_SUITE, Suite
 
 AIR_QUALITY = "city.air-quality"
 TRAFFIC_FLOW = "city.traffic-flow"
@@ -102,6 +103,8 @@ class ParkingPoint:
 
 @dataclass
 class LogTally:
+    suite: Suite = DEFAULT_SUITE
+    """The log's crypto suite, whose hash an opening is checked against its leaf in."""
     size: int = 0
     """Entries folded so far (the next index expected)."""
     kinds: Counter[str] = field(default_factory=Counter)
@@ -263,7 +266,9 @@ def _series(table: dict[str, deque[P]], key: str) -> deque[P]:
 
 
 def consent_states(
-    leaves: Iterable[tuple[int, bytes]], openings: Mapping[int, Opening]
+    leaves: Iterable[tuple[int, bytes]],
+    openings: Mapping[int, Opening],
+    suite: Suite = DEFAULT_SUITE,
 ) -> Counter[str]:
     """Consents by state (``active``, ``withdrawn``, ``other``) from every consent leaf and
     the openings the hub holds of them (a v1 leaf is read as it is, a v2 leaf through its
@@ -282,7 +287,7 @@ def consent_states(
         if leaf is None:
             continue
         sealed = PERSON in leaf
-        view = opened(leaf, openings.get(index))
+        view = opened(leaf, openings.get(index), suite)
         consent = _text(view.get("consent"))
         if consent is not None:
             latest[(_text(view.get("pilot")) or "", consent)] = _consent_state(view)
@@ -309,7 +314,7 @@ def _access(tally: LogTally, row: TailEntry) -> None:
         return
     # The decision's counts are in the open; who it was about and why only in its opening
     # (none held: a v1 leaf, or one about a person since erased; the line says neither).
-    leaf = opened(sealed, _opening(row.opening))
+    leaf = opened(sealed, _opening(row.opening), tally.suite)
     decision = "allow" if leaf.get("decision") == "allow" else "deny"
     break_glass = leaf.get("break_glass") is True
     tally.access_counts[decision] += 1

@@ -1,6 +1,7 @@
 """The hub re-verifying its own log as it grows, over new entries only.
 
-Each leaf's stored hash is recomputed from its exact bytes (RFC 9162 2.1.1), the leaves are
+Each leaf's stored hash is recomputed from its exact bytes (RFC 9162 2.1.1, in the hash of
+the log's suite, which its verifier key tells: SHA-256, or SM3 on ``sm2-sm3``), the leaves are
 folded into a ``Frontier`` of our own (never the writer's), and whenever the frontier reaches
 the size of a signed checkpoint, the note's signature is checked with the hub's verifier key
 and its root compared with ours. "Verified up to N" means: the first N entries hash to the
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field
 
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
 from ledger.errors import LedgerError
-from ledger.hashing import leaf_hash
 from ledger.queries import TailEntry
 from ledger.tree import Frontier
 
@@ -30,12 +30,16 @@ class Failure:
 class IncrementalVerifier:
     verifier: NoteVerifier
     origin: str
-    frontier: Frontier = field(default_factory=Frontier)
+    #: The leaves hashed so far, in the tree hash of the log's suite (the verifier key's).
+    frontier: Frontier = field(init=False)
     verified_size: int = 0
     """Entries covered by the last checkpoint whose signature and root matched."""
     checkpoints: int = 0
     """Checkpoints checked so far."""
     failure: Failure | None = None
+
+    def __post_init__(self) -> None:
+        self.frontier = Frontier(tree=self.verifier.suite.tree)
 
     @property
     def size(self) -> int:
@@ -54,7 +58,7 @@ class IncrementalVerifier:
             if row.index != self.frontier.size:
                 self._fail(self.frontier.size, f"entry {self.frontier.size} is missing")
                 return
-            computed = leaf_hash(bytes(row.leaf))
+            computed = self.frontier.tree.leaf(bytes(row.leaf))
             if computed != bytes(row.leaf_hash):
                 self._fail(row.index, "stored leaf hash differs from the hash of the leaf bytes")
                 return

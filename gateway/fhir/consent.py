@@ -135,7 +135,8 @@ async def commit_consent(
     decided_on = hub.ledger.size()
     subject = _subject(consent)
     assert consent.id is not None
-    digest, stored = consent_bytes(consent)
+    suite = hub.ledger.reader.suite
+    digest, stored = consent_bytes(consent, suite)
     loop = asyncio.get_running_loop()
     # The access store commits with an fsync (or a round trip): off the event loop.
     await loop.run_in_executor(None, access.db.put_consent, digest, consent.id, pilot.id, stored)
@@ -152,7 +153,7 @@ async def commit_consent(
         erase=erase,
         custodian=custodian,
     )
-    leaf, opening = entry.sealed()
+    leaf, opening = entry.sealed(suite=suite)
     erased: list[HeldBody] = []
     blinded: list[Blinded] = []
     if erase:
@@ -175,7 +176,7 @@ async def commit_consent(
             index=body.index,
             record=body.record,
             reason="consent-withdrawn",
-        ).sealed()
+        ).sealed(suite=suite)
         entries.append(NewEntry("erasure", erasure, opening=held))
 
     def committed(done: list[Entry]) -> None:

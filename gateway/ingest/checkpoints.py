@@ -1,6 +1,7 @@
 """Signed checkpoints (C2SP tlog-checkpoint) of the hub's log.
 
-The sequencer signs one right after every committed batch (one Ed25519 signature per batch),
+The sequencer signs one right after every committed batch (one signature per batch, Ed25519
+or SM2 as the hub key is: ``NoteSigner`` takes either),
 so every ``accepted`` receipt carries a checkpoint that covers its index. The newest is kept
 in memory and served; ``persist_due`` hands it to the store at most once per interval, which
 keeps the extra fsyncs off the ingest path while a checkpoint is still written at least every

@@ -7,6 +7,10 @@ the payload's subject, consent hook; then, in a thread pool, the signature and t
 commitment. Duplicate ids and reused sequence numbers are decided by the sequencer, the one
 place that sees every record about to be committed.
 
+Signatures and commitments are the log's crypto suite's (:mod:`ledger.suite`): Ed25519 and
+SHA-256, or SM2 and SM3 on an ``sm2-sm3`` log, whose registry holds SM2 keys only (a record
+signed with a key of the other suite names a key the hub does not know: ``unknown_key``).
+
 Time comes from the hub, never from the record: the intake reads its clock when a message
 arrives and passes that ``received_at`` in; ``validity.py`` holds the rules it is judged by.
 """
@@ -16,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from hashlib import sha256
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -33,6 +36,7 @@ from ledger.envelope import (
 )
 from ledger.errors import InvalidEnvelope, SignatureError
 from ledger.keys import FastVerifier, b64url_decode
+from ledger.suite import Suite
 
 from ..errors import HubError
 from ..registry.state import Registry, parse_time
@@ -86,6 +90,8 @@ class Candidate:
     record: SignedRecord
     verifier: FastVerifier
     receipts_topic: str
+    #: The log's crypto suite, whose hash the record's commitments are in.
+    suite: Suite
 
 
 @dataclass(frozen=True)
@@ -206,7 +212,12 @@ def check_registry(
         )
     key = registry.keys.get(h.key)
     if key is None or (key.pilot, key.source) != (h.pilot, h.source):
-        raise Rejected("unknown_key", f"key {h.key!r} is not a key of {h.pilot}/{h.source}", h.id)
+        raise Rejected(
+            "unknown_key",
+            f"key {h.key!r} is not a key of {h.pilot}/{h.source} (this log's keys are"
+            f" {registry.suite.key_kind} keys, suite {registry.suite.name})",
+            h.id,
+        )
     refusal = key_refusal(
         KeyPeriod.of(key),
         observed_at=parse_time(h.observed_at),
@@ -310,13 +321,15 @@ def precheck(
     check_subject(record)
     h = record.header
     consent_check(record, registry.sources[(h.pilot, h.source)].org)
-    return Candidate(record, verifier, receipts_topic(h.pilot, h.source))
+    return Candidate(record, verifier, receipts_topic(h.pilot, h.source), registry.suite)
 
 
 def verify(candidate: Candidate) -> Verified:
-    """Signature over JCS(header), then the body's commitment. Raises Rejected.
+    """Signature over JCS(header), then the body's commitments, in the log's suite.
+    Raises Rejected.
 
-    Runs in a worker thread: Ed25519 releases the GIL.
+    Runs in a worker thread: Ed25519 (libsodium) releases the GIL; SM2 (gmalglib, whose
+    C calls hold it) does not, so on an ``sm2-sm3`` log the threads take turns.
     """
     record = candidate.record
     rid = record.header.id
@@ -333,12 +346,14 @@ def verify(candidate: Candidate) -> Verified:
     except InvalidEnvelope as exc:
         raise Rejected("invalid_envelope", exc.detail, rid) from None
     salt = b64url_decode(record.body.salt)
-    if sha256(salt + payload).hexdigest() != record.header.commitment:
+    suite = candidate.suite
+    # docs/wire.md: commitment = hex HASH(salt || JCS(payload)), HASH the log's suite's.
+    if suite.hexdigest(salt + payload) != record.header.commitment:
         raise Rejected("commitment_mismatch", "payload and salt do not match commitment", rid)
     header = record.header
     if isinstance(header, RecordHeaderV2) and header.person is not None:
         opening = record.opening()
-        if opening is None or not opening.opens(header.person):
+        if opening is None or not opening.opens(header.person, suite):
             raise Rejected(
                 "commitment_mismatch", "body.person does not open the person commitment", rid
             )

@@ -69,7 +69,8 @@ class Intake:
         self.consent_check = consent_check
         self.rules = rules
         self.clock = clock
-        # Ed25519 verification releases the GIL, so these threads run it in parallel. With
+        # Ed25519 verification releases the GIL, so these threads run it in parallel (SM2's
+        # through gmalglib holds it: on an sm2-sm3 log they take turns). With
         # no threads (a front end among several processes, which are the parallelism), the
         # records taken in one turn of the event loop are verified together on it: no
         # hand-off to a thread and back per chunk.

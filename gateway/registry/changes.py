@@ -1,6 +1,9 @@
 """Registry changes: the request shapes the admin API and the CLI take, and the pure
 ``plan_*`` functions that check a change against the current registry and return the ledger
 entries that make it, in the shape the offline verifier reads (``ledger.entries.RegistryEntry``).
+
+A source's keys are of the log's crypto suite (:mod:`ledger.suite`); a key of the other one
+is refused (``key_suite_mismatch``): its records could never verify on this log.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ledger.entries import RegistryEntry
 from ledger.envelope import KeyId, Slug, TypeId, UtcTimestamp, describe_validation_error, utc_now
 from ledger.errors import KeyFileError
-from ledger.keys import Ed25519PublicKey, key_id, public_key_b64, public_key_from_b64
+from ledger.keys import PublicKey, key_id, public_key_b64, public_key_from_b64
+from ledger.suite import Suite, suite_of
 
 from ..errors import RegistryError
 from .state import ROTATED, Registry, Source, parse_time
 
-PublicKeyB64 = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")]
+#: The raw public key, unpadded base64url: 43 characters for Ed25519's 32 bytes, 87 for an
+#: SM2 point's 65 (0x04 || x || y). Which one a hub takes is its log's suite's.
+PublicKeyB64 = Annotated[str, Field(pattern=r"^(?:[A-Za-z0-9_-]{43}|[A-Za-z0-9_-]{87})$")]
 Reason = Annotated[str, Field(max_length=256)]
 
 
@@ -92,11 +98,20 @@ def _name(name: str | None) -> dict[str, Any] | None:
     return {"name": name} if name else None
 
 
-def _public_key(text: str) -> Ed25519PublicKey:
+def _public_key(text: str, suite: Suite) -> PublicKey:
+    """The key in ``text``, which must be of the log's ``suite``."""
     try:
-        return public_key_from_b64(text)
+        key = public_key_from_b64(text)
     except KeyFileError as exc:
         raise RegistryError("invalid_public_key", str(exc)) from None
+    if (kind := suite_of(key)) is not suite:
+        raise RegistryError(
+            "key_suite_mismatch",
+            f"the public key is an {kind.key_kind} key, of suite {kind.name}; this hub's log is"
+            f" of suite {suite.name} and takes {suite.key_kind} keys only (make one with:"
+            f" swiftchain keys new --suite {suite.key_kind} FILE)",
+        )
+    return key
 
 
 def _key_add(
@@ -110,7 +125,8 @@ def _key_add(
     valid_from: str | None,
     valid_until: str | None,
 ) -> RegistryEntry:
-    kid = key_id(_public_key(public_key))
+    key = _public_key(public_key, registry.suite)
+    kid = key_id(key)
     if kid in registry.keys:
         raise RegistryError("key_exists", f"key {kid} is already registered; use a new key")
     start = _time(valid_from or at, "valid_from")
@@ -125,7 +141,7 @@ def _key_add(
         pilot=pilot,
         source=source,
         key_id=kid,
-        public_key=public_key_b64(_public_key(public_key)),
+        public_key=public_key_b64(key),
         valid_from=start,
         valid_until=valid_until,
     )

@@ -47,4 +47,4 @@ def read_registry(settings: HubSettings) -> Registry:
             raise
         return empty  # a database without the ledger's tables yet
     with reader:
-        return Registry.replay(reader.leaves("registry"), settings.pilots)
+        return Registry.replay(reader.leaves("registry"), settings.pilots, reader.suite)

@@ -3,21 +3,25 @@
 The log is the truth: the hub derives this state at startup by replaying every registry
 leaf in index order, and applies each new change only after its entry is committed
 (``changes.py`` plans the changes).
+
+Every key is of the log's crypto suite (:mod:`ledger.suite`): Ed25519 on an
+``ed25519-sha256`` log, SM2 on an ``sm2-sm3`` one; ``changes.py`` refuses any other.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from ledger.keys import (
-    Ed25519PublicKey,
-    FastVerifier,
-    public_key_from_b64,
-)
+from ledger.errors import KeyFileError
+from ledger.keys import FastVerifier, PublicKey, public_key_from_b64
+from ledger.suite import DEFAULT_SUITE, Suite
+
+log = logging.getLogger("swiftchain.hub.registry")
 
 #: The reason a rotation's ``key.revoke`` entries carry: the key ended as planned, which
 #: keeps the pilot's late-delivery window (a revocation for any other reason does not).
@@ -59,7 +63,7 @@ class Key:
     pilot: str
     source: str
     public_key_b64: str
-    public_key: Ed25519PublicKey = field(repr=False)
+    public_key: PublicKey = field(repr=False)
     valid_from: str
     valid_until: str | None
     index: int
@@ -68,7 +72,8 @@ class Key:
     verifier: FastVerifier = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # libsodium verification, made once per key: ingest checks every record with it.
+        # Made once per key (libsodium for Ed25519, gmalglib for SM2): ingest checks every
+        # record with it.
         self.verifier = FastVerifier(self.public_key)
 
     def valid_at(self, when: datetime) -> bool:
@@ -99,13 +104,20 @@ class Registry:
     sources: dict[tuple[str, str], Source] = field(default_factory=dict)
     keys: dict[str, Key] = field(default_factory=dict)
     configured_pilots: frozenset[str] = frozenset()
+    #: The log's crypto suite: every key registered is of it.
+    suite: Suite = DEFAULT_SUITE
     #: The index of the last registry entry applied.
     applied: int = -1
     _source_pilots: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def replay(cls, leaves: Iterable[tuple[int, bytes]], pilots: Iterable[str] = ()) -> Registry:
-        registry = cls(configured_pilots=frozenset(pilots))
+    def replay(
+        cls,
+        leaves: Iterable[tuple[int, bytes]],
+        pilots: Iterable[str] = (),
+        suite: Suite = DEFAULT_SUITE,
+    ) -> Registry:
+        registry = cls(configured_pilots=frozenset(pilots), suite=suite)
         for index, leaf in leaves:
             registry.apply(index, json.loads(leaf))
         return registry
@@ -149,12 +161,19 @@ class Registry:
                 found.revoked_at = at
         elif action == "key.add":
             kid = str(leaf["key_id"])
+            try:
+                public_key = public_key_from_b64(str(leaf["public_key"]), self.suite)
+            except KeyFileError as exc:
+                # Never planned by this hub (``changes.py`` refuses it): a key the log's
+                # verifier refuses too, so no record signed with it is accepted.
+                log.error("registry entry %d adds an unusable key (%s); ignored", index, exc)
+                return
             self.keys[kid] = Key(
                 key_id=kid,
                 pilot=str(leaf["pilot"]),
                 source=str(leaf["source"]),
                 public_key_b64=str(leaf["public_key"]),
-                public_key=public_key_from_b64(str(leaf["public_key"])),
+                public_key=public_key,
                 valid_from=str(leaf.get("valid_from") or at),
                 valid_until=leaf.get("valid_until"),
                 index=index,

@@ -147,6 +147,7 @@ class PublicCrawl:
             "/.well-known/smart-configuration",
             "/oauth/jwks",
             "/fhir/metadata",
+            "/api/v1/ledger",
             "/api/v1/ledger/checkpoint",
             "/api/v1/ledger/key",
         ):

@@ -99,6 +99,18 @@ async def test_checkpoint_and_key(client: Client) -> None:
     assert cp.size == 0 and cp.origin == "swiftchain.local/ledger"
     hub = client.app[HUB]
     assert hub.ledger.reader.meta("log_key") == key
+    # The log's metadata: its suite is the default one, SHA-256 and Ed25519.
+    info = await (await client.get("/api/v1/ledger")).json()
+    assert info == {
+        "origin": "swiftchain.local/ledger",
+        "suite": "ed25519-sha256",
+        "log_key": key,
+        "size": 0,
+        "checkpoint_size": 0,
+    }
+    await add_source(client)
+    grown = await (await client.get("/api/v1/ledger")).json()
+    assert grown["size"] == 3 and grown["suite"] == "ed25519-sha256"
 
 
 @pytest.mark.parametrize(

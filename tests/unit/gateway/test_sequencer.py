@@ -23,6 +23,7 @@ from ledger.envelope import seal
 from ledger.errors import StorageError, StoreError
 from ledger.keys import FastVerifier, generate_key, public_key_b64, write_key_pair
 from ledger.store import NewEntry
+from ledger.suite import ED25519_SHA256
 
 KEY = generate_key()
 
@@ -50,7 +51,14 @@ class Harness:
             record_id=record_id,
         )
         self.sequencer.submit(
-            verify(Candidate(rec, FastVerifier(KEY.public_key()), "swiftchain/v1/p/s/receipts"))
+            verify(
+                Candidate(
+                    rec,
+                    FastVerifier(KEY.public_key()),
+                    "swiftchain/v1/p/s/receipts",
+                    ED25519_SHA256,
+                )
+            )
         )
         return rec.header.id
 

@@ -268,7 +268,7 @@ def test_build_summary_is_plain_json_with_every_panel() -> None:
         "consents",
         "access",
     }
-    assert summary["network"] == {"origin": "o", "status": "ok"}
+    assert summary["network"] == {"origin": "o", "suite": "ed25519-sha256", "status": "ok"}
     assert summary["rates"]["per_pilot"] == {"city": 0.3}
     assert summary["checkpoint"]["root"] == "01" * 32
     __import__("json").dumps(summary)
