@@ -90,6 +90,13 @@ def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["ed25519-sha256", "sm2-sm3"], ids=["ed25519-sha256", "sm2-sm3"])
+def suite(request: pytest.FixtureRequest) -> str:
+    """Each crypto suite a log can have (ledger/suite.py): tests taking it run once per
+    suite, with keys of its kind."""
+    return str(request.param)
+
+
 @pytest.fixture
 def store_url(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """Where a test's ledger lives, on each store in turn: a SQLite file in ``tmp_path``, or

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger.keys import b64url_encode, public_key_b64, write_key_pair
+from ledger.keys import b64url_encode, load_private_key, public_key_b64, write_key_pair
 from ledger.keys import key_id as key_id_of
+from ledger.suite import DEFAULT_SUITE, Suite, suite_named, suite_of
 
 from .broker import DIE_WITH_PARENT, free_port
 
@@ -56,9 +57,14 @@ def write_hub_config(
     mqtt_url: str,
     http_port: int | None = None,
     origin: str = "test.swiftchain/ledger",
+    suite: Suite | str = DEFAULT_SUITE,
     **settings: Any,
 ) -> Path:
     """Write ``hub.toml`` and the hub's signing key ``hub.key`` into ``directory``.
+
+    ``hub.key`` is a key of ``suite`` (a :class:`ledger.suite.Suite` or its name), which
+    makes the hub's log one of that suite; a key already there is kept (a hub started
+    again on its files).
 
     Extra keyword arguments become settings (``batch_max_ms=2``, ``mqtt_protocol="v311"``);
     one given as None is left out (``public_url=None``: a hub that does not know its URL).
@@ -68,7 +74,7 @@ def write_hub_config(
     directory.mkdir(parents=True, exist_ok=True)
     key_path = directory / "hub.key"
     if not key_path.exists():
-        write_key_pair(key_path)
+        write_key_pair(key_path, suite=suite if isinstance(suite, Suite) else suite_named(suite))
     tag = uuid.uuid4().hex[:10]
     port = http_port if http_port is not None else free_port()
     values: dict[str, Any] = {
@@ -141,6 +147,17 @@ class HubHandle:
     def log_key(self) -> str:
         return self.get_text("/api/v1/ledger/key").strip()
 
+    @property
+    def signing_key_path(self) -> Path:
+        from gateway.settings import load_settings
+
+        return load_settings(self.config_path).signing_key
+
+    @property
+    def suite(self) -> Suite:
+        """The hub's crypto suite: its signing key's (``write_hub_config(suite=...)``)."""
+        return suite_of(load_private_key(self.signing_key_path))
+
     # -- HTTP helpers (blocking; the hub runs in another thread or process) --------------
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -188,12 +205,13 @@ class HubHandle:
                 break
         with self.key_store() as keys, LedgerReader(self.ledger_location, keys=keys) as reader:
             openings = reader.openings([i for i, _ in found])
+            suite = reader.suite
         views = []
         for index, leaf in found:
             held = openings.get(index)
             if held is not None:
                 assert PERSON in leaf and not set(held.fields) & set(leaf), (index, leaf)
-            views.append({**opened(leaf, held), "index": index})
+            views.append({**opened(leaf, held, suite), "index": index})
         return views
 
     def key_store(self) -> KeyStore:
@@ -236,10 +254,11 @@ class HubHandle:
         assert status == 201 or (status == 409 and answer["error"] == "org_exists"), answer
         self._orgs.add(org)
 
-    def new_key(self, name: str) -> tuple[Path, str, str]:
-        """A fresh key pair in the keys dir: (private key path, key id, public key b64)."""
+    def new_key(self, name: str, suite: Suite | None = None) -> tuple[Path, str, str]:
+        """A fresh key pair in the keys dir, of the hub's suite unless told: (private key
+        path, key id, public key b64)."""
         path = self.keys_dir / f"{name}-{uuid.uuid4().hex[:6]}.key"
-        key = write_key_pair(path)
+        key = write_key_pair(path, suite=suite or self.suite)
         return path, key_id_of(key.public_key()), public_key_b64(key.public_key())
 
     def register_source(
@@ -490,17 +509,27 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _handle(cls: type[HubHandle], directory: Path, mqtt_url: str, **settings: Any) -> Any:
+def _handle(
+    cls: type[HubHandle],
+    directory: Path,
+    mqtt_url: str,
+    *,
+    suite: Suite | str = DEFAULT_SUITE,
+    **settings: Any,
+) -> Any:
     port = free_port()
-    config = write_hub_config(directory, mqtt_url=mqtt_url, http_port=port, **settings)
+    config = write_hub_config(directory, mqtt_url=mqtt_url, http_port=port, suite=suite, **settings)
     keys = directory / "keys"
     keys.mkdir(exist_ok=True)
     return cls(config, f"http://127.0.0.1:{port}", mqtt_url, keys)
 
 
 @contextmanager
-def thread_hub(directory: Path, mqtt_url: str, **settings: Any) -> Iterator[ThreadHub]:
-    hub: ThreadHub = _handle(ThreadHub, directory, mqtt_url, **settings)
+def thread_hub(
+    directory: Path, mqtt_url: str, *, suite: Suite | str = DEFAULT_SUITE, **settings: Any
+) -> Iterator[ThreadHub]:
+    """A started :class:`ThreadHub` whose log is of ``suite`` (its hub key's)."""
+    hub: ThreadHub = _handle(ThreadHub, directory, mqtt_url, suite=suite, **settings)
     hub.start()
     try:
         yield hub
@@ -508,8 +537,11 @@ def thread_hub(directory: Path, mqtt_url: str, **settings: Any) -> Iterator[Thre
         hub.stop()
 
 
-def process_hub(directory: Path, mqtt_url: str, **settings: Any) -> ProcessHub:
-    hub: ProcessHub = _handle(ProcessHub, directory, mqtt_url, **settings)
+def process_hub(
+    directory: Path, mqtt_url: str, *, suite: Suite | str = DEFAULT_SUITE, **settings: Any
+) -> ProcessHub:
+    """A :class:`ProcessHub` (not started) whose log is of ``suite`` (its hub key's)."""
+    hub: ProcessHub = _handle(ProcessHub, directory, mqtt_url, suite=suite, **settings)
     return hub
 
 

@@ -6,14 +6,15 @@ import json
 from typing import Any
 
 from ledger.envelope import SignedRecord, seal
-from ledger.keys import Ed25519PrivateKey
+from ledger.keys import PrivateKey
 from tests.support.hub import records_topic
 
 PILOT, SOURCE, TYPE = "city-air", "station-1", "city.air-quality"
 TOPIC = records_topic(PILOT, SOURCE)
 
 
-def make(key: Ed25519PrivateKey, seq: int, **kw: Any) -> SignedRecord:
+def make(key: PrivateKey, seq: int, **kw: Any) -> SignedRecord:
+    """Record ``seq`` of the city-air station, signed (and committed) in ``key``'s suite."""
     fields: dict[str, Any] = {
         "pilot": PILOT,
         "source": SOURCE,

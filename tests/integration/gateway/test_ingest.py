@@ -1,4 +1,5 @@
-"""Records through a real Mosquitto into a real hub: what an agent would see."""
+"""Records through a real Mosquitto into a real hub: what an agent would see, on each
+crypto suite (``suite_hub``: Ed25519 and SHA-256, or SM2 and SM3)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,19 @@ import base64
 
 from ledger.checkpoint import NoteVerifier, verify_checkpoint
 from ledger.envelope import SignedRecord, utc_now
-from ledger.hashing import leaf_hash
 from ledger.keys import generate_key, load_private_key
 from ledger.proofs import verify_inclusion
 from tests.support.hub import MqttPeer, ThreadHub, records_topic
 from tests.support.records import PILOT, SOURCE, TOPIC, TYPE, edit, make
 
 
-async def test_valid_records_are_accepted_and_provable(running_hub: ThreadHub) -> None:
+async def test_valid_records_are_accepted_and_provable(suite_hub: ThreadHub) -> None:
+    running_hub = suite_hub
+    tree = running_hub.suite.tree
     key_path, _ = running_hub.register_source(PILOT, SOURCE, [TYPE])
     key = load_private_key(key_path)
     verifier = NoteVerifier.parse(running_hub.log_key)
+    assert verifier.suite is running_hub.suite
     async with MqttPeer(running_hub.mqtt_url) as peer:
         receipts = [await peer.send(make(key, seq)) for seq in range(1, 6)]
     assert [r["status"] for r in receipts] == ["accepted"] * 5
@@ -34,20 +37,22 @@ async def test_valid_records_are_accepted_and_provable(running_hub: ThreadHub) -
             cp.size,
             [bytes.fromhex(h) for h in proof["proof"]],
             cp.root_hash,
+            tree,
         )
         page = running_hub.get_json(
             f"/api/v1/ledger/entries?start={r['index']}&end={r['index'] + 1}"
         )
         entry = page["entries"][0]
         assert entry["kind"] == "record"
-        assert leaf_hash(base64.b64decode(entry["leaf"])).hex() == r["leaf_hash"]
+        assert tree.leaf(base64.b64decode(entry["leaf"])).hex() == r["leaf_hash"]
 
 
-async def test_every_bad_message_is_rejected_and_changes_nothing(running_hub: ThreadHub) -> None:
+async def test_every_bad_message_is_rejected_and_changes_nothing(suite_hub: ThreadHub) -> None:
+    running_hub = suite_hub
     key_path, _ = running_hub.register_source(PILOT, SOURCE, [TYPE])
     other_path, _ = running_hub.register_source(PILOT, "station-2", [TYPE])
     key, other = load_private_key(key_path), load_private_key(other_path)
-    stranger = generate_key()
+    stranger = generate_key(running_hub.suite)
     async with MqttPeer(running_hub.mqtt_url) as peer:
         first = await peer.send(make(key, 1))
         assert first["status"] == "accepted"
@@ -140,7 +145,8 @@ async def test_every_bad_message_is_rejected_and_changes_nothing(running_hub: Th
     assert {d["reason"] for d in letters} >= {"bad_signature", "oversize", "topic_mismatch"}
 
 
-async def test_rotation_and_revocation_take_effect(running_hub: ThreadHub) -> None:
+async def test_rotation_and_revocation_take_effect(suite_hub: ThreadHub) -> None:
+    running_hub = suite_hub
     key_path, old_id = running_hub.register_source(PILOT, SOURCE, [TYPE])
     old = load_private_key(key_path)
     before_rotation = utc_now()

@@ -3,7 +3,8 @@ assertion, records a patient's consent, the patient's device readings come in th
 broker, the hospital reads them; the consent is withdrawn with erasure, the same query is
 denied, the audit shows both decisions, the bodies are gone and the ledger verifies. On each
 store: the hub's ledger, access store and dead letters in SQLite files, or all three in a
-PostgreSQL database."""
+PostgreSQL database; and on each crypto suite, whose hash and signatures every commitment,
+proof and record is in."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from ledger.sealed import Opening
+from ledger.suite import ED25519_SHA256, SM2_SM3
 from ledger.verify import verify_ledger
 from tests.support.access import Device, HospitalClient, consent_document
 from tests.support.broker import Mosquitto
@@ -29,11 +31,12 @@ SUBJECT = "pt-7f3a9c21"
 
 @pytest.fixture
 def access_hub(
-    tmp_path: Path, hub_broker: Mosquitto, store_settings: dict[str, Any]
+    tmp_path: Path, hub_broker: Mosquitto, store_settings: dict[str, Any], suite: str
 ) -> Iterator[ThreadHub]:
-    """The access tests' hub (``hospital`` and ``auditor`` register with it), on each store."""
+    """The access tests' hub (``hospital`` and ``auditor`` register with it), on each store
+    and crypto suite."""
     hub: ThreadHub = _handle(
-        ThreadHub, tmp_path / "hub", hub_broker.url, batch_max_ms=2, **store_settings
+        ThreadHub, tmp_path / "hub", hub_broker.url, suite=suite, batch_max_ms=2, **store_settings
     )
     hub.start()
     try:
@@ -132,7 +135,11 @@ def test_consent_withdrawal_story(
         leaf = json.loads(base64.b64decode(public["leaf"]))
         assert SUBJECT not in json.dumps(leaf) and "reason" not in leaf
         opening = Opening(entry["opening"]["salt"], entry["opening"]["fields"])
-        assert opening.fields["subject"] == SUBJECT and opening.opens(leaf["person"])
+        assert opening.fields["subject"] == SUBJECT
+        # In the log's suite's hash (SM3 on sm2-sm3), and in no other.
+        other = SM2_SM3 if access_hub.suite is ED25519_SHA256 else ED25519_SHA256
+        assert opening.opens(leaf["person"], access_hub.suite)
+        assert not opening.opens(leaf["person"], other)
 
     # The bodies are gone, their hashes stay, and the ledger verifies.
     reader = access_hub.hub.ledger.reader
@@ -145,6 +152,7 @@ def test_consent_withdrawal_story(
     access_hub.stop()
     report = verify_ledger(access_hub.ledger_location)
     assert report.ok and report.erased == 3, report
+    assert report.suite == access_hub.suite.name
     with access_hub.key_store() as key_store:
         checked = verify_ledger(access_hub.ledger_location, keys=key_store)
     assert checked.ok and checked.unopened == 0 and checked.erased == 3, checked

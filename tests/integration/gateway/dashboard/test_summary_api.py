@@ -66,7 +66,11 @@ async def wait_for_no_streams(hub: ThreadHub) -> None:
     raise AssertionError(f"{monitor.streams} streams still open")
 
 
-async def test_records_over_mqtt_show_in_summary_and_stream(running_hub: ThreadHub) -> None:
+async def test_records_over_mqtt_show_in_summary_and_stream(
+    suite_hub: ThreadHub, suite: str
+) -> None:
+    # On each crypto suite: the dashboard re-verifies the log in its suite's tree hash.
+    running_hub = suite_hub
     key_path, _ = running_hub.register_source(PILOT, SOURCE, [TYPE])
     key = load_private_key(key_path)
     async with MqttPeer(running_hub.mqtt_url) as peer:
@@ -90,7 +94,11 @@ async def test_records_over_mqtt_show_in_summary_and_stream(running_hub: ThreadH
         ),
     )
     size = summary["ledger"]["size"]
-    assert summary["network"] == {"origin": "test.swiftchain/ledger", "status": "ok"}
+    assert summary["network"] == {
+        "origin": "test.swiftchain/ledger",
+        "suite": suite,
+        "status": "ok",
+    }
     assert summary["alerts"] == []
     assert summary["verification"]["verified_size"] == size == summary["checkpoint"]["size"]
     assert summary["ledger"]["records_by_pilot"] == {PILOT: 5}
