@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from ledger.suite import Suite, suite_named
 from tests.support.broker import Mosquitto
 from tests.support.hub import ThreadHub, thread_hub
 
@@ -91,10 +92,10 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(params=["ed25519-sha256", "sm2-sm3"], ids=["ed25519-sha256", "sm2-sm3"])
-def suite(request: pytest.FixtureRequest) -> str:
+def suite(request: pytest.FixtureRequest) -> Suite:
     """Each crypto suite a log can have (ledger/suite.py): tests taking it run once per
     suite, with keys of its kind."""
-    return str(request.param)
+    return suite_named(str(request.param))
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import pytest
 
 from gateway.cluster.wire import Hello, frame, read_to_front
 from ledger.keys import load_private_key
+from ledger.suite import Suite
 from tests.support.access import (
     ASSERTION_TYPE,
     AUDITOR,
@@ -56,7 +57,7 @@ def fronts_hub(
 
 @pytest.fixture
 def fronts_hub_on_each_suite(
-    tmp_path: Path, hub_broker: Mosquitto, monkeypatch: pytest.MonkeyPatch, suite: str
+    tmp_path: Path, hub_broker: Mosquitto, monkeypatch: pytest.MonkeyPatch, suite: Suite
 ) -> Iterator[ProcessHub]:
     """``fronts_hub`` on each crypto suite: every front end checks records in it."""
     monkeypatch.setenv("SWIFTCHAIN_HUB_WORKERS", "2")

@@ -33,7 +33,7 @@ from ledger.keys import (
 )
 from ledger.policy import parse_policy
 from ledger.proofs import verify_consistency, verify_inclusion
-from ledger.suite import ED25519_SHA256, SM2_SM3, suite_named
+from ledger.suite import ED25519_SHA256, SM2_SM3, Suite
 from ledger.tlogproof import verify_proof
 from ledger.tree import root_of
 from ledger.verify import verify_ledger
@@ -165,9 +165,9 @@ async def test_an_sm2_hub_refuses_records_of_the_other_suite(sm2_hub: ThreadHub)
         assert (await peer.send(make(key, 4)))["status"] == "accepted"
 
 
-def test_a_source_key_of_the_other_suite_is_refused(suite_hub: ThreadHub, suite: str) -> None:
+def test_a_source_key_of_the_other_suite_is_refused(suite_hub: ThreadHub, suite: Suite) -> None:
     hub = suite_hub
-    mine = suite_named(suite)
+    mine = suite
     other = SM2_SM3 if mine is ED25519_SHA256 else ED25519_SHA256
     _, _, public = hub.new_key("other", suite=other)
     hub.add_org()
@@ -189,17 +189,15 @@ def test_a_source_key_of_the_other_suite_is_refused(suite_hub: ThreadHub, suite:
     )
     assert (status, answer["error"]) == (409, "key_suite_mismatch"), answer
     assert len(hub.get_json(f"/api/v1/registry/keys?pilot={PILOT}")["keys"]) == 1
-    assert hub.get_json("/api/v1/ledger")["suite"] == suite
+    assert hub.get_json("/api/v1/ledger")["suite"] == suite.name
 
 
 def test_a_hub_whose_key_is_of_another_suite_than_its_ledger_does_not_start(
-    tmp_path: Path, hub_broker: Mosquitto, suite: str
+    tmp_path: Path, hub_broker: Mosquitto, suite: Suite
 ) -> None:
     """The hub key's suite is the log's: with another kind of key than the one that made the
     ledger, ``swiftchain hub`` stops at once, naming both suites."""
-    made, other = (
-        (ED25519_SHA256, SM2_SM3) if suite == ED25519_SHA256.name else (SM2_SM3, ED25519_SHA256)
-    )
+    made, other = suite, (SM2_SM3 if suite is ED25519_SHA256 else ED25519_SHA256)
     with thread_hub(tmp_path / "hub", hub_broker.url, suite=made) as first:
         first.register_source(PILOT, SOURCE, [TYPE])
     hub = process_hub(tmp_path / "hub", hub_broker.url, workers=0)

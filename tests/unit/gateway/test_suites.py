@@ -25,7 +25,7 @@ from ledger.envelope import MAX_RECORD_BYTES, seal
 from ledger.keys import PrivateKey, generate_key, key_id, public_key_b64, write_key_pair
 from ledger.queries import TailEntry
 from ledger.store import SUITE_META, LedgerReader
-from ledger.suite import ED25519_SHA256, SM2_SM3, Suite, suite_named
+from ledger.suite import ED25519_SHA256, SM2_SM3, Suite
 from pilots import consent_hash, parse_consent
 from tests.support.access import consent_document
 from tests.support.registry import apply_all
@@ -74,8 +74,8 @@ def checked(registry: Registry, raw: bytes) -> None:
     verify(precheck(TOPIC, raw, registry, max_bytes=MAX_RECORD_BYTES, received_at=RECEIVED))
 
 
-def test_the_registry_takes_keys_of_its_suite_only(suite: str) -> None:
-    mine = suite_named(suite)
+def test_the_registry_takes_keys_of_its_suite_only(suite: Suite) -> None:
+    mine = suite
     key = generate_key(mine)
     registry = registry_with(mine, key)
     (registered,) = registry.keys.values()
@@ -115,8 +115,8 @@ def test_a_key_entry_of_another_suite_registers_nothing() -> None:
     assert registry.keys == {} and registry.applied == 0
 
 
-def test_ingest_checks_signatures_and_commitments_in_the_logs_suite(suite: str) -> None:
-    mine = suite_named(suite)
+def test_ingest_checks_signatures_and_commitments_in_the_logs_suite(suite: Suite) -> None:
+    mine = suite
     key = generate_key(mine)
     registry = registry_with(mine, key)
     checked(registry, record_of(key))
@@ -132,8 +132,8 @@ def test_ingest_checks_signatures_and_commitments_in_the_logs_suite(suite: str) 
     assert mismatch.value.reason == "commitment_mismatch"
 
 
-def test_a_new_ledger_takes_the_hub_keys_suite_and_keeps_it(tmp_path: Path, suite: str) -> None:
-    mine = suite_named(suite)
+def test_a_new_ledger_takes_the_hub_keys_suite_and_keeps_it(tmp_path: Path, suite: Suite) -> None:
+    mine = suite
     write_key_pair(tmp_path / "hub.key", suite=mine)
     settings = HubSettings(db_path=tmp_path / "ledger.db", signing_key=tmp_path / "hub.key")
     ledger = open_ledger(settings)
@@ -156,8 +156,8 @@ def test_a_new_ledger_takes_the_hub_keys_suite_and_keeps_it(tmp_path: Path, suit
         assert reader.suite is mine and reader.size() == 0
 
 
-def test_the_dashboard_opens_leaves_in_the_logs_suite(suite: str) -> None:
-    mine = suite_named(suite)
+def test_the_dashboard_opens_leaves_in_the_logs_suite(suite: Suite) -> None:
+    mine = suite
     access = AccessEntry(
         at="2026-05-04T08:00:00Z",
         client="hospital-a-ehr",

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ledger.sealed import Opening
-from ledger.suite import ED25519_SHA256, SM2_SM3
+from ledger.suite import ED25519_SHA256, SM2_SM3, Suite
 from ledger.verify import verify_ledger
 from tests.support.access import Device, HospitalClient, consent_document
 from tests.support.broker import Mosquitto
@@ -31,7 +31,7 @@ SUBJECT = "pt-7f3a9c21"
 
 @pytest.fixture
 def access_hub(
-    tmp_path: Path, hub_broker: Mosquitto, store_settings: dict[str, Any], suite: str
+    tmp_path: Path, hub_broker: Mosquitto, store_settings: dict[str, Any], suite: Suite
 ) -> Iterator[ThreadHub]:
     """The access tests' hub (``hospital`` and ``auditor`` register with it), on each store
     and crypto suite."""

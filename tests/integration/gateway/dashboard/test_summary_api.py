@@ -17,6 +17,7 @@ import aiohttp
 from gateway.dashboard import DASHBOARD
 from ledger.envelope import seal
 from ledger.keys import generate_key, load_private_key
+from ledger.suite import Suite
 from tests.support.broker import Mosquitto
 from tests.support.city import ERASED, ORIGIN, SUBJECTS, seed_consents_and_access
 from tests.support.hub import MqttPeer, ThreadHub, records_topic, thread_hub
@@ -67,7 +68,7 @@ async def wait_for_no_streams(hub: ThreadHub) -> None:
 
 
 async def test_records_over_mqtt_show_in_summary_and_stream(
-    suite_hub: ThreadHub, suite: str
+    suite_hub: ThreadHub, suite: Suite
 ) -> None:
     # On each crypto suite: the dashboard re-verifies the log in its suite's tree hash.
     running_hub = suite_hub
@@ -96,7 +97,7 @@ async def test_records_over_mqtt_show_in_summary_and_stream(
     size = summary["ledger"]["size"]
     assert summary["network"] == {
         "origin": "test.swiftchain/ledger",
-        "suite": suite,
+        "suite": suite.name,
         "status": "ok",
     }
     assert summary["alerts"] == []

@@ -10,15 +10,15 @@ from ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.hashing import SHA256_TREE, SM3_TREE, TreeHash
 from ledger.keys import generate_key
 from ledger.queries import TailEntry
-from ledger.suite import suite_named
+from ledger.suite import Suite
 from ledger.tree import root_of
 
 ORIGIN = "test.swiftchain/ledger"
 
 
 @pytest.fixture
-def signer(suite: str) -> NoteSigner:
-    return NoteSigner(ORIGIN, generate_key(suite_named(suite)))
+def signer(suite: Suite) -> NoteSigner:
+    return NoteSigner(ORIGIN, generate_key(suite))
 
 
 @pytest.fixture
