@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from ledger.keys import Sm2PrivateKey, load_private_key
 from ledger.quorum import evaluate
 from ledger.store import LedgerReader
+from ledger.suite import SM2_SM3
 from ledger.verify import verify_ledger
 from pilots.trust import load_trust_policy
 
@@ -29,15 +31,17 @@ WITNESSES = {
 }
 
 
-def run_demo(workdir: Path, broker: str) -> subprocess.CompletedProcess[str]:
+def run_demo(
+    workdir: Path, broker: str, *extra: str, timeout: float = 85
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             *(SWIFTCHAIN, "demo", "--once", "--port", "0"),
-            *("--workdir", str(workdir), "--broker", broker, *SMALL),
+            *("--workdir", str(workdir), "--broker", broker, *SMALL, *extra),
         ],
         capture_output=True,
         text=True,
-        timeout=85,
+        timeout=timeout,
         env={**os.environ, "COLUMNS": "160"},
     )
 
@@ -115,3 +119,32 @@ def test_demo_once_with_embedded_broker(tmp_path: Path) -> None:
     result = run_demo(tmp_path / "demo", "embedded")
     check(result, tmp_path / "demo")
     assert "embedded amqtt broker" in result.stdout
+
+
+def test_demo_once_on_the_national_suite(tmp_path: Path) -> None:
+    """``--suite sm2-sm3``: the whole story on SM2 and SM3, every key of the run SM2."""
+    broker = (
+        "mosquitto"
+        if shutil.which("mosquitto") or os.access("/usr/sbin/mosquitto", os.X_OK)
+        else "embedded"
+    )
+    workdir = tmp_path / "demo"
+    # SM2 signs and verifies at a fraction of Ed25519's rate: a longer bound.
+    result = run_demo(workdir, broker, "--suite", "sm2-sm3", timeout=240)
+    check(result, workdir)
+    assert "Crypto suite: sm2-sm3" in result.stdout
+    with LedgerReader(workdir / "hub" / "ledger.db") as reader:
+        assert reader.suite is SM2_SM3
+    assert verify_ledger(workdir / "hub" / "ledger.db").suite == "sm2-sm3"
+    keys = [
+        p
+        for p in workdir.rglob("*")
+        if p.is_file() and p.read_bytes().startswith(b"-----BEGIN PRIVATE KEY")
+    ]
+    assert keys, "the run's private keys"
+    for path in keys:
+        assert isinstance(load_private_key(path), Sm2PrivateKey), path
+    # The alliance's trust policy: the log's key and every witness's are SM2 keys.
+    policy = load_trust_policy(workdir / "trust-policy.yaml")
+    assert [log.verifier.suite for log in policy.logs] == [SM2_SM3]
+    assert {w.key.suite for w in policy.witnesses} == {SM2_SM3}
