@@ -429,13 +429,19 @@ def main() -> None:
             out = asyncio.run(run(args)) if store == "sqlite" else pg_round(args, server)
             print_round(args, out)
             rounds[store].append(out)
-    rows = store_figures(args, rounds, server)
+    show_compared(args, store_figures(args, rounds, server), "PostgreSQL", "SQLite")
+
+
+def show_compared(args: argparse.Namespace, rows: list[Figure], ours: str, theirs: str) -> None:
+    """Print rows of figures each beside its yardstick (``ours``, ``theirs``: the labels),
+    and write them for ``--json``."""
+    width = max(len(ours), len(theirs))
     print()
     for row in rows:
         print(row.measure)
         if row.beside:
-            print(f"    PostgreSQL {row.result}\n    SQLite     {row.beside}")
-            print(f"    ratio      {row.ratio}")
+            print(f"    {ours:<{width}} {row.result}\n    {theirs:<{width}} {row.beside}")
+            print(f"    {'ratio':<{width}} {row.ratio}")
         else:
             print(f"    {row.result}")
     if args.json:
@@ -457,16 +463,7 @@ def suite_rounds(args: argparse.Namespace) -> None:
             print_round(args, out)
             rounds[suite].append(out)
     rows = suite_figures(args, rounds, sm2_verify_ceiling())
-    print()
-    for row in rows:
-        print(row.measure)
-        if row.beside:
-            print(f"    sm2-sm3        {row.result}\n    ed25519-sha256 {row.beside}")
-            print(f"    ratio          {row.ratio}")
-        else:
-            print(f"    {row.result}")
-    if args.json:
-        write_figures(args.json, rows)
+    show_compared(args, rows, "sm2-sm3", "ed25519-sha256")
 
 
 def suite_figures(

@@ -16,7 +16,7 @@ from gateway.dashboard.tally import LogTally, consent_states, fold
 from gateway.errors import ConfigError, RegistryError
 from gateway.hub_ledger import open_ledger
 from gateway.ingest.checks import Rejected, precheck, verify
-from gateway.registry.changes import plan_key_rotate, plan_org_add, plan_source_add
+from gateway.registry.changes import plan_key_rotate
 from gateway.registry.state import Registry, parse_time
 from gateway.settings import HubSettings
 from ledger.canonical import canonical_json
@@ -28,7 +28,7 @@ from ledger.store import SUITE_META, LedgerReader
 from ledger.suite import ED25519_SHA256, SM2_SM3, Suite
 from pilots import consent_hash, parse_consent
 from tests.support.access import consent_document
-from tests.support.registry import apply_all
+from tests.support.registry import apply_all, registry_with
 
 TOPIC = "swiftchain/v1/city-air/station-1/records"
 RECEIVED = parse_time("2026-03-01T10:00:05Z")
@@ -36,26 +36,6 @@ RECEIVED = parse_time("2026-03-01T10:00:05Z")
 
 def other_than(suite: Suite) -> Suite:
     return SM2_SM3 if suite is ED25519_SHA256 else ED25519_SHA256
-
-
-def registry_with(suite: Suite, key: PrivateKey) -> Registry:
-    """city-air/station-1 with ``key``, on a log of ``suite``."""
-    r = Registry(suite=suite)
-    apply_all(r, plan_org_add(r, "city", name="City", actor="test"))
-    apply_all(
-        r,
-        plan_source_add(
-            r,
-            pilot="city-air",
-            source="station-1",
-            org="city",
-            types=["city.air-quality"],
-            public_key=public_key_b64(key.public_key()),
-            actor="test",
-            valid_from="2026-01-01T00:00:00Z",
-        ),
-    )
-    return r
 
 
 def record_of(key: PrivateKey, seq: int = 1) -> bytes:
@@ -77,7 +57,7 @@ def checked(registry: Registry, raw: bytes) -> None:
 def test_the_registry_takes_keys_of_its_suite_only(suite: Suite) -> None:
     mine = suite
     key = generate_key(mine)
-    registry = registry_with(mine, key)
+    registry = registry_with(key, mine)
     (registered,) = registry.keys.values()
     assert registered.key_id == key_id(key.public_key())
     assert mine.owns(registered.public_key)
@@ -118,7 +98,7 @@ def test_a_key_entry_of_another_suite_registers_nothing() -> None:
 def test_ingest_checks_signatures_and_commitments_in_the_logs_suite(suite: Suite) -> None:
     mine = suite
     key = generate_key(mine)
-    registry = registry_with(mine, key)
+    registry = registry_with(key, mine)
     checked(registry, record_of(key))
     # A key of the other suite is no key of this registry's, whichever it is.
     with pytest.raises(Rejected) as unknown:
