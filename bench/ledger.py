@@ -212,7 +212,9 @@ def main() -> None:
         "--verify-only", action="store_true", help="only the full verify of signed entries"
     )
     parser.add_argument(
-        "--sm2-only", action="store_true", help="only the full verify of an sm2-sm3 ledger"
+        "--sm2-only",
+        action="store_true",
+        help="only the full verifies: of an sm2-sm3 ledger beside an Ed25519 one",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here (for make bench)")
     args = parser.parse_args()
@@ -229,6 +231,7 @@ def main() -> None:
         finish(rows, args.json)
         return
     if args.sm2_only:
+        rows.append(verify_row(args.rebuild))  # the Ed25519 ledger's, beside it
         rows.append(sm2_verify_row(args.rebuild))
         finish(rows, args.json)
         return
