@@ -17,7 +17,7 @@ records handles either kind the same way; :mod:`ledger.suite` says which kind a 
 
 gmalglib was measured against tongsuopy, gmssl-fast, gmssl_pyx and the pure-Python gmssl
 on this project's 2-core machines (bench/suites.py): it signs 3-5x faster than the next,
-and verifies at about half tongsuopy's rate, whose build reports an OpenSSL 1.1.1h base
+and verifies at 0.65-0.75x the rate of tongsuopy, whose build reports an OpenSSL 1.1.1h base
 from 2020; it is a self-contained C extension with no other dependency. It holds the GIL:
 a hub spreads SM2 verification over its front-end processes, not threads.
 """
