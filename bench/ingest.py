@@ -451,6 +451,28 @@ def show_compared(args: argparse.Namespace, rows: list[Figure], ours: str, their
 SUITES_COMPARED = ("ed25519-sha256", "sm2-sm3")
 
 
+def compared(
+    measure: str,
+    ours: list[dict[str, Any]],
+    theirs: list[dict[str, Any]],
+    value: Any,
+    text: Any,
+    unit: str,
+) -> Figure:
+    """One figure of rounds ``ours`` beside the same rounds of ``theirs``, round by round,
+    with each round's ratio ours / theirs and their mean."""
+    ratios = [value(a) / value(b) for a, b in zip(ours, theirs, strict=True)]
+    return Figure(
+        measure,
+        " / ".join(text(r) for r in ours),
+        target="report",
+        value=sum(ratios) / len(ratios),
+        unit=unit,
+        beside=" / ".join(text(r) for r in theirs),
+        ratio=ratio_text(ratios),
+    )
+
+
 def suite_rounds(args: argparse.Namespace) -> None:
     """``--suite alternate``: ed25519, sm2, ed25519, sm2 (``--store-rounds`` pairs)."""
     from bench.suites import sm2_verify_ceiling
@@ -475,16 +497,7 @@ def suite_figures(
     on = f"ingest on sm2-sm3 beside ed25519-sha256, {args.publishers} publishers ({workers})"
 
     def row(measure: str, value: Any, text: Any) -> Figure:
-        ratios = [value(a) / value(b) for a, b in zip(sm2, ed, strict=True)]
-        return Figure(
-            measure,
-            " / ".join(text(r) for r in sm2),
-            target="report",
-            value=sum(ratios) / len(ratios),
-            unit="x ed25519-sha256",
-            beside=" / ".join(text(r) for r in ed),
-            ratio=ratio_text(ratios),
-        )
+        return compared(measure, sm2, ed, value, text, "x ed25519-sha256")
 
     rows = [
         row(
@@ -551,16 +564,7 @@ def store_figures(
     )
 
     def row(measure: str, value: Any, text: Any, unit: str) -> Figure:
-        ratios = [value(p) / value(q) for p, q in zip(pg, sq, strict=True)]
-        return Figure(
-            measure,
-            " / ".join(text(r) for r in pg),
-            target="report",
-            value=sum(ratios) / len(ratios),
-            unit=unit,
-            beside=" / ".join(text(r) for r in sq),
-            ratio=ratio_text(ratios),
-        )
+        return compared(measure, pg, sq, value, text, unit)
 
     rows = [
         row(
