@@ -7,11 +7,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ledger.suite import DEFAULT_SUITE, Suite
 from tests.support.broker import DIE_WITH_PARENT, free_port
@@ -162,3 +162,19 @@ def alliance_hub(
     finally:
         for w in witnesses:
             w.kill()
+
+
+#: An alliance's rounds are quick in tests; every wait of :func:`until` is bounded by this.
+WAIT_S = 60.0
+
+
+def until(what: str, probe: Callable[[], Any]) -> Any:
+    """``probe()``'s first truthy answer, polled every 50 ms for at most WAIT_S."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {WAIT_S} s: {what}")
+        time.sleep(0.05)

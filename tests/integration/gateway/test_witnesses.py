@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,23 +22,10 @@ from swiftchain.tlogproofs import prove_from_hub, prove_from_ledger
 from tests.support.broker import Mosquitto
 from tests.support.hub import MqttPeer, ThreadHub
 from tests.support.records import PILOT, SOURCE, TYPE, make
-from tests.support.witnesses import WitnessProcess, alliance_hub
+from tests.support.witnesses import WitnessProcess, alliance_hub, until
 
 ORIGIN = "test.swiftchain/ledger"
 SWIFTCHAIN = str(Path(sys.executable).with_name("swiftchain"))
-#: Rounds are quick here; every wait below is bounded by this.
-WAIT_S = 60.0
-
-
-def until(what: str, probe: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {WAIT_S} s: {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ its hash round after round, and cosign with keys of either kind; the quorum is m
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +12,9 @@ from ledger.policy import parse_policy
 from ledger.quorum import evaluate
 from ledger.suite import ED25519_SHA256, SM2_SM3, Suite
 from tests.support.broker import Mosquitto
-from tests.support.witnesses import alliance_hub
+from tests.support.witnesses import alliance_hub, until
 
 ORIGIN = "test.swiftchain/ledger"
-#: Rounds are quick here; every wait below is bounded by this.
-WAIT_S = 60.0
-
-
-def until(what: str, probe: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {WAIT_S} s: {what}")
-        time.sleep(0.05)
 
 
 def test_the_witnesses_cosign_a_log_of_either_suite(
